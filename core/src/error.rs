@@ -1,0 +1,38 @@
+//! Kafka error codes as data. Handlers put these in responses; they are never panics.
+
+/// A Kafka protocol error code (the `error_code` field of responses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErrorCode(pub i16);
+
+impl ErrorCode {
+    pub const NONE: ErrorCode = ErrorCode(0);
+    pub const UNKNOWN_SERVER_ERROR: ErrorCode = ErrorCode(-1);
+    pub const OFFSET_OUT_OF_RANGE: ErrorCode = ErrorCode(1);
+    pub const CORRUPT_MESSAGE: ErrorCode = ErrorCode(2);
+    pub const UNKNOWN_TOPIC_OR_PARTITION: ErrorCode = ErrorCode(3);
+    pub const INVALID_FETCH_SIZE: ErrorCode = ErrorCode(4);
+    pub const LEADER_NOT_AVAILABLE: ErrorCode = ErrorCode(5);
+    pub const NOT_LEADER_OR_FOLLOWER: ErrorCode = ErrorCode(6);
+    pub const REQUEST_TIMED_OUT: ErrorCode = ErrorCode(7);
+    pub const MESSAGE_TOO_LARGE: ErrorCode = ErrorCode(10);
+    pub const INVALID_TOPIC_EXCEPTION: ErrorCode = ErrorCode(17);
+    pub const RECORD_LIST_TOO_LARGE: ErrorCode = ErrorCode(18);
+    pub const NOT_ENOUGH_REPLICAS: ErrorCode = ErrorCode(19);
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: ErrorCode = ErrorCode(20);
+    pub const INVALID_REQUIRED_ACKS: ErrorCode = ErrorCode(21);
+    pub const INVALID_TIMESTAMP: ErrorCode = ErrorCode(32);
+    pub const UNSUPPORTED_VERSION: ErrorCode = ErrorCode(35);
+    pub const TOPIC_ALREADY_EXISTS: ErrorCode = ErrorCode(36);
+    pub const INVALID_PARTITIONS: ErrorCode = ErrorCode(37);
+    pub const INVALID_REPLICATION_FACTOR: ErrorCode = ErrorCode(38);
+    pub const INVALID_REQUEST: ErrorCode = ErrorCode(42);
+    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: ErrorCode = ErrorCode(43);
+    pub const POLICY_VIOLATION: ErrorCode = ErrorCode(44);
+    pub const INVALID_CONFIG: ErrorCode = ErrorCode(40);
+    pub const KAFKA_STORAGE_ERROR: ErrorCode = ErrorCode(56);
+    pub const INVALID_RECORD: ErrorCode = ErrorCode(87);
+
+    pub fn is_ok(self) -> bool {
+        self == ErrorCode::NONE
+    }
+}
