@@ -1,0 +1,1 @@
+//! Strata's own Kafka client, built on `kafka-protocol`.
