@@ -212,6 +212,8 @@ pub struct FlushPlan {
     segment_sizes: Vec<(Offset, u64)>,
     /// Segments whose indexes this plan syncs.
     sealed_indexes: Vec<Offset>,
+    /// The directory generation `dirs` makes durable.
+    dir_generation: u64,
 }
 
 impl FlushPlan {

@@ -31,8 +31,11 @@ pub struct PartitionLog {
     pub(super) log_start_offset: Offset,
     /// Every offset below this is fsynced.
     pub(super) flushed_offset: Offset,
-    /// The directory has creations or removals not yet made durable.
-    pub(super) dir_sync_pending: bool,
+    /// Bumped at every creation or removal in the directory.
+    pub(super) dir_generation: u64,
+    /// The `dir_generation` a completed flush last made durable. Generations, not a flag, so that
+    /// overlapping flush plans may complete in any order without losing a pending directory sync.
+    pub(super) dir_synced_generation: u64,
     /// An IO error made the log's durable state unknown: refuse everything (fsync EIO).
     pub(super) failed: bool,
     /// Reused buffer for stamping offsets into a copy of the producer's batches.
@@ -240,11 +243,15 @@ impl PartitionLog {
         let seg = Segment::create(&*self.storage, &dir, base)
             .map_err(io_err("create segment", &log_path(&dir, base)))?;
         self.segments.insert(base, seg);
-        self.dir_sync_pending = true;
+        self.dir_generation += 1;
         Ok(())
     }
 
     /// Prepares a group commit covering everything appended so far; `None` if all is durable.
+    ///
+    /// Plans may overlap: a new plan may begin while an older one executes, and they may
+    /// complete in any order. Each plan syncs every file with bytes not yet covered by a
+    /// *completed* plan, so whichever completes establishes its own `up_to` on its own.
     pub fn begin_flush(&mut self) -> Option<FlushPlan> {
         if self.failed {
             return None;
@@ -263,7 +270,7 @@ impl PartitionLog {
                 sealed_indexes.push(seg.base_offset);
             }
         }
-        let dirs = if self.dir_sync_pending {
+        let dirs = if self.dir_generation > self.dir_synced_generation {
             vec![self.dir.clone()]
         } else {
             Vec::new()
@@ -278,6 +285,7 @@ impl PartitionLog {
             storage: self.storage.clone(),
             segment_sizes,
             sealed_indexes,
+            dir_generation: self.dir_generation,
         })
     }
 
@@ -297,7 +305,7 @@ impl PartitionLog {
             }
         }
         if !plan.dirs.is_empty() {
-            self.dir_sync_pending = false;
+            self.dir_synced_generation = self.dir_synced_generation.max(plan.dir_generation);
         }
         // A truncation between plan and completion may have moved the log end below `up_to`.
         let up_to = plan
@@ -389,6 +397,24 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// The record with the largest timestamp (ListOffsets `-3`, KIP-734): the first one that has
+    /// it, exact for uncompressed batches (see [`PartitionLog::offset_for_timestamp`]).
+    pub fn max_timestamp(&self) -> Result<Option<TimestampOffset>, LogError> {
+        self.check_not_failed()?;
+        let mut best: Option<&Segment> = None;
+        for seg in self.segments.values() {
+            if seg.max_timestamp >= 0 && best.is_none_or(|b| seg.max_timestamp > b.max_timestamp) {
+                best = Some(seg);
+            }
+        }
+        let Some(seg) = best else { return Ok(None) };
+        let found = seg.find_timestamp(seg.max_timestamp).map_err(io_err(
+            "timestamp lookup",
+            &log_path(&self.dir, seg.base_offset),
+        ))?;
+        Ok(found.map(|(offset, timestamp)| TimestampOffset { offset, timestamp }))
+    }
+
     /// Deletes whole non-active segments whose newest timestamp is older than `retention.ms`,
     /// then the oldest non-active segments while the log is bigger than `retention.bytes`.
     /// Advances the log start offset.
@@ -426,7 +452,7 @@ impl PartitionLog {
                 .next()
                 .expect("the active segment remains");
             self.flushed_offset = self.flushed_offset.max(self.log_start_offset);
-            self.dir_sync_pending = true;
+            self.dir_generation += 1;
             report.log_start_offset = self.log_start_offset;
         }
         self.assert_invariants();
@@ -466,7 +492,7 @@ impl PartitionLog {
         for base in doomed {
             self.delete_segment_files(base)?;
             self.segments.remove(&base);
-            self.dir_sync_pending = true;
+            self.dir_generation += 1;
         }
         let dir = self.dir.clone();
         let seg = self.active_mut();

@@ -75,12 +75,12 @@ pub fn open(
         ..Default::default()
     };
     let mut segments = BTreeMap::new();
-    let mut dir_sync_pending = false;
+    let mut dir_changed = false;
     if bases.is_empty() {
         let seg = Segment::create(&*storage, &dir, Offset::ZERO)
             .map_err(io_err("create segment", &dir))?;
         segments.insert(Offset::ZERO, seg);
-        dir_sync_pending = true;
+        dir_changed = true;
     }
 
     // Offsets below the recovery point were fsynced once; without a checkpoint, none are known.
@@ -99,7 +99,7 @@ pub fn open(
                     .remove_file(&p)
                     .map_err(io_err("remove torn segment", &p))?;
             }
-            dir_sync_pending = true;
+            dir_changed = true;
             continue;
         }
         let is_last = i + 1 == bases.len();
@@ -178,7 +178,7 @@ pub fn open(
         segments.insert(base, seg);
     }
     let log_start_offset = *segments.keys().next().expect("at least one segment");
-    if dir_sync_pending {
+    if dir_changed {
         storage
             .sync_dir(&dir)
             .map_err(io_err("sync log dir", &dir))?;
@@ -196,7 +196,8 @@ pub fn open(
         log_start_offset,
         // Every scanned segment was synced above; trusted ones lie below the recovery point.
         flushed_offset: log_end_offset,
-        dir_sync_pending: false,
+        dir_generation: 0,
+        dir_synced_generation: 0,
         failed: false,
         scratch: Vec::new(),
     };

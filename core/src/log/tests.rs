@@ -501,3 +501,53 @@ proptest! {
         }
     }
 }
+
+/// Overlapping group commits may complete out of order without losing a pending directory sync.
+#[test]
+fn overlapping_flushes_complete_in_any_order() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, small_config());
+    for i in 0..20 {
+        log.append(&batch(i, 2, 0), EPOCH, 0).expect("append");
+    }
+    let older = log.begin_flush().expect("plan");
+    for i in 20..40 {
+        log.append(&batch(i, 2, 0), EPOCH, 0).expect("append");
+    }
+    let newer = log.begin_flush().expect("plan");
+    assert!(newer.up_to > older.up_to);
+    newer.execute().expect("sync");
+    log.complete_flush(&newer);
+    older.execute().expect("sync");
+    log.complete_flush(&older);
+    assert_eq!(log.flushed_offset(), newer.up_to);
+    log.roll().expect("roll");
+    let with_dir = log
+        .begin_flush()
+        .expect("the new segment needs a directory sync");
+    log.roll().ok();
+    log.append(&batch(99, 1, 0), EPOCH, 0).expect("append");
+    log.roll().expect("roll again: another directory change");
+    log.complete_flush(&with_dir);
+    let again = log
+        .begin_flush()
+        .expect("the later directory change is still pending");
+    assert!(!again.dirs.is_empty());
+}
+
+#[test]
+fn max_timestamp_finds_the_first_record_with_it() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, small_config());
+    assert_eq!(log.max_timestamp().expect("lookup"), None);
+    for (i, ts) in [50, 900, 20, 900, 300].iter().enumerate() {
+        log.append(&batch(i, 1, *ts), EPOCH, 0).expect("append");
+    }
+    assert_eq!(
+        log.max_timestamp().expect("lookup"),
+        Some(TimestampOffset {
+            offset: Offset(1),
+            timestamp: 900
+        })
+    );
+}
