@@ -36,6 +36,8 @@
 //! State machines that come later (replica/ISR, controller, group coordinator) follow the
 //! `step(now, input, &mut outputs)` / `next_deadline()` contract described in ARCHITECTURE.md.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod batch;
 pub mod error;
 pub mod log;

@@ -41,6 +41,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
 }
 
 /// One open file.
+#[allow(clippy::len_without_is_empty)]
 pub trait StorageFile: Send + Sync + fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// Reads up to `buf.len()` bytes at `offset`; returns fewer only at end of file.
@@ -104,6 +105,20 @@ impl MemStorage {
     /// The file at `path`, if any (for tests).
     pub fn file(&self, path: &Path) -> Option<Arc<MemFile>> {
         self.files().get(path).cloned()
+    }
+
+    /// An independent copy of every file (for tests that try many damages of one disk image).
+    pub fn deep_clone(&self) -> MemStorage {
+        let copy = MemStorage::new();
+        for (path, file) in self.files().iter() {
+            copy.files().insert(
+                path.clone(),
+                Arc::new(MemFile {
+                    data: Mutex::new(file.contents()),
+                }),
+            );
+        }
+        copy
     }
 
     /// Every file path, sorted (for tests).

@@ -1,10 +1,35 @@
 //! The partition log: an append-only sequence of record batches in segment files.
 //!
-//! PUBLIC API FIXED BY THE INTEGRATOR — the implementation (submodules) fills the bodies.
-//! See ARCHITECTURE.md for the on-disk formats.
+//! ## Layout of a log directory (`<log.dirs>/<topic>-<partition>/`)
+//!
+//! ```text
+//! 00000000000000000000.log         batches, verbatim, back to back (see crate::batch)
+//! 00000000000000000000.index       sparse offset -> position (see index)
+//! 00000000000000000000.timeindex   sparse timestamp -> offset (see index)
+//! 00000000000000052341.log         next segment, named by its base offset
+//! ...
+//! recovery-point                   text: "0\n<offset>\n", every offset below is fsynced
+//! ```
+//!
+//! ## Invariants
+//! - Offsets are dense and increasing: each batch starts where the previous ended; segment `n+1`
+//!   starts at segment `n`'s log end offset.
+//! - `log_start_offset <= flushed_offset <= log_end_offset`; everything below `flushed_offset`
+//!   survives a crash (group commit: one [`FlushPlan`] fsyncs every file with unsynced bytes).
+//! - Only the newest (active) segment is written; retention deletes whole older segments.
+//! - Nothing corrupt is served: every batch is CRC-checked when it is read.
+//!
+//! ## Recovery (at open)
+//! Segments that may hold bytes written after the last `recovery-point` checkpoint, and any
+//! segment whose index is unsound, are scanned batch by batch and re-indexed. A batch that fails
+//! validation above the recovery point starts a torn tail: it and everything after it is cut
+//! (nothing there was acknowledged, because acknowledgement waits for the flush that would have
+//! covered it). Below the recovery point a failed batch with intact framing is corruption of
+//! fsynced data: it is kept, reported in the [`RecoveryReport`], and refused on every read with
+//! `CORRUPT_MESSAGE`, while the valid data after it stays readable.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,7 +38,16 @@ use thiserror::Error;
 use crate::batch::{BatchError, TimestampType};
 use crate::error::ErrorCode;
 use crate::storage::{Storage, StorageFile};
-use crate::types::{LeaderEpoch, Offset};
+use crate::types::Offset;
+
+mod index;
+mod partition_log;
+mod recovery;
+mod segment;
+#[cfg(test)]
+mod tests;
+
+pub use partition_log::PartitionLog;
 
 /// Per-log settings, named after Kafka's topic configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +111,18 @@ pub enum LogError {
     },
     #[error("log at {0} has failed (an earlier fsync or write error) and refuses all operations")]
     Failed(PathBuf),
+}
+
+/// Wraps an IO error with the operation and file it happened on.
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(io::Error) -> LogError + 'a {
+    move |source| LogError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl LogError {
@@ -157,10 +203,15 @@ pub struct RetentionReport {
 /// with [`PartitionLog::fail`].
 #[derive(Debug)]
 pub struct FlushPlan {
+    /// Every offset below this is durable once the plan has executed.
     pub up_to: Offset,
     files: Vec<Arc<dyn StorageFile>>,
     dirs: Vec<PathBuf>,
     storage: Arc<dyn Storage>,
+    /// `(segment base offset, log bytes covered)`, applied by `complete_flush`.
+    segment_sizes: Vec<(Offset, u64)>,
+    /// Segments whose indexes this plan syncs.
+    sealed_indexes: Vec<Offset>,
 }
 
 impl FlushPlan {
@@ -172,118 +223,5 @@ impl FlushPlan {
             self.storage.sync_dir(d)?;
         }
         Ok(())
-    }
-}
-
-/// One partition's log.
-#[derive(Debug)]
-pub struct PartitionLog {
-    // filled by the implementation
-}
-
-#[allow(unused_variables)]
-impl PartitionLog {
-    /// Opens the log in `dir` (creating it if empty), recovering as described in the module docs.
-    pub fn open(
-        storage: Arc<dyn Storage>,
-        dir: PathBuf,
-        config: LogConfig,
-        now_ms: i64,
-    ) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        todo!()
-    }
-
-    pub fn dir(&self) -> &Path {
-        todo!()
-    }
-
-    pub fn config(&self) -> &LogConfig {
-        todo!()
-    }
-
-    /// Applies new settings (DescribeConfigs/AlterConfigs, CreatePartitions); takes effect on the
-    /// next append / retention pass.
-    pub fn set_config(&mut self, config: LogConfig) {
-        todo!()
-    }
-
-    pub fn log_start_offset(&self) -> Offset {
-        todo!()
-    }
-
-    pub fn log_end_offset(&self) -> Offset {
-        todo!()
-    }
-
-    /// Every offset below this is fsynced.
-    pub fn flushed_offset(&self) -> Offset {
-        todo!()
-    }
-
-    /// Total bytes of all segments.
-    pub fn size_bytes(&self) -> u64 {
-        todo!()
-    }
-
-    /// Validates a producer's record set, assigns offsets from the log end offset, stamps
-    /// `leader_epoch`, and writes it to the active segment (rolling first if needed). No fsync.
-    pub fn append(
-        &mut self,
-        records: &[u8],
-        leader_epoch: LeaderEpoch,
-        now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
-        todo!()
-    }
-
-    /// Prepares a group commit covering everything appended so far; `None` if all is flushed.
-    pub fn begin_flush(&mut self) -> Option<FlushPlan> {
-        todo!()
-    }
-
-    /// Records that `plan` executed successfully.
-    pub fn complete_flush(&mut self, plan: &FlushPlan) {
-        todo!()
-    }
-
-    /// Marks the log failed after an IO error that may have lost acknowledged-to-be data (fsync
-    /// EIO): every later operation returns [`LogError::Failed`].
-    pub fn fail(&mut self) {
-        todo!()
-    }
-
-    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes` (but at
-    /// least one whole batch, KIP-74), never including a batch that ends at or beyond `upper_bound`
-    /// (the high watermark).
-    pub fn read(
-        &self,
-        offset: Offset,
-        max_bytes: usize,
-        upper_bound: Offset,
-    ) -> Result<ReadResult, LogError> {
-        todo!()
-    }
-
-    /// The earliest offset whose timestamp is at or after `timestamp_ms`, or `None`.
-    pub fn offset_for_timestamp(
-        &self,
-        timestamp_ms: i64,
-    ) -> Result<Option<TimestampOffset>, LogError> {
-        todo!()
-    }
-
-    /// Deletes whole non-active segments past `retention.ms` / `retention.bytes`.
-    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<RetentionReport, LogError> {
-        todo!()
-    }
-
-    /// Removes every offset at or after `offset` (follower truncation, KIP-101).
-    pub fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError> {
-        todo!()
-    }
-
-    /// Deletes the log's directory and everything in it (DeleteTopics).
-    pub fn delete(self) -> Result<(), LogError> {
-        todo!()
     }
 }

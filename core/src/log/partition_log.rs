@@ -1,0 +1,510 @@
+//! [`PartitionLog`]: appends, group commit, reads, timestamp lookups, retention, truncation.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::batch::{self, TimestampType};
+use crate::storage::Storage;
+use crate::types::{LeaderEpoch, Offset};
+
+use super::segment::{Segment, index_path, log_path, time_index_path};
+use super::{
+    AppendInfo, FlushPlan, LogConfig, LogError, ReadResult, RecoveryReport, RetentionReport,
+    TimestampOffset, io_err,
+};
+
+/// One partition's log. See the module docs for layout and invariants.
+#[derive(Debug)]
+pub struct PartitionLog {
+    /// The disk, through the storage seam.
+    pub(super) storage: Arc<dyn Storage>,
+    /// `<log.dirs>/<topic>-<partition>`.
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    /// Segments by base offset; never empty; the last is the active one.
+    pub(super) segments: BTreeMap<Offset, Segment>,
+    /// First offset still in the log (the first segment's base offset).
+    pub(super) log_start_offset: Offset,
+    /// Every offset below this is fsynced.
+    pub(super) flushed_offset: Offset,
+    /// The directory has creations or removals not yet made durable.
+    pub(super) dir_sync_pending: bool,
+    /// An IO error made the log's durable state unknown: refuse everything (fsync EIO).
+    pub(super) failed: bool,
+    /// Reused buffer for stamping offsets into a copy of the producer's batches.
+    pub(super) scratch: Vec<u8>,
+}
+
+impl PartitionLog {
+    /// Opens (recovering) or creates the log in `dir`. See the module docs.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: PathBuf,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(PartitionLog, RecoveryReport), LogError> {
+        super::recovery::open(storage, dir, config, now_ms)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Applies new settings; they take effect on the next append / retention pass.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.active().next_offset
+    }
+
+    /// Every offset below this is fsynced.
+    pub fn flushed_offset(&self) -> Offset {
+        self.flushed_offset
+    }
+
+    /// Total bytes of all segments' `.log` files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    /// Number of segments (for tests and metrics).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub(super) fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn check_not_failed(&self) -> Result<(), LogError> {
+        if self.failed {
+            Err(LogError::Failed(self.dir.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(super) fn assert_invariants(&self) {
+        assert!(
+            self.log_start_offset <= self.flushed_offset,
+            "log start {} > flushed {}",
+            self.log_start_offset,
+            self.flushed_offset
+        );
+        assert!(
+            self.flushed_offset <= self.log_end_offset(),
+            "flushed {} > log end {}",
+            self.flushed_offset,
+            self.log_end_offset()
+        );
+        let first = self.segments.keys().next().copied();
+        assert_eq!(
+            first,
+            Some(self.log_start_offset),
+            "log start offset is the first segment's base"
+        );
+    }
+
+    /// Validates a producer's record set, assigns offsets from the log end offset, stamps
+    /// `leader_epoch` (and the broker time for `LogAppendTime` logs), and writes it to the active
+    /// segment, rolling first if needed. Nothing is fsynced here: see [`PartitionLog::begin_flush`].
+    pub fn append(
+        &mut self,
+        records: &[u8],
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_not_failed()?;
+        let headers = batch::validate_produce(records, self.config.max_message_bytes as usize)?;
+        let record_count: i64 = headers
+            .iter()
+            .map(|h| i64::from(h.last_offset_delta) + 1)
+            .sum();
+        self.maybe_roll(records.len() as u64, record_count, now_ms)?;
+
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let first_offset = self.log_end_offset();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(records);
+        let mut next = first_offset;
+        let mut pos = 0;
+        for h in &headers {
+            let b = &mut scratch[pos..pos + h.total_size()];
+            batch::assign_offset(b, next, leader_epoch);
+            if log_append_time {
+                batch::set_log_append_time(b, now_ms);
+            }
+            next = Offset(next.0 + i64::from(h.last_offset_delta) + 1);
+            pos += h.total_size();
+        }
+        let result = self.write_batches(&scratch, now_ms);
+        self.scratch = scratch;
+        result?;
+        assert_eq!(
+            self.log_end_offset(),
+            next,
+            "append advanced the log end offset by the record count"
+        );
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: Offset(next.0 - 1),
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+            bytes: records.len(),
+        })
+    }
+
+    /// Writes already-stamped batches at the end of the active segment and indexes them. On a
+    /// write error the segment is cut back to where it was, so no partial batch stays visible.
+    fn write_batches(&mut self, stamped: &[u8], now_ms: i64) -> Result<(), LogError> {
+        let interval = self.config.index_interval_bytes;
+        let dir = self.dir.clone();
+        let seg = self.active_mut();
+        let start = seg.size;
+        let (base, next) = (seg.base_offset, seg.next_offset);
+        if let Err(e) = seg.log.write_at(stamped, start) {
+            if seg.truncate(start, next).is_err() {
+                self.failed = true;
+            }
+            return Err(io_err("append", &log_path(&dir, base))(e));
+        }
+        let mut pos = 0usize;
+        for item in batch::BatchIter::new(stamped) {
+            let (_, h) = item.expect("batches were validated before stamping");
+            seg.on_batch(start + pos as u64, &h, Some(interval), Some(now_ms))
+                .map_err(io_err("index", &index_path(&dir, base)))?;
+            pos += h.total_size();
+        }
+        assert_eq!(pos, stamped.len(), "every stamped byte belongs to a batch");
+        Ok(())
+    }
+
+    /// Starts a new segment if the next `bytes` (holding `records` offsets) would overflow the
+    /// active one (`segment.bytes`, a full index, relative offsets past `i32::MAX`), or if it is
+    /// older than `segment.ms`.
+    fn maybe_roll(&mut self, bytes: u64, records: i64, now_ms: i64) -> Result<(), LogError> {
+        let cfg = &self.config;
+        let seg = self.active();
+        if seg.is_empty() {
+            return Ok(());
+        }
+        let full = seg.size + bytes > cfg.segment_bytes;
+        let index_full = seg.offset_index.size_bytes() + 8 > u64::from(cfg.segment_index_bytes)
+            || seg.time_index.size_bytes() + 12 > u64::from(cfg.segment_index_bytes);
+        let offsets_full = seg.next_offset.0 + records - seg.base_offset.0 > i64::from(i32::MAX);
+        let aged = seg
+            .first_batch_time_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) > cfg.segment_ms);
+        if full || index_full || offsets_full || aged {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self) -> Result<(), LogError> {
+        self.check_not_failed()?;
+        let base = self.log_end_offset();
+        if self.active().base_offset == base {
+            return Ok(()); // already empty
+        }
+        let dir = self.dir.clone();
+        self.active_mut()
+            .seal()
+            .map_err(io_err("seal", &time_index_path(&dir, base)))?;
+        let seg = Segment::create(&*self.storage, &dir, base)
+            .map_err(io_err("create segment", &log_path(&dir, base)))?;
+        self.segments.insert(base, seg);
+        self.dir_sync_pending = true;
+        Ok(())
+    }
+
+    /// Prepares a group commit covering everything appended so far; `None` if all is durable.
+    pub fn begin_flush(&mut self) -> Option<FlushPlan> {
+        if self.failed {
+            return None;
+        }
+        let mut files = Vec::new();
+        let mut segment_sizes = Vec::new();
+        let mut sealed_indexes = Vec::new();
+        for seg in self.segments.values() {
+            if seg.size > seg.synced_size {
+                files.push(seg.log.clone());
+                segment_sizes.push((seg.base_offset, seg.size));
+            }
+            if seg.index_sync_pending {
+                files.push(seg.offset_index.file().clone());
+                files.push(seg.time_index.file().clone());
+                sealed_indexes.push(seg.base_offset);
+            }
+        }
+        let dirs = if self.dir_sync_pending {
+            vec![self.dir.clone()]
+        } else {
+            Vec::new()
+        };
+        if files.is_empty() && dirs.is_empty() && self.flushed_offset == self.log_end_offset() {
+            return None;
+        }
+        Some(FlushPlan {
+            up_to: self.log_end_offset(),
+            files,
+            dirs,
+            storage: self.storage.clone(),
+            segment_sizes,
+            sealed_indexes,
+        })
+    }
+
+    /// Records that `plan` executed successfully.
+    pub fn complete_flush(&mut self, plan: &FlushPlan) {
+        if self.failed {
+            return;
+        }
+        for (base, size) in &plan.segment_sizes {
+            if let Some(seg) = self.segments.get_mut(base) {
+                seg.synced_size = seg.synced_size.max((*size).min(seg.size));
+            }
+        }
+        for base in &plan.sealed_indexes {
+            if let Some(seg) = self.segments.get_mut(base) {
+                seg.index_sync_pending = false;
+            }
+        }
+        if !plan.dirs.is_empty() {
+            self.dir_sync_pending = false;
+        }
+        // A truncation between plan and completion may have moved the log end below `up_to`.
+        let up_to = plan
+            .up_to
+            .min(self.log_end_offset())
+            .max(self.log_start_offset);
+        self.flushed_offset = self.flushed_offset.max(up_to);
+        self.assert_invariants();
+    }
+
+    /// Marks the log failed: every later operation returns [`LogError::Failed`]. Called when an
+    /// fsync failed, since the kernel may have dropped the dirty pages it could not write.
+    pub fn fail(&mut self) {
+        self.failed = true;
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Reads whole, CRC-checked batches from the one containing `offset`: up to `max_bytes` but at
+    /// least one batch (KIP-74), none reaching `upper_bound` (the high watermark). Reads stay in
+    /// one segment; the caller fetches again from where the result ends.
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper_bound: Offset,
+    ) -> Result<ReadResult, LogError> {
+        self.check_not_failed()?;
+        let log_end_offset = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset,
+            });
+        }
+        let upper_bound = upper_bound.min(log_end_offset);
+        if offset >= upper_bound {
+            return Ok(ReadResult::default());
+        }
+        let Some((_, seg)) = self.segments.range(..=offset).next_back() else {
+            return Ok(ReadResult::default());
+        };
+        let read = seg
+            .read(offset, max_bytes, upper_bound)
+            .map_err(io_err("read", &log_path(&self.dir, seg.base_offset)))?;
+        if read.records.is_empty() {
+            if let Some(at) = read.corrupt_at {
+                return Err(LogError::Corrupt {
+                    offset: at,
+                    segment: seg.base_offset,
+                    position: 0,
+                });
+            }
+            if offset >= seg.next_offset && offset < upper_bound {
+                // A hole left by recovery between two segments: data that cannot be served.
+                return Err(LogError::Corrupt {
+                    offset,
+                    segment: seg.base_offset,
+                    position: seg.size,
+                });
+            }
+        }
+        Ok(ReadResult {
+            records: Bytes::from(read.records),
+            corrupt_at: read.corrupt_at,
+        })
+    }
+
+    /// The earliest offset whose record timestamp is at or after `timestamp_ms` (ListOffsets by
+    /// time), with that record's timestamp; `None` if every record is older. Exact for
+    /// uncompressed batches; for compressed ones the batch's first offset (see `segment`).
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<TimestampOffset>, LogError> {
+        self.check_not_failed()?;
+        for seg in self.segments.values() {
+            let found = seg.find_timestamp(timestamp_ms).map_err(io_err(
+                "timestamp lookup",
+                &log_path(&self.dir, seg.base_offset),
+            ))?;
+            if let Some((offset, timestamp)) = found {
+                return Ok(Some(TimestampOffset { offset, timestamp }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes whole non-active segments whose newest timestamp is older than `retention.ms`,
+    /// then the oldest non-active segments while the log is bigger than `retention.bytes`.
+    /// Advances the log start offset.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<RetentionReport, LogError> {
+        self.check_not_failed()?;
+        let mut report = RetentionReport {
+            log_start_offset: self.log_start_offset,
+            ..Default::default()
+        };
+        let mut total = self.size_bytes();
+        loop {
+            if self.segments.len() < 2 {
+                break;
+            }
+            let (&base, first) = self.segments.iter().next().expect("at least two segments");
+            let expired = self.config.retention_ms >= 0
+                && first.max_timestamp >= 0
+                && now_ms.saturating_sub(first.max_timestamp) > self.config.retention_ms;
+            let too_big = self.config.retention_bytes >= 0
+                && total.saturating_sub(first.size) >= self.config.retention_bytes as u64;
+            if !(expired || too_big) {
+                break;
+            }
+            let size = first.size;
+            self.delete_segment_files(base)?;
+            self.segments.remove(&base);
+            total -= size;
+            report.deleted_segments += 1;
+            report.deleted_bytes += size;
+        }
+        if report.deleted_segments > 0 {
+            self.log_start_offset = *self
+                .segments
+                .keys()
+                .next()
+                .expect("the active segment remains");
+            self.flushed_offset = self.flushed_offset.max(self.log_start_offset);
+            self.dir_sync_pending = true;
+            report.log_start_offset = self.log_start_offset;
+        }
+        self.assert_invariants();
+        Ok(report)
+    }
+
+    fn delete_segment_files(&self, base: Offset) -> Result<(), LogError> {
+        for path in [
+            log_path(&self.dir, base),
+            index_path(&self.dir, base),
+            time_index_path(&self.dir, base),
+        ] {
+            match self.storage.remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("delete segment", &path)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every batch that ends at or after `offset` (follower truncation, KIP-101). The log
+    /// end offset becomes the base offset of the first removed batch (at most `offset`).
+    pub fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError> {
+        self.check_not_failed()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let offset = offset.max(self.log_start_offset);
+        // Drop whole segments that start at or after the cut, keeping at least the first.
+        let doomed: Vec<Offset> = self
+            .segments
+            .range(offset..)
+            .map(|(b, _)| *b)
+            .filter(|b| *b > self.log_start_offset)
+            .collect();
+        for base in doomed {
+            self.delete_segment_files(base)?;
+            self.segments.remove(&base);
+            self.dir_sync_pending = true;
+        }
+        let dir = self.dir.clone();
+        let seg = self.active_mut();
+        let base = seg.base_offset;
+        // Find the batch containing `offset` and cut at its start.
+        let mut pos = 0u64;
+        let mut next = seg.base_offset;
+        while pos < seg.size {
+            let raw = crate::storage::read_vec(&*seg.log, pos, batch::HEADER_LEN)
+                .map_err(io_err("truncate", &log_path(&dir, base)))?;
+            let Ok(h) = batch::BatchHeader::parse(&raw) else {
+                break;
+            };
+            if h.last_offset() >= offset {
+                break;
+            }
+            pos += h.total_size() as u64;
+            next = h.next_offset();
+        }
+        seg.truncate(pos, next)
+            .map_err(io_err("truncate", &log_path(&dir, base)))?;
+        self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
+        self.assert_invariants();
+        Ok(())
+    }
+
+    /// Deletes the log's directory and everything in it (DeleteTopics).
+    pub fn delete(self) -> Result<(), LogError> {
+        self.storage
+            .remove_dir_all(&self.dir)
+            .map_err(io_err("delete log", &self.dir))
+    }
+
+    /// Persists `flushed_offset` as the recovery point (see the module docs). Call it on clean
+    /// shutdown after the last flush, and periodically. Writes a temporary file, syncs it, renames
+    /// it over the old one and syncs the directory, so a crash leaves the old or the new value.
+    pub fn checkpoint_recovery_point(&mut self) -> Result<(), LogError> {
+        self.check_not_failed()?;
+        super::recovery::write_recovery_point(&*self.storage, &self.dir, self.flushed_offset)
+    }
+}

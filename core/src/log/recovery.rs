@@ -1,0 +1,229 @@
+//! Opening a log: finding segments, scanning what may be torn, cutting torn tails, rebuilding
+//! indexes, and the `recovery-point` checkpoint. The rules are in the parent module's docs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::storage::{Storage, read_vec};
+use crate::types::Offset;
+
+use super::segment::{Segment, index_path, log_path, parse_log_name, time_index_path};
+use super::{CorruptBatch, LogConfig, LogError, PartitionLog, RecoveryReport, io_err};
+
+const RECOVERY_POINT: &str = "recovery-point";
+const RECOVERY_POINT_TMP: &str = "recovery-point.tmp";
+
+/// Reads the `recovery-point` file: `"0\n<offset>\n"` (format version, then the offset).
+/// A missing or unreadable file means nothing is known to be durable.
+pub fn read_recovery_point(storage: &dyn Storage, dir: &Path) -> Option<Offset> {
+    let names = storage.list_dir(dir).ok()?;
+    if !names.iter().any(|n| n == RECOVERY_POINT) {
+        return None;
+    }
+    let file = storage.open(&dir.join(RECOVERY_POINT)).ok()?;
+    let len = file.len().ok()?;
+    let raw = read_vec(&*file, 0, usize::try_from(len.min(64)).ok()?).ok()?;
+    let text = std::str::from_utf8(&raw).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != "0" {
+        return None;
+    }
+    let offset: i64 = lines.next()?.trim().parse().ok()?;
+    (offset >= 0).then_some(Offset(offset))
+}
+
+/// Writes the `recovery-point` file atomically (temp file, sync, rename, directory sync).
+pub fn write_recovery_point(
+    storage: &dyn Storage,
+    dir: &Path,
+    offset: Offset,
+) -> Result<(), LogError> {
+    let tmp = dir.join(RECOVERY_POINT_TMP);
+    let file = storage.open(&tmp).map_err(io_err("checkpoint", &tmp))?;
+    let text = format!("0\n{}\n", offset.0);
+    file.set_len(0).map_err(io_err("checkpoint", &tmp))?;
+    file.write_at(text.as_bytes(), 0)
+        .map_err(io_err("checkpoint", &tmp))?;
+    file.sync_data().map_err(io_err("checkpoint", &tmp))?;
+    let dst = dir.join(RECOVERY_POINT);
+    storage
+        .rename(&tmp, &dst)
+        .map_err(io_err("checkpoint", &dst))?;
+    storage.sync_dir(dir).map_err(io_err("checkpoint", dir))
+}
+
+pub fn open(
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    config: LogConfig,
+    now_ms: i64,
+) -> Result<(PartitionLog, RecoveryReport), LogError> {
+    let _ = now_ms; // segment ages come from batch timestamps after a restart, as in Kafka
+    storage
+        .create_dir_all(&dir)
+        .map_err(io_err("create log dir", &dir))?;
+    let names = storage
+        .list_dir(&dir)
+        .map_err(io_err("list log dir", &dir))?;
+    let bases: Vec<Offset> = names.iter().filter_map(|n| parse_log_name(n)).collect();
+    remove_orphans(&*storage, &dir, &names, &bases)?;
+    let recovery_point = read_recovery_point(&*storage, &dir);
+
+    let mut report = RecoveryReport {
+        segments: bases.len(),
+        ..Default::default()
+    };
+    let mut segments = BTreeMap::new();
+    let mut dir_sync_pending = false;
+    if bases.is_empty() {
+        let seg = Segment::create(&*storage, &dir, Offset::ZERO)
+            .map_err(io_err("create segment", &dir))?;
+        segments.insert(Offset::ZERO, seg);
+        dir_sync_pending = true;
+    }
+
+    // Offsets below the recovery point were fsynced once; without a checkpoint, none are known.
+    let recovery_point = recovery_point.unwrap_or(bases.first().copied().unwrap_or(Offset::ZERO));
+    let mut expected: Option<Offset> = None;
+    let mut cut_rest = false;
+    for (i, &base) in bases.iter().enumerate() {
+        let path = log_path(&dir, base);
+        if cut_rest {
+            for p in [
+                path.clone(),
+                index_path(&dir, base),
+                time_index_path(&dir, base),
+            ] {
+                storage
+                    .remove_file(&p)
+                    .map_err(io_err("remove torn segment", &p))?;
+            }
+            dir_sync_pending = true;
+            continue;
+        }
+        let is_last = i + 1 == bases.len();
+        let next_base = bases.get(i + 1).copied();
+        let (mut seg, sound) =
+            Segment::open(&*storage, &dir, base, is_last).map_err(io_err("open segment", &path))?;
+        if let Some(e) = expected
+            && e != base
+        {
+            tracing::error!(dir = %dir.display(), segment = base.0, expected = e.0, "offsets missing between segments: they cannot be served");
+            report.corrupt_batches.push(CorruptBatch {
+                segment: base,
+                position: 0,
+                offset: e,
+            });
+        }
+        let may_be_unflushed = next_base.is_none_or(|n| n > recovery_point);
+        if !sound {
+            report.rebuilt_indexes += 1;
+        }
+        if may_be_unflushed || !sound {
+            seg.offset_index
+                .clear()
+                .map_err(io_err("rebuild index", &index_path(&dir, base)))?;
+            seg.time_index
+                .clear()
+                .map_err(io_err("rebuild index", &time_index_path(&dir, base)))?;
+            let scan = seg
+                .scan(0, base, recovery_point, true, config.index_interval_bytes)
+                .map_err(io_err("scan segment", &path))?;
+            for (position, offset) in &scan.corrupt {
+                tracing::error!(dir = %dir.display(), segment = base.0, position, offset = offset.0, "corrupt batch in fsynced data: kept, never served");
+                report.corrupt_batches.push(CorruptBatch {
+                    segment: base,
+                    position: *position,
+                    offset: *offset,
+                });
+            }
+            let file_len = seg.log.len().map_err(io_err("scan segment", &path))?;
+            if scan.torn {
+                let cut = file_len - scan.valid_end;
+                let lost_durable = seg.next_offset < recovery_point;
+                if lost_durable {
+                    tracing::error!(dir = %dir.display(), segment = base.0, position = scan.valid_end, offset = seg.next_offset.0, bytes = cut, "damaged batch below the recovery point: cutting the segment here");
+                    report.corrupt_batches.push(CorruptBatch {
+                        segment: base,
+                        position: scan.valid_end,
+                        offset: seg.next_offset,
+                    });
+                } else {
+                    tracing::warn!(dir = %dir.display(), segment = base.0, position = scan.valid_end, bytes = cut, "torn tail cut");
+                }
+                report.truncated_bytes += cut;
+                let next = seg.next_offset;
+                seg.truncate(scan.valid_end, next)
+                    .map_err(io_err("truncate torn tail", &path))?;
+                // Later segments can hold acknowledged data only if this tail was durable.
+                cut_rest = !lost_durable;
+            }
+            // What a crashed process left in the page cache is not durable yet: make it so before
+            // it counts as flushed (and becomes visible below the high watermark).
+            seg.log
+                .sync_data()
+                .map_err(io_err("sync recovered segment", &path))?;
+            seg.synced_size = seg.size;
+            if !is_last {
+                seg.seal()
+                    .map_err(io_err("seal", &time_index_path(&dir, base)))?;
+            }
+        } else {
+            // Trusted sealed segment: fully below the recovery point and soundly indexed.
+            seg.next_offset = next_base.expect("only non-last segments are trusted");
+            seg.max_timestamp = seg.time_index.last().map_or(-1, |e| e.timestamp);
+        }
+        expected = Some(seg.next_offset);
+        segments.insert(base, seg);
+    }
+    let log_start_offset = *segments.keys().next().expect("at least one segment");
+    if dir_sync_pending {
+        storage
+            .sync_dir(&dir)
+            .map_err(io_err("sync log dir", &dir))?;
+    }
+    let log_end_offset = segments
+        .values()
+        .next_back()
+        .expect("at least one segment")
+        .next_offset;
+    let log = PartitionLog {
+        storage,
+        dir,
+        config,
+        segments,
+        log_start_offset,
+        // Every scanned segment was synced above; trusted ones lie below the recovery point.
+        flushed_offset: log_end_offset,
+        dir_sync_pending: false,
+        failed: false,
+        scratch: Vec::new(),
+    };
+    log.assert_invariants();
+    Ok((log, report))
+}
+
+/// Removes index files without a `.log` and leftover temporary files.
+fn remove_orphans(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    bases: &[Offset],
+) -> Result<(), LogError> {
+    for name in names {
+        let stem = name
+            .strip_suffix(".index")
+            .or_else(|| name.strip_suffix(".timeindex"));
+        let orphan_index = stem.is_some_and(|s| {
+            parse_log_name(&format!("{s}.log")).is_none_or(|b| !bases.contains(&b))
+        });
+        if orphan_index || name == RECOVERY_POINT_TMP {
+            let p = dir.join(name);
+            storage
+                .remove_file(&p)
+                .map_err(io_err("remove orphan", &p))?;
+        }
+    }
+    Ok(())
+}

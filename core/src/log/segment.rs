@@ -1,0 +1,476 @@
+//! A segment: one `.log` file of consecutive record batches plus its two sparse indexes.
+//!
+//! Files are named by the segment's base offset in 20 digits (Kafka's naming):
+//! `00000000000000001234.log`, `.index`, `.timeindex`. The `.log` file is the batches, verbatim,
+//! back to back. Within a segment the batches' offsets are dense: each batch starts where the
+//! previous one ended, the first at the base offset.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{BatchHeader, HEADER_LEN, TimestampType, validate_batch};
+use crate::storage::{Storage, StorageFile, read_vec};
+use crate::types::Offset;
+
+use super::index::{Index, OffsetEntry, TimeEntry};
+
+pub fn log_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{:020}.log", base.0))
+}
+pub fn index_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{:020}.index", base.0))
+}
+pub fn time_index_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{:020}.timeindex", base.0))
+}
+
+/// Parses a `.log` file name into its base offset.
+pub fn parse_log_name(name: &str) -> Option<Offset> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse::<i64>().ok().map(Offset)
+}
+
+/// One segment.
+#[derive(Debug)]
+pub struct Segment {
+    /// Offset of the first batch; also the segment's name.
+    pub base_offset: Offset,
+    /// The `.log` file.
+    pub log: Arc<dyn StorageFile>,
+    pub offset_index: Index<OffsetEntry>,
+    pub time_index: Index<TimeEntry>,
+    /// Bytes of valid batches in `.log` (the file is never longer after recovery).
+    pub size: u64,
+    /// Bytes of `.log` known to be on disk (fsynced).
+    pub synced_size: u64,
+    /// The sealed segment's indexes still need one fsync.
+    pub index_sync_pending: bool,
+    /// Offset right after the last batch (the segment's log end offset).
+    pub next_offset: Offset,
+    /// Largest batch `maxTimestamp` in the segment, -1 if none (time retention and lookups).
+    pub max_timestamp: i64,
+    /// Base offset of the last batch (for the seal-time `.timeindex` entry).
+    pub last_batch_offset: Option<Offset>,
+    /// Bytes appended since the last index entry (`index.interval.bytes`).
+    pub bytes_since_index: u64,
+    /// When the segment's first batch arrived, for `segment.ms`.
+    pub first_batch_time_ms: Option<i64>,
+}
+
+/// What a scan of a segment's batches found.
+#[derive(Debug, Default)]
+pub struct ScanOutcome {
+    /// Position after the last valid batch (where a torn tail starts, if any).
+    pub valid_end: u64,
+    /// Corrupt batches that valid data follows: `(position, stored base offset)`.
+    pub corrupt: Vec<(u64, Offset)>,
+    /// The scan stopped at an invalid batch that no valid data follows.
+    pub torn: bool,
+}
+
+/// Batches read from a segment.
+#[derive(Debug, Default)]
+pub struct SegmentRead {
+    pub records: Vec<u8>,
+    /// The read stopped at a corrupt batch that should have started at this offset.
+    pub corrupt_at: Option<Offset>,
+}
+
+impl Segment {
+    /// Creates a new, empty segment.
+    pub fn create(storage: &dyn Storage, dir: &Path, base: Offset) -> io::Result<Segment> {
+        let log = storage.open(&log_path(dir, base))?;
+        log.set_len(0)?;
+        let (offset_index, _) = Index::load(storage.open(&index_path(dir, base))?, true)?;
+        let (time_index, _) = Index::load(storage.open(&time_index_path(dir, base))?, true)?;
+        let mut seg = Segment::from_parts(base, log, offset_index, time_index, 0);
+        seg.offset_index.clear()?;
+        seg.time_index.clear()?;
+        Ok(seg)
+    }
+
+    /// Opens an existing segment's files. Returns the segment and whether its indexes look sound.
+    /// `next_offset` and the timestamps are only known after [`Segment::scan`] or from the index.
+    pub fn open(
+        storage: &dyn Storage,
+        dir: &Path,
+        base: Offset,
+        active: bool,
+    ) -> io::Result<(Segment, bool)> {
+        let log = storage.open(&log_path(dir, base))?;
+        let size = log.len()?;
+        let (offset_index, sorted_o) =
+            Index::<OffsetEntry>::load(storage.open(&index_path(dir, base))?, active)?;
+        let (time_index, sorted_t) =
+            Index::<TimeEntry>::load(storage.open(&time_index_path(dir, base))?, active)?;
+        let in_bounds = offset_index
+            .last()
+            .is_none_or(|e| u64::from(e.position) < size);
+        let seg = Segment::from_parts(base, log, offset_index, time_index, size);
+        Ok((seg, sorted_o && sorted_t && in_bounds))
+    }
+
+    fn from_parts(
+        base: Offset,
+        log: Arc<dyn StorageFile>,
+        offset_index: Index<OffsetEntry>,
+        time_index: Index<TimeEntry>,
+        size: u64,
+    ) -> Segment {
+        Segment {
+            base_offset: base,
+            log,
+            offset_index,
+            time_index,
+            size,
+            synced_size: size,
+            index_sync_pending: false,
+            next_offset: base,
+            max_timestamp: -1,
+            last_batch_offset: None,
+            bytes_since_index: 0,
+            first_batch_time_ms: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub fn relative(&self, offset: Offset) -> u32 {
+        let rel = offset.0 - self.base_offset.0;
+        assert!(
+            (0..=i64::from(u32::MAX)).contains(&rel),
+            "offset {offset} outside segment {}",
+            self.base_offset
+        );
+        rel as u32
+    }
+
+    /// Records a batch just written (or found by a scan) at `position`: sizes, timestamps and,
+    /// when `index_interval` is given, index entries every `index.interval.bytes`.
+    pub fn on_batch(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+        index_interval: Option<u32>,
+        now_ms: Option<i64>,
+    ) -> io::Result<()> {
+        assert_eq!(
+            header.base_offset, self.next_offset,
+            "batches in a segment are dense"
+        );
+        assert_eq!(position, self.size, "batches in a segment are back to back");
+        if let Some(interval) = index_interval
+            && self.bytes_since_index >= u64::from(interval)
+        {
+            let position = u32::try_from(position).expect("segment.bytes is capped below 4 GiB");
+            self.offset_index.append(OffsetEntry {
+                relative_offset: self.relative(header.base_offset),
+                position,
+            })?;
+            self.bytes_since_index = 0;
+            self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+            self.maybe_time_entry(header.base_offset)?;
+        }
+        self.bytes_since_index += header.total_size() as u64;
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        self.size += header.total_size() as u64;
+        self.next_offset = header.next_offset();
+        self.last_batch_offset = Some(header.base_offset);
+        if self.first_batch_time_ms.is_none() {
+            self.first_batch_time_ms = Some(now_ms.unwrap_or(header.max_timestamp));
+        }
+        Ok(())
+    }
+
+    fn maybe_time_entry(&mut self, offset: Offset) -> io::Result<()> {
+        let newer = self
+            .time_index
+            .last()
+            .is_none_or(|e| self.max_timestamp > e.timestamp);
+        let later = self
+            .time_index
+            .last()
+            .is_none_or(|e| self.relative(offset) >= e.relative_offset);
+        if self.max_timestamp >= 0 && newer && later {
+            self.time_index.append(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: self.relative(offset),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Seals the segment when a newer one becomes active: a final `.timeindex` entry covering
+    /// every batch, and the index caches dropped.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if let Some(last) = self.last_batch_offset {
+            self.maybe_time_entry(last)?;
+        }
+        self.offset_index.seal();
+        self.time_index.seal();
+        self.index_sync_pending = true;
+        Ok(())
+    }
+
+    /// The header of the batch at `position`, if a plausible one lies wholly before `limit`.
+    fn read_header(&self, position: u64, limit: u64) -> io::Result<Option<BatchHeader>> {
+        if position + HEADER_LEN as u64 > limit {
+            return Ok(None);
+        }
+        let raw = read_vec(&*self.log, position, HEADER_LEN)?;
+        Ok(BatchHeader::parse(&raw).ok())
+    }
+
+    /// Reads and validates (CRC and header) the whole batch at `position`, if it ends by `limit`.
+    fn read_valid_batch(&self, position: u64, limit: u64) -> io::Result<Option<BatchHeader>> {
+        let Some(header) = self.read_header(position, limit)? else {
+            return Ok(None);
+        };
+        let total = header.total_size() as u64;
+        if position + total > limit {
+            return Ok(None);
+        }
+        let raw = read_vec(&*self.log, position, total as usize)?;
+        Ok(validate_batch(&raw).ok())
+    }
+
+    /// Walks and validates every batch from `position` (where a batch starting at `offset` must
+    /// be) to the end of the file, setting sizes and timestamps and — when `reindex` — the
+    /// indexes (which the caller has cleared).
+    ///
+    /// A batch that fails validation is *corruption* if it lies below `recovery_point` (so it was
+    /// fsynced once) and a valid batch with a higher offset follows it: it is kept, reported and
+    /// stepped over. Otherwise it starts a *torn tail*: the scan stops there and the caller cuts.
+    pub fn scan(
+        &mut self,
+        position: u64,
+        offset: Offset,
+        recovery_point: Offset,
+        reindex: bool,
+        interval: u32,
+    ) -> io::Result<ScanOutcome> {
+        let file_size = self.log.len()?;
+        self.size = position;
+        self.next_offset = offset;
+        let index_interval = reindex.then_some(interval);
+        let mut out = ScanOutcome::default();
+        let mut pos = position;
+        while pos < file_size {
+            let valid = self
+                .read_valid_batch(pos, file_size)?
+                .filter(|h| h.base_offset == self.next_offset);
+            if let Some(h) = valid {
+                self.on_batch(pos, &h, index_interval, None)?;
+                pos += h.total_size() as u64;
+                continue;
+            }
+            let mut follower = None;
+            if self.next_offset < recovery_point
+                && let Some(bad) = self.read_header(pos, file_size)?
+            {
+                let next_pos = pos + bad.total_size() as u64;
+                let next = self.read_valid_batch(next_pos, file_size)?;
+                follower = next
+                    .filter(|n| n.base_offset > self.next_offset)
+                    .map(|n| (bad, next_pos, n));
+            }
+            let Some((bad, next_pos, next)) = follower else {
+                out.torn = true;
+                break;
+            };
+            out.corrupt.push((pos, bad.base_offset));
+            // Step over the corrupt batch; the batch after it resumes the dense chain.
+            self.size = next_pos;
+            self.bytes_since_index += next_pos - pos;
+            self.next_offset = next.base_offset;
+            pos = next_pos;
+        }
+        out.valid_end = pos;
+        assert_eq!(self.size, pos, "scan accounts for every byte it accepts");
+        Ok(out)
+    }
+
+    /// Cuts the segment at `position` (a batch boundary) where the batch at `next_offset` starts.
+    pub fn truncate(&mut self, position: u64, next_offset: Offset) -> io::Result<()> {
+        self.log.set_len(position)?;
+        self.size = position;
+        self.synced_size = self.synced_size.min(position);
+        self.next_offset = next_offset;
+        let rel = i64::from(self.relative(next_offset));
+        self.offset_index.truncate_keys_from(rel)?;
+        while self
+            .time_index
+            .last()
+            .is_some_and(|e| i64::from(e.relative_offset) >= rel)
+        {
+            let n = self.time_index.len() - 1;
+            self.time_index.truncate_entries(n)?;
+        }
+        if self.size == 0 {
+            self.last_batch_offset = None;
+            self.first_batch_time_ms = None;
+            self.max_timestamp = -1;
+        }
+        Ok(())
+    }
+
+    /// Position and header of the batch containing `offset`, `Ok(None)` if the segment ends
+    /// first, or `Err(offset)` when an unreadable header is in the way (corruption).
+    fn locate(&self, offset: Offset) -> io::Result<Result<Option<(u64, BatchHeader)>, Offset>> {
+        let rel = offset.0 - self.base_offset.0;
+        let mut pos = match self.offset_index.floor(rel)? {
+            Some(e) => u64::from(e.position),
+            None => 0,
+        };
+        loop {
+            if pos >= self.size {
+                return Ok(Ok(None));
+            }
+            let Some(h) = self.read_header(pos, self.size)? else {
+                return Ok(Err(offset));
+            };
+            if pos + h.total_size() as u64 > self.size {
+                return Ok(Err(h.base_offset));
+            }
+            if h.last_offset() >= offset {
+                return Ok(Ok(Some((pos, h))));
+            }
+            pos += h.total_size() as u64;
+        }
+    }
+
+    /// Reads whole, CRC-checked batches from the one containing `offset`: at most `max_bytes`
+    /// but at least one batch (KIP-74), none reaching `upper_bound`.
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper_bound: Offset,
+    ) -> io::Result<SegmentRead> {
+        let (pos, first) = match self.locate(offset)? {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(SegmentRead::default()),
+            Err(at) => {
+                return Ok(SegmentRead {
+                    records: Vec::new(),
+                    corrupt_at: Some(at),
+                });
+            }
+        };
+        if first.next_offset() > upper_bound {
+            return Ok(SegmentRead::default());
+        }
+        let available = (self.size - pos) as usize;
+        let len = max_bytes.max(first.total_size()).min(available);
+        let mut buf = read_vec(&*self.log, pos, len)?;
+        let mut end = 0;
+        let mut corrupt_at = None;
+        while end < buf.len() {
+            let rest = &buf[end..];
+            let Ok(h) = BatchHeader::parse(rest) else {
+                if rest.len() >= HEADER_LEN {
+                    corrupt_at = Some(Offset(-1));
+                }
+                break;
+            };
+            if h.total_size() > rest.len() {
+                break;
+            }
+            if validate_batch(&rest[..h.total_size()]).is_err() {
+                corrupt_at = Some(h.base_offset);
+                break;
+            }
+            if h.next_offset() > upper_bound {
+                break;
+            }
+            end += h.total_size();
+        }
+        if let Some(Offset(-1)) = corrupt_at {
+            corrupt_at = Some(offset);
+        }
+        buf.truncate(end);
+        Ok(SegmentRead {
+            records: buf,
+            corrupt_at,
+        })
+    }
+
+    /// The first record at or after `timestamp_ms` in this segment: `(offset, timestamp)`.
+    pub fn find_timestamp(&self, timestamp_ms: i64) -> io::Result<Option<(Offset, i64)>> {
+        if self.max_timestamp < timestamp_ms {
+            return Ok(None);
+        }
+        // Every batch up to the one starting at entry.offset is older than the target.
+        let mut pos = 0;
+        if let Some(e) = self.time_index.lower(timestamp_ms)? {
+            let offset = Offset(self.base_offset.0 + i64::from(e.relative_offset));
+            if let Ok(Some((p, _))) = self.locate(offset)? {
+                pos = p;
+            }
+        }
+        while pos < self.size {
+            let Some(h) = self.read_header(pos, self.size)? else {
+                return Ok(None);
+            };
+            if h.max_timestamp >= timestamp_ms {
+                let raw = read_vec(&*self.log, pos, h.total_size())?;
+                return Ok(Some(record_at_timestamp(&raw, &h, timestamp_ms)));
+            }
+            pos += h.total_size() as u64;
+        }
+        Ok(None)
+    }
+}
+
+/// Finds the first record of a batch whose timestamp is `>= target` (the batch's
+/// `maxTimestamp` is). Exact for uncompressed `CreateTime` batches; for compressed ones the
+/// records are not decompressed and the batch's base offset is returned with its `maxTimestamp`.
+pub fn record_at_timestamp(batch: &[u8], header: &BatchHeader, target: i64) -> (Offset, i64) {
+    if header.timestamp_type() == TimestampType::LogAppendTime {
+        return (header.base_offset, header.max_timestamp);
+    }
+    if header.compression_codec() != 0 {
+        return (header.base_offset, header.max_timestamp);
+    }
+    let mut pos = HEADER_LEN;
+    for _ in 0..header.record_count {
+        let Some((len, n)) = read_varint(&batch[pos.min(batch.len())..]) else {
+            break;
+        };
+        let rec_start = pos + n;
+        let rec = &batch[rec_start.min(batch.len())..];
+        // attributes (1 byte), timestampDelta (varlong), offsetDelta (varint)
+        let Some((ts_delta, n1)) = rec.get(1..).and_then(read_varint) else {
+            break;
+        };
+        let Some((off_delta, _)) = rec.get(1 + n1..).and_then(read_varint) else {
+            break;
+        };
+        let ts = header.base_timestamp.saturating_add(ts_delta);
+        if ts >= target {
+            return (Offset(header.base_offset.0 + off_delta), ts);
+        }
+        let Ok(len) = usize::try_from(len) else { break };
+        pos = rec_start + len;
+    }
+    (header.base_offset, header.max_timestamp)
+}
+
+/// Reads a zig-zag varint (Kafka's `varint`/`varlong`); returns the value and bytes used.
+fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut value: u64 = 0;
+    for (i, b) in buf.iter().take(10).enumerate() {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            let decoded = ((value >> 1) as i64) ^ -((value & 1) as i64);
+            return Some((decoded, i + 1));
+        }
+    }
+    None
+}
