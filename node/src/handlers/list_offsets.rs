@@ -31,7 +31,9 @@ fn answer(
         .with_leader_epoch(0)
 }
 
-pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    // `leader_epoch` exists from v4; the codec refuses a non-default value before that.
+    let epoch = if version >= 4 { 0 } else { -1 };
     let topics = req
         .topics
         .into_iter()
@@ -52,7 +54,7 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> L
                         let Some(log) = guard.as_ref() else {
                             return answer(idx, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
                         };
-                        match lp.timestamp {
+                        let r = match lp.timestamp {
                             LATEST => answer(idx, ErrorCode::NONE, hw, -1),
                             EARLIEST => answer(idx, ErrorCode::NONE, log.log_start_offset().0, -1),
                             ts if ts < 0 => answer(idx, ErrorCode::UNSUPPORTED_VERSION, -1, -1),
@@ -63,6 +65,11 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> L
                                 Ok(_) => answer(idx, ErrorCode::NONE, -1, -1),
                                 Err(e) => answer(idx, e.error_code(), -1, -1),
                             },
+                        };
+                        if r.error_code == 0 {
+                            r.with_leader_epoch(epoch)
+                        } else {
+                            r
                         }
                     })
                     .collect();
