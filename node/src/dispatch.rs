@@ -85,6 +85,8 @@ pub enum DispatchError {
 pub type Pending = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
 
 /// What a handler returns.
+// A response is built once and moved once; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Handled {
     /// The response is ready.
     Now(ResponseKind),
@@ -261,6 +263,130 @@ pub fn api_versions_fallback(correlation_id: i32) -> BytesMut {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+        ProduceRequest, ProduceResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use strata_core::storage::MemStorage;
+
+    fn request<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Bytes {
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .encode(&mut buf, key.request_header_version(version))
+            .expect("header");
+        body.encode(&mut buf, version).expect("body");
+        buf.freeze()
+    }
+
+    async fn round_trip<T: Encodable, R: Decodable>(
+        broker: &Arc<Broker>,
+        key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> R {
+        let frame = match dispatch(broker, request(key, version, 42, body)).expect("dispatch") {
+            Reply::Now(f) => f,
+            Reply::Later(f) => f.await.expect("encode"),
+            Reply::None => panic!("no response"),
+        };
+        let mut bytes = frame.freeze();
+        assert_eq!(
+            bytes.len() - 4,
+            i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize
+        );
+        let _ = bytes.split_to(4);
+        let header = ResponseHeader::decode(&mut bytes, key.response_header_version(version))
+            .expect("header");
+        assert_eq!(header.correlation_id, 42);
+        R::decode(&mut bytes, version).expect("body")
+    }
+
+    #[tokio::test]
+    async fn dispatch_round_trips_in_memory() {
+        let config = Config::default().with("log.dirs", "/mem").expect("config");
+        let broker = Broker::open(config, Arc::new(MemStorage::new())).expect("open");
+        let name = TopicName(StrBytes::from_static_str("t"));
+        let created: CreateTopicsResponse = round_trip(
+            &broker,
+            ApiKey::CreateTopics,
+            5,
+            &CreateTopicsRequest::default().with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(name.clone())
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            ]),
+        )
+        .await;
+        assert_eq!(created.topics[0].error_code, 0);
+        assert_eq!(created.topics[0].num_partitions, 1);
+        assert!(
+            created.topics[0]
+                .configs
+                .as_ref()
+                .is_some_and(|c| !c.is_empty())
+        );
+        let batch = strata_core::batch::build_batch(&[(b"v", None)], 5);
+        let produced: ProduceResponse = round_trip(
+            &broker,
+            ApiKey::Produce,
+            8,
+            &ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5_000)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(name.clone())
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(Bytes::from(batch))),
+                        ]),
+                ]),
+        )
+        .await;
+        assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+        assert_eq!(
+            broker
+                .partition("t", 0)
+                .expect("partition")
+                .state()
+                .high_watermark,
+            1
+        );
+        let md: MetadataResponse = round_trip(
+            &broker,
+            ApiKey::Metadata,
+            1,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+        assert_eq!(md.topics.len(), 1);
+        assert_eq!(md.controller_id.0, 1);
+        // Unknown API key and unsupported versions close the connection.
+        assert!(matches!(
+            dispatch(&broker, Bytes::from_static(&[0x7f, 0, 0, 0, 0, 0, 0, 1])),
+            Err(DispatchError::UnknownApiKey(_))
+        ));
+        assert!(matches!(
+            dispatch(
+                &broker,
+                request(ApiKey::Metadata, 13, 1, &MetadataRequest::default())
+            ),
+            Err(DispatchError::UnsupportedVersion { .. })
+        ));
+        assert!(matches!(
+            dispatch(&broker, Bytes::from_static(&[0, 3])),
+            Err(DispatchError::Short(2))
+        ));
+    }
 
     #[test]
     fn advertised_ranges_are_within_the_crate() {

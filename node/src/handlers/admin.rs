@@ -182,17 +182,16 @@ pub fn create_partitions(
         .into_iter()
         .map(|t| {
             let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            if let Some(assignments) = &t.assignments {
-                if assignments
+            if let Some(assignments) = &t.assignments
+                && assignments
                     .iter()
                     .any(|a| a.broker_ids.iter().map(|b| b.0).ne([me]))
-                {
-                    return r
-                        .with_error_code(INVALID_REPLICA_ASSIGNMENT.0)
-                        .with_error_message(Some(str_bytes(&format!(
-                            "assignments may only name broker {me}"
-                        ))));
-                }
+            {
+                return r
+                    .with_error_code(INVALID_REPLICA_ASSIGNMENT.0)
+                    .with_error_message(Some(str_bytes(&format!(
+                        "assignments may only name broker {me}"
+                    ))));
             }
             match broker.create_partitions(t.name.0.as_str(), t.count, req.validate_only) {
                 Ok(()) => r,

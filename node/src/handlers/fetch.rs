@@ -94,14 +94,14 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool
             }
             match log.read(Offset(fp.fetch_offset), limit, Offset(hw)) {
                 Ok(r) => {
-                    if r.records.is_empty() {
-                        if let Some(at) = r.corrupt_at {
-                            tracing::error!(topic = %p.topic, partition = p.index, offset = at.0,
+                    if r.records.is_empty()
+                        && let Some(at) = r.corrupt_at
+                    {
+                        tracing::error!(topic = %p.topic, partition = p.index, offset = at.0,
                                 "corrupt batch in the log; answering CORRUPT_MESSAGE");
-                            any_error = true;
-                            parts.push(base.with_error_code(ErrorCode::CORRUPT_MESSAGE.0));
-                            continue;
-                        }
+                        any_error = true;
+                        parts.push(base.with_error_code(ErrorCode::CORRUPT_MESSAGE.0));
+                        continue;
                     }
                     total += r.records.len();
                     parts.push(base.with_records(Some(r.records)));

@@ -44,7 +44,7 @@ fn error_response(index: i32, code: ErrorCode) -> PartitionProduceResponse {
 
 pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
     let acks = req.acks;
-    let valid_acks = matches!(acks, 0 | 1 | -1);
+    let valid_acks = matches!(acks, -1..=1);
     let now_ms = clock::now_ms();
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
