@@ -269,6 +269,53 @@ async fn produce_fetch_list_offsets_and_restart() {
     assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
     assert_eq!(latest(&mut s, "orders").await, 4);
 
+    // ListOffsets by time: build_batch stamps 1_000 ms.
+    let by_time = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(500),
+                    ListOffsetsPartition::default()
+                        .with_partition_index(1)
+                        .with_timestamp(-2),
+                ]),
+        ]);
+    let resp: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 5, &by_time).await;
+    let ps = &resp.topics[0].partitions;
+    assert_eq!(
+        (ps[0].error_code, ps[0].offset, ps[0].timestamp),
+        (0, 0, 1_000)
+    );
+    assert_eq!((ps[1].error_code, ps[1].offset), (0, 0));
+
+    // fsync.before.ack=false: acknowledged from the page cache, visible at once.
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(topic("fast"))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("fsync.before.ack"))
+                    .with_value(Some(StrBytes::from_static_str("false"))),
+            ]),
+    ]);
+    let resp: CreateTopicsResponse = call(&mut s, ApiKey::CreateTopics, 7, &req).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+    let resp: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("fast", 0, batch.clone(), -1),
+    )
+    .await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(latest(&mut s, "fast").await, 2);
+
     // Pipelining: a long poll, then a produce that satisfies it, both sent before reading.
     let mut s2 = TcpStream::connect(server.addr).await.expect("connect");
     let mut both = frame(ApiKey::Fetch, 12, 1, &fetch_req("orders", 4, 5_000));
@@ -303,8 +350,8 @@ async fn produce_fetch_list_offsets_and_restart() {
         &MetadataRequest::default().with_topics(None),
     )
     .await;
-    assert_eq!(md.topics.len(), 1);
-    assert_eq!(md.topics[0].partitions.len(), 2);
+    assert_eq!(md.topics.len(), 2);
+    assert_eq!(md.topics[1].partitions.len(), 2, "orders");
     assert_eq!(md.brokers[0].port, i32::from(server.addr.port()));
     drop(s);
     server.stop().await;
