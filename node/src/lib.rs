@@ -1,4 +1,25 @@
 //! strata-node: the `strata` broker (tokio driver, Kafka listener, file storage, config) and
 //! Strata's own Kafka client ([`client`]), which the simulator, jepsen, benchmarks and the CLI use.
+//!
+//! Broker map: [`server`] binds and accepts, [`connection`] frames ([`framing`]) and pipelines,
+//! [`dispatch`] decodes and routes to [`handlers`], which act on the [`broker`] state (topics of
+//! [`partition`]s over `strata_core::log::PartitionLog`, metadata in [`metadata_store`]), all
+//! through [`fs_storage`] — the only module touching `std::fs` — and [`clock`] — the only one
+//! reading the wall clock. [`config`] and [`topic_config`] hold the settings tables.
 
+pub mod broker;
 pub mod client;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod framing;
+pub mod fs_storage;
+pub mod handlers;
+pub mod metadata_store;
+pub mod partition;
+pub mod server;
+pub mod topic_config;
+
+pub use config::Config;
+pub use server::{Server, run};

@@ -1,0 +1,446 @@
+//! The broker's state: configuration, topics and their partitions, and the durable metadata.
+//!
+//! Invariants:
+//! - The metadata file is written before a topic becomes visible (create / add partitions) and
+//!   before its logs are removed (delete), so a crash never leaves a visible topic without its
+//!   record. A partition directory left over from a deleted topic is removed before a topic of
+//!   the same name is created, so old data never reappears.
+//! - `topics` is only held for short synchronous sections, never across an `.await`.
+//! - Admin operations are serialised by `admin` so the metadata file and the map agree.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use strata_core::ErrorCode;
+use strata_core::log::{LogError, PartitionLog};
+use strata_core::storage::Storage;
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::clock;
+use crate::config::Config;
+use crate::metadata_store::{
+    MetadataError, MetadataStore, StoredMetadata, StoredTopic, new_cluster_id,
+};
+use crate::partition::Partition;
+use crate::topic_config::{TopicError, fsync_before_ack, log_config, validate_topic_name};
+
+/// A topic: its overrides and partitions. Replaced whole (copy on write) when it changes.
+#[derive(Debug)]
+pub struct Topic {
+    /// Topic name.
+    pub name: String,
+    /// Config overrides (validated).
+    pub configs: BTreeMap<String, String>,
+    /// Partitions by index.
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+/// Errors of admin operations, each with the Kafka error code it answers with.
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    #[error("topic `{0}` already exists")]
+    AlreadyExists(String),
+    #[error("unknown topic `{0}`")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl BrokerError {
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            BrokerError::Topic(TopicError::InvalidName { .. }) => {
+                ErrorCode::INVALID_TOPIC_EXCEPTION
+            }
+            BrokerError::Topic(_) => ErrorCode::INVALID_CONFIG,
+            BrokerError::AlreadyExists(_) => ErrorCode::TOPIC_ALREADY_EXISTS,
+            BrokerError::UnknownTopic(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            BrokerError::InvalidPartitions(_) => ErrorCode::INVALID_PARTITIONS,
+            BrokerError::Metadata(_) => ErrorCode::KAFKA_STORAGE_ERROR,
+            BrokerError::Log(e) => e.error_code(),
+        }
+    }
+}
+
+/// The broker.
+#[derive(Debug)]
+pub struct Broker {
+    /// Validated configuration.
+    pub config: Config,
+    /// The disk.
+    storage: Arc<dyn Storage>,
+    /// The metadata file.
+    store: MetadataStore,
+    /// Persisted cluster id.
+    pub cluster_id: String,
+    /// Topics by name (ordered: Metadata lists them deterministically).
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises admin operations (create, delete, add partitions).
+    admin: Mutex<()>,
+    /// Bumped whenever any high watermark moves; long-polling fetches wait on it.
+    pub data_signal: Arc<watch::Sender<u64>>,
+}
+
+impl Broker {
+    /// Opens the data dir: loads (or creates) the metadata and reopens every partition log,
+    /// recovering each. Does not start background tasks (see [`Broker::start_flushers`]).
+    pub fn open(config: Config, storage: Arc<dyn Storage>) -> Result<Arc<Broker>, BrokerError> {
+        let data_dir = config.data_dir.clone();
+        storage
+            .create_dir_all(&data_dir)
+            .map_err(|source| MetadataError::Io {
+                path: data_dir.clone(),
+                source,
+            })?;
+        let store = MetadataStore::new(storage.clone(), &data_dir);
+        let meta = match store.load()? {
+            Some(m) => m,
+            None => {
+                let seed = clock::now_nanos() ^ ((config.node_id as u128) << 64);
+                let m = StoredMetadata {
+                    cluster_id: new_cluster_id(seed),
+                    topics: BTreeMap::new(),
+                };
+                store.save(&m)?;
+                tracing::info!(cluster_id = %m.cluster_id, dir = %data_dir.display(), "initialised new data dir");
+                m
+            }
+        };
+        let (data_signal, _) = watch::channel(0u64);
+        let broker = Broker {
+            config,
+            storage,
+            store,
+            cluster_id: meta.cluster_id.clone(),
+            topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            data_signal: Arc::new(data_signal),
+        };
+        let mut topics = BTreeMap::new();
+        for (name, t) in &meta.topics {
+            let partitions = (0..t.partitions)
+                .map(|i| broker.open_partition(name, i, &t.configs, false))
+                .collect::<Result<Vec<_>, _>>()?;
+            topics.insert(
+                name.clone(),
+                Arc::new(Topic {
+                    name: name.clone(),
+                    configs: t.configs.clone(),
+                    partitions,
+                }),
+            );
+        }
+        *broker.topics.write().unwrap_or_else(|p| p.into_inner()) = topics;
+        Ok(Arc::new(broker))
+    }
+
+    fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{index}"))
+    }
+
+    fn open_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        configs: &BTreeMap<String, String>,
+        fresh: bool,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let dir = self.partition_dir(topic, index);
+        if fresh {
+            // A leftover of a deleted topic of the same name must not come back.
+            self.storage
+                .remove_dir_all(&dir)
+                .map_err(|source| LogError::Io {
+                    op: "remove stale dir",
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        let (log, report) = PartitionLog::open(
+            self.storage.clone(),
+            dir.clone(),
+            log_config(configs, &self.config),
+            clock::now_ms(),
+        )?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                topic,
+                partition = index,
+                truncated_bytes = report.truncated_bytes,
+                "recovery cut a torn or corrupt tail"
+            );
+        }
+        for c in &report.corrupt_batches {
+            tracing::error!(
+                topic,
+                partition = index,
+                segment = c.segment.0,
+                position = c.position,
+                offset = c.offset.0,
+                "corrupt batch found in the middle of the log; it will not be served"
+            );
+        }
+        if !fresh {
+            tracing::debug!(
+                topic,
+                partition = index,
+                segments = report.segments,
+                rebuilt_indexes = report.rebuilt_indexes,
+                "partition recovered"
+            );
+        }
+        Ok(Partition::new(
+            topic.to_string(),
+            index,
+            log,
+            fsync_before_ack(configs, &self.config),
+            self.data_signal.clone(),
+        ))
+    }
+
+    /// Spawns the flusher of each partition.
+    pub fn start_flushers(&self) {
+        for t in self.topics().values() {
+            for p in &t.partitions {
+                self.spawn_flusher(p);
+            }
+        }
+    }
+
+    fn spawn_flusher(&self, p: &Arc<Partition>) {
+        let interval = Duration::from_millis(self.config.flush_interval_ms);
+        tokio::spawn(p.clone().run_flusher(interval));
+    }
+
+    /// A snapshot of all topics.
+    pub fn topics(&self) -> BTreeMap<String, Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let t = self.topic(topic)?;
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| t.partitions.get(i).cloned())
+    }
+
+    fn stored(&self) -> StoredMetadata {
+        StoredMetadata {
+            cluster_id: self.cluster_id.clone(),
+            topics: self
+                .topics()
+                .into_iter()
+                .map(|(n, t)| {
+                    (
+                        n,
+                        StoredTopic {
+                            partitions: t.partitions.len() as i32,
+                            configs: t.configs.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Creates a topic (or only validates it). `partitions` must be ≥ 1.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        validate_topic_name(name)?;
+        if partitions <= 0 {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "number of partitions must be larger than 0, got {partitions}"
+            )));
+        }
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        if self.topic(name).is_some() {
+            return Err(BrokerError::AlreadyExists(name.to_string()));
+        }
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                name: name.to_string(),
+                configs,
+                partitions: Vec::new(),
+            }));
+        }
+        let parts = (0..partitions)
+            .map(|i| self.open_partition(name, i, &configs, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            configs,
+            partitions: parts,
+        });
+        let mut meta = self.stored();
+        meta.topics.insert(
+            name.to_string(),
+            StoredTopic {
+                partitions,
+                configs: topic.configs.clone(),
+            },
+        );
+        self.store.save(&meta)?;
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), topic.clone());
+        for p in &topic.partitions {
+            self.spawn_flusher(p);
+        }
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Auto-creates `name` with `num.partitions` if allowed; returns the topic either way.
+    pub fn topic_or_create(&self, name: &str, allow: bool) -> Result<Arc<Topic>, BrokerError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        validate_topic_name(name)?;
+        if !(allow && self.config.auto_create_topics) {
+            return Err(BrokerError::UnknownTopic(name.to_string()));
+        }
+        match self.create_topic(name, self.config.num_partitions, BTreeMap::new(), false) {
+            Err(BrokerError::AlreadyExists(_)) => self
+                .topic(name)
+                .ok_or_else(|| BrokerError::UnknownTopic(name.to_string())),
+            other => other,
+        }
+    }
+
+    /// Deletes a topic: metadata first, then the logs.
+    pub fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(topic) = self.topic(name) else {
+            return Err(BrokerError::UnknownTopic(name.to_string()));
+        };
+        let mut meta = self.stored();
+        meta.topics.remove(name);
+        self.store.save(&meta)?;
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        for p in &topic.partitions {
+            if let Err(e) = p.delete() {
+                tracing::warn!(topic = name, partition = p.index, error = %e, "could not remove partition files");
+            }
+        }
+        // Wake fetches waiting on this topic so they notice it is gone.
+        self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Raises a topic's partition count to `count`.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(topic) = self.topic(name) else {
+            return Err(BrokerError::UnknownTopic(name.to_string()));
+        };
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut parts = topic.partitions.clone();
+        let mut added = Vec::new();
+        for i in current..count {
+            let p = self.open_partition(name, i, &topic.configs, true)?;
+            parts.push(p.clone());
+            added.push(p);
+        }
+        let new_topic = Arc::new(Topic {
+            name: name.to_string(),
+            configs: topic.configs.clone(),
+            partitions: parts,
+        });
+        let mut meta = self.stored();
+        meta.topics.insert(
+            name.to_string(),
+            StoredTopic {
+                partitions: count,
+                configs: topic.configs.clone(),
+            },
+        );
+        self.store.save(&meta)?;
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), new_topic);
+        for p in &added {
+            self.spawn_flusher(p);
+        }
+        tracing::info!(topic = name, from = current, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// One retention pass over every log.
+    pub fn enforce_retention(&self) {
+        let now = clock::now_ms();
+        for t in self.topics().values() {
+            for p in &t.partitions {
+                let mut guard = p.log();
+                let Some(log) = guard.as_mut() else { continue };
+                match log.enforce_retention(now) {
+                    Ok(r) if r.deleted_segments > 0 => {
+                        tracing::info!(topic = %t.name, partition = p.index,
+                        deleted_segments = r.deleted_segments, deleted_bytes = r.deleted_bytes,
+                        log_start_offset = r.log_start_offset.0, "retention deleted segments")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %t.name, partition = p.index, error = %e, "retention pass failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops every flusher and fsyncs every log (graceful shutdown). Returns false if any
+    /// flush failed.
+    pub async fn flush_all(&self) -> bool {
+        let mut ok = true;
+        for t in self.topics().values() {
+            for p in &t.partitions {
+                p.stop();
+                ok &= p.flush_once().await;
+            }
+        }
+        ok
+    }
+}

@@ -1,0 +1,604 @@
+//! Broker configuration: one table of settings drives parsing, validation and `--help`.
+//!
+//! Every setting uses Kafka's name where Kafka has one. Sources, lowest precedence first:
+//! built-in defaults < TOML file (`--config`) < environment (`STRATA_` + name upper-cased with
+//! `.` → `_`) < `--set name=value` < the short flags `--data-dir` (`log.dirs`) and `--listen`
+//! (`listeners`).
+//!
+//! Invariant: a [`Config`] only exists if every setting parsed and validated; an unknown setting
+//! name in any source is an error (it is almost always a typo that would silently do nothing).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use strata_core::batch::TimestampType;
+use thiserror::Error;
+
+/// How a setting's value is checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A signed integer in `[min, max]`.
+    Int { min: i64, max: i64 },
+    /// `true` or `false`.
+    Bool,
+    /// Any string.
+    Str,
+    /// One of a fixed list of words.
+    Choice(&'static [&'static str]),
+    /// `[PLAINTEXT://]host:port`, or empty when `allow_empty`.
+    Listener { allow_empty: bool },
+}
+
+/// One row of the settings table.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Kafka's name for it (the key in every source).
+    pub name: &'static str,
+    /// The built-in default, in the same text form a user would write.
+    pub default: &'static str,
+    /// One line for `--help`.
+    pub doc: &'static str,
+    /// Validator.
+    pub kind: Kind,
+}
+
+const I32: i64 = i32::MAX as i64;
+
+/// Every broker setting.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "node.id",
+        default: "1",
+        doc: "This broker's id (reported in Metadata).",
+        kind: Kind::Int { min: 0, max: I32 },
+    },
+    Setting {
+        name: "listeners",
+        default: "PLAINTEXT://127.0.0.1:9092",
+        doc: "Address the Kafka listener binds (port 0 = any free port).",
+        kind: Kind::Listener { allow_empty: false },
+    },
+    Setting {
+        name: "advertised.listeners",
+        default: "",
+        doc: "Address reported to clients in Metadata; empty = listeners.",
+        kind: Kind::Listener { allow_empty: true },
+    },
+    Setting {
+        name: "log.dirs",
+        default: "./data",
+        doc: "Data directory (comma-separated; only the first is used).",
+        kind: Kind::Str,
+    },
+    Setting {
+        name: "num.partitions",
+        default: "1",
+        doc: "Partitions of auto-created topics and of CreateTopics with -1.",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
+    },
+    Setting {
+        name: "auto.create.topics.enable",
+        default: "true",
+        doc: "Create unknown topics on Metadata/Produce.",
+        kind: Kind::Bool,
+    },
+    Setting {
+        name: "socket.request.max.bytes",
+        default: "104857600",
+        doc: "Largest request frame; bigger ones close the connection.",
+        kind: Kind::Int { min: 64, max: I32 },
+    },
+    Setting {
+        name: "max.connections",
+        default: "10000",
+        doc: "Connections served at once; extra ones are closed.",
+        kind: Kind::Int { min: 1, max: I32 },
+    },
+    Setting {
+        name: "queued.max.requests",
+        default: "500",
+        doc: "Requests of one connection read ahead of their responses (pipelining bound).",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
+    },
+    Setting {
+        name: "log.segment.bytes",
+        default: "1073741824",
+        doc: "Default segment.bytes.",
+        kind: Kind::Int {
+            min: 1024,
+            max: I32,
+        },
+    },
+    Setting {
+        name: "log.roll.ms",
+        default: "604800000",
+        doc: "Default segment.ms.",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "log.retention.ms",
+        default: "604800000",
+        doc: "Default retention.ms (-1 = forever).",
+        kind: Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "log.retention.bytes",
+        default: "-1",
+        doc: "Default retention.bytes (-1 = no limit).",
+        kind: Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "log.index.interval.bytes",
+        default: "4096",
+        doc: "Default index.interval.bytes.",
+        kind: Kind::Int { min: 0, max: I32 },
+    },
+    Setting {
+        name: "log.index.size.max.bytes",
+        default: "10485760",
+        doc: "Default segment.index.bytes.",
+        kind: Kind::Int { min: 8, max: I32 },
+    },
+    Setting {
+        name: "message.max.bytes",
+        default: "1048588",
+        doc: "Default max.message.bytes (largest batch).",
+        kind: Kind::Int { min: 0, max: I32 },
+    },
+    Setting {
+        name: "log.message.timestamp.type",
+        default: "CreateTime",
+        doc: "Default message.timestamp.type.",
+        kind: Kind::Choice(&["CreateTime", "LogAppendTime"]),
+    },
+    Setting {
+        name: "log.fsync.before.ack",
+        default: "true",
+        doc: "Default fsync.before.ack: acknowledge acks=1/-1 only after fsync.",
+        kind: Kind::Bool,
+    },
+    Setting {
+        name: "log.cleanup.policy",
+        default: "delete",
+        doc: "Default cleanup.policy (only delete is supported).",
+        kind: Kind::Choice(&["delete"]),
+    },
+    Setting {
+        name: "log.retention.check.interval.ms",
+        default: "300000",
+        doc: "Period of the retention pass.",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "log.flush.interval.ms",
+        default: "1000",
+        doc: "Background flush period of topics with fsync.before.ack=false.",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    },
+];
+
+/// Configuration errors; each names the setting at fault.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown setting `{name}` (from {origin})")]
+    Unknown { name: String, origin: String },
+    #[error("invalid value `{value}` for setting `{name}` (from {origin}): {reason}")]
+    Invalid {
+        name: String,
+        value: String,
+        origin: String,
+        reason: String,
+    },
+    #[error("cannot parse config file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("`--set` expects name=value, got `{0}`")]
+    SetSyntax(String),
+}
+
+/// A listener address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Host name or IP, as written.
+    pub host: String,
+    /// TCP port (0 = pick one when binding).
+    pub port: u16,
+}
+
+impl Listener {
+    /// `host:port` for binding.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Parses `[PLAINTEXT://]host:port` (the first of a comma-separated list).
+pub fn parse_listener(raw: &str) -> Result<Listener, String> {
+    let first = raw.split(',').next().unwrap_or("").trim();
+    let rest = match first.split_once("://") {
+        Some((proto, rest)) if proto.eq_ignore_ascii_case("PLAINTEXT") => rest,
+        Some((proto, _)) => return Err(format!("unsupported security protocol {proto}")),
+        None => first,
+    };
+    let (host, port) = rest.rsplit_once(':').ok_or("expected host:port")?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port `{port}`"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok(Listener {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// Validates `raw` against `kind`; returns the normalised text.
+pub fn check_value(kind: Kind, raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    match kind {
+        Kind::Int { min, max } => {
+            let v: i64 = raw.parse().map_err(|_| "not an integer".to_string())?;
+            if v < min || v > max {
+                return Err(format!("must be between {min} and {max}"));
+            }
+            Ok(v.to_string())
+        }
+        Kind::Bool => match raw.to_ascii_lowercase().as_str() {
+            "true" => Ok("true".into()),
+            "false" => Ok("false".into()),
+            _ => Err("must be true or false".into()),
+        },
+        Kind::Str => Ok(raw.to_string()),
+        Kind::Choice(words) => words
+            .iter()
+            .find(|w| w.eq_ignore_ascii_case(raw))
+            .map(|w| w.to_string())
+            .ok_or_else(|| format!("must be one of {}", words.join(", "))),
+        Kind::Listener { allow_empty } => {
+            if raw.is_empty() && allow_empty {
+                return Ok(String::new());
+            }
+            parse_listener(raw).map(|_| raw.to_string())
+        }
+    }
+}
+
+/// Where settings come from, gathered by `main` (or a test).
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// Text of the TOML file and its path (for messages).
+    pub file: Option<(String, String)>,
+    /// Environment variables (all of them; only `STRATA_<SETTING>` names are read).
+    pub env: Vec<(String, String)>,
+    /// `--set name=value`, in order.
+    pub sets: Vec<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<String>,
+    /// `--listen host:port`.
+    pub listen: Option<String>,
+}
+
+/// The environment variable for a setting: `STRATA_LOG_RETENTION_MS`.
+pub fn env_name(setting: &str) -> String {
+    format!("STRATA_{}", setting.to_ascii_uppercase().replace('.', "_"))
+}
+
+/// The validated broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `node.id`.
+    pub node_id: i32,
+    /// `listeners`: where we bind.
+    pub listener: Listener,
+    /// `advertised.listeners` (or `listeners`): what Metadata reports.
+    pub advertised: Option<Listener>,
+    /// First entry of `log.dirs`.
+    pub data_dir: PathBuf,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`.
+    pub max_connections: usize,
+    /// `queued.max.requests` (per connection).
+    pub queued_max_requests: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `log.flush.interval.ms`.
+    pub flush_interval_ms: u64,
+    /// Every setting's final text value (for DescribeConfigs on the broker and topic defaults).
+    pub values: BTreeMap<&'static str, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::resolve(&Sources::default()).expect("built-in defaults are valid")
+    }
+}
+
+fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+fn toml_to_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(a) => a.iter().map(toml_to_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Flattens nested tables into dotted names, so `[log] retention.ms = 1` and
+/// `"log.retention.ms" = 1` mean the same.
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&name, t, out),
+            other => out.push((name, toml_to_text(other))),
+        }
+    }
+}
+
+impl Config {
+    /// Merges the sources over the defaults and validates everything.
+    pub fn resolve(src: &Sources) -> Result<Config, ConfigError> {
+        let mut values: BTreeMap<&'static str, String> = SETTINGS
+            .iter()
+            .map(|s| (s.name, s.default.to_string()))
+            .collect();
+        let mut apply = |name: &str, raw: &str, source: &str| -> Result<(), ConfigError> {
+            let s = setting(name).ok_or_else(|| ConfigError::Unknown {
+                name: name.to_string(),
+                origin: source.to_string(),
+            })?;
+            let v = check_value(s.kind, raw).map_err(|reason| ConfigError::Invalid {
+                name: name.to_string(),
+                value: raw.to_string(),
+                origin: source.to_string(),
+                reason,
+            })?;
+            values.insert(s.name, v);
+            Ok(())
+        };
+        if let Some((path, text)) = &src.file {
+            let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut pairs = Vec::new();
+            flatten("", &table, &mut pairs);
+            for (k, v) in pairs {
+                apply(&k, &v, &format!("config file {path}"))?;
+            }
+        }
+        for s in SETTINGS {
+            let var = env_name(s.name);
+            if let Some((_, v)) = src.env.iter().rev().find(|(k, _)| *k == var) {
+                apply(s.name, v, &format!("environment variable {var}"))?;
+            }
+        }
+        for kv in &src.sets {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| ConfigError::SetSyntax(kv.clone()))?;
+            apply(k.trim(), v, "--set")?;
+        }
+        if let Some(d) = &src.data_dir {
+            apply("log.dirs", d, "--data-dir")?;
+        }
+        if let Some(l) = &src.listen {
+            apply("listeners", l, "--listen")?;
+        }
+        Config::from_values(values)
+    }
+
+    fn from_values(values: BTreeMap<&'static str, String>) -> Result<Config, ConfigError> {
+        let int = |n: &str| -> i64 { values.get(n).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        let text = |n: &str| -> &str { values.get(n).map(String::as_str).unwrap_or("") };
+        let invalid = |name: &str, reason: &str| ConfigError::Invalid {
+            name: name.to_string(),
+            value: text(name).to_string(),
+            origin: "merged configuration".into(),
+            reason: reason.to_string(),
+        };
+        let listener = parse_listener(text("listeners")).map_err(|r| invalid("listeners", &r))?;
+        let advertised = match text("advertised.listeners") {
+            "" => None,
+            raw => Some(parse_listener(raw).map_err(|r| invalid("advertised.listeners", &r))?),
+        };
+        let data_dir = text("log.dirs")
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if data_dir.is_empty() {
+            return Err(invalid("log.dirs", "must name a directory"));
+        }
+        Ok(Config {
+            node_id: int("node.id") as i32,
+            listener,
+            advertised,
+            data_dir: PathBuf::from(data_dir),
+            num_partitions: int("num.partitions") as i32,
+            auto_create_topics: text("auto.create.topics.enable") == "true",
+            socket_request_max_bytes: int("socket.request.max.bytes") as usize,
+            max_connections: int("max.connections") as usize,
+            queued_max_requests: int("queued.max.requests") as usize,
+            retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
+            flush_interval_ms: int("log.flush.interval.ms") as u64,
+            values: values.clone(),
+        })
+    }
+
+    /// The text value of a setting (always present for table names).
+    pub fn value(&self, name: &str) -> &str {
+        self.values.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// The broker's default `message.timestamp.type`.
+    pub fn timestamp_type(&self) -> TimestampType {
+        match self.value("log.message.timestamp.type") {
+            "LogAppendTime" => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        }
+    }
+
+    /// Overrides one setting programmatically (tests, embedding) with full validation.
+    pub fn with(self, name: &str, value: &str) -> Result<Config, ConfigError> {
+        let mut values = self.values;
+        let s = setting(name).ok_or_else(|| ConfigError::Unknown {
+            name: name.to_string(),
+            origin: "Config::with".into(),
+        })?;
+        let v = check_value(s.kind, value).map_err(|reason| ConfigError::Invalid {
+            name: name.to_string(),
+            value: value.to_string(),
+            origin: "Config::with".into(),
+            reason,
+        })?;
+        values.insert(s.name, v);
+        Config::from_values(values)
+    }
+}
+
+/// The `--help` appendix: every setting with its default and doc.
+pub fn settings_help() -> String {
+    let mut out = String::from(
+        "Settings (TOML file keys, `--set name=value`, or env STRATA_<NAME> with . -> _):\n",
+    );
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "\"\""
+        } else {
+            s.default
+        };
+        out.push_str(&format!(
+            "  {:<34} default {:<28} {}\n",
+            s.name, default, s.doc
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = Config::default();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(
+            c.listener,
+            Listener {
+                host: "127.0.0.1".into(),
+                port: 9092
+            }
+        );
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.auto_create_topics);
+        assert_eq!(c.advertised, None);
+    }
+
+    #[test]
+    fn precedence_file_env_set_flags() {
+        let src = Sources {
+            file: Some((
+                "f.toml".into(),
+                "\"log.retention.ms\" = 1000\nnum.partitions = 3\n[node]\nid = 7\n[log]\ndirs = \"/file\"\n".into(),
+            )),
+            env: vec![
+                ("STRATA_NUM_PARTITIONS".into(), "4".into()),
+                ("STRATA_LOG_DIRS".into(), "/env".into()),
+                ("UNRELATED".into(), "x".into()),
+            ],
+            sets: vec!["log.dirs=/set".into(), "log.retention.ms=5".into()],
+            data_dir: Some("/flag".into()),
+            listen: Some("0.0.0.0:1234".into()),
+        };
+        let c = Config::resolve(&src).expect("valid");
+        assert_eq!(c.node_id, 7);
+        assert_eq!(c.num_partitions, 4);
+        assert_eq!(c.value("log.retention.ms"), "5");
+        assert_eq!(c.data_dir, PathBuf::from("/flag"));
+        assert_eq!(c.listener.port, 1234);
+    }
+
+    #[test]
+    fn unknown_and_invalid_settings_are_named() {
+        let e = Config::resolve(&Sources {
+            sets: vec!["log.retention.msx=1".into()],
+            ..Default::default()
+        })
+        .expect_err("unknown");
+        assert!(e.to_string().contains("log.retention.msx"), "{e}");
+        let e = Config::resolve(&Sources {
+            env: vec![("STRATA_NUM_PARTITIONS".into(), "zero".into())],
+            ..Default::default()
+        })
+        .expect_err("invalid");
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        let e = Config::resolve(&Sources {
+            file: Some(("f".into(), "bogus.key = 1".into())),
+            ..Default::default()
+        })
+        .expect_err("unknown in file");
+        assert!(e.to_string().contains("bogus.key"), "{e}");
+        assert!(matches!(
+            Config::resolve(&Sources {
+                sets: vec!["noequals".into()],
+                ..Default::default()
+            }),
+            Err(ConfigError::SetSyntax(_))
+        ));
+    }
+
+    #[test]
+    fn listeners_parse() {
+        assert_eq!(
+            parse_listener("PLAINTEXT://localhost:19092").expect("ok"),
+            Listener {
+                host: "localhost".into(),
+                port: 19092
+            }
+        );
+        assert!(parse_listener("SSL://a:1").is_err());
+        assert!(parse_listener("nohost").is_err());
+        assert!(parse_listener("a:99999").is_err());
+    }
+
+    #[test]
+    fn help_lists_every_setting() {
+        let h = settings_help();
+        for s in SETTINGS {
+            assert!(h.contains(s.name));
+        }
+    }
+}

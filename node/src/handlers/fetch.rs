@@ -1,0 +1,166 @@
+//! Fetch: whole batches below the high watermark, read straight from the segment files.
+//!
+//! - Long poll: answer when `min_bytes` are available or `max_wait_ms` has passed, waking on the
+//!   broker-wide high-watermark signal.
+//! - Sizes (KIP-74): `max_bytes` caps the response, `partition_max_bytes` each partition, but the
+//!   first batch of the response is always whole even if bigger, so a consumer never sticks.
+//! - `fetch_offset` < log start offset or > high watermark → OFFSET_OUT_OF_RANGE;
+//!   == high watermark is a valid empty read.
+//! - A corrupt first batch → CORRUPT_MESSAGE for that partition (logged as an error).
+//! - Fetch sessions (KIP-227) are not kept: every response is full, with session id 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+use strata_core::ErrorCode;
+use strata_core::log::LogError;
+use strata_core::types::Offset;
+
+use crate::broker::Broker;
+use crate::dispatch::Handled;
+
+/// Longest long poll we honour, whatever the client asks.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(code.0)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+}
+
+/// One pass over the requested partitions. Returns the response and the bytes it carries, and
+/// whether any partition had an error (errors answer at once).
+fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let topic = broker.topic(ft.topic.0.as_str());
+        let mut parts = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let partition = topic.as_ref().and_then(|t| {
+                usize::try_from(fp.partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i))
+            });
+            let Some(p) = partition else {
+                any_error = true;
+                parts.push(partition_error(
+                    fp.partition,
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                ));
+                continue;
+            };
+            let hw = p.state().high_watermark;
+            let guard = p.log();
+            let Some(log) = guard.as_ref() else {
+                any_error = true;
+                parts.push(partition_error(
+                    fp.partition,
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                ));
+                continue;
+            };
+            let log_start = log.log_start_offset().0;
+            let base = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(hw)
+                .with_last_stable_offset(hw)
+                .with_log_start_offset(log_start);
+            if fp.fetch_offset < log_start || fp.fetch_offset > hw {
+                any_error = true;
+                parts.push(base.with_error_code(ErrorCode::OFFSET_OUT_OF_RANGE.0));
+                continue;
+            }
+            // KIP-74: once the response holds data, later partitions get only what is left.
+            let budget = if total == 0 {
+                max_bytes.max(1)
+            } else {
+                max_bytes.saturating_sub(total)
+            };
+            let limit = usize::try_from(fp.partition_max_bytes)
+                .unwrap_or(0)
+                .min(budget);
+            if fp.fetch_offset == hw || limit == 0 {
+                parts.push(base.with_records(Some(Bytes::new())));
+                continue;
+            }
+            match log.read(Offset(fp.fetch_offset), limit, Offset(hw)) {
+                Ok(r) => {
+                    if r.records.is_empty()
+                        && let Some(at) = r.corrupt_at
+                    {
+                        tracing::error!(topic = %p.topic, partition = p.index, offset = at.0,
+                                "corrupt batch in the log; answering CORRUPT_MESSAGE");
+                        any_error = true;
+                        parts.push(base.with_error_code(ErrorCode::CORRUPT_MESSAGE.0));
+                        continue;
+                    }
+                    total += r.records.len();
+                    parts.push(base.with_records(Some(r.records)));
+                }
+                Err(e) => {
+                    if let LogError::Corrupt { .. } = e {
+                        tracing::error!(topic = %p.topic, partition = p.index, error = %e,
+                            "corrupt batch in the log; answering CORRUPT_MESSAGE");
+                    } else {
+                        tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "fetch read failed");
+                    }
+                    any_error = true;
+                    parts.push(base.with_error_code(e.error_code().0));
+                }
+            }
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    (
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(topics),
+        total,
+        any_error,
+    )
+}
+
+pub fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> Handled {
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
+    // Subscribe before the first read so no high-watermark move in between is missed.
+    let mut signal = broker.data_signal.subscribe();
+    let (resp, total, any_error) = read_once(broker, &req);
+    if total >= min_bytes || any_error || wait.is_zero() {
+        return Handled::Now(ResponseKind::Fetch(resp));
+    }
+    let broker = broker.clone();
+    Handled::Later(Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + wait;
+        drop(resp);
+        loop {
+            // `changed` returns at once if the signal moved since the last read began.
+            match tokio::time::timeout_at(deadline, signal.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out (or the broker is going away): answer with what we have now.
+                _ => return ResponseKind::Fetch(read_once(&broker, &req).0),
+            }
+            let (resp, total, any_error) = read_once(&broker, &req);
+            if total >= min_bytes || any_error {
+                return ResponseKind::Fetch(resp);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return ResponseKind::Fetch(resp);
+            }
+        }
+    }))
+}

@@ -1,0 +1,82 @@
+//! ListOffsets: -2 → log start offset, -1 → high watermark, a timestamp → the earliest offset
+//! whose timestamp is at or after it (below the high watermark), else offset -1 / timestamp -1.
+//! -3 (max timestamp, KIP-734) is not implemented and answers UNSUPPORTED_VERSION for that
+//! partition. The isolation level is ignored: without transactions the last stable offset is the
+//! high watermark.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use strata_core::ErrorCode;
+
+use crate::broker::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+fn answer(
+    index: i32,
+    code: ErrorCode,
+    offset: i64,
+    timestamp: i64,
+) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse::default()
+        .with_partition_index(index)
+        .with_error_code(code.0)
+        .with_offset(offset)
+        .with_timestamp(timestamp)
+        .with_leader_epoch(0)
+}
+
+pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    // `leader_epoch` exists from v4; the codec refuses a non-default value before that.
+    let epoch = if version >= 4 { 0 } else { -1 };
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.topic(t.name.0.as_str());
+            let partitions =
+                t.partitions
+                    .iter()
+                    .map(|lp| {
+                        let idx = lp.partition_index;
+                        let Some(p) = topic.as_ref().and_then(|t| {
+                            usize::try_from(idx).ok().and_then(|i| t.partitions.get(i))
+                        }) else {
+                            return answer(idx, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
+                        };
+                        let hw = p.state().high_watermark;
+                        let guard = p.log();
+                        let Some(log) = guard.as_ref() else {
+                            return answer(idx, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
+                        };
+                        let r = match lp.timestamp {
+                            LATEST => answer(idx, ErrorCode::NONE, hw, -1),
+                            EARLIEST => answer(idx, ErrorCode::NONE, log.log_start_offset().0, -1),
+                            ts if ts < 0 => answer(idx, ErrorCode::UNSUPPORTED_VERSION, -1, -1),
+                            ts => match log.offset_for_timestamp(ts) {
+                                Ok(Some(found)) if found.offset.0 < hw => {
+                                    answer(idx, ErrorCode::NONE, found.offset.0, found.timestamp)
+                                }
+                                Ok(_) => answer(idx, ErrorCode::NONE, -1, -1),
+                                Err(e) => answer(idx, e.error_code(), -1, -1),
+                            },
+                        };
+                        if r.error_code == 0 {
+                            r.with_leader_epoch(epoch)
+                        } else {
+                            r
+                        }
+                    })
+                    .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,148 @@
+//! Produce: append raw record batches, then acknowledge according to `acks`.
+//!
+//! - acks=0: append, send nothing. acks=1 and acks=-1 (single node: the same): answer once the
+//!   batch is below the high watermark — with `fsync.before.ack` that means fsynced (group commit
+//!   by the partition's flusher), otherwise at once. Other values: INVALID_REQUIRED_ACKS.
+//! - Appends run synchronously in request order; only the wait is deferred.
+//! - `timeout_ms` bounds the wait: REQUEST_TIMED_OUT (an indefinite outcome for the client).
+//! - An fsync failure answers KAFKA_STORAGE_ERROR and never acknowledges.
+//! - Records are never decompressed or rebuilt: the log validates the v2 batch headers and CRCs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use strata_core::ErrorCode;
+use strata_core::types::LeaderEpoch;
+
+use crate::broker::Broker;
+use crate::clock;
+use crate::dispatch::Handled;
+use crate::partition::{Partition, WaitOutcome};
+
+/// A partition's append outcome, before the acknowledgement wait.
+struct Appended {
+    /// Index of the topic in the response.
+    topic: usize,
+    /// Index of the partition in that topic's response.
+    slot: usize,
+    /// The partition to wait on.
+    partition: Arc<Partition>,
+    /// Last offset appended: acknowledged once the high watermark passes it.
+    last_offset: i64,
+}
+
+fn error_response(index: i32, code: ErrorCode) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.0)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+}
+
+pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
+    let acks = req.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let now_ms = clock::now_ms();
+    let mut waits = Vec::new();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for (ti, td) in req.topic_data.into_iter().enumerate() {
+        let topic = if valid_acks {
+            Some(broker.topic_or_create(&td.name, true))
+        } else {
+            None
+        };
+        let mut parts = Vec::with_capacity(td.partition_data.len());
+        for (slot, pd) in td.partition_data.into_iter().enumerate() {
+            let resp = match &topic {
+                None => error_response(pd.index, ErrorCode::INVALID_REQUIRED_ACKS),
+                Some(Err(e)) => error_response(pd.index, e.error_code()),
+                Some(Ok(t)) => {
+                    let partition = usize::try_from(pd.index)
+                        .ok()
+                        .and_then(|i| t.partitions.get(i));
+                    match (partition, pd.records) {
+                        (None, _) => {
+                            error_response(pd.index, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+                        }
+                        (Some(_), None) => error_response(pd.index, ErrorCode::CORRUPT_MESSAGE),
+                        (Some(p), Some(records)) => {
+                            let result = {
+                                let mut guard = p.log();
+                                match guard.as_mut() {
+                                    None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                                    Some(log) => match log.append(&records, LeaderEpoch(0), now_ms)
+                                    {
+                                        Ok(info) => Ok((info, log.log_end_offset().0)),
+                                        Err(e) => {
+                                            tracing::debug!(topic = %t.name, partition = pd.index, error = %e, "append refused");
+                                            Err(e.error_code())
+                                        }
+                                    },
+                                }
+                            };
+                            match result {
+                                Ok((info, log_end_offset)) => {
+                                    p.on_appended(log_end_offset);
+                                    waits.push(Appended {
+                                        topic: ti,
+                                        slot,
+                                        partition: p.clone(),
+                                        last_offset: info.last_offset.0,
+                                    });
+                                    PartitionProduceResponse::default()
+                                        .with_index(pd.index)
+                                        .with_base_offset(info.first_offset.0)
+                                        .with_log_append_time_ms(info.log_append_time_ms)
+                                        .with_log_start_offset(info.log_start_offset.0)
+                                }
+                                Err(code) => error_response(pd.index, code),
+                            }
+                        }
+                    }
+                }
+            };
+            parts.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(td.name)
+                .with_partition_responses(parts),
+        );
+    }
+    if acks == 0 {
+        return Handled::NoResponse;
+    }
+    let response = ProduceResponse::default().with_responses(responses);
+    if waits.iter().all(|w| !w.partition.fsync_before_ack()) {
+        return Handled::Now(ResponseKind::Produce(response));
+    }
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
+    Handled::Later(Box::pin(async move {
+        let mut response = response;
+        let deadline = tokio::time::Instant::now() + timeout;
+        for w in waits {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let code = match w
+                .partition
+                .wait_for_high_watermark(w.last_offset, left)
+                .await
+            {
+                WaitOutcome::Reached => continue,
+                WaitOutcome::Failed => ErrorCode::KAFKA_STORAGE_ERROR,
+                WaitOutcome::TimedOut => ErrorCode::REQUEST_TIMED_OUT,
+            };
+            if let Some(r) = response
+                .responses
+                .get_mut(w.topic)
+                .and_then(|t| t.partition_responses.get_mut(w.slot))
+            {
+                let index = r.index;
+                *r = error_response(index, code);
+            }
+        }
+        ResponseKind::Produce(response)
+    }))
+}

@@ -1,0 +1,173 @@
+//! The broker process: bind, recover, accept, serve, and shut down gracefully.
+//!
+//! Shutdown order: stop accepting; tell connections to stop reading; let their in-flight
+//! requests finish (bounded by [`SHUTDOWN_GRACE`]); fsync every log; return.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use strata_core::storage::Storage;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::Broker;
+use crate::config::{Config, Listener};
+use crate::connection::{Limits, serve};
+use crate::fs_storage::FsStorage;
+
+/// How long shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A bound, recovered broker, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    /// Shared broker state.
+    broker: Arc<Broker>,
+    /// The Kafka listener.
+    listener: TcpListener,
+    /// Where it is bound (port resolved when `listeners` says 0).
+    local_addr: SocketAddr,
+}
+
+/// Counts live connections; decrements on drop so every exit path is counted.
+struct ConnectionGuard {
+    /// Shared counter.
+    live: Arc<AtomicUsize>,
+    /// Held until the connection ends; shutdown waits for all of these to drop.
+    _done: mpsc::Sender<()>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Server {
+    /// Binds on real files (`log.dirs`).
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        Server::bind_with_storage(config, Arc::new(FsStorage)).await
+    }
+
+    /// Binds the listener, then opens (recovers) every log on `storage`.
+    pub async fn bind_with_storage(
+        mut config: Config,
+        storage: Arc<dyn Storage>,
+    ) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(config.listener.addr())
+            .await
+            .with_context(|| format!("cannot bind listener {}", config.listener.addr()))?;
+        let local_addr = listener
+            .local_addr()
+            .context("listener has no local address")?;
+        if config.advertised.is_none() {
+            config.advertised = Some(Listener {
+                host: config.listener.host.clone(),
+                port: local_addr.port(),
+            });
+        }
+        let broker = Broker::open(config, storage).context("cannot open the data dir")?;
+        tracing::info!(
+            "strata listening on {} (node.id {}, data {})",
+            local_addr,
+            broker.config.node_id,
+            broker.config.data_dir.display()
+        );
+        Ok(Server {
+            broker,
+            listener,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server {
+            broker, listener, ..
+        } = self;
+        let config = broker.config.clone();
+        let limits = Limits {
+            max_frame: config.socket_request_max_bytes,
+            max_pending: config.queued_max_requests,
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let live = Arc::new(AtomicUsize::new(0));
+        broker.start_flushers();
+        tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        if live.load(Ordering::Relaxed) >= config.max_connections {
+                            tracing::warn!(%peer, max = config.max_connections, "max.connections reached; closing new connection");
+                            drop(stream);
+                            continue;
+                        }
+                        let _ = stream.set_nodelay(true);
+                        live.fetch_add(1, Ordering::Relaxed);
+                        let guard = ConnectionGuard { live: live.clone(), _done: done_tx.clone() };
+                        let broker = broker.clone();
+                        let stop = stop_rx.clone();
+                        tokio::spawn(async move {
+                            serve(broker, stream, peer, limits, stop).await;
+                            drop(guard);
+                        });
+                    }
+                    Err(e) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        drop(listener);
+        let _ = stop_tx.send(true);
+        drop(done_tx);
+        if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                live = live.load(Ordering::Relaxed),
+                "in-flight requests still running after the grace period"
+            );
+        }
+        if !broker.flush_all().await {
+            anyhow::bail!("a log failed to flush during shutdown");
+        }
+        tracing::info!("strata stopped; every log flushed");
+        Ok(())
+    }
+}
+
+async fn retention_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(broker.config.retention_check_interval_ms);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(period) => broker.enforce_retention(),
+        }
+    }
+}
+
+/// Binds and serves until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    Server::bind(config).await?.run(shutdown).await
+}

@@ -1,0 +1,423 @@
+//! The broker in-process on an ephemeral port with a temp data dir, spoken to with raw
+//! `kafka-protocol` frames over TCP: ApiVersions (including the KIP-511 fallback), CreateTopics,
+//! Produce, Fetch, ListOffsets, pipelining, restart recovery, and bad input that must close
+//! only the offending connection.
+
+use std::net::SocketAddr;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use strata_node::{Config, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(dir: &std::path::Path) -> Running {
+    let config = Config::default()
+        .with("listeners", "127.0.0.1:0")
+        .and_then(|c| c.with("log.dirs", &dir.display().to_string()))
+        .expect("valid config");
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.local_addr();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    Running { addr, stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("clean shutdown");
+    }
+}
+
+fn frame<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> BytesMut {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("test")))
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("header");
+    body.encode(&mut buf, version).expect("body");
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    buf
+}
+
+/// Reads one response frame; `None` if the connection closed.
+async fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.ok()?;
+    Some(Bytes::from(body))
+}
+
+async fn call<Req: Encodable, Resp: Decodable>(
+    s: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> Resp {
+    s.write_all(&frame(key, version, 7, req))
+        .await
+        .expect("write");
+    s.flush().await.expect("flush");
+    let mut resp = read_frame(s).await.expect("response");
+    let header =
+        ResponseHeader::decode(&mut resp, key.response_header_version(version)).expect("header");
+    assert_eq!(header.correlation_id, 7);
+    Resp::decode(&mut resp, version).expect("body")
+}
+
+fn topic(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+async fn create(s: &mut TcpStream, name: &str, partitions: i32) -> i16 {
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(topic(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1),
+    ]);
+    let resp: CreateTopicsResponse = call(s, ApiKey::CreateTopics, 7, &req).await;
+    resp.topics[0].error_code
+}
+
+fn produce_req(name: &str, partition: i32, batch: Vec<u8>, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic(name))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ])
+}
+
+fn fetch_req(name: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic(name))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
+}
+
+async fn latest(s: &mut TcpStream, name: &str) -> i64 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic(name))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    let resp: ListOffsetsResponse = call(s, ApiKey::ListOffsets, 8, &req).await;
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    p.offset
+}
+
+#[tokio::test]
+async fn produce_fetch_list_offsets_and_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+
+    let av: ApiVersionsResponse = call(
+        &mut s,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(av.error_code, 0);
+    let produce = av
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .expect("produce");
+    assert_eq!((produce.min_version, produce.max_version), (3, 11));
+
+    assert_eq!(create(&mut s, "orders", 2).await, 0);
+    assert_eq!(
+        create(&mut s, "orders", 2).await,
+        36,
+        "TOPIC_ALREADY_EXISTS"
+    );
+    assert_eq!(
+        create(&mut s, "bad/name", 1).await,
+        17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+    assert_eq!(create(&mut s, "zero", 0).await, 37, "INVALID_PARTITIONS");
+
+    let batch = strata_core::batch::build_batch(&[(b"one", None), (b"two", Some(b"k"))], 1_000);
+    let resp: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("orders", 0, batch.clone(), -1),
+    )
+    .await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let resp: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("orders", 0, batch.clone(), 1),
+    )
+    .await;
+    assert_eq!(resp.responses[0].partition_responses[0].base_offset, 2);
+    let resp: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("orders", 9, batch.clone(), 1),
+    )
+    .await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    let resp: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("orders", 0, batch.clone(), 2),
+    )
+    .await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 21,
+        "INVALID_REQUIRED_ACKS"
+    );
+    let mut corrupt = batch.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let resp: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("orders", 0, corrupt, 1),
+    )
+    .await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE"
+    );
+
+    let resp: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch_req("orders", 0, 0)).await;
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.high_watermark, p.log_start_offset),
+        (0, 4, 0)
+    );
+    let records = p.records.clone().expect("records");
+    assert_eq!(records.len(), 2 * batch.len());
+    assert_eq!(
+        &records[16..batch.len()],
+        &batch[16..],
+        "magic, CRC and records untouched"
+    );
+    assert_eq!(
+        &records[batch.len()..batch.len() + 8],
+        &2i64.to_be_bytes(),
+        "second batch at offset 2"
+    );
+    let resp: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch_req("orders", 5, 0)).await;
+    assert_eq!(
+        resp.responses[0].partitions[0].error_code, 1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+    let resp: FetchResponse = call(&mut s, ApiKey::Fetch, 12, &fetch_req("orders", 4, 0)).await;
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+    assert_eq!(latest(&mut s, "orders").await, 4);
+
+    // ListOffsets by time: build_batch stamps 1_000 ms.
+    let by_time = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic("orders"))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(500),
+                    ListOffsetsPartition::default()
+                        .with_partition_index(1)
+                        .with_timestamp(-2),
+                ]),
+        ]);
+    let resp: ListOffsetsResponse = call(&mut s, ApiKey::ListOffsets, 5, &by_time).await;
+    let ps = &resp.topics[0].partitions;
+    assert_eq!(
+        (ps[0].error_code, ps[0].offset, ps[0].timestamp),
+        (0, 0, 1_000)
+    );
+    assert_eq!((ps[1].error_code, ps[1].offset), (0, 0));
+
+    // fsync.before.ack=false: acknowledged from the page cache, visible at once.
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(topic("fast"))
+            .with_num_partitions(1)
+            .with_replication_factor(-1)
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("fsync.before.ack"))
+                    .with_value(Some(StrBytes::from_static_str("false"))),
+            ]),
+    ]);
+    let resp: CreateTopicsResponse = call(&mut s, ApiKey::CreateTopics, 7, &req).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+    let resp: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("fast", 0, batch.clone(), -1),
+    )
+    .await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(latest(&mut s, "fast").await, 2);
+
+    // Pipelining: a long poll, then a produce that satisfies it, both sent before reading.
+    let mut s2 = TcpStream::connect(server.addr).await.expect("connect");
+    let mut both = frame(ApiKey::Fetch, 12, 1, &fetch_req("orders", 4, 5_000));
+    both.extend_from_slice(&frame(ApiKey::Metadata, 12, 2, &MetadataRequest::default()));
+    s2.write_all(&both).await.expect("write");
+    s2.flush().await.expect("flush");
+    let resp: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        9,
+        &produce_req("orders", 0, batch.clone(), -1),
+    )
+    .await;
+    assert_eq!(resp.responses[0].partition_responses[0].base_offset, 4);
+    let mut r1 = read_frame(&mut s2).await.expect("fetch response");
+    assert_eq!(r1.get_i32(), 1, "responses in request order");
+    let r2 = read_frame(&mut s2).await.expect("metadata response");
+    assert_eq!(i32::from_be_bytes([r2[0], r2[1], r2[2], r2[3]]), 2);
+
+    drop(s);
+    drop(s2);
+    server.stop().await;
+
+    // Restart: topics and data come back.
+    let server = start(dir.path()).await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    assert_eq!(latest(&mut s, "orders").await, 6);
+    let md: MetadataResponse = call(
+        &mut s,
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    )
+    .await;
+    assert_eq!(md.topics.len(), 2);
+    assert_eq!(md.topics[1].partitions.len(), 2, "orders");
+    assert_eq!(md.brokers[0].port, i32::from(server.addr.port()));
+    drop(s);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_closes_only_that_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+
+    // ApiVersions of a version we do not know: v0-shaped error 35 with our ranges (KIP-511).
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    s.write_all(&[0, 0, 0, 10, 0, 18, 0, 99, 0, 0, 0, 5, 0xff, 0xff])
+        .await
+        .expect("write");
+    s.flush().await.expect("flush");
+    let mut resp = read_frame(&mut s).await.expect("fallback");
+    assert_eq!(resp.get_i32(), 5);
+    let body = ApiVersionsResponse::decode(&mut resp, 0).expect("v0 body");
+    assert_eq!(body.error_code, 35);
+    assert!(!body.api_keys.is_empty());
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "unknown api key",
+            vec![0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0, 0],
+        ),
+        (
+            "unsupported version",
+            frame(ApiKey::Metadata, 13, 1, &MetadataRequest::default()).to_vec(),
+        ),
+        (
+            "garbage body",
+            vec![0, 0, 0, 12, 0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff],
+        ),
+        ("oversized frame", vec![0x7f, 0xff, 0xff, 0xff]),
+        ("negative size", vec![0xff, 0xff, 0xff, 0xff]),
+    ];
+    for (what, bytes) in cases {
+        let mut bad = TcpStream::connect(server.addr).await.expect("connect");
+        bad.write_all(&bytes).await.expect("write");
+        bad.flush().await.expect("flush");
+        assert!(
+            read_frame(&mut bad).await.is_none(),
+            "{what}: connection closed"
+        );
+    }
+    // Truncated frame: the peer goes away mid-frame.
+    let mut t = TcpStream::connect(server.addr).await.expect("connect");
+    t.write_all(&[0, 0, 1, 0, 0, 18]).await.expect("write");
+    drop(t);
+
+    // The first connection and new ones still work.
+    let av: ApiVersionsResponse = call(
+        &mut s,
+        ApiKey::ApiVersions,
+        0,
+        &ApiVersionsRequest::default(),
+    )
+    .await;
+    assert_eq!(av.error_code, 0);
+    let mut fresh = TcpStream::connect(server.addr).await.expect("connect");
+    let md: MetadataResponse =
+        call(&mut fresh, ApiKey::Metadata, 1, &MetadataRequest::default()).await;
+    assert_eq!(md.brokers.len(), 1);
+    drop(s);
+    drop(fresh);
+    server.stop().await;
+}
