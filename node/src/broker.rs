@@ -431,8 +431,25 @@ impl Broker {
         }
     }
 
-    /// Stops every flusher and fsyncs every log (graceful shutdown). Returns false if any
-    /// flush failed.
+    /// Persists every log's recovery point (its flushed offset), so that the next start-up
+    /// scans only what may have been written after it.
+    pub fn checkpoint_recovery_points(&self) -> bool {
+        let mut ok = true;
+        for t in self.topics().values() {
+            for p in &t.partitions {
+                let mut guard = p.log();
+                let Some(log) = guard.as_mut() else { continue };
+                if let Err(e) = log.checkpoint_recovery_point() {
+                    tracing::warn!(topic = %t.name, partition = p.index, error = %e, "recovery point checkpoint failed");
+                    ok = false;
+                }
+            }
+        }
+        ok
+    }
+
+    /// Stops every flusher, fsyncs every log and checkpoints its recovery point (graceful
+    /// shutdown). Returns false if any flush failed.
     pub async fn flush_all(&self) -> bool {
         let mut ok = true;
         for t in self.topics().values() {
@@ -441,6 +458,6 @@ impl Broker {
                 ok &= p.flush_once().await;
             }
         }
-        ok
+        ok && self.checkpoint_recovery_points()
     }
 }

@@ -188,6 +188,15 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "log.flush.offset.checkpoint.interval.ms",
+        default: "60000",
+        doc: "Period of writing each log's recovery point (everything below it is fsynced; recovery scans only what lies after it).",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
         name: "log.flush.interval.ms",
         default: "1000",
         doc: "Background flush period of topics with fsync.before.ack=false.",
@@ -326,6 +335,8 @@ pub struct Config {
     pub retention_check_interval_ms: u64,
     /// `log.flush.interval.ms`.
     pub flush_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms`.
+    pub recovery_checkpoint_interval_ms: u64,
     /// Every setting's final text value (for DescribeConfigs on the broker and topic defaults).
     pub values: BTreeMap<&'static str, String>,
 }
@@ -452,6 +463,7 @@ impl Config {
             queued_max_requests: int("queued.max.requests") as usize,
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
             flush_interval_ms: int("log.flush.interval.ms") as u64,
+            recovery_checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms") as u64,
             values: values.clone(),
         })
     }

@@ -107,6 +107,7 @@ impl Server {
         let live = Arc::new(AtomicUsize::new(0));
         broker.start_flushers();
         tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
+        tokio::spawn(recovery_checkpoint_loop(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -163,6 +164,18 @@ async fn retention_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(period) => broker.enforce_retention(),
+        }
+    }
+}
+
+async fn recovery_checkpoint_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_millis(broker.config.recovery_checkpoint_interval_ms);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(period) => {
+                broker.checkpoint_recovery_points();
+            }
         }
     }
 }

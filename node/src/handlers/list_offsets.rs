@@ -1,7 +1,6 @@
 //! ListOffsets: -2 → log start offset, -1 → high watermark, a timestamp → the earliest offset
 //! whose timestamp is at or after it (below the high watermark), else offset -1 / timestamp -1.
-//! -3 (max timestamp, KIP-734) is not implemented and answers UNSUPPORTED_VERSION for that
-//! partition. The isolation level is ignored: without transactions the last stable offset is the
+//! -3 → the first record with the largest timestamp (KIP-734). The isolation level is ignored: without transactions the last stable offset is the
 //! high watermark.
 
 use std::sync::Arc;
@@ -16,6 +15,7 @@ use crate::broker::Broker;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
 
 fn answer(
     index: i32,
@@ -57,7 +57,14 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                         let r = match lp.timestamp {
                             LATEST => answer(idx, ErrorCode::NONE, hw, -1),
                             EARLIEST => answer(idx, ErrorCode::NONE, log.log_start_offset().0, -1),
-                            ts if ts < 0 => answer(idx, ErrorCode::UNSUPPORTED_VERSION, -1, -1),
+                            MAX_TIMESTAMP => match log.max_timestamp() {
+                                Ok(Some(found)) if found.offset.0 < hw => {
+                                    answer(idx, ErrorCode::NONE, found.offset.0, found.timestamp)
+                                }
+                                Ok(_) => answer(idx, ErrorCode::NONE, -1, -1),
+                                Err(e) => answer(idx, e.error_code(), -1, -1),
+                            },
+                            ts if ts < 0 => answer(idx, ErrorCode::INVALID_REQUEST, -1, -1),
                             ts => match log.offset_for_timestamp(ts) {
                                 Ok(Some(found)) if found.offset.0 < hw => {
                                     answer(idx, ErrorCode::NONE, found.offset.0, found.timestamp)
