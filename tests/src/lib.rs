@@ -7,6 +7,7 @@
 //! exact error codes.
 
 pub mod binary;
+pub mod kafka;
 pub mod node;
 pub mod tools;
 
