@@ -26,4 +26,4 @@ echo "== build =="
 cargo build --release --workspace --bins
 
 echo "== test =="
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast
