@@ -106,17 +106,23 @@ fn bad_cases(bootstrap: &str) {
     s.write_all(&frame(3, 99, 42, &[])).expect("write");
     closed_or_answered("metadata v99", reaction(&mut s), 42);
 
-    // 5. Garbage body: a Metadata v1 whose topic array claims 2^31-1 entries.
+    // 7. Negative frame length.
+    let mut s = raw(bootstrap);
+    s.write_all(&(-1i32).to_be_bytes()).and_then(|_| s.write_all(&[0u8; 16])).expect("write");
+    assert_eq!(reaction(&mut s), Reaction::Closed, "negative frame length");
+
+    // 5a. Garbage body: a Produce v3 cut off in the middle of its fields.
+    let mut s = raw(bootstrap);
+    s.write_all(&frame(0, 3, 51, &[0xff, 0xff, 0x00, 0x01, 0x7f])).expect("write");
+    closed_or_answered("truncated produce body", reaction(&mut s), 51);
+
+    // 5b. Garbage body: a Metadata v1 whose topic array claims 2^31-1 entries. Last, as the one
+    // most likely to hurt: a decoder that trusts the count allocates for it up front.
     let mut s = raw(bootstrap);
     let mut garbage = i32::MAX.to_be_bytes().to_vec();
     garbage.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 0xff, 0x00, 0x13]);
     s.write_all(&frame(3, 1, 5, &garbage)).expect("write");
     closed_or_answered("garbage body", reaction(&mut s), 5);
-
-    // 7. Negative frame length.
-    let mut s = raw(bootstrap);
-    s.write_all(&(-1i32).to_be_bytes()).and_then(|_| s.write_all(&[0u8; 16])).expect("write");
-    assert_eq!(reaction(&mut s), Reaction::Closed, "negative frame length");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,9 +155,6 @@ async fn malformed_requests_do_not_hurt_the_broker() {
         })
     };
 
-    let bb = b.clone();
-    tokio::task::spawn_blocking(move || bad_cases(&bb)).await.expect("raw cases");
-
     // 6. A Produce with a corrupt batch: error 2 in the response, and the connection lives on.
     let conn = connect(&b).await;
     let mut batch = build_batch(&[(b"will be corrupted", None)], now_ms());
@@ -163,6 +166,9 @@ async fn malformed_requests_do_not_hurt_the_broker() {
         .expect("acks=-1 has a response");
     assert_eq!(finish_produce(f, 0).await, ProduceOutcome::Failed(ErrorCode::CORRUPT_MESSAGE));
     Admin::new(&conn).metadata(None).await.expect("same connection still serves after CORRUPT_MESSAGE");
+
+    let bb = b.clone();
+    tokio::task::spawn_blocking(move || bad_cases(&bb)).await.expect("raw cases");
 
     stop.store(true, Ordering::Relaxed);
     healthy.await.expect("the healthy client kept working throughout");
