@@ -100,7 +100,7 @@ pub async fn read_partition(conn: Arc<Connection>, topic: &str, partition: i32, 
         }
         let empty = f.records.is_empty();
         records.extend(f.records);
-        if position >= f.high_watermark || (empty && position >= f.high_watermark) {
+        if position >= f.high_watermark {
             return ReadResult { records, error: None, position };
         }
         if empty {

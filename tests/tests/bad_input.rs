@@ -145,7 +145,7 @@ async fn malformed_requests_do_not_hurt_the_broker() {
             // Bounded: the raw cases finish long before this many rounds.
             while !stop.load(Ordering::Relaxed) && n < 100_000 {
                 let v = format!("healthy-{n}").into_bytes();
-                let base = produce_ok(&p, "healthy", 0, &[v.clone()]).await;
+                let base = produce_ok(&p, "healthy", 0, std::slice::from_ref(&v)).await;
                 let read = read_partition(conn.clone(), "healthy", 0, base).await;
                 assert_eq!(read.error, None, "healthy fetch at {base}");
                 assert_eq!(read.records.first().and_then(|r| r.value.as_deref()), Some(&v[..]));

@@ -436,7 +436,81 @@ async fn read_loop(mut read: ReadHalf<TcpStream>, shared: Arc<SyncMutex<Shared>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::MetadataResponse;
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    use tokio::net::TcpListener;
+
+    /// Reads `n` request frames, then answers each (in order) with a Metadata v1 response whose
+    /// controller id is the request's correlation id; with `close_after` it instead closes after
+    /// reading that many.
+    async fn responder(listener: TcpListener, n: usize, close_after: Option<usize>) {
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        let mut ids = Vec::new();
+        for i in 0..n {
+            if close_after == Some(i) {
+                return;
+            }
+            let mut len = [0u8; 4];
+            sock.read_exact(&mut len).await.expect("len");
+            let mut frame = vec![0u8; i32::from_be_bytes(len) as usize];
+            sock.read_exact(&mut frame).await.expect("frame");
+            ids.push(i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]));
+        }
+        for id in ids {
+            let mut buf = BytesMut::new();
+            buf.put_i32(0);
+            buf.put_i32(id);
+            MetadataResponse::default()
+                .with_controller_id(id.into())
+                .encode(&mut buf, 1)
+                .expect("encode");
+            let len = (buf.len() - 4) as i32;
+            buf[0..4].copy_from_slice(&len.to_be_bytes());
+            sock.write_all(&buf).await.expect("write");
+        }
+        sock.flush().await.expect("flush");
+    }
+
+    fn no_handshake() -> ConnectionConfig {
+        ConnectionConfig {
+            api_versions_handshake: false,
+            ..ConnectionConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_get_their_own_responses() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let server = tokio::spawn(responder(listener, 5, None));
+        let conn = Connection::connect(&addr, no_handshake()).await.expect("connect");
+        let mut in_flight = Vec::new();
+        for _ in 0..5 {
+            in_flight.push(conn.start(&MetadataRequest::default(), 1).await.expect("start"));
+        }
+        let mut ids = Vec::new();
+        for f in in_flight {
+            ids.push(f.wait().await.expect("response").controller_id.0);
+        }
+        assert_eq!(ids, vec![1, 2, 3, 4, 5]);
+        server.await.expect("responder");
+    }
+
+    #[tokio::test]
+    async fn connection_loss_after_sending_is_indefinite() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let server = tokio::spawn(responder(listener, 2, Some(1)));
+        let conn = Connection::connect(&addr, no_handshake()).await.expect("connect");
+        let f = conn.start(&MetadataRequest::default(), 1).await.expect("start");
+        let err = f.wait().await.expect_err("the peer closed");
+        assert!(err.is_indefinite(), "{err}");
+        server.await.expect("responder");
+        let later = conn.request(&MetadataRequest::default(), 1).await;
+        assert!(
+            matches!(later, Err(ConnectionError::Broken(_))),
+            "a request on a broken connection is not sent: {later:?}"
+        );
+    }
 
     #[test]
     fn response_header_and_body_decode() {

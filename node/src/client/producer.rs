@@ -27,6 +27,9 @@ use tokio::sync::Mutex;
 
 use super::connection::{Connection, ConnectionConfig, ConnectionError, InFlight};
 
+/// One record to produce: `(value, key)`.
+pub type ValueAndKey<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// Produce versions this client can speak: 3 is the first with v2 batches, 11 the last without
 /// topic ids.
 pub const PRODUCE_VERSIONS: (i16, i16) = (3, 11);
@@ -194,7 +197,7 @@ impl Producer {
         &self,
         topic: &str,
         partition: i32,
-        values: &[(&[u8], Option<&[u8]>)],
+        values: &[ValueAndKey<'_>],
         timestamp_ms: i64,
     ) -> Vec<(usize, ProduceOutcome)> {
         let mut out = Vec::new();
@@ -312,9 +315,9 @@ pub async fn finish_produce(in_flight: InFlight<ProduceResponse>, partition: i32
 
 /// Splits values into runs whose payload is about `max_bytes` (at least one value per run).
 pub fn chunk_by_bytes<'a, 'b>(
-    values: &'a [(&'b [u8], Option<&'b [u8]>)],
+    values: &'a [ValueAndKey<'b>],
     max_bytes: usize,
-) -> Vec<&'a [(&'b [u8], Option<&'b [u8]>)]> {
+) -> Vec<&'a [ValueAndKey<'b>]> {
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut size = 0;
