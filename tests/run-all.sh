@@ -20,7 +20,7 @@ if ! python3 -c "import confluent_kafka, kafka" >/dev/null 2>&1; then
         || python3 -m pip install -q --break-system-packages confluent-kafka kafka-python
 fi
 kcat -V 2>&1 | head -1
-python3 -c "import confluent_kafka, kafka; print('confluent-kafka', confluent_kafka.version()[0], 'librdkafka', confluent_kafka.libversion()[0], 'kafka-python', kafka.__version__)"
+python3 -c "import confluent_kafka, kafka; print('confluent-kafka', confluent_kafka.__version__, 'librdkafka', confluent_kafka.libversion()[0], 'kafka-python', kafka.__version__)"
 
 echo "== build =="
 cargo build --release --workspace --bins
