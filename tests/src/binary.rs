@@ -34,7 +34,10 @@ pub fn strata_bin() -> PathBuf {
             .current_dir(&root)
             .status()
             .expect("run cargo build for strata");
-        assert!(status.success(), "cargo build --release -p strata-node --bin strata failed");
+        assert!(
+            status.success(),
+            "cargo build --release -p strata-node --bin strata failed"
+        );
         root.join("target/release/strata")
     })
     .clone()

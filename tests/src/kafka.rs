@@ -75,7 +75,12 @@ pub struct ReadResult {
 }
 
 /// Reads `topic`/`partition` from `from` until the high watermark or the first error.
-pub async fn read_partition(conn: Arc<Connection>, topic: &str, partition: i32, from: i64) -> ReadResult {
+pub async fn read_partition(
+    conn: Arc<Connection>,
+    topic: &str,
+    partition: i32,
+    from: i64,
+) -> ReadResult {
     let mut consumer = Consumer::new(
         conn,
         FetchConfig {
@@ -96,15 +101,26 @@ pub async fn read_partition(conn: Arc<Connection>, topic: &str, partition: i32, 
         };
         let position = consumer.position(topic, partition).unwrap_or(from);
         if !f.error.is_ok() {
-            return ReadResult { records, error: Some(f.error), position };
+            return ReadResult {
+                records,
+                error: Some(f.error),
+                position,
+            };
         }
         let empty = f.records.is_empty();
         records.extend(f.records);
         if position >= f.high_watermark {
-            return ReadResult { records, error: None, position };
+            return ReadResult {
+                records,
+                error: None,
+                position,
+            };
         }
         if empty {
-            panic!("fetch at {position} below high watermark {} returned nothing", f.high_watermark);
+            panic!(
+                "fetch at {position} below high watermark {} returned nothing",
+                f.high_watermark
+            );
         }
     }
     panic!("read of {topic}-{partition} did not finish");

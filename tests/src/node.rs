@@ -93,7 +93,11 @@ impl StrataNode {
             .append(true)
             .open(self.log_path())
             .expect("open broker log");
-        let _ = writeln!(log, "=== harness: starting strata on {} ===", self.bootstrap());
+        let _ = writeln!(
+            log,
+            "=== harness: starting strata on {} ===",
+            self.bootstrap()
+        );
         let err = log.try_clone().expect("clone log handle");
         let mut cmd = Command::new(strata_bin());
         cmd.arg("--data-dir")
@@ -116,7 +120,11 @@ impl StrataNode {
     fn wait_until_listening(&mut self) {
         let addr: SocketAddr = self.bootstrap().parse().expect("socket address");
         for _ in 0..START_ATTEMPTS {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!(
                     "strata exited during startup with {status}\n--- broker log ---\n{}",
                     self.log()
@@ -146,7 +154,10 @@ impl StrataNode {
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("strata did not exit after SIGTERM\n--- broker log ---\n{}", self.log());
+        panic!(
+            "strata did not exit after SIGTERM\n--- broker log ---\n{}",
+            self.log()
+        );
     }
 
     /// SIGKILL: no chance to flush or clean up.

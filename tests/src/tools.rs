@@ -39,9 +39,8 @@ pub fn ensure_kcat() {
 pub fn ensure_python_clients() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let importable = || {
-            succeeds(Command::new("python3").args(["-c", "import confluent_kafka, kafka"]))
-        };
+        let importable =
+            || succeeds(Command::new("python3").args(["-c", "import confluent_kafka, kafka"]));
         if importable() {
             return;
         }
@@ -80,7 +79,10 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("run python3 {}: {e}", path.display()));
-    check(&format!("python3 {} {}", path.display(), args.join(" ")), out)
+    check(
+        &format!("python3 {} {}", path.display(), args.join(" ")),
+        out,
+    )
 }
 
 /// Runs `kcat <args..>` with `stdin` as its input and returns its stdout, panicking unless it

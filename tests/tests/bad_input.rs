@@ -40,13 +40,21 @@ fn reaction(s: &mut TcpStream) -> Reaction {
     let mut len = [0u8; 4];
     match s.read_exact(&mut len) {
         Ok(()) => {}
-        Err(e) if matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+            ) =>
+        {
             return Reaction::Closed;
         }
         Err(e) => panic!("broker neither answered nor closed the connection: {e}"),
     }
     let len = i32::from_be_bytes(len);
-    assert!((4..=MAX_REQUEST).contains(&len), "response frame length {len}");
+    assert!(
+        (4..=MAX_REQUEST).contains(&len),
+        "response frame length {len}"
+    );
     let mut body = vec![0u8; len as usize];
     s.read_exact(&mut body).expect("read response body");
     Reaction::Answered(body)
@@ -70,19 +78,26 @@ fn frame(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8
 /// Either closed, or answered with the request's correlation id.
 fn closed_or_answered(case: &str, r: Reaction, correlation_id: i32) {
     if let Reaction::Answered(body) = r {
-        assert_eq!(&body[0..4], &correlation_id.to_be_bytes(), "{case}: response correlation id");
+        assert_eq!(
+            &body[0..4],
+            &correlation_id.to_be_bytes(),
+            "{case}: response correlation id"
+        );
     }
 }
 
 fn bad_cases(bootstrap: &str) {
     // 1. A truncated frame, then close: nothing to answer, must not hurt the broker.
     let mut s = raw(bootstrap);
-    s.write_all(&100i32.to_be_bytes()).and_then(|_| s.write_all(&[0u8; 10])).expect("write");
+    s.write_all(&100i32.to_be_bytes())
+        .and_then(|_| s.write_all(&[0u8; 10]))
+        .expect("write");
     s.shutdown(Shutdown::Both).expect("shutdown");
 
     // 2. A frame longer than socket.request.max.bytes: the broker closes without reading it.
     let mut s = raw(bootstrap);
-    s.write_all(&(MAX_REQUEST + 1).to_be_bytes()).expect("write");
+    s.write_all(&(MAX_REQUEST + 1).to_be_bytes())
+        .expect("write");
     assert_eq!(reaction(&mut s), Reaction::Closed, "oversized frame");
 
     // 3. Unknown API key.
@@ -96,8 +111,16 @@ fn bad_cases(bootstrap: &str) {
     s.write_all(&frame(18, 127, 41, &[0])).expect("write");
     match reaction(&mut s) {
         Reaction::Answered(body) => {
-            assert_eq!(&body[0..4], &41i32.to_be_bytes(), "ApiVersions v127 correlation id");
-            assert_eq!(i16::from_be_bytes([body[4], body[5]]), 35, "ApiVersions v127 error code");
+            assert_eq!(
+                &body[0..4],
+                &41i32.to_be_bytes(),
+                "ApiVersions v127 correlation id"
+            );
+            assert_eq!(
+                i16::from_be_bytes([body[4], body[5]]),
+                35,
+                "ApiVersions v127 error code"
+            );
         }
         Reaction::Closed => panic!("ApiVersions v127 must be answered with error 35, not closed"),
     }
@@ -108,12 +131,15 @@ fn bad_cases(bootstrap: &str) {
 
     // 7. Negative frame length.
     let mut s = raw(bootstrap);
-    s.write_all(&(-1i32).to_be_bytes()).and_then(|_| s.write_all(&[0u8; 16])).expect("write");
+    s.write_all(&(-1i32).to_be_bytes())
+        .and_then(|_| s.write_all(&[0u8; 16]))
+        .expect("write");
     assert_eq!(reaction(&mut s), Reaction::Closed, "negative frame length");
 
     // 5a. Garbage body: a Produce v3 cut off in the middle of its fields.
     let mut s = raw(bootstrap);
-    s.write_all(&frame(0, 3, 51, &[0xff, 0xff, 0x00, 0x01, 0x7f])).expect("write");
+    s.write_all(&frame(0, 3, 51, &[0xff, 0xff, 0x00, 0x01, 0x7f]))
+        .expect("write");
     closed_or_answered("truncated produce body", reaction(&mut s), 51);
 
     // 5b. Garbage body: a Metadata v1 whose topic array claims 2^31-1 entries. Last, as the one
@@ -148,7 +174,10 @@ async fn malformed_requests_do_not_hurt_the_broker() {
                 let base = produce_ok(&p, "healthy", 0, std::slice::from_ref(&v)).await;
                 let read = read_partition(conn.clone(), "healthy", 0, base).await;
                 assert_eq!(read.error, None, "healthy fetch at {base}");
-                assert_eq!(read.records.first().and_then(|r| r.value.as_deref()), Some(&v[..]));
+                assert_eq!(
+                    read.records.first().and_then(|r| r.value.as_deref()),
+                    Some(&v[..])
+                );
                 n += 1;
                 rounds.store(n, Ordering::Relaxed);
             }
@@ -164,15 +193,28 @@ async fn malformed_requests_do_not_hurt_the_broker() {
         .await
         .expect("send corrupt produce")
         .expect("acks=-1 has a response");
-    assert_eq!(finish_produce(f, 0).await, ProduceOutcome::Failed(ErrorCode::CORRUPT_MESSAGE));
-    Admin::new(&conn).metadata(None).await.expect("same connection still serves after CORRUPT_MESSAGE");
+    assert_eq!(
+        finish_produce(f, 0).await,
+        ProduceOutcome::Failed(ErrorCode::CORRUPT_MESSAGE)
+    );
+    Admin::new(&conn)
+        .metadata(None)
+        .await
+        .expect("same connection still serves after CORRUPT_MESSAGE");
 
     let bb = b.clone();
-    tokio::task::spawn_blocking(move || bad_cases(&bb)).await.expect("raw cases");
+    tokio::task::spawn_blocking(move || bad_cases(&bb))
+        .await
+        .expect("raw cases");
 
     stop.store(true, Ordering::Relaxed);
-    healthy.await.expect("the healthy client kept working throughout");
-    assert!(rounds.load(Ordering::Relaxed) > 0, "the healthy client completed no round");
+    healthy
+        .await
+        .expect("the healthy client kept working throughout");
+    assert!(
+        rounds.load(Ordering::Relaxed) > 0,
+        "the healthy client completed no round"
+    );
     assert!(node.is_running(), "strata died");
 
     // Afterwards: a full round trip, and nothing from the corrupt produce was stored.

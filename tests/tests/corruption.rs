@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use strata_core::batch::{BatchHeader, BatchIter, HEADER_LEN};
 use strata_core::error::ErrorCode;
 use strata_tests::StrataNode;
-use strata_tests::kafka::{connect, create_topic, latest_offset, produce_ok, producer, read_partition};
+use strata_tests::kafka::{
+    connect, create_topic, latest_offset, produce_ok, producer, read_partition,
+};
 use strata_tests::node::open_rw;
 
 const TOPIC: &str = "damaged";
@@ -59,7 +61,10 @@ async fn torn_tail_and_flipped_byte_are_detected_after_restart() {
 
     let dir = node.partition_dir(TOPIC, 0);
     let segs = segments(&dir);
-    assert!(segs.len() >= 3, "expected several segments with segment.bytes=16384, found {segs:?}");
+    assert!(
+        segs.len() >= 3,
+        "expected several segments with segment.bytes=16384, found {segs:?}"
+    );
 
     // Torn tail: cut the last whole batch of the last non-empty segment in half.
     let (last_seg, last_batches) = segs
@@ -76,14 +81,22 @@ async fn torn_tail_and_flipped_byte_are_detected_after_restart() {
 
     // Bit flip: the third batch of the first segment, inside its records (CRC-covered).
     let first = batches(&segs[0]);
-    assert!(first.len() >= 5, "first segment has {} batches", first.len());
+    assert!(
+        first.len() >= 5,
+        "first segment has {} batches",
+        first.len()
+    );
     let (bad_pos, bad) = first[2];
     let flip_at = (bad_pos + HEADER_LEN + 10) as u64;
     let mut f = open_rw(&segs[0]);
     let mut byte = [0u8; 1];
-    f.seek(SeekFrom::Start(flip_at)).and_then(|_| f.read_exact(&mut byte)).expect("read byte");
+    f.seek(SeekFrom::Start(flip_at))
+        .and_then(|_| f.read_exact(&mut byte))
+        .expect("read byte");
     byte[0] ^= 0x5a;
-    f.seek(SeekFrom::Start(flip_at)).and_then(|_| f.write_all(&byte)).expect("write byte");
+    f.seek(SeekFrom::Start(flip_at))
+        .and_then(|_| f.write_all(&byte))
+        .expect("write byte");
     f.sync_all().expect("sync");
     drop(f);
     let corrupt_offset = bad.base_offset.0;
@@ -100,23 +113,44 @@ async fn torn_tail_and_flipped_byte_are_detected_after_restart() {
 
     // Everything before the corrupt batch is served, intact and in order.
     let read = read_partition(conn.clone(), TOPIC, 0, 0).await;
-    let before: Vec<&strata_node::client::ConsumedRecord> =
-        read.records.iter().filter(|r| r.offset < corrupt_offset).collect();
-    assert_eq!(before.len() as i64, corrupt_offset, "records before the corrupt batch");
+    let before: Vec<&strata_node::client::ConsumedRecord> = read
+        .records
+        .iter()
+        .filter(|r| r.offset < corrupt_offset)
+        .collect();
+    assert_eq!(
+        before.len() as i64,
+        corrupt_offset,
+        "records before the corrupt batch"
+    );
     for r in &before {
         let (batch, i) = (r.offset as usize / per_batch, r.offset as usize % per_batch);
-        assert_eq!(r.value.as_deref(), Some(&value(batch, i)[..]), "record at offset {}", r.offset);
+        assert_eq!(
+            r.value.as_deref(),
+            Some(&value(batch, i)[..]),
+            "record at offset {}",
+            r.offset
+        );
     }
     // Nothing of the corrupt batch is ever served.
     assert!(
-        read.records.iter().all(|r| r.offset < corrupt_offset || r.offset > bad.last_offset().0),
+        read.records
+            .iter()
+            .all(|r| r.offset < corrupt_offset || r.offset > bad.last_offset().0),
         "records of the corrupt batch were served"
     );
 
     // Fetching at the corrupt batch gives CORRUPT_MESSAGE.
     let at = read_partition(conn.clone(), TOPIC, 0, corrupt_offset).await;
-    assert_eq!(at.error, Some(ErrorCode::CORRUPT_MESSAGE), "fetch at the corrupt batch: {at:?}");
-    assert!(at.records.is_empty(), "records served from the corrupt batch");
+    assert_eq!(
+        at.error,
+        Some(ErrorCode::CORRUPT_MESSAGE),
+        "fetch at the corrupt batch: {at:?}"
+    );
+    assert!(
+        at.records.is_empty(),
+        "records served from the corrupt batch"
+    );
 
     // New produces work and land at the recovered end.
     let p = producer(&b);
@@ -124,7 +158,10 @@ async fn torn_tail_and_flipped_byte_are_detected_after_restart() {
     assert_eq!(base, end_after_recovery);
     let tail = read_partition(conn.clone(), TOPIC, 0, base).await;
     assert_eq!(tail.error, None);
-    assert_eq!(tail.records.first().and_then(|r| r.value.as_deref()), Some(&b"after-recovery"[..]));
+    assert_eq!(
+        tail.records.first().and_then(|r| r.value.as_deref()),
+        Some(&b"after-recovery"[..])
+    );
 
     // The node says what it found.
     let log = node.log().to_lowercase();

@@ -9,10 +9,14 @@ use strata_core::batch::build_batch;
 use strata_node::client::ProduceOutcome;
 use strata_node::client::producer::{finish_produce, start_produce};
 use strata_tests::StrataNode;
-use strata_tests::kafka::{connect, create_topic, latest_offset, now_ms, produce_ok, producer, read_partition};
+use strata_tests::kafka::{
+    connect, create_topic, latest_offset, now_ms, produce_ok, producer, read_partition,
+};
 
 fn values(tag: &str, batch: usize, n: usize) -> Vec<Vec<u8>> {
-    (0..n).map(|i| format!("{tag}-{batch}-{i}").into_bytes()).collect()
+    (0..n)
+        .map(|i| format!("{tag}-{batch}-{i}").into_bytes())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +30,11 @@ async fn sigterm_then_restart_keeps_all_data() {
         let partition = (batch % 2) as i32;
         let vs = values("graceful", batch, 20);
         let base = produce_ok(&p, "graceful", partition, &vs).await;
-        assert_eq!(base, expected[partition as usize].len() as i64, "base offset of batch {batch}");
+        assert_eq!(
+            base,
+            expected[partition as usize].len() as i64,
+            "base offset of batch {batch}"
+        );
         expected[partition as usize].extend(vs);
     }
     drop(p);
@@ -37,13 +45,30 @@ async fn sigterm_then_restart_keeps_all_data() {
     let conn = connect(&b).await;
     for partition in 0..2 {
         let want = &expected[partition as usize];
-        assert_eq!(latest_offset(&conn, "graceful", partition).await, want.len() as i64);
+        assert_eq!(
+            latest_offset(&conn, "graceful", partition).await,
+            want.len() as i64
+        );
         let read = read_partition(conn.clone(), "graceful", partition, 0).await;
-        assert_eq!(read.error, None, "reading partition {partition} after restart");
-        let got: Vec<Vec<u8>> = read.records.iter().map(|r| r.value.clone().unwrap_or_default().to_vec()).collect();
+        assert_eq!(
+            read.error, None,
+            "reading partition {partition} after restart"
+        );
+        let got: Vec<Vec<u8>> = read
+            .records
+            .iter()
+            .map(|r| r.value.clone().unwrap_or_default().to_vec())
+            .collect();
         let offsets: Vec<i64> = read.records.iter().map(|r| r.offset).collect();
-        assert_eq!(offsets, (0..want.len() as i64).collect::<Vec<_>>(), "offsets of partition {partition}");
-        assert!(got == *want, "values of partition {partition} differ after restart");
+        assert_eq!(
+            offsets,
+            (0..want.len() as i64).collect::<Vec<_>>(),
+            "offsets of partition {partition}"
+        );
+        assert!(
+            got == *want,
+            "values of partition {partition} differ after restart"
+        );
     }
     // And the log keeps growing where it ended.
     let p = producer(&b);
@@ -79,7 +104,9 @@ async fn kill9_keeps_every_acknowledged_message() {
             next += 1;
             continue;
         }
-        let Some((n, f)) = window.pop_front() else { break };
+        let Some((n, f)) = window.pop_front() else {
+            break;
+        };
         match finish_produce(f, 0).await {
             ProduceOutcome::Ok { base_offset, .. } => acked.push((n, base_offset)),
             ProduceOutcome::Indefinite(_) if killed => indefinite.push(n),
@@ -114,12 +141,25 @@ async fn kill9_keeps_every_acknowledged_message() {
         }
     }
     // Every record present belongs to a batch we sent, acknowledged or indefinite.
-    let sent: std::collections::BTreeSet<Vec<u8>> = (0..next).flat_map(|n| values("acked", n, 10)).collect();
+    let sent: std::collections::BTreeSet<Vec<u8>> =
+        (0..next).flat_map(|n| values("acked", n, 10)).collect();
     for (o, v) in &by_offset {
-        assert!(sent.contains(v), "offset {o} holds a value nobody sent: {:?}", String::from_utf8_lossy(v));
+        assert!(
+            sent.contains(v),
+            "offset {o} holds a value nobody sent: {:?}",
+            String::from_utf8_lossy(v)
+        );
     }
-    println!("{} acknowledged, {} indefinite, {} records after restart", acked.len(), indefinite.len(), by_offset.len());
+    println!(
+        "{} acknowledged, {} indefinite, {} records after restart",
+        acked.len(),
+        indefinite.len(),
+        by_offset.len()
+    );
     let p = producer(&b);
     let end = latest_offset(&conn, "acked", 0).await;
-    assert_eq!(produce_ok(&p, "acked", 0, &values("after", 0, 1)).await, end);
+    assert_eq!(
+        produce_ok(&p, "acked", 0, &values("after", 0, 1)).await,
+        end
+    );
 }

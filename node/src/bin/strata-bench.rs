@@ -146,8 +146,14 @@ async fn main() -> Result<()> {
         ));
     }
     let admin = Admin::new(&conns[0]);
-    match admin.create_topic(&args.topic, args.partitions, 1, &[]).await {
-        Ok(()) => println!("created topic {} with {} partitions", args.topic, args.partitions),
+    match admin
+        .create_topic(&args.topic, args.partitions, 1, &[])
+        .await
+    {
+        Ok(()) => println!(
+            "created topic {} with {} partitions",
+            args.topic, args.partitions
+        ),
         Err(AdminError::Broker { code, .. }) if code == ErrorCode::TOPIC_ALREADY_EXISTS => {
             println!("topic {} exists; appending", args.topic)
         }
@@ -158,7 +164,10 @@ async fn main() -> Result<()> {
         start_offsets.push(admin.list_offset(&args.topic, p, LATEST_TIMESTAMP).await?.0);
     }
     if let Some(pid) = args.broker_pid {
-        println!("broker RSS before: {} MiB", rss_kib(pid).unwrap_or(0) / 1024);
+        println!(
+            "broker RSS before: {} MiB",
+            rss_kib(pid).unwrap_or(0) / 1024
+        );
     }
 
     let per_batch = (args.batch_bytes / args.message_size).max(1);
@@ -188,8 +197,12 @@ async fn main() -> Result<()> {
         let batches = total_batches / args.partitions as u64
             + u64::from((p as u64) < total_batches % args.partitions as u64);
         let conn = Arc::clone(&conns[p as usize % conns.len()]);
-        let (topic, batch, produced, a) =
-            (args.topic.clone(), batch.clone(), Arc::clone(&produced), args.clone());
+        let (topic, batch, produced, a) = (
+            args.topic.clone(),
+            batch.clone(),
+            Arc::clone(&produced),
+            args.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Latencies::default();
             let mut window = VecDeque::new();
@@ -205,10 +218,15 @@ async fn main() -> Result<()> {
                     sent += 1;
                     continue;
                 }
-                let Some((t0, f)) = window.pop_front() else { break };
+                let Some((t0, f)) = window.pop_front() else {
+                    break;
+                };
                 let outcome = match f {
                     Some(f) => finish_produce(f, p).await,
-                    None => ProduceOutcome::Ok { base_offset: -1, after_indefinite: false },
+                    None => ProduceOutcome::Ok {
+                        base_offset: -1,
+                        after_indefinite: false,
+                    },
                 };
                 lat.0.push(t0.elapsed().as_micros() as u64);
                 match outcome {
@@ -249,7 +267,10 @@ async fn main() -> Result<()> {
     );
     println!("  latency per request: {}", produce_lat.summary());
     if let Some(pid) = args.broker_pid {
-        println!("  broker RSS after produce: {} MiB", rss_kib(pid).unwrap_or(0) / 1024);
+        println!(
+            "  broker RSS after produce: {} MiB",
+            rss_kib(pid).unwrap_or(0) / 1024
+        );
     }
     if args.produce_only {
         return Ok(());
@@ -274,14 +295,21 @@ async fn main() -> Result<()> {
     let mut tasks = Vec::new();
     for p in 0..args.partitions {
         let conn = Arc::clone(&conns[p as usize % conns.len()]);
-        let (topic, consumed, fc) = (args.topic.clone(), Arc::clone(&consumed), fetch_config.clone());
+        let (topic, consumed, fc) = (
+            args.topic.clone(),
+            Arc::clone(&consumed),
+            fetch_config.clone(),
+        );
         let (mut pos, end) = (start_offsets[p as usize], ends[p as usize]);
         tasks.push(tokio::spawn(async move {
             let mut lat = Latencies::default();
             let mut records = 0u64;
             while pos < end {
                 let t0 = Instant::now();
-                let resp = start_fetch(&conn, &[(&topic, p, pos)], &fc).await?.wait().await?;
+                let resp = start_fetch(&conn, &[(&topic, p, pos)], &fc)
+                    .await?
+                    .wait()
+                    .await?;
                 lat.0.push(t0.elapsed().as_micros() as u64);
                 let part = resp
                     .responses
@@ -331,7 +359,10 @@ async fn main() -> Result<()> {
     );
     println!("  latency per fetch: {}", fetch_lat.summary());
     if let Some(pid) = args.broker_pid {
-        println!("  broker RSS after consume: {} MiB", rss_kib(pid).unwrap_or(0) / 1024);
+        println!(
+            "  broker RSS after consume: {} MiB",
+            rss_kib(pid).unwrap_or(0) / 1024
+        );
     }
     Ok(())
 }

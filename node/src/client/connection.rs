@@ -80,7 +80,9 @@ impl ConnectionError {
     pub fn is_connection_lost(&self) -> bool {
         matches!(
             self,
-            ConnectionError::Closed(_) | ConnectionError::Broken(_) | ConnectionError::Connect { .. }
+            ConnectionError::Closed(_)
+                | ConnectionError::Broken(_)
+                | ConnectionError::Connect { .. }
         )
     }
 }
@@ -191,7 +193,10 @@ fn decode_response<T: Decodable>(
 
 impl Connection {
     /// Connects and, if configured, runs the ApiVersions handshake.
-    pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection, ConnectionError> {
+    pub async fn connect(
+        addr: &str,
+        config: ConnectionConfig,
+    ) -> Result<Connection, ConnectionError> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|source| ConnectionError::Connect {
@@ -222,9 +227,7 @@ impl Connection {
             // v3 is the first flexible version and what current clients send first.
             let req = ApiVersionsRequest::default()
                 .with_client_software_name(StrBytes::from_static_str("strata-client"))
-                .with_client_software_version(StrBytes::from_static_str(env!(
-                    "CARGO_PKG_VERSION"
-                )));
+                .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
             // A broker that refuses v3 answers with a v0-shaped body we cannot decode at v3; the
             // frame is consumed either way, so we just go on without version ranges.
             match conn.request::<ApiVersionsRequest>(&req, 3).await {
@@ -482,10 +485,16 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let server = tokio::spawn(responder(listener, 5, None));
-        let conn = Connection::connect(&addr, no_handshake()).await.expect("connect");
+        let conn = Connection::connect(&addr, no_handshake())
+            .await
+            .expect("connect");
         let mut in_flight = Vec::new();
         for _ in 0..5 {
-            in_flight.push(conn.start(&MetadataRequest::default(), 1).await.expect("start"));
+            in_flight.push(
+                conn.start(&MetadataRequest::default(), 1)
+                    .await
+                    .expect("start"),
+            );
         }
         let mut ids = Vec::new();
         for f in in_flight {
@@ -500,8 +509,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let server = tokio::spawn(responder(listener, 2, Some(1)));
-        let conn = Connection::connect(&addr, no_handshake()).await.expect("connect");
-        let f = conn.start(&MetadataRequest::default(), 1).await.expect("start");
+        let conn = Connection::connect(&addr, no_handshake())
+            .await
+            .expect("connect");
+        let f = conn
+            .start(&MetadataRequest::default(), 1)
+            .await
+            .expect("start");
         let err = f.wait().await.expect_err("the peer closed");
         assert!(err.is_indefinite(), "{err}");
         server.await.expect("responder");

@@ -112,7 +112,10 @@ pub fn fetch_request(positions: &[(&str, i32, i64)], config: &FetchConfig) -> Fe
 }
 
 /// Decodes the whole batches in `records`, keeping records at or after `from_offset`.
-pub fn decode_records(records: &Bytes, from_offset: i64) -> Result<Vec<ConsumedRecord>, ConsumerError> {
+pub fn decode_records(
+    records: &Bytes,
+    from_offset: i64,
+) -> Result<Vec<ConsumedRecord>, ConsumerError> {
     let mut out = Vec::new();
     let mut iter = BatchIter::new(records);
     while let Some(item) = iter.next() {
@@ -163,7 +166,8 @@ impl Consumer {
 
     /// Starts consuming `topic`/`partition` at `offset` (replacing any earlier position).
     pub fn assign(&mut self, topic: &str, partition: i32, offset: i64) {
-        self.positions.insert((topic.to_string(), partition), offset);
+        self.positions
+            .insert((topic.to_string(), partition), offset);
     }
 
     /// The next offset that will be fetched.
@@ -184,7 +188,8 @@ impl Consumer {
         let fetched = fetched_partitions(&resp, &self.positions)?;
         for f in &fetched {
             if let Some(last) = f.records.last() {
-                self.positions.insert((f.topic.clone(), f.partition), last.offset + 1);
+                self.positions
+                    .insert((f.topic.clone(), f.partition), last.offset + 1);
             }
         }
         Ok(fetched)
@@ -198,7 +203,9 @@ pub async fn start_fetch(
     config: &FetchConfig,
 ) -> Result<InFlight<FetchResponse>, ConsumerError> {
     let version = conn.version_for(ApiKey::Fetch, FETCH_VERSIONS)?;
-    Ok(conn.start(&fetch_request(positions, config), version).await?)
+    Ok(conn
+        .start(&fetch_request(positions, config), version)
+        .await?)
 }
 
 /// Turns a Fetch response into per-partition results, decoding records at or after the
@@ -260,7 +267,10 @@ mod tests {
 
     #[test]
     fn request_groups_partitions_by_topic() {
-        let req = fetch_request(&[("t", 0, 1), ("u", 0, 2), ("t", 1, 3)], &FetchConfig::default());
+        let req = fetch_request(
+            &[("t", 0, 1), ("u", 0, 2), ("t", 1, 3)],
+            &FetchConfig::default(),
+        );
         assert_eq!(req.topics.len(), 2);
         assert_eq!(req.topics[0].partitions.len(), 2);
         assert_eq!(req.topics[0].partitions[1].fetch_offset, 3);

@@ -210,7 +210,12 @@ impl Producer {
     }
 
     /// Produces one or more raw v2 batches, retrying as [`classify`] allows.
-    pub async fn produce_batch(&self, topic: &str, partition: i32, records: Bytes) -> ProduceOutcome {
+    pub async fn produce_batch(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> ProduceOutcome {
         let mut indefinite: Option<IndefiniteReason> = None;
         let mut attempt = 0;
         loop {
@@ -236,7 +241,10 @@ impl Producer {
                 };
             }
             attempt += 1;
-            tokio::time::sleep(std::time::Duration::from_millis(self.config.retry_backoff_ms)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(
+                self.config.retry_backoff_ms,
+            ))
+            .await;
         }
     }
 
@@ -247,8 +255,15 @@ impl Producer {
             // Nothing was sent: a definite failure, retriable like a missing leader.
             Err(_) => return ProduceOutcome::Failed(ErrorCode::LEADER_NOT_AVAILABLE),
         };
-        match start_produce(&conn, topic, partition, records, self.config.acks, self.config.timeout_ms)
-            .await
+        match start_produce(
+            &conn,
+            topic,
+            partition,
+            records,
+            self.config.acks,
+            self.config.timeout_ms,
+        )
+        .await
         {
             Ok(Some(in_flight)) => finish_produce(in_flight, partition).await,
             Ok(None) => ProduceOutcome::Indefinite(IndefiniteReason::NoAcks),
@@ -283,12 +298,18 @@ pub async fn start_produce(
             .map_err(ProducerError::NotSent)?;
         return Ok(None);
     }
-    let in_flight = conn.start(&req, version).await.map_err(ProducerError::NotSent)?;
+    let in_flight = conn
+        .start(&req, version)
+        .await
+        .map_err(ProducerError::NotSent)?;
     Ok(Some(in_flight))
 }
 
 /// Waits for a started Produce and turns the response into an outcome.
-pub async fn finish_produce(in_flight: InFlight<ProduceResponse>, partition: i32) -> ProduceOutcome {
+pub async fn finish_produce(
+    in_flight: InFlight<ProduceResponse>,
+    partition: i32,
+) -> ProduceOutcome {
     match in_flight.wait().await {
         Ok(resp) => match partition_result(&resp, partition) {
             Some((code, base_offset)) if code.is_ok() => ProduceOutcome::Ok {
@@ -342,9 +363,18 @@ mod tests {
 
     #[test]
     fn indefinite_codes_are_classified() {
-        assert_eq!(classify(ErrorCode::NOT_LEADER_OR_FOLLOWER), ErrorClass::RetriableIndefinite);
-        assert_eq!(classify(ErrorCode::REQUEST_TIMED_OUT), ErrorClass::RetriableIndefinite);
-        assert_eq!(classify(ErrorCode::NOT_ENOUGH_REPLICAS), ErrorClass::RetriableDefinite);
+        assert_eq!(
+            classify(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+            ErrorClass::RetriableIndefinite
+        );
+        assert_eq!(
+            classify(ErrorCode::REQUEST_TIMED_OUT),
+            ErrorClass::RetriableIndefinite
+        );
+        assert_eq!(
+            classify(ErrorCode::NOT_ENOUGH_REPLICAS),
+            ErrorClass::RetriableDefinite
+        );
         assert_eq!(classify(ErrorCode::CORRUPT_MESSAGE), ErrorClass::Fatal);
     }
 
