@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one test command: installs the third-party clients a fresh machine lacks, builds every
+# binary in release, and runs the whole workspace's tests (unit, end-to-end) in release.
+#
+#   bash tests/run-all.sh            # from any directory
+#   STRATA_BIN=/path/to/strata bash tests/run-all.sh   # test another build of the broker
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== tools =="
+if ! command -v kcat >/dev/null 2>&1; then
+    echo "installing kcat"
+    apt-get update -qq
+    apt-get install -y -qq kcat
+fi
+if ! python3 -c "import confluent_kafka, kafka" >/dev/null 2>&1; then
+    echo "installing confluent-kafka and kafka-python"
+    # Debian's system python refuses plain pip installs (PEP 668); pyenv's does not.
+    python3 -m pip install -q confluent-kafka kafka-python \
+        || python3 -m pip install -q --break-system-packages confluent-kafka kafka-python
+fi
+kcat -V 2>&1 | head -1
+python3 -c "import confluent_kafka, kafka; print('confluent-kafka', confluent_kafka.__version__, 'librdkafka', confluent_kafka.libversion()[0], 'kafka-python', kafka.__version__)"
+
+echo "== build =="
+cargo build --release --workspace --bins
+
+echo "== test =="
+cargo test --release --workspace --no-fail-fast
