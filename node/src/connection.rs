@@ -105,9 +105,11 @@ async fn write_loop(mut wr: WriteHalf<TcpStream>, mut rx: mpsc::Receiver<Reply>,
             },
             Reply::None => continue,
         };
-        if let Err(e) = wr.write_all(&frame).await {
-            tracing::debug!(%peer, error = %e, "write failed");
-            return;
+        for chunk in &frame.chunks {
+            if let Err(e) = wr.write_all(chunk).await {
+                tracing::debug!(%peer, error = %e, "write failed");
+                return;
+            }
         }
         // Always flush: the simulator only sends TCP data on flush.
         if let Err(e) = wr.flush().await {

@@ -29,6 +29,7 @@ use thiserror::Error;
 use crate::broker::Broker;
 use crate::framing::{begin_frame, finish_frame};
 use crate::handlers;
+use crate::response_buf::{ChunkedBuf, Frame};
 
 /// Every API we implement and the version range we advertise (and accept).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
@@ -97,12 +98,12 @@ pub enum Handled {
 }
 
 /// A future producing an encoded response frame (or an error that closes the connection).
-pub type PendingFrame = Pin<Box<dyn Future<Output = Result<BytesMut, DispatchError>> + Send>>;
+pub type PendingFrame = Pin<Box<dyn Future<Output = Result<Frame, DispatchError>> + Send>>;
 
 /// What the connection does with a request.
 pub enum Reply {
     /// Write this frame.
-    Now(BytesMut),
+    Now(Frame),
     /// Write this frame once ready (in request order).
     Later(PendingFrame),
     /// Write nothing.
@@ -134,7 +135,7 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, DispatchErr
     let key = ApiKey::try_from(p.api_key).map_err(|_| DispatchError::UnknownApiKey(p.api_key))?;
     let (min, max) = supported_range(key).ok_or(DispatchError::NotImplemented(key))?;
     if key == ApiKey::ApiVersions && p.api_version > max {
-        return Ok(Reply::Now(api_versions_fallback(p.correlation_id)));
+        return Ok(Reply::Now(api_versions_fallback(p.correlation_id).into()));
     }
     if p.api_version < min || p.api_version > max {
         return Err(DispatchError::UnsupportedVersion {
@@ -197,36 +198,47 @@ fn route(broker: &Arc<Broker>, request: RequestKind, version: i16) -> Handled {
     }
 }
 
-/// Encodes header + body into one frame.
+/// Encodes header + body into one frame. Fetch responses keep their record sets by reference
+/// (see [`crate::response_buf`]).
 pub fn encode_response(
     key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
-) -> Result<BytesMut, DispatchError> {
+) -> Result<Frame, DispatchError> {
     let encode_err = |e: anyhow::Error| DispatchError::Encode {
         key,
         version,
         reason: e.to_string(),
     };
-    let capacity = match body {
-        ResponseKind::Fetch(f) => f.compute_size(version).unwrap_or(0),
-        _ => 256,
-    };
-    let mut out = begin_frame(capacity + 16);
     // ApiVersions responses always use header v0 (KIP-511).
     let header_version = if key == ApiKey::ApiVersions {
         0
     } else {
         key.response_header_version(version)
     };
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let ResponseKind::Fetch(fetch) = body {
+        let records = fetch
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.records.clone())
+            .collect();
+        let mut out = ChunkedBuf::new(records);
+        header
+            .encode(&mut out, header_version)
+            .map_err(encode_err)?;
+        fetch.encode(&mut out, version).map_err(encode_err)?;
+        return Ok(out.finish());
+    }
+    let mut out = begin_frame(256);
+    header
         .encode(&mut out, header_version)
         .map_err(encode_err)?;
     body.encode(&mut out, version).map_err(encode_err)?;
     finish_frame(&mut out);
-    Ok(out)
+    Ok(out.into())
 }
 
 /// Our ApiVersions response (error NONE).
@@ -296,7 +308,7 @@ mod tests {
             Reply::Later(f) => f.await.expect("encode"),
             Reply::None => panic!("no response"),
         };
-        let mut bytes = frame.freeze();
+        let mut bytes = Bytes::from(frame.to_vec());
         assert_eq!(
             bytes.len() - 4,
             i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize

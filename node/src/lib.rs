@@ -2,7 +2,8 @@
 //! Strata's own Kafka client ([`client`]), which the simulator, jepsen, benchmarks and the CLI use.
 //!
 //! Broker map: [`server`] binds and accepts, [`connection`] frames ([`framing`]) and pipelines,
-//! [`dispatch`] decodes and routes to [`handlers`], which act on the [`broker`] state (topics of
+//! [`dispatch`] decodes and routes to [`handlers`] and encodes responses as chunked frames
+//! ([`response_buf`]: fetched records are never copied into a response buffer), which act on the [`broker`] state (topics of
 //! [`partition`]s over `strata_core::log::PartitionLog`, metadata in [`metadata_store`]), all
 //! through [`fs_storage`] — the only module touching `std::fs` — and [`clock`] — the only one
 //! reading the wall clock. [`config`] and [`topic_config`] hold the settings tables.
@@ -18,6 +19,7 @@ pub mod fs_storage;
 pub mod handlers;
 pub mod metadata_store;
 pub mod partition;
+pub mod response_buf;
 pub mod server;
 pub mod topic_config;
 

@@ -46,7 +46,26 @@ async fn shutdown_signal() {
     }
 }
 
+/// Keeps large buffers (fetched record sets, produce requests, up to 64 MiB) in glibc's heap
+/// instead of a fresh `mmap` per allocation. Without it every 16 MiB fetch buffer is new memory
+/// the kernel must fault in and zero, which cost about a fifth of the broker's CPU when
+/// consuming. Freed memory is kept up to 128 MiB before being returned to the OS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: `mallopt` only changes glibc allocator parameters. It is called once, first thing
+    // in `main`, before any thread exists, with options and values glibc documents.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let help = settings_help();
     let matches = Cli::command()
         .after_help(help.clone())

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use clap::Parser;
 use strata_core::batch::{BatchIter, build_batch};
 use strata_core::error::ErrorCode;
-use strata_node::client::admin::{Admin, AdminError, LATEST_TIMESTAMP};
+use strata_node::client::admin::{Admin, AdminError, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use strata_node::client::consumer::{FetchConfig, start_fetch};
 use strata_node::client::producer::{ProduceOutcome, finish_produce, start_produce};
 use strata_node::client::{Connection, ConnectionConfig};
@@ -60,6 +60,9 @@ struct Args {
     /// Skip the consume phase.
     #[arg(long)]
     produce_only: bool,
+    /// Skip the produce phase and consume every partition from its log start offset.
+    #[arg(long, conflicts_with = "produce_only")]
+    consume_only: bool,
 }
 
 /// Latency samples in microseconds; percentiles by sorting (a run has at most tens of
@@ -160,8 +163,13 @@ async fn main() -> Result<()> {
         Err(e) => return Err(e).context("create topic"),
     }
     let mut start_offsets = Vec::new();
+    let from = if args.consume_only {
+        EARLIEST_TIMESTAMP
+    } else {
+        LATEST_TIMESTAMP
+    };
     for p in 0..args.partitions {
-        start_offsets.push(admin.list_offset(&args.topic, p, LATEST_TIMESTAMP).await?.0);
+        start_offsets.push(admin.list_offset(&args.topic, p, from).await?.0);
     }
     if let Some(pid) = args.broker_pid {
         println!(
@@ -170,6 +178,16 @@ async fn main() -> Result<()> {
         );
     }
 
+    if !args.consume_only {
+        produce_phase(&args, &conns).await?;
+    }
+    if args.produce_only {
+        return Ok(());
+    }
+    consume_phase(&args, &admin, &conns, &start_offsets).await
+}
+
+async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result<()> {
     let per_batch = (args.batch_bytes / args.message_size).max(1);
     let batch_payload = (per_batch * args.message_size) as u64;
     let total_batches = args.total_bytes.div_ceil(batch_payload).max(1);
@@ -272,10 +290,15 @@ async fn main() -> Result<()> {
             rss_kib(pid).unwrap_or(0) / 1024
         );
     }
-    if args.produce_only {
-        return Ok(());
-    }
+    Ok(())
+}
 
+async fn consume_phase(
+    args: &Args,
+    admin: &Admin<'_>,
+    conns: &[Arc<Connection>],
+    start_offsets: &[i64],
+) -> anyhow::Result<()> {
     // Phase 2: consume every partition from where this run started, one fetch in flight per
     // partition, partitions sharing the connections (so fetches are pipelined per connection).
     let mut ends = Vec::new();
