@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use strata_core::log::PartitionLog;
+use strata_core::log::{FlushPlan, PartitionLog};
 use tokio::sync::{Notify, watch};
 
 /// What waiters (producers, long-polling fetches) watch.
@@ -135,11 +135,7 @@ impl Partition {
             }
         };
         let Some(plan) = plan else { return true };
-        let result = tokio::task::spawn_blocking(move || {
-            let r = plan.execute();
-            (plan, r)
-        })
-        .await;
+        let result = execute_off_reactor(plan).await;
         let mut guard = self.log();
         let Some(log) = guard.as_mut() else {
             return true;
@@ -243,4 +239,24 @@ pub enum WaitOutcome {
     Reached,
     Failed,
     TimedOut,
+}
+
+/// Runs a flush plan's fsyncs on tokio's blocking pool, so the reactor keeps serving while the
+/// disk works. Under the simulator the disk is simulated memory and madsim forbids blocking
+/// tasks, so the plan runs inline there.
+async fn execute_off_reactor(plan: FlushPlan) -> Result<(FlushPlan, std::io::Result<()>), String> {
+    #[cfg(not(madsim))]
+    {
+        tokio::task::spawn_blocking(move || {
+            let r = plan.execute();
+            (plan, r)
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+    #[cfg(madsim)]
+    {
+        let r = plan.execute();
+        Ok((plan, r))
+    }
 }

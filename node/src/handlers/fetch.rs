@@ -149,7 +149,9 @@ pub fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> Handled
         drop(resp);
         loop {
             // `changed` returns at once if the signal moved since the last read began.
-            match tokio::time::timeout_at(deadline, signal.changed()).await {
+            // (`timeout` rather than `timeout_at`: the simulator's tokio has only the former.)
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, signal.changed()).await {
                 Ok(Ok(())) => {}
                 // Timed out (or the broker is going away): answer with what we have now.
                 _ => return ResponseKind::Fetch(read_once(&broker, &req).0),

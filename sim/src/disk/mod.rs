@@ -1,0 +1,1 @@
+//! The simulated disk (see the module docs once written).
