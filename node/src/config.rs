@@ -42,7 +42,8 @@ pub struct Setting {
     pub kind: Kind,
 }
 
-const I32: i64 = i32::MAX as i64;
+/// `i32::MAX`, the ceiling of Kafka's int settings.
+pub(crate) const I32: i64 = i32::MAX as i64;
 
 /// Every broker setting.
 pub const SETTINGS: &[Setting] = &[

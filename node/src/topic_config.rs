@@ -10,7 +10,7 @@ use strata_core::batch::TimestampType;
 use strata_core::log::LogConfig;
 use thiserror::Error;
 
-use crate::config::{Config, Kind, check_value};
+use crate::config::{Config, I32, Kind, check_value};
 
 /// A topic config and the broker setting that provides its default.
 #[derive(Debug, Clone, Copy)]
@@ -22,8 +22,6 @@ pub struct TopicConfigDef {
     /// Validator.
     pub kind: Kind,
 }
-
-const I32: i64 = i32::MAX as i64;
 
 /// Every topic config we support.
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[

@@ -13,8 +13,8 @@ use crate::types::{LeaderEpoch, Offset};
 
 use super::segment::{Segment, index_path, log_path, time_index_path};
 use super::{
-    AppendInfo, FlushPlan, LogConfig, LogError, ReadResult, RecoveryReport, RetentionReport,
-    TimestampOffset, io_err,
+    AppendInfo, FlushPlan, LogConfig, LogError, ReadResult, RetentionReport, TimestampOffset,
+    io_err,
 };
 
 /// One partition's log. See the module docs for layout and invariants.
@@ -43,16 +43,6 @@ pub struct PartitionLog {
 }
 
 impl PartitionLog {
-    /// Opens (recovering) or creates the log in `dir`. See the module docs.
-    pub fn open(
-        storage: Arc<dyn Storage>,
-        dir: PathBuf,
-        config: LogConfig,
-        now_ms: i64,
-    ) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        super::recovery::open(storage, dir, config, now_ms)
-    }
-
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -53,156 +53,160 @@ pub fn write_recovery_point(
     storage.sync_dir(dir).map_err(io_err("checkpoint", dir))
 }
 
-pub fn open(
-    storage: Arc<dyn Storage>,
-    dir: PathBuf,
-    config: LogConfig,
-    now_ms: i64,
-) -> Result<(PartitionLog, RecoveryReport), LogError> {
-    let _ = now_ms; // segment ages come from batch timestamps after a restart, as in Kafka
-    storage
-        .create_dir_all(&dir)
-        .map_err(io_err("create log dir", &dir))?;
-    let names = storage
-        .list_dir(&dir)
-        .map_err(io_err("list log dir", &dir))?;
-    let bases: Vec<Offset> = names.iter().filter_map(|n| parse_log_name(n)).collect();
-    remove_orphans(&*storage, &dir, &names, &bases)?;
-    let recovery_point = read_recovery_point(&*storage, &dir);
+impl PartitionLog {
+    /// Opens (recovering) or creates the log in `dir`. See the module docs.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: PathBuf,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(PartitionLog, RecoveryReport), LogError> {
+        let _ = now_ms; // segment ages come from batch timestamps after a restart, as in Kafka
+        storage
+            .create_dir_all(&dir)
+            .map_err(io_err("create log dir", &dir))?;
+        let names = storage
+            .list_dir(&dir)
+            .map_err(io_err("list log dir", &dir))?;
+        let bases: Vec<Offset> = names.iter().filter_map(|n| parse_log_name(n)).collect();
+        remove_orphans(&*storage, &dir, &names, &bases)?;
+        let recovery_point = read_recovery_point(&*storage, &dir);
 
-    let mut report = RecoveryReport {
-        segments: bases.len(),
-        ..Default::default()
-    };
-    let mut segments = BTreeMap::new();
-    let mut dir_changed = false;
-    if bases.is_empty() {
-        let seg = Segment::create(&*storage, &dir, Offset::ZERO)
-            .map_err(io_err("create segment", &dir))?;
-        segments.insert(Offset::ZERO, seg);
-        dir_changed = true;
-    }
-
-    // Offsets below the recovery point were fsynced once; without a checkpoint, none are known.
-    let recovery_point = recovery_point.unwrap_or(bases.first().copied().unwrap_or(Offset::ZERO));
-    let mut expected: Option<Offset> = None;
-    let mut cut_rest = false;
-    for (i, &base) in bases.iter().enumerate() {
-        let path = log_path(&dir, base);
-        if cut_rest {
-            for p in [
-                path.clone(),
-                index_path(&dir, base),
-                time_index_path(&dir, base),
-            ] {
-                storage
-                    .remove_file(&p)
-                    .map_err(io_err("remove torn segment", &p))?;
-            }
+        let mut report = RecoveryReport {
+            segments: bases.len(),
+            ..Default::default()
+        };
+        let mut segments = BTreeMap::new();
+        let mut dir_changed = false;
+        if bases.is_empty() {
+            let seg = Segment::create(&*storage, &dir, Offset::ZERO)
+                .map_err(io_err("create segment", &dir))?;
+            segments.insert(Offset::ZERO, seg);
             dir_changed = true;
-            continue;
         }
-        let is_last = i + 1 == bases.len();
-        let next_base = bases.get(i + 1).copied();
-        let (mut seg, sound) =
-            Segment::open(&*storage, &dir, base, is_last).map_err(io_err("open segment", &path))?;
-        if let Some(e) = expected
-            && e != base
-        {
-            tracing::error!(dir = %dir.display(), segment = base.0, expected = e.0, "offsets missing between segments: they cannot be served");
-            report.corrupt_batches.push(CorruptBatch {
-                segment: base,
-                position: 0,
-                offset: e,
-            });
-        }
-        let may_be_unflushed = next_base.is_none_or(|n| n > recovery_point);
-        if !sound {
-            report.rebuilt_indexes += 1;
-        }
-        if may_be_unflushed || !sound {
-            seg.offset_index
-                .clear()
-                .map_err(io_err("rebuild index", &index_path(&dir, base)))?;
-            seg.time_index
-                .clear()
-                .map_err(io_err("rebuild index", &time_index_path(&dir, base)))?;
-            let scan = seg
-                .scan(0, base, recovery_point, true, config.index_interval_bytes)
-                .map_err(io_err("scan segment", &path))?;
-            for (position, offset) in &scan.corrupt {
-                tracing::error!(dir = %dir.display(), segment = base.0, position, offset = offset.0, "corrupt batch in fsynced data: kept, never served");
+
+        // Offsets below the recovery point were fsynced once; without a checkpoint, none are known.
+        let recovery_point =
+            recovery_point.unwrap_or(bases.first().copied().unwrap_or(Offset::ZERO));
+        let mut expected: Option<Offset> = None;
+        let mut cut_rest = false;
+        for (i, &base) in bases.iter().enumerate() {
+            let path = log_path(&dir, base);
+            if cut_rest {
+                for p in [
+                    path.clone(),
+                    index_path(&dir, base),
+                    time_index_path(&dir, base),
+                ] {
+                    storage
+                        .remove_file(&p)
+                        .map_err(io_err("remove torn segment", &p))?;
+                }
+                dir_changed = true;
+                continue;
+            }
+            let is_last = i + 1 == bases.len();
+            let next_base = bases.get(i + 1).copied();
+            let (mut seg, sound) = Segment::open(&*storage, &dir, base, is_last)
+                .map_err(io_err("open segment", &path))?;
+            if let Some(e) = expected
+                && e != base
+            {
+                tracing::error!(dir = %dir.display(), segment = base.0, expected = e.0, "offsets missing between segments: they cannot be served");
                 report.corrupt_batches.push(CorruptBatch {
                     segment: base,
-                    position: *position,
-                    offset: *offset,
+                    position: 0,
+                    offset: e,
                 });
             }
-            let file_len = seg.log.len().map_err(io_err("scan segment", &path))?;
-            if scan.torn {
-                let cut = file_len - scan.valid_end;
-                let lost_durable = seg.next_offset < recovery_point;
-                if lost_durable {
-                    tracing::error!(dir = %dir.display(), segment = base.0, position = scan.valid_end, offset = seg.next_offset.0, bytes = cut, "damaged batch below the recovery point: cutting the segment here");
+            let may_be_unflushed = next_base.is_none_or(|n| n > recovery_point);
+            if !sound {
+                report.rebuilt_indexes += 1;
+            }
+            if may_be_unflushed || !sound {
+                seg.offset_index
+                    .clear()
+                    .map_err(io_err("rebuild index", &index_path(&dir, base)))?;
+                seg.time_index
+                    .clear()
+                    .map_err(io_err("rebuild index", &time_index_path(&dir, base)))?;
+                let scan = seg
+                    .scan(0, base, recovery_point, true, config.index_interval_bytes)
+                    .map_err(io_err("scan segment", &path))?;
+                for (position, offset) in &scan.corrupt {
+                    tracing::error!(dir = %dir.display(), segment = base.0, position, offset = offset.0, "corrupt batch in fsynced data: kept, never served");
                     report.corrupt_batches.push(CorruptBatch {
                         segment: base,
-                        position: scan.valid_end,
-                        offset: seg.next_offset,
+                        position: *position,
+                        offset: *offset,
                     });
-                } else {
-                    tracing::warn!(dir = %dir.display(), segment = base.0, position = scan.valid_end, bytes = cut, "torn tail cut");
                 }
-                report.truncated_bytes += cut;
-                let next = seg.next_offset;
-                seg.truncate(scan.valid_end, next)
-                    .map_err(io_err("truncate torn tail", &path))?;
-                // Later segments can hold acknowledged data only if this tail was durable.
-                cut_rest = !lost_durable;
+                let file_len = seg.log.len().map_err(io_err("scan segment", &path))?;
+                if scan.torn {
+                    let cut = file_len - scan.valid_end;
+                    let lost_durable = seg.next_offset < recovery_point;
+                    if lost_durable {
+                        tracing::error!(dir = %dir.display(), segment = base.0, position = scan.valid_end, offset = seg.next_offset.0, bytes = cut, "damaged batch below the recovery point: cutting the segment here");
+                        report.corrupt_batches.push(CorruptBatch {
+                            segment: base,
+                            position: scan.valid_end,
+                            offset: seg.next_offset,
+                        });
+                    } else {
+                        tracing::warn!(dir = %dir.display(), segment = base.0, position = scan.valid_end, bytes = cut, "torn tail cut");
+                    }
+                    report.truncated_bytes += cut;
+                    let next = seg.next_offset;
+                    seg.truncate(scan.valid_end, next)
+                        .map_err(io_err("truncate torn tail", &path))?;
+                    // Later segments can hold acknowledged data only if this tail was durable.
+                    cut_rest = !lost_durable;
+                }
+                // What a crashed process left in the page cache is not durable yet: make it so before
+                // it counts as flushed (and becomes visible below the high watermark).
+                seg.log
+                    .sync_data()
+                    .map_err(io_err("sync recovered segment", &path))?;
+                seg.synced_size = seg.size;
+                if !is_last {
+                    seg.seal()
+                        .map_err(io_err("seal", &time_index_path(&dir, base)))?;
+                }
+            } else {
+                // Trusted sealed segment: fully below the recovery point and soundly indexed.
+                seg.next_offset = next_base.expect("only non-last segments are trusted");
+                seg.max_timestamp = seg.time_index.last().map_or(-1, |e| e.timestamp);
             }
-            // What a crashed process left in the page cache is not durable yet: make it so before
-            // it counts as flushed (and becomes visible below the high watermark).
-            seg.log
-                .sync_data()
-                .map_err(io_err("sync recovered segment", &path))?;
-            seg.synced_size = seg.size;
-            if !is_last {
-                seg.seal()
-                    .map_err(io_err("seal", &time_index_path(&dir, base)))?;
-            }
-        } else {
-            // Trusted sealed segment: fully below the recovery point and soundly indexed.
-            seg.next_offset = next_base.expect("only non-last segments are trusted");
-            seg.max_timestamp = seg.time_index.last().map_or(-1, |e| e.timestamp);
+            expected = Some(seg.next_offset);
+            segments.insert(base, seg);
         }
-        expected = Some(seg.next_offset);
-        segments.insert(base, seg);
+        let log_start_offset = *segments.keys().next().expect("at least one segment");
+        if dir_changed {
+            storage
+                .sync_dir(&dir)
+                .map_err(io_err("sync log dir", &dir))?;
+        }
+        let log_end_offset = segments
+            .values()
+            .next_back()
+            .expect("at least one segment")
+            .next_offset;
+        let log = PartitionLog {
+            storage,
+            dir,
+            config,
+            segments,
+            log_start_offset,
+            // Every scanned segment was synced above; trusted ones lie below the recovery point.
+            flushed_offset: log_end_offset,
+            dir_generation: 0,
+            dir_synced_generation: 0,
+            failed: false,
+            scratch: Vec::new(),
+        };
+        log.assert_invariants();
+        Ok((log, report))
     }
-    let log_start_offset = *segments.keys().next().expect("at least one segment");
-    if dir_changed {
-        storage
-            .sync_dir(&dir)
-            .map_err(io_err("sync log dir", &dir))?;
-    }
-    let log_end_offset = segments
-        .values()
-        .next_back()
-        .expect("at least one segment")
-        .next_offset;
-    let log = PartitionLog {
-        storage,
-        dir,
-        config,
-        segments,
-        log_start_offset,
-        // Every scanned segment was synced above; trusted ones lie below the recovery point.
-        flushed_offset: log_end_offset,
-        dir_generation: 0,
-        dir_synced_generation: 0,
-        failed: false,
-        scratch: Vec::new(),
-    };
-    log.assert_invariants();
-    Ok((log, report))
 }
 
 /// Removes index files without a `.log` and leftover temporary files.
