@@ -120,10 +120,14 @@ impl PartitionLog {
                 });
             }
             let may_be_unflushed = next_base.is_none_or(|n| n > recovery_point);
-            if !sound {
+            let trusted = !may_be_unflushed && sound && tail_matches(&mut seg, next_base)?;
+            if !trusted && !may_be_unflushed {
+                tracing::warn!(dir = %dir.display(), segment = base.0, "indexes do not match the log: rebuilding");
+                report.rebuilt_indexes += 1;
+            } else if !sound {
                 report.rebuilt_indexes += 1;
             }
-            if may_be_unflushed || !sound {
+            if !trusted {
                 seg.offset_index
                     .clear()
                     .map_err(io_err("rebuild index", &index_path(&dir, base)))?;
@@ -161,6 +165,15 @@ impl PartitionLog {
                         .map_err(io_err("truncate torn tail", &path))?;
                     // Later segments can hold acknowledged data only if this tail was durable.
                     cut_rest = !lost_durable;
+                } else if let Some(n) = next_base
+                    && seg.next_offset != n
+                    && seg.next_offset >= recovery_point
+                {
+                    // The segment ends cleanly but short of the next one: a power loss took its
+                    // unsynced tail. Nothing after that tail was acknowledged (acknowledgement
+                    // waits for a flush covering every file), so the later segments go too.
+                    tracing::warn!(dir = %dir.display(), segment = base.0, end = seg.next_offset.0, next_segment = n.0, "unflushed tail lost: removing later segments");
+                    cut_rest = true;
                 }
                 // What a crashed process left in the page cache is not durable yet: make it so before
                 // it counts as flushed (and becomes visible below the high watermark).
@@ -173,8 +186,8 @@ impl PartitionLog {
                         .map_err(io_err("seal", &time_index_path(&dir, base)))?;
                 }
             } else {
-                // Trusted sealed segment: fully below the recovery point and soundly indexed.
-                seg.next_offset = next_base.expect("only non-last segments are trusted");
+                // Trusted sealed segment: fully below the recovery point, soundly indexed, and its
+                // tail checked by `tail_matches` (which set `next_offset`).
                 seg.max_timestamp = seg.time_index.last().map_or(-1, |e| e.timestamp);
             }
             expected = Some(seg.next_offset);
@@ -207,6 +220,41 @@ impl PartitionLog {
         log.assert_invariants();
         Ok((log, report))
     }
+}
+
+/// Cheap sanity check of a sealed segment below the recovery point, as Kafka's index sanity
+/// check: walking from its last `.index` entry reaches exactly the end of the file and the next
+/// segment's base offset, and the last `.timeindex` entry covers the last batch. On success sets
+/// the segment's `next_offset`. Damage in the middle of an index is caught when it is used
+/// (`Segment::walk_start` verifies each entry it relies on).
+fn tail_matches(seg: &mut Segment, next_base: Option<Offset>) -> Result<bool, LogError> {
+    let Some(next_base) = next_base else {
+        return Ok(false);
+    };
+    let tail = seg
+        .walk_tail()
+        .map_err(io_err("check segment", &seg_path(seg)))?;
+    let Some((_, next, last)) = tail else {
+        return Ok(false);
+    };
+    let time_ok = match (last, seg.time_index.last()) {
+        (None, _) => true,
+        (Some(b), Some(e)) => {
+            let entry_offset = seg.base_offset.0 + i64::from(e.relative_offset);
+            e.timestamp >= b.max_timestamp && entry_offset <= b.base_offset.0
+        }
+        (Some(b), None) => b.max_timestamp < 0,
+    };
+    if next != next_base || !time_ok {
+        return Ok(false);
+    }
+    seg.next_offset = next;
+    seg.last_batch_offset = last.map(|b| b.base_offset);
+    Ok(true)
+}
+
+fn seg_path(seg: &Segment) -> PathBuf {
+    PathBuf::from(format!("{:020}.log", seg.base_offset.0))
 }
 
 /// Removes index files without a `.log` and leftover temporary files.

@@ -59,6 +59,32 @@ pub struct Segment {
     pub bytes_since_index: u64,
     /// When the segment's first batch arrived, for `segment.ms`.
     pub first_batch_time_ms: Option<i64>,
+    /// Corrupt batches recovery kept (below the recovery point, valid data after them): reads
+    /// refuse them and step over them to the batch that follows.
+    pub corrupt: Vec<CorruptSpan>,
+}
+
+/// A corrupt batch kept in a segment, and where the valid data after it resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorruptSpan {
+    pub position: u64,
+    /// The offset the corrupt batch should have started at.
+    pub offset: Offset,
+    pub next_position: u64,
+    pub next_offset: Offset,
+}
+
+/// One step of a walk over a segment's batches (see [`Segment::step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A batch with a plausible header where the dense chain expects it (CRC not checked).
+    Batch(BatchHeader),
+    /// A corrupt batch recovery kept: refuse it, resume at `next_position` / `next_offset`.
+    Corrupt(CorruptSpan),
+    /// The end of the segment.
+    End,
+    /// No batch where one should start at this offset: corruption found while reading.
+    Broken(Offset),
 }
 
 /// What a scan of a segment's batches found.
@@ -134,6 +160,7 @@ impl Segment {
             last_batch_offset: None,
             bytes_since_index: 0,
             first_batch_time_ms: None,
+            corrupt: Vec::new(),
         }
     }
 
@@ -285,6 +312,12 @@ impl Segment {
                 break;
             };
             out.corrupt.push((pos, bad.base_offset));
+            self.corrupt.push(CorruptSpan {
+                position: pos,
+                offset: self.next_offset,
+                next_position: next_pos,
+                next_offset: next.base_offset,
+            });
             // Step over the corrupt batch; the batch after it resumes the dense chain.
             self.size = next_pos;
             self.bytes_since_index += next_pos - pos;
@@ -299,6 +332,7 @@ impl Segment {
     /// Cuts the segment at `position` (a batch boundary) where the batch at `next_offset` starts.
     pub fn truncate(&mut self, position: u64, next_offset: Offset) -> io::Result<()> {
         self.log.set_len(position)?;
+        self.corrupt.retain(|c| c.next_position <= position);
         self.size = position;
         self.synced_size = self.synced_size.min(position);
         self.next_offset = next_offset;
@@ -320,33 +354,57 @@ impl Segment {
         Ok(())
     }
 
-    /// Position and header of the batch containing `offset`, `Ok(None)` if the segment ends
-    /// first, or `Err(offset)` when an unreadable header is in the way (corruption).
+    /// What is at `position`, where the dense chain expects a batch starting at `expected`.
+    pub fn step(&self, position: u64, expected: Offset) -> io::Result<Step> {
+        if position >= self.size {
+            return Ok(Step::End);
+        }
+        if let Some(span) = self.corrupt.iter().find(|c| c.position == position) {
+            return Ok(Step::Corrupt(*span));
+        }
+        match self.read_header(position, self.size)? {
+            Some(h)
+                if h.base_offset == expected && position + h.total_size() as u64 <= self.size =>
+            {
+                Ok(Step::Batch(h))
+            }
+            _ => Ok(Step::Broken(expected)),
+        }
+    }
+
+    /// Where to start walking towards `offset`: the `.index` entry at or below it, if the batch
+    /// there really starts at the offset the entry names (an index is derived data and may lie
+    /// after disk damage), else the segment's start.
+    fn walk_start(&self, offset: Offset) -> io::Result<(u64, Offset)> {
+        if let Some(e) = self.offset_index.floor(offset.0 - self.base_offset.0)? {
+            let named = Offset(self.base_offset.0 + i64::from(e.relative_offset));
+            if let Step::Batch(_) = self.step(u64::from(e.position), named)? {
+                return Ok((u64::from(e.position), named));
+            }
+            tracing::warn!(segment = self.base_offset.0, entry = ?e, "index entry does not match the log; scanning from the segment start");
+        }
+        Ok((0, self.base_offset))
+    }
+
+    /// Position and header of the batch containing `offset`; `Ok(None)` if the segment ends
+    /// first; `Err(at)` if corruption is in the way (`at`: the offset that cannot be served).
     fn locate(&self, offset: Offset) -> io::Result<Result<Option<(u64, BatchHeader)>, Offset>> {
-        let rel = offset.0 - self.base_offset.0;
-        let mut pos = match self.offset_index.floor(rel)? {
-            Some(e) => u64::from(e.position),
-            None => 0,
-        };
+        let (mut pos, mut expected) = self.walk_start(offset)?;
         loop {
-            if pos >= self.size {
-                return Ok(Ok(None));
+            match self.step(pos, expected)? {
+                Step::End => return Ok(Ok(None)),
+                Step::Broken(at) => return Ok(Err(at)),
+                Step::Corrupt(span) if offset < span.next_offset => return Ok(Err(span.offset)),
+                Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
+                Step::Batch(h) if h.last_offset() >= offset => return Ok(Ok(Some((pos, h)))),
+                Step::Batch(h) => (pos, expected) = (pos + h.total_size() as u64, h.next_offset()),
             }
-            let Some(h) = self.read_header(pos, self.size)? else {
-                return Ok(Err(offset));
-            };
-            if pos + h.total_size() as u64 > self.size {
-                return Ok(Err(h.base_offset));
-            }
-            if h.last_offset() >= offset {
-                return Ok(Ok(Some((pos, h))));
-            }
-            pos += h.total_size() as u64;
         }
     }
 
     /// Reads whole, CRC-checked batches from the one containing `offset`: at most `max_bytes`
-    /// but at least one batch (KIP-74), none reaching `upper_bound`.
+    /// but at least one batch (KIP-74), none reaching `upper_bound`. Stops before the first batch
+    /// that is corrupt or breaks the dense chain, and says so in `corrupt_at`.
     pub fn read(
         &self,
         offset: Offset,
@@ -369,30 +427,32 @@ impl Segment {
         let available = (self.size - pos) as usize;
         let len = max_bytes.max(first.total_size()).min(available);
         let mut buf = read_vec(&*self.log, pos, len)?;
-        let mut end = 0;
+        let (mut end, mut expected) = (0usize, first.base_offset);
         let mut corrupt_at = None;
         while end < buf.len() {
-            let rest = &buf[end..];
-            let Ok(h) = BatchHeader::parse(rest) else {
-                if rest.len() >= HEADER_LEN {
-                    corrupt_at = Some(Offset(-1));
-                }
-                break;
-            };
-            if h.total_size() > rest.len() {
+            if let Some(span) = self.corrupt.iter().find(|c| c.position == pos + end as u64) {
+                corrupt_at = Some(span.offset);
                 break;
             }
-            if validate_batch(&rest[..h.total_size()]).is_err() {
-                corrupt_at = Some(h.base_offset);
+            let rest = &buf[end..];
+            let h = match BatchHeader::parse(rest) {
+                Ok(h) if h.total_size() > rest.len() => break, // continues beyond this read
+                Ok(h) => h,
+                Err(_) if rest.len() < HEADER_LEN => break,
+                Err(_) => {
+                    corrupt_at = Some(expected);
+                    break;
+                }
+            };
+            if h.base_offset != expected || validate_batch(&rest[..h.total_size()]).is_err() {
+                corrupt_at = Some(expected);
                 break;
             }
             if h.next_offset() > upper_bound {
                 break;
             }
             end += h.total_size();
-        }
-        if let Some(Offset(-1)) = corrupt_at {
-            corrupt_at = Some(offset);
+            expected = h.next_offset();
         }
         buf.truncate(end);
         Ok(SegmentRead {
@@ -401,30 +461,49 @@ impl Segment {
         })
     }
 
+    /// The end of a sealed segment found by walking from its last `.index` entry: `(size, next
+    /// offset, last batch)`, or `None` if the walk does not end exactly at the end of the file.
+    /// Cheap (at most `index.interval.bytes` plus a batch), used to sanity-check trusted segments.
+    pub fn walk_tail(&self) -> io::Result<Option<(u64, Offset, Option<BatchHeader>)>> {
+        let (mut pos, mut expected) = self.walk_start(Offset(i64::MAX))?;
+        let mut last = None;
+        loop {
+            match self.step(pos, expected)? {
+                Step::End => return Ok((pos == self.size).then_some((pos, expected, last))),
+                Step::Broken(_) => return Ok(None),
+                Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
+                Step::Batch(h) => {
+                    (pos, expected) = (pos + h.total_size() as u64, h.next_offset());
+                    last = Some(h);
+                }
+            }
+        }
+    }
+
     /// The first record at or after `timestamp_ms` in this segment: `(offset, timestamp)`.
     pub fn find_timestamp(&self, timestamp_ms: i64) -> io::Result<Option<(Offset, i64)>> {
         if self.max_timestamp < timestamp_ms {
             return Ok(None);
         }
-        // Every batch up to the one starting at entry.offset is older than the target.
-        let mut pos = 0;
+        // Every batch up to the one starting at the entry's offset is older than the target.
+        let (mut pos, mut expected) = (0, self.base_offset);
         if let Some(e) = self.time_index.lower(timestamp_ms)? {
             let offset = Offset(self.base_offset.0 + i64::from(e.relative_offset));
-            if let Ok(Some((p, _))) = self.locate(offset)? {
-                pos = p;
+            if let Ok(Some((p, h))) = self.locate(offset)? {
+                (pos, expected) = (p, h.base_offset);
             }
         }
-        while pos < self.size {
-            let Some(h) = self.read_header(pos, self.size)? else {
-                return Ok(None);
-            };
-            if h.max_timestamp >= timestamp_ms {
-                let raw = read_vec(&*self.log, pos, h.total_size())?;
-                return Ok(Some(record_at_timestamp(&raw, &h, timestamp_ms)));
+        loop {
+            match self.step(pos, expected)? {
+                Step::End | Step::Broken(_) => return Ok(None),
+                Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
+                Step::Batch(h) if h.max_timestamp >= timestamp_ms => {
+                    let raw = read_vec(&*self.log, pos, h.total_size())?;
+                    return Ok(Some(record_at_timestamp(&raw, &h, timestamp_ms)));
+                }
+                Step::Batch(h) => (pos, expected) = (pos + h.total_size() as u64, h.next_offset()),
             }
-            pos += h.total_size() as u64;
         }
-        Ok(None)
     }
 }
 

@@ -551,3 +551,163 @@ fn max_timestamp_finds_the_first_record_with_it() {
         })
     );
 }
+
+/// Fuzz finding (log_ops): a power loss takes the whole unsynced tail of a segment that a rolled
+/// segment follows. The later segment holds nothing acknowledged: recovery removes it instead of
+/// reporting a permanent hole.
+#[test]
+fn lost_unflushed_tail_before_a_rolled_segment_is_not_a_hole() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, LogConfig::default());
+    for i in 0..3 {
+        log.append(&batch(i, 1, 0), EPOCH, 0).expect("append");
+    }
+    flush(&mut log);
+    log.checkpoint_recovery_point().expect("checkpoint");
+    let durable = log.size_bytes();
+    for i in 3..6 {
+        log.append(&batch(i, 1, 0), EPOCH, 0)
+            .expect("append, never flushed");
+    }
+    log.roll().expect("roll");
+    log.append(&batch(6, 1, 0), EPOCH, 0)
+        .expect("append in the new segment");
+    drop(log);
+    // The crash keeps the new segment but loses segment 0's unsynced tail.
+    let seg0 = dir().join(format!("{:020}.log", 0));
+    let bytes = s.file(&seg0).expect("segment").contents();
+    s.file(&seg0)
+        .expect("segment")
+        .replace(bytes[..durable as usize].to_vec());
+    let (log, report) = open(&s, LogConfig::default());
+    assert_eq!(log.log_end_offset(), Offset(3));
+    assert!(report.corrupt_batches.is_empty(), "{report:?}");
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(read_all(&log, Offset(0)).len(), 3);
+}
+
+/// Fuzz finding (segment_recovery): a corrupt batch kept by recovery whose `baseOffset` (outside
+/// the CRC) is damaged too must still be refused, and the data after it stay readable.
+#[test]
+fn kept_corrupt_batch_with_damaged_base_offset_is_refused() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, LogConfig::default());
+    for i in 0..5 {
+        log.append(&batch(i, 2, 0), EPOCH, 0).expect("append");
+    }
+    flush(&mut log);
+    log.checkpoint_recovery_point().expect("checkpoint");
+    drop(log);
+    let seg = dir().join(format!("{:020}.log", 0));
+    let mut bytes = s.file(&seg).expect("segment").contents();
+    let second = crate::batch::BatchHeader::parse(&bytes)
+        .expect("header")
+        .total_size();
+    bytes[second + 70] ^= 0x10; // payload
+    bytes[second..second + 8].copy_from_slice(&1_000_000i64.to_be_bytes()); // baseOffset
+    s.file(&seg).expect("segment").replace(bytes);
+    let (log, report) = open(&s, LogConfig::default());
+    assert_eq!(report.corrupt_batches.len(), 1, "{report:?}");
+    assert_eq!(log.log_end_offset(), Offset(10));
+    for at in [2, 3] {
+        assert!(
+            matches!(
+                log.read(Offset(at), 1 << 20, Offset(10)),
+                Err(LogError::Corrupt {
+                    offset: Offset(2),
+                    ..
+                })
+            ),
+            "read at {at}"
+        );
+    }
+    let r = log.read(Offset(0), 1 << 20, Offset(10)).expect("read");
+    assert_eq!(
+        (BatchIter::new(&r.records).count(), r.corrupt_at),
+        (1, Some(Offset(2)))
+    );
+    let r = log.read(Offset(4), 1 << 20, Offset(10)).expect("read");
+    assert_eq!(BatchIter::new(&r.records).count(), 3);
+}
+
+/// Fuzz finding (index_files): sorted, in-bounds but wrong `.index` entries of a trusted sealed
+/// segment, and a `.timeindex` whose last timestamp is too low, are not believed.
+#[test]
+fn lying_indexes_of_trusted_segments_are_not_believed() {
+    let s = MemStorage::new();
+    let cfg = LogConfig {
+        index_interval_bytes: 50,
+        segment_bytes: 1500,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = open(&s, cfg.clone());
+    for i in 0..40 {
+        log.append(&batch(i, 1, 100 + i as i64), EPOCH, 0)
+            .expect("append");
+    }
+    flush(&mut log);
+    log.checkpoint_recovery_point().expect("checkpoint");
+    assert!(log.segment_count() > 2);
+    let before = read_all(&log, Offset(0));
+    let stamps: Vec<_> = (0..40)
+        .map(|t| log.offset_for_timestamp(100 + t).expect("lookup"))
+        .collect();
+    drop(log);
+    // Shift every .index position of segment 0 by one byte (still sorted, still in bounds)...
+    let idx = dir().join(format!("{:020}.index", 0));
+    let mut raw = s.file(&idx).expect("index").contents();
+    for e in raw.chunks_exact_mut(8) {
+        let pos = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+        e[4..8].copy_from_slice(&(pos + 1).to_be_bytes());
+    }
+    s.file(&idx).expect("index").replace(raw);
+    // ...and lower the last .timeindex timestamp of segment 0.
+    let tidx = dir().join(format!("{:020}.timeindex", 0));
+    let mut raw = s.file(&tidx).expect("timeindex").contents();
+    let n = raw.len();
+    raw[n - 12..n - 4].copy_from_slice(&0i64.to_be_bytes());
+    s.file(&tidx).expect("timeindex").replace(raw);
+    let (log, report) = open(&s, cfg);
+    assert!(report.rebuilt_indexes >= 1, "{report:?}");
+    assert_eq!(read_all(&log, Offset(0)), before);
+    let after: Vec<_> = (0..40)
+        .map(|t| log.offset_for_timestamp(100 + t).expect("lookup"))
+        .collect();
+    assert_eq!(after, stamps);
+}
+
+/// A lying `.index` entry in the middle of a trusted segment (its tail still checks out) is
+/// caught when a read relies on it.
+#[test]
+fn lying_middle_index_entry_is_verified_on_use() {
+    let s = MemStorage::new();
+    let cfg = LogConfig {
+        index_interval_bytes: 50,
+        segment_bytes: 3000,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = open(&s, cfg.clone());
+    for i in 0..40 {
+        log.append(&batch(i, 1, 0), EPOCH, 0).expect("append");
+    }
+    flush(&mut log);
+    log.checkpoint_recovery_point().expect("checkpoint");
+    let before = read_all(&log, Offset(0));
+    drop(log);
+    let idx = dir().join(format!("{:020}.index", 0));
+    let mut raw = s.file(&idx).expect("index").contents();
+    assert!(raw.len() >= 24, "several entries");
+    let pos = u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]);
+    raw[4..8].copy_from_slice(&(pos + 3).to_be_bytes()); // first entry only
+    s.file(&idx).expect("index").replace(raw);
+    let (log, _) = open(&s, cfg);
+    assert_eq!(read_all(&log, Offset(0)), before);
+    for o in 0..log.log_end_offset().0 {
+        let r = log.read(Offset(o), 1, log.log_end_offset()).expect("read");
+        let (_, h) = BatchIter::new(&r.records)
+            .next()
+            .expect("a batch")
+            .expect("whole");
+        assert!(h.base_offset <= Offset(o) && Offset(o) <= h.last_offset());
+    }
+}
