@@ -63,7 +63,10 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
-        TopicPartition { topic: topic.into(), partition }
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
     }
 }
 
@@ -93,13 +96,24 @@ pub enum OpKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     /// Produce `values`, in order, as one batch to one partition.
-    Send { tp: TopicPartition, values: Vec<Value>, acks: Acks },
+    Send {
+        tp: TopicPartition,
+        values: Vec<Value>,
+        acks: Acks,
+    },
     /// Fetch `tp` starting at the consumer's position `from_offset`. `final_read` marks the
     /// end-of-run full read that the lost-write checker judges against.
-    Poll { tp: TopicPartition, from_offset: Offset, final_read: bool },
+    Poll {
+        tp: TopicPartition,
+        from_offset: Offset,
+        final_read: bool,
+    },
     /// Replace the consumer's assignment (Kafka `assign`). Positions of partitions that stay
     /// assigned are kept unless `seek_to_beginning`.
-    Assign { partitions: Vec<TopicPartition>, seek_to_beginning: bool },
+    Assign {
+        partitions: Vec<TopicPartition>,
+        seek_to_beginning: bool,
+    },
     /// Move the consumer's position on `tp` (Kafka `seek`).
     Seek { tp: TopicPartition, offset: Offset },
 }
@@ -128,7 +142,10 @@ pub struct SendAck {
 
 impl SendAck {
     pub fn new(base_offset: Offset) -> SendAck {
-        SendAck { base_offset: Some(base_offset), leader_survived: false }
+        SendAck {
+            base_offset: Some(base_offset),
+            leader_survived: false,
+        }
     }
 }
 
@@ -172,7 +189,10 @@ pub struct Operation<'h> {
 
 impl<'h> Operation<'h> {
     pub fn call(&self) -> &'h Call {
-        self.invoke.call.as_ref().expect("invocations always carry their call")
+        self.invoke
+            .call
+            .as_ref()
+            .expect("invocations always carry their call")
     }
 
     /// How the operation ended; an operation the run never completed is indefinite.
@@ -229,7 +249,11 @@ impl<'h> Operation<'h> {
 
 /// Offsets of a batch of consecutive values starting at `base`.
 pub fn batch_offsets(base: Offset, values: &[Value]) -> Vec<(Offset, Value)> {
-    values.iter().zip(base.0..).map(|(v, o)| (Offset(o), *v)).collect()
+    values
+        .iter()
+        .zip(base.0..)
+        .map(|(v, o)| (Offset(o), *v))
+        .collect()
 }
 
 /// A recorded history: the events in the order they were recorded.
@@ -267,7 +291,12 @@ impl History {
                 | (Call::Assign { .. }, Reply::Assign)
                 | (Call::Seek { .. }, Reply::Seek)
         );
-        assert!(matches, "process {}: reply {reply:?} does not answer {:?}", process.0, self.call(invoke));
+        assert!(
+            matches,
+            "process {}: reply {reply:?} does not answer {:?}",
+            process.0,
+            self.call(invoke)
+        );
         self.complete(invoke, time, OpKind::Ok, Some(reply), None)
     }
 
@@ -316,30 +345,42 @@ impl History {
             OpKind::Invoke => op,
             _ => self.op(op.pair.expect("completions are paired")),
         };
-        invoke.call.as_ref().expect("invocations always carry their call")
+        invoke
+            .call
+            .as_ref()
+            .expect("invocations always carry their call")
     }
 
     /// Every invocation with its completion, in invocation order.
     pub fn operations(&self) -> impl Iterator<Item = Operation<'_>> {
-        self.ops.iter().filter(|op| op.kind == OpKind::Invoke).map(|invoke| Operation {
-            invoke,
-            completion: invoke.pair.map(|c| self.op(c)),
-        })
+        self.ops
+            .iter()
+            .filter(|op| op.kind == OpKind::Invoke)
+            .map(|invoke| Operation {
+                invoke,
+                completion: invoke.pair.map(|c| self.op(c)),
+            })
     }
 
     /// Every completed operation, in completion order (the order a process observed results).
     pub fn completed(&self) -> impl Iterator<Item = Operation<'_>> {
-        self.ops.iter().filter(|op| op.kind != OpKind::Invoke).map(|completion| Operation {
-            invoke: self.op(completion.pair.expect("completions are paired")),
-            completion: Some(completion),
-        })
+        self.ops
+            .iter()
+            .filter(|op| op.kind != OpKind::Invoke)
+            .map(|completion| Operation {
+                invoke: self.op(completion.pair.expect("completions are paired")),
+                completion: Some(completion),
+            })
     }
 
     /// The operation an event belongs to.
     pub fn operation(&self, index: OpIndex) -> Operation<'_> {
         let op = self.op(index);
         match op.kind {
-            OpKind::Invoke => Operation { invoke: op, completion: op.pair.map(|c| self.op(c)) },
+            OpKind::Invoke => Operation {
+                invoke: op,
+                completion: op.pair.map(|c| self.op(c)),
+            },
             _ => Operation {
                 invoke: self.op(op.pair.expect("completions are paired")),
                 completion: Some(op),
@@ -382,17 +423,21 @@ impl History {
             OpKind::Fail => "fail",
             OpKind::Info => "info",
         };
-        let mut line = format!("#{} p{} {} {kind:<6} {}", op.index.0, op.process.0, Secs(op.time), self.call(index));
+        let mut line = format!(
+            "#{} p{} {} {kind:<6} {}",
+            op.index.0,
+            op.process.0,
+            Secs(op.time),
+            self.call(index)
+        );
         if let Some(reply) = &op.reply {
             let _ = write!(line, " -> {reply}");
         }
         if let Some(error) = &op.error {
             let _ = write!(line, " -> {error}");
         }
-        if op.kind != OpKind::Invoke {
-            if let Some(invoke) = op.pair {
-                let _ = write!(line, " (invoked #{})", invoke.0);
-            }
+        if let Some(invoke) = op.pair.filter(|_| op.kind != OpKind::Invoke) {
+            let _ = write!(line, " (invoked #{})", invoke.0);
         }
         line
     }
@@ -416,14 +461,26 @@ impl History {
             );
         }
         let index = OpIndex(self.ops.len());
-        self.ops.push(Op { index, process, time, kind, call, reply, error, pair: None });
+        self.ops.push(Op {
+            index,
+            process,
+            time,
+            kind,
+            call,
+            reply,
+            error,
+            pair: None,
+        });
         index
     }
 
     fn take_pending(&mut self, process: ProcessId) -> OpIndex {
-        self.pending
-            .remove(&process)
-            .unwrap_or_else(|| panic!("process {} completed an operation it never invoked", process.0))
+        self.pending.remove(&process).unwrap_or_else(|| {
+            panic!(
+                "process {} completed an operation it never invoked",
+                process.0
+            )
+        })
     }
 
     fn complete(
@@ -447,7 +504,12 @@ struct Secs(Instant);
 
 impl fmt::Display for Secs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:09}s", self.0.0 / 1_000_000_000, self.0.0 % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}s",
+            self.0.0 / 1_000_000_000,
+            self.0.0 % 1_000_000_000
+        )
     }
 }
 
@@ -486,10 +548,21 @@ impl fmt::Display for Call {
                 };
                 write!(f, "send {tp} acks={acks} [{}]", join(values.iter()))
             }
-            Call::Poll { tp, from_offset, final_read } => {
-                write!(f, "{} {tp} from {from_offset}", if *final_read { "final-poll" } else { "poll" })
+            Call::Poll {
+                tp,
+                from_offset,
+                final_read,
+            } => {
+                write!(
+                    f,
+                    "{} {tp} from {from_offset}",
+                    if *final_read { "final-poll" } else { "poll" }
+                )
             }
-            Call::Assign { partitions, seek_to_beginning } => {
+            Call::Assign {
+                partitions,
+                seek_to_beginning,
+            } => {
                 write!(f, "assign [{}]", join(partitions.iter()))?;
                 if *seek_to_beginning {
                     f.write_str(" seek-to-beginning")?;
@@ -546,8 +619,24 @@ mod tests {
         let mut h = History::new();
         let p1 = ProcessId(1);
         let p2 = ProcessId(2);
-        let s = h.invoke(p1, Instant(1), Call::Send { tp: tp(), values: vec![Value(7)], acks: Acks::All });
-        let p = h.invoke(p2, Instant(2), Call::Poll { tp: tp(), from_offset: Offset(0), final_read: false });
+        let s = h.invoke(
+            p1,
+            Instant(1),
+            Call::Send {
+                tp: tp(),
+                values: vec![Value(7)],
+                acks: Acks::All,
+            },
+        );
+        let p = h.invoke(
+            p2,
+            Instant(2),
+            Call::Poll {
+                tp: tp(),
+                from_offset: Offset(0),
+                final_read: false,
+            },
+        );
         let s_ok = h.ok(p1, Instant(3), Reply::Send(SendAck::new(Offset(0))));
         let p_info = h.info(p2, Instant(4), "timeout");
         assert_eq!(h.op(s).pair, Some(s_ok));
@@ -560,7 +649,15 @@ mod tests {
     #[test]
     fn an_operation_never_completed_is_indefinite() {
         let mut h = History::new();
-        h.invoke(ProcessId(1), Instant(1), Call::Send { tp: tp(), values: vec![Value(1)], acks: Acks::All });
+        h.invoke(
+            ProcessId(1),
+            Instant(1),
+            Call::Send {
+                tp: tp(),
+                values: vec![Value(1)],
+                acks: Acks::All,
+            },
+        );
         let op = h.operations().next().expect("one operation");
         assert_eq!(op.outcome(), OpKind::Info);
     }
@@ -568,35 +665,90 @@ mod tests {
     #[test]
     fn acks_one_is_durable_only_when_marked() {
         let mut h = History::new();
-        h.invoke(ProcessId(1), Instant(1), Call::Send { tp: tp(), values: vec![Value(1), Value(2)], acks: Acks::Leader });
-        let ok = h.ok(ProcessId(1), Instant(2), Reply::Send(SendAck::new(Offset(5))));
+        h.invoke(
+            ProcessId(1),
+            Instant(1),
+            Call::Send {
+                tp: tp(),
+                values: vec![Value(1), Value(2)],
+                acks: Acks::Leader,
+            },
+        );
+        let ok = h.ok(
+            ProcessId(1),
+            Instant(2),
+            Reply::Send(SendAck::new(Offset(5))),
+        );
         assert!(h.operation(ok).durable_acks().is_empty());
         h.mark_leader_survived(ok);
-        assert_eq!(h.operation(ok).durable_acks(), vec![(Offset(5), Value(1)), (Offset(6), Value(2))]);
+        assert_eq!(
+            h.operation(ok).durable_acks(),
+            vec![(Offset(5), Value(1)), (Offset(6), Value(2))]
+        );
     }
 
     #[test]
     #[should_panic(expected = "still in flight")]
     fn a_process_has_one_operation_in_flight() {
         let mut h = History::new();
-        h.invoke(ProcessId(1), Instant(1), Call::Seek { tp: tp(), offset: Offset(0) });
-        h.invoke(ProcessId(1), Instant(2), Call::Seek { tp: tp(), offset: Offset(0) });
+        h.invoke(
+            ProcessId(1),
+            Instant(1),
+            Call::Seek {
+                tp: tp(),
+                offset: Offset(0),
+            },
+        );
+        h.invoke(
+            ProcessId(1),
+            Instant(2),
+            Call::Seek {
+                tp: tp(),
+                offset: Offset(0),
+            },
+        );
     }
 
     #[test]
     #[should_panic(expected = "does not answer")]
     fn a_reply_must_answer_its_call() {
         let mut h = History::new();
-        h.invoke(ProcessId(1), Instant(1), Call::Seek { tp: tp(), offset: Offset(0) });
+        h.invoke(
+            ProcessId(1),
+            Instant(1),
+            Call::Seek {
+                tp: tp(),
+                offset: Offset(0),
+            },
+        );
         h.ok(ProcessId(1), Instant(2), Reply::Assign);
     }
 
     #[test]
     fn dump_shows_the_pairs_of_the_requested_events() {
         let mut h = History::new();
-        h.invoke(ProcessId(1), Instant(1_000_000_000), Call::Send { tp: tp(), values: vec![Value(17), Value(18)], acks: Acks::All });
-        h.invoke(ProcessId(2), Instant(1_000_000_001), Call::Seek { tp: tp(), offset: Offset(0) });
-        let ok = h.ok(ProcessId(1), Instant(1_000_200_000), Reply::Send(SendAck::new(Offset(42))));
+        h.invoke(
+            ProcessId(1),
+            Instant(1_000_000_000),
+            Call::Send {
+                tp: tp(),
+                values: vec![Value(17), Value(18)],
+                acks: Acks::All,
+            },
+        );
+        h.invoke(
+            ProcessId(2),
+            Instant(1_000_000_001),
+            Call::Seek {
+                tp: tp(),
+                offset: Offset(0),
+            },
+        );
+        let ok = h.ok(
+            ProcessId(1),
+            Instant(1_000_200_000),
+            Reply::Send(SendAck::new(Offset(42))),
+        );
         let dump = h.dump([ok]);
         assert_eq!(
             dump,

@@ -24,7 +24,11 @@ use crate::history::{Call, History, OpIndex, OpKind, ProcessId, TopicPartition, 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Position {
     /// It had last seen `value` at `offset`, returned by poll `op`.
-    Seen { offset: Offset, value: Value, op: OpIndex },
+    Seen {
+        offset: Offset,
+        value: Value,
+        op: OpIndex,
+    },
     /// It had seen nothing since its chain started; poll `op` asked from `from_offset`.
     Start { from_offset: Offset, op: OpIndex },
 }
@@ -67,7 +71,13 @@ pub fn steps(history: &History) -> Vec<Step<'_>> {
     for op in history.completed() {
         let chains = positions.entry(op.process()).or_default();
         match (op.call(), op.outcome()) {
-            (Call::Assign { partitions, seek_to_beginning }, OpKind::Ok) => {
+            (
+                Call::Assign {
+                    partitions,
+                    seek_to_beginning,
+                },
+                OpKind::Ok,
+            ) => {
                 if *seek_to_beginning {
                     chains.clear();
                 } else {
@@ -75,14 +85,23 @@ pub fn steps(history: &History) -> Vec<Step<'_>> {
                 }
             }
             (Call::Assign { .. }, OpKind::Info) => chains.clear(),
-            (Call::Seek { tp, .. }, OpKind::Ok | OpKind::Info) => chains.retain(|(t, _), _| *t != tp),
-            (Call::Poll { tp, from_offset, final_read }, OpKind::Ok) => {
+            (Call::Seek { tp, .. }, OpKind::Ok | OpKind::Info) => {
+                chains.retain(|(t, _), _| *t != tp)
+            }
+            (
+                Call::Poll {
+                    tp,
+                    from_offset,
+                    final_read,
+                },
+                OpKind::Ok,
+            ) => {
                 let result = op.poll_result().expect("ok polls carry a result");
                 let key = (tp, *final_read);
-                let mut before = chains
-                    .get(&key)
-                    .copied()
-                    .unwrap_or(Position::Start { from_offset: *from_offset, op: op.index() });
+                let mut before = chains.get(&key).copied().unwrap_or(Position::Start {
+                    from_offset: *from_offset,
+                    op: op.index(),
+                });
                 for &(offset, value) in &result.records {
                     steps.push(Step {
                         process: op.process(),
@@ -93,7 +112,11 @@ pub fn steps(history: &History) -> Vec<Step<'_>> {
                         op: op.index(),
                         log_start_offset: result.log_start_offset,
                     });
-                    before = Position::Seen { offset, value, op: op.index() };
+                    before = Position::Seen {
+                        offset,
+                        value,
+                        op: op.index(),
+                    };
                 }
                 if let Position::Seen { .. } = before {
                     chains.insert(key, before);

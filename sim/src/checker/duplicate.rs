@@ -25,7 +25,10 @@ pub struct Duplicate {
 
 impl Duplicate {
     pub fn ops(&self) -> Vec<OpIndex> {
-        self.at.iter().flat_map(|(_, _, sources)| sources.iter().map(|s| s.op())).collect()
+        self.at
+            .iter()
+            .flat_map(|(_, _, sources)| sources.iter().map(|s| s.op()))
+            .collect()
     }
 }
 
@@ -40,11 +43,15 @@ impl fmt::Display for Duplicate {
 }
 
 pub fn check(analysis: &Analysis<'_>) -> Vec<Duplicate> {
-    let mut positions: BTreeMap<Value, Vec<(TopicPartition, Offset, Vec<Source>)>> = BTreeMap::new();
+    let mut positions: BTreeMap<Value, Vec<(TopicPartition, Offset, Vec<Source>)>> =
+        BTreeMap::new();
     for (tp, offsets) in &analysis.observed {
         for (offset, values) in offsets {
             for (value, sources) in values {
-                positions.entry(*value).or_default().push((tp.clone(), *offset, sources.clone()));
+                positions
+                    .entry(*value)
+                    .or_default()
+                    .push((tp.clone(), *offset, sources.clone()));
             }
         }
     }
@@ -58,7 +65,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<Duplicate> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
 
     fn run(b: &Builder) -> Vec<Duplicate> {
         check(&Analysis::new(&b.history))
@@ -86,7 +93,11 @@ mod tests {
                 value: Value(1),
                 at: vec![
                     (tp("t", 0), Offset(0), vec![Source::Read(read)]),
-                    (tp("t", 0), Offset(1), vec![Source::Ack(ack), Source::Read(read)]),
+                    (
+                        tp("t", 0),
+                        Offset(1),
+                        vec![Source::Ack(ack), Source::Read(read)]
+                    ),
                 ],
             }]
         );

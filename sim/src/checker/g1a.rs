@@ -47,7 +47,9 @@ impl fmt::Display for AbortedRead {
 pub fn check(analysis: &Analysis<'_>) -> Vec<AbortedRead> {
     let mut anomalies = Vec::new();
     for read in &analysis.reads {
-        let Some(sends) = analysis.sends_of.get(&read.value) else { continue };
+        let Some(sends) = analysis.sends_of.get(&read.value) else {
+            continue;
+        };
         if sends.iter().all(|send| send.outcome() == OpKind::Fail) {
             anomalies.push(AbortedRead {
                 value: read.value,
@@ -64,7 +66,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<AbortedRead> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
 
     fn run(b: &Builder) -> Vec<AbortedRead> {
         check(&Analysis::new(&b.history))
@@ -90,7 +92,13 @@ mod tests {
         let read = b.poll_ok(2, "t", 0, 0, &[(0, 1), (1, 2)], 2);
         assert_eq!(
             run(&b),
-            vec![AbortedRead { value: Value(2), tp: tp("t", 0), offset: Offset(1), read, failed_sends: vec![failed] }]
+            vec![AbortedRead {
+                value: Value(2),
+                tp: tp("t", 0),
+                offset: Offset(1),
+                read,
+                failed_sends: vec![failed]
+            }]
         );
     }
 }

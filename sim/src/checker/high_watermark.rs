@@ -47,13 +47,20 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<HighWatermarkRegression> {
     let mut highest: BTreeMap<(ProcessId, &TopicPartition), (OpIndex, Offset)> = BTreeMap::new();
     let mut anomalies = Vec::new();
     for op in analysis.history.completed() {
-        let (Call::Poll { tp, .. }, OpKind::Ok) = (op.call(), op.outcome()) else { continue };
+        let (Call::Poll { tp, .. }, OpKind::Ok) = (op.call(), op.outcome()) else {
+            continue;
+        };
         let result = op.poll_result().expect("ok polls carry a result");
         let next = (op.index(), result.high_watermark);
         let key = (op.process(), tp);
         match highest.get(&key) {
             Some(&previous) if next.1 < previous.1 => {
-                anomalies.push(HighWatermarkRegression { process: op.process(), tp: tp.clone(), previous, next });
+                anomalies.push(HighWatermarkRegression {
+                    process: op.process(),
+                    tp: tp.clone(),
+                    previous,
+                    next,
+                });
             }
             Some(&previous) if next.1 == previous.1 => {}
             _ => {
@@ -67,7 +74,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<HighWatermarkRegression> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
 
     fn run(b: &Builder) -> Vec<HighWatermarkRegression> {
         check(&Analysis::new(&b.history))

@@ -22,13 +22,22 @@ pub struct InconsistentOffset {
 
 impl InconsistentOffset {
     pub fn ops(&self) -> Vec<OpIndex> {
-        self.values.iter().flat_map(|(_, sources)| sources.iter().map(|s| s.op())).collect()
+        self.values
+            .iter()
+            .flat_map(|(_, sources)| sources.iter().map(|s| s.op()))
+            .collect()
     }
 }
 
 impl fmt::Display for InconsistentOffset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{} holds {} values:", self.tp, self.offset, self.values.len())?;
+        write!(
+            f,
+            "{}@{} holds {} values:",
+            self.tp,
+            self.offset,
+            self.values.len()
+        )?;
         for (value, sources) in &self.values {
             write!(f, " {value} ({})", super::join(sources))?;
         }
@@ -55,7 +64,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<InconsistentOffset> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
     use crate::history::Acks;
 
     fn run(b: &Builder) -> Vec<InconsistentOffset> {
@@ -94,7 +103,10 @@ mod tests {
             vec![InconsistentOffset {
                 tp: tp("t", 0),
                 offset: Offset(1),
-                values: vec![(Value(2), vec![Source::Read(r1)]), (Value(3), vec![Source::Read(r2)])],
+                values: vec![
+                    (Value(2), vec![Source::Read(r1)]),
+                    (Value(3), vec![Source::Read(r2)])
+                ],
             }]
         );
     }
@@ -107,6 +119,12 @@ mod tests {
         let found = run(&b);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].offset, Offset(3));
-        assert_eq!(found[0].values, vec![(Value(5), vec![Source::Ack(ack)]), (Value(6), vec![Source::Read(read)])]);
+        assert_eq!(
+            found[0].values,
+            vec![
+                (Value(5), vec![Source::Ack(ack)]),
+                (Value(6), vec![Source::Read(read)])
+            ]
+        );
     }
 }

@@ -17,27 +17,53 @@ use std::fmt;
 
 use strata_core::types::Offset;
 
-use super::{join, Analysis};
+use super::{Analysis, join};
 use crate::history::{Call, OpIndex, OpKind, TopicPartition, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LostWrite {
     /// The value is nowhere in the final read of its partition.
-    Missing { value: Value, tp: TopicPartition, acked: Offset, ack: OpIndex, final_read: OpIndex },
+    Missing {
+        value: Value,
+        tp: TopicPartition,
+        acked: Offset,
+        ack: OpIndex,
+        final_read: OpIndex,
+    },
     /// The final read has the value, but not at the acknowledged offset.
-    Moved { value: Value, tp: TopicPartition, acked: Offset, ack: OpIndex, found: Vec<Offset>, final_reads: Vec<OpIndex> },
+    Moved {
+        value: Value,
+        tp: TopicPartition,
+        acked: Offset,
+        ack: OpIndex,
+        found: Vec<Offset>,
+        final_reads: Vec<OpIndex>,
+    },
     /// Durable acks to a partition that the final read never read: nothing can be judged.
-    NoFinalRead { tp: TopicPartition, durable_values: usize, first_ack: OpIndex },
+    NoFinalRead {
+        tp: TopicPartition,
+        durable_values: usize,
+        first_ack: OpIndex,
+    },
     /// The final read of a partition ended below the high watermark it reported: values above
     /// `read_up_to` were not judged fairly.
-    IncompleteFinalRead { tp: TopicPartition, read_up_to: Offset, high_watermark: Offset, last_poll: OpIndex },
+    IncompleteFinalRead {
+        tp: TopicPartition,
+        read_up_to: Offset,
+        high_watermark: Offset,
+        last_poll: OpIndex,
+    },
 }
 
 impl LostWrite {
     pub fn ops(&self) -> Vec<OpIndex> {
         match self {
-            LostWrite::Missing { ack, final_read, .. } => vec![*ack, *final_read],
-            LostWrite::Moved { ack, final_reads, .. } => {
+            LostWrite::Missing {
+                ack, final_read, ..
+            } => vec![*ack, *final_read],
+            LostWrite::Moved {
+                ack, final_reads, ..
+            } => {
                 let mut ops = vec![*ack];
                 ops.extend(final_reads);
                 ops
@@ -51,20 +77,42 @@ impl LostWrite {
 impl fmt::Display for LostWrite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LostWrite::Missing { value, tp, acked, ack, final_read } => write!(
+            LostWrite::Missing {
+                value,
+                tp,
+                acked,
+                ack,
+                final_read,
+            } => write!(
                 f,
                 "value {value} acknowledged at {tp}@{acked} ({ack}) is missing from the final read (see {final_read})"
             ),
-            LostWrite::Moved { value, tp, acked, ack, found, .. } => write!(
+            LostWrite::Moved {
+                value,
+                tp,
+                acked,
+                ack,
+                found,
+                ..
+            } => write!(
                 f,
                 "value {value} acknowledged at {tp}@{acked} ({ack}) is at offset(s) [{}] in the final read",
                 join(found)
             ),
-            LostWrite::NoFinalRead { tp, durable_values, first_ack } => write!(
+            LostWrite::NoFinalRead {
+                tp,
+                durable_values,
+                first_ack,
+            } => write!(
                 f,
                 "{tp} has {durable_values} durably acknowledged value(s) (first {first_ack}) but no final read"
             ),
-            LostWrite::IncompleteFinalRead { tp, read_up_to, high_watermark, last_poll } => write!(
+            LostWrite::IncompleteFinalRead {
+                tp,
+                read_up_to,
+                high_watermark,
+                last_poll,
+            } => write!(
                 f,
                 "final read of {tp} stopped at {read_up_to}, below its high watermark {high_watermark} ({last_poll})"
             ),
@@ -84,22 +132,43 @@ struct FinalLog {
 impl FinalLog {
     /// The final poll whose range covers `offset`, or the last one.
     fn covering(&self, offset: Offset) -> OpIndex {
-        let covering = self.polls.iter().find(|(from, end, _)| *from <= offset && offset < *end);
-        covering.or(self.polls.last()).map(|(_, _, op)| *op).expect("a final log has polls")
+        let covering = self
+            .polls
+            .iter()
+            .find(|(from, end, _)| *from <= offset && offset < *end);
+        covering
+            .or(self.polls.last())
+            .map(|(_, _, op)| *op)
+            .expect("a final log has polls")
     }
 }
 
 pub fn check(analysis: &Analysis<'_>) -> Vec<LostWrite> {
     let mut finals: BTreeMap<&TopicPartition, FinalLog> = BTreeMap::new();
     for op in analysis.history.completed() {
-        let Call::Poll { tp, from_offset, final_read: true } = op.call() else { continue };
+        let Call::Poll {
+            tp,
+            from_offset,
+            final_read: true,
+        } = op.call()
+        else {
+            continue;
+        };
         let log = finals.entry(tp).or_default();
-        let Some(result) = op.poll_result() else { continue };
+        let Some(result) = op.poll_result() else {
+            continue;
+        };
         for &(offset, value) in &result.records {
             log.at.entry(value).or_default().push(offset);
         }
-        let end = result.records.iter().map(|(o, _)| o.next()).max().unwrap_or(*from_offset);
-        log.polls.push((*from_offset, end.max(*from_offset), op.index()));
+        let end = result
+            .records
+            .iter()
+            .map(|(o, _)| o.next())
+            .max()
+            .unwrap_or(*from_offset);
+        log.polls
+            .push((*from_offset, end.max(*from_offset), op.index()));
         log.high_watermark = log.high_watermark.max(result.high_watermark);
     }
 
@@ -109,7 +178,9 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<LostWrite> {
         if op.outcome() != OpKind::Ok {
             continue;
         }
-        let Call::Send { tp, .. } = op.call() else { continue };
+        let Call::Send { tp, .. } = op.call() else {
+            continue;
+        };
         for (acked, value) in op.durable_acks() {
             let Some(log) = finals.get(tp).filter(|log| !log.polls.is_empty()) else {
                 unread.entry(tp).or_insert((0, op.index())).0 += 1;
@@ -136,19 +207,27 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<LostWrite> {
         }
     }
     for (tp, (durable_values, first_ack)) in unread {
-        anomalies.push(LostWrite::NoFinalRead { tp: tp.clone(), durable_values, first_ack });
+        anomalies.push(LostWrite::NoFinalRead {
+            tp: tp.clone(),
+            durable_values,
+            first_ack,
+        });
     }
     for (tp, log) in &finals {
-        let read_up_to = log.polls.iter().map(|(_, end, _)| *end).max().unwrap_or(Offset::ZERO);
-        if let Some(&(_, _, last_poll)) = log.polls.last() {
-            if read_up_to < log.high_watermark {
-                anomalies.push(LostWrite::IncompleteFinalRead {
-                    tp: (*tp).clone(),
-                    read_up_to,
-                    high_watermark: log.high_watermark,
-                    last_poll,
-                });
-            }
+        let read_up_to = log
+            .polls
+            .iter()
+            .map(|(_, end, _)| *end)
+            .max()
+            .unwrap_or(Offset::ZERO);
+        let short = log.polls.last().filter(|_| read_up_to < log.high_watermark);
+        if let Some(&(_, _, last_poll)) = short {
+            anomalies.push(LostWrite::IncompleteFinalRead {
+                tp: (*tp).clone(),
+                read_up_to,
+                high_watermark: log.high_watermark,
+                last_poll,
+            });
         }
     }
     anomalies
@@ -157,7 +236,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<LostWrite> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
     use crate::history::Acks;
 
     fn run(b: &Builder) -> Vec<LostWrite> {
@@ -195,7 +274,13 @@ mod tests {
         let fin = b.final_read(9, "t", 0, &[(0, 1)], 1);
         assert_eq!(
             run(&b),
-            vec![LostWrite::Missing { value: Value(2), tp: tp("t", 0), acked: Offset(1), ack, final_read: fin }]
+            vec![LostWrite::Missing {
+                value: Value(2),
+                tp: tp("t", 0),
+                acked: Offset(1),
+                ack,
+                final_read: fin
+            }]
         );
     }
 
@@ -240,7 +325,14 @@ mod tests {
         let mut b = Builder::new();
         let first_ack = b.send_ok(1, "t", 1, &[1, 2], 0);
         b.final_read(9, "t", 0, &[], 0);
-        assert_eq!(run(&b), vec![LostWrite::NoFinalRead { tp: tp("t", 1), durable_values: 2, first_ack }]);
+        assert_eq!(
+            run(&b),
+            vec![LostWrite::NoFinalRead {
+                tp: tp("t", 1),
+                durable_values: 2,
+                first_ack
+            }]
+        );
     }
 
     #[test]

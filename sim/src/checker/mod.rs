@@ -106,7 +106,12 @@ impl<'h> Analysis<'h> {
                 (Call::Poll { tp, .. }, OpKind::Ok) => {
                     let result = op.poll_result().expect("ok polls carry a result");
                     for &(offset, value) in &result.records {
-                        reads.push(Read { op, tp, offset, value });
+                        reads.push(Read {
+                            op,
+                            tp,
+                            offset,
+                            value,
+                        });
                         observe(&mut observed, tp, offset, value, Source::Read(op.index()));
                     }
                 }
@@ -118,13 +123,26 @@ impl<'h> Analysis<'h> {
                 _ => {}
             }
         }
-        Analysis { history, sends_of, reads, observed }
+        Analysis {
+            history,
+            sends_of,
+            reads,
+            observed,
+        }
     }
 
     /// Offsets of `tp` known to hold some value, strictly between `low` and `high`, at or above
     /// `floor` (offsets below a response's `log_start_offset` may be gone legitimately).
-    pub fn known_between(&self, tp: &TopicPartition, low: Offset, high: Offset, floor: Offset) -> Vec<Offset> {
-        let Some(offsets) = self.observed.get(tp) else { return Vec::new() };
+    pub fn known_between(
+        &self,
+        tp: &TopicPartition,
+        low: Offset,
+        high: Offset,
+        floor: Offset,
+    ) -> Vec<Offset> {
+        let Some(offsets) = self.observed.get(tp) else {
+            return Vec::new();
+        };
         let from = Offset(low.0.saturating_add(1).max(floor.0));
         if from >= high {
             return Vec::new();
@@ -144,7 +162,12 @@ fn observe(
         observed.insert(tp.clone(), BTreeMap::new());
     }
     let partition = observed.get_mut(tp).expect("inserted above");
-    partition.entry(offset).or_default().entry(value).or_default().push(source);
+    partition
+        .entry(offset)
+        .or_default()
+        .entry(value)
+        .or_default()
+        .push(source);
 }
 
 /// One anomaly of any kind.
@@ -249,7 +272,10 @@ impl Report {
             return out;
         }
         let counts = self.counts();
-        let summary: Vec<String> = counts.iter().map(|(name, n)| format!("{name}={n}")).collect();
+        let summary: Vec<String> = counts
+            .iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
         let _ = writeln!(out, "history INVALID: {}", summary.join(" "));
         for name in counts.keys() {
             let of_name = self.named(name);
@@ -271,21 +297,57 @@ impl Report {
 pub fn check_all(history: &History) -> Report {
     let analysis = Analysis::new(history);
     let mut anomalies = Vec::new();
-    anomalies.extend(lost_write::check(&analysis).into_iter().map(Anomaly::LostWrite));
+    anomalies.extend(
+        lost_write::check(&analysis)
+            .into_iter()
+            .map(Anomaly::LostWrite),
+    );
     anomalies.extend(unseen::check(&analysis).into_iter().map(Anomaly::Unseen));
-    anomalies.extend(inconsistent_offsets::check(&analysis).into_iter().map(Anomaly::InconsistentOffsets));
-    anomalies.extend(duplicate::check(&analysis).into_iter().map(Anomaly::Duplicate));
-    anomalies.extend(nonmonotonic_send::check(&analysis).into_iter().map(Anomaly::NonmonotonicSend));
-    anomalies.extend(nonmonotonic_poll::check(&analysis).into_iter().map(Anomaly::NonmonotonicPoll));
-    anomalies.extend(poll_skip::check(&analysis).into_iter().map(Anomaly::PollSkip));
+    anomalies.extend(
+        inconsistent_offsets::check(&analysis)
+            .into_iter()
+            .map(Anomaly::InconsistentOffsets),
+    );
+    anomalies.extend(
+        duplicate::check(&analysis)
+            .into_iter()
+            .map(Anomaly::Duplicate),
+    );
+    anomalies.extend(
+        nonmonotonic_send::check(&analysis)
+            .into_iter()
+            .map(Anomaly::NonmonotonicSend),
+    );
+    anomalies.extend(
+        nonmonotonic_poll::check(&analysis)
+            .into_iter()
+            .map(Anomaly::NonmonotonicPoll),
+    );
+    anomalies.extend(
+        poll_skip::check(&analysis)
+            .into_iter()
+            .map(Anomaly::PollSkip),
+    );
     anomalies.extend(g1a::check(&analysis).into_iter().map(Anomaly::G1a));
-    anomalies.extend(precommitted_read::check(&analysis).into_iter().map(Anomaly::PrecommittedRead));
-    anomalies.extend(high_watermark::check(&analysis).into_iter().map(Anomaly::HighWatermarkRegression));
+    anomalies.extend(
+        precommitted_read::check(&analysis)
+            .into_iter()
+            .map(Anomaly::PrecommittedRead),
+    );
+    anomalies.extend(
+        high_watermark::check(&analysis)
+            .into_iter()
+            .map(Anomaly::HighWatermarkRegression),
+    );
     Report { anomalies }
 }
 
 pub(crate) fn join<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
-    items.into_iter().map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -317,7 +379,10 @@ mod tests {
         assert_eq!(report.counts().get("lost-write"), Some(&1));
         assert_eq!(report.counts().get("unseen"), Some(&1));
         let text = report.render(&b.history, 5);
-        assert!(text.starts_with("history INVALID: lost-write=1 unseen=1"), "{text}");
+        assert!(
+            text.starts_with("history INVALID: lost-write=1 unseen=1"),
+            "{text}"
+        );
         assert!(text.contains("send t-0 acks=all [1] -> @0"), "{text}");
     }
 }

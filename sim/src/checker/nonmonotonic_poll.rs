@@ -14,8 +14,8 @@ use std::fmt;
 
 use strata_core::types::Offset;
 
-use super::consumer::{steps, Position};
 use super::Analysis;
+use super::consumer::{Position, steps};
 use crate::history::{OpIndex, ProcessId, TopicPartition, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +38,18 @@ impl NonmonotonicPoll {
 
 impl fmt::Display for NonmonotonicPoll {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} polled {}@{} (value {}, {}) after ", self.process, self.tp, self.offset, self.value, self.op)?;
+        write!(
+            f,
+            "{} polled {}@{} (value {}, {}) after ",
+            self.process, self.tp, self.offset, self.value, self.op
+        )?;
         match self.before {
-            Position::Seen { offset, value, op } => write!(f, "offset {offset} (value {value}, {op})"),
-            Position::Start { from_offset, op } => write!(f, "asking from offset {from_offset} ({op})"),
+            Position::Seen { offset, value, op } => {
+                write!(f, "offset {offset} (value {value}, {op})")
+            }
+            Position::Start { from_offset, op } => {
+                write!(f, "asking from offset {from_offset} ({op})")
+            }
         }
     }
 }
@@ -64,7 +72,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<NonmonotonicPoll> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
 
     fn run(b: &Builder) -> Vec<NonmonotonicPoll> {
         check(&Analysis::new(&b.history))
@@ -110,7 +118,11 @@ mod tests {
             vec![NonmonotonicPoll {
                 process: ProcessId(1),
                 tp: tp("t", 0),
-                before: Position::Seen { offset: Offset(1), value: Value(2), op: first },
+                before: Position::Seen {
+                    offset: Offset(1),
+                    value: Value(2),
+                    op: first
+                },
                 offset: Offset(1),
                 value: Value(2),
                 op: second,
@@ -134,7 +146,13 @@ mod tests {
         let poll = b.poll_ok(1, "t", 0, 5, &[(4, 4), (5, 5)], 6);
         let found = run(&b);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].before, Position::Start { from_offset: Offset(5), op: poll });
+        assert_eq!(
+            found[0].before,
+            Position::Start {
+                from_offset: Offset(5),
+                op: poll
+            }
+        );
         assert_eq!(found[0].offset, Offset(4));
     }
 }

@@ -52,19 +52,21 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<NonmonotonicSend> {
         if op.outcome() != OpKind::Ok {
             continue;
         }
-        let Call::Send { tp, .. } = op.call() else { continue };
+        let Call::Send { tp, .. } = op.call() else {
+            continue;
+        };
         let acks = op.durable_acks();
-        let (Some(&(first, _)), Some(&(final_offset, _))) = (acks.first(), acks.last()) else { continue };
+        let (Some(&(first, _)), Some(&(final_offset, _))) = (acks.first(), acks.last()) else {
+            continue;
+        };
         let key = (op.process(), tp);
-        if let Some(&previous) = last.get(&key) {
-            if first <= previous.1 {
-                anomalies.push(NonmonotonicSend {
-                    process: op.process(),
-                    tp: tp.clone(),
-                    previous,
-                    next: (op.index(), first),
-                });
-            }
+        if let Some(&previous) = last.get(&key).filter(|previous| first <= previous.1) {
+            anomalies.push(NonmonotonicSend {
+                process: op.process(),
+                tp: tp.clone(),
+                previous,
+                next: (op.index(), first),
+            });
         }
         last.insert(key, (op.index(), final_offset));
     }
@@ -74,7 +76,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<NonmonotonicSend> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
     use crate::history::Acks;
 
     fn run(b: &Builder) -> Vec<NonmonotonicSend> {

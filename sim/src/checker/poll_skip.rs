@@ -16,8 +16,8 @@ use std::fmt;
 
 use strata_core::types::Offset;
 
-use super::consumer::{steps, Position};
-use super::{join, Analysis};
+use super::consumer::{Position, steps};
+use super::{Analysis, join};
 use crate::history::{OpIndex, ProcessId, TopicPartition, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,9 @@ impl fmt::Display for PollSkip {
         )?;
         match self.before {
             Position::Seen { offset, op, .. } => write!(f, "offset {offset} ({op})"),
-            Position::Start { from_offset, op } => write!(f, "asking from offset {from_offset} ({op})"),
+            Position::Start { from_offset, op } => {
+                write!(f, "asking from offset {from_offset} ({op})")
+            }
         }
     }
 }
@@ -64,8 +66,15 @@ impl fmt::Display for PollSkip {
 pub fn check(analysis: &Analysis<'_>) -> Vec<PollSkip> {
     let mut anomalies = Vec::new();
     for step in steps(analysis.history) {
-        let skipped = analysis.known_between(step.tp, step.before.last(), step.offset, step.log_start_offset);
-        let Some(first) = skipped.first() else { continue };
+        let skipped = analysis.known_between(
+            step.tp,
+            step.before.last(),
+            step.offset,
+            step.log_start_offset,
+        );
+        let Some(first) = skipped.first() else {
+            continue;
+        };
         let witness = analysis.observed[step.tp][first]
             .values()
             .flatten()
@@ -89,7 +98,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<PollSkip> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
 
     fn run(b: &Builder) -> Vec<PollSkip> {
         check(&Analysis::new(&b.history))
@@ -144,7 +153,11 @@ mod tests {
             vec![PollSkip {
                 process: ProcessId(2),
                 tp: tp("t", 0),
-                before: Position::Seen { offset: Offset(0), value: Value(1), op: first },
+                before: Position::Seen {
+                    offset: Offset(0),
+                    value: Value(1),
+                    op: first
+                },
                 offset: Offset(3),
                 value: Value(4),
                 op: second,
@@ -161,7 +174,10 @@ mod tests {
         let poll = b.poll_ok(2, "t", 0, 0, &[(0, 1), (2, 3)], 3);
         let found = run(&b);
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].op, found[0].skipped.clone(), found[0].witness), (poll, vec![Offset(1)], other));
+        assert_eq!(
+            (found[0].op, found[0].skipped.clone(), found[0].witness),
+            (poll, vec![Offset(1)], other)
+        );
     }
 
     #[test]
@@ -171,7 +187,13 @@ mod tests {
         let poll = b.poll_ok(2, "t", 0, 0, &[(2, 3)], 3);
         let found = run(&b);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].before, Position::Start { from_offset: Offset(0), op: poll });
+        assert_eq!(
+            found[0].before,
+            Position::Start {
+                from_offset: Offset(0),
+                op: poll
+            }
+        );
         assert_eq!(found[0].skipped, vec![Offset(0), Offset(1)]);
     }
 }

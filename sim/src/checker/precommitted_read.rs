@@ -36,7 +36,11 @@ pub struct PrecommittedRead {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrecommittedKind {
     /// The read completed at `read_time`, before the first send of the value was invoked.
-    BeforeSend { read_time: Instant, send: OpIndex, send_time: Instant },
+    BeforeSend {
+        read_time: Instant,
+        send: OpIndex,
+        send_time: Instant,
+    },
     /// No send carried the value.
     NeverSent,
     /// The response's high watermark was at or below the record's offset.
@@ -54,16 +58,27 @@ impl PrecommittedRead {
 
 impl fmt::Display for PrecommittedRead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "value {} read at {}@{} ({}) ", self.value, self.tp, self.offset, self.read)?;
+        write!(
+            f,
+            "value {} read at {}@{} ({}) ",
+            self.value, self.tp, self.offset, self.read
+        )?;
         match &self.kind {
-            PrecommittedKind::BeforeSend { read_time, send, send_time } => write!(
+            PrecommittedKind::BeforeSend {
+                read_time,
+                send,
+                send_time,
+            } => write!(
                 f,
                 "at t={}ns, before its send {send} was invoked at t={}ns",
                 read_time.0, send_time.0
             ),
             PrecommittedKind::NeverSent => f.write_str("was never sent"),
             PrecommittedKind::BeyondHighWatermark { high_watermark } => {
-                write!(f, "at or beyond the high watermark {high_watermark} of the same response")
+                write!(
+                    f,
+                    "at or beyond the high watermark {high_watermark} of the same response"
+                )
             }
         }
     }
@@ -84,16 +99,24 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<PrecommittedRead> {
             })
         };
         if read.offset >= result.high_watermark {
-            report(PrecommittedKind::BeyondHighWatermark { high_watermark: result.high_watermark });
+            report(PrecommittedKind::BeyondHighWatermark {
+                high_watermark: result.high_watermark,
+            });
         }
-        match analysis.sends_of.get(&read.value).and_then(|sends| sends.first()) {
+        match analysis
+            .sends_of
+            .get(&read.value)
+            .and_then(|sends| sends.first())
+        {
             None => report(PrecommittedKind::NeverSent),
             // Sends are in invocation order: the first was invoked earliest.
-            Some(send) if completion.time < send.invoke.time => report(PrecommittedKind::BeforeSend {
-                read_time: completion.time,
-                send: send.invoke.index,
-                send_time: send.invoke.time,
-            }),
+            Some(send) if completion.time < send.invoke.time => {
+                report(PrecommittedKind::BeforeSend {
+                    read_time: completion.time,
+                    send: send.invoke.index,
+                    send_time: send.invoke.time,
+                })
+            }
             Some(_) => {}
         }
     }
@@ -103,7 +126,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<PrecommittedRead> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
     use crate::history::{Acks, ProcessId};
 
     fn run(b: &Builder) -> Vec<PrecommittedRead> {
@@ -135,7 +158,11 @@ mod tests {
                 tp: tp("t", 0),
                 offset: Offset(0),
                 read,
-                kind: PrecommittedKind::BeforeSend { read_time, send, send_time },
+                kind: PrecommittedKind::BeforeSend {
+                    read_time,
+                    send,
+                    send_time
+                },
             }]
         );
     }
@@ -146,7 +173,10 @@ mod tests {
         let read = b.poll_ok(2, "t", 0, 0, &[(0, 99)], 1);
         let found = run(&b);
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].read, &found[0].kind), (read, &PrecommittedKind::NeverSent));
+        assert_eq!(
+            (found[0].read, &found[0].kind),
+            (read, &PrecommittedKind::NeverSent)
+        );
     }
 
     #[test]
@@ -161,7 +191,9 @@ mod tests {
                 tp: tp("t", 0),
                 offset: Offset(1),
                 read,
-                kind: PrecommittedKind::BeyondHighWatermark { high_watermark: Offset(1) },
+                kind: PrecommittedKind::BeyondHighWatermark {
+                    high_watermark: Offset(1)
+                },
             }]
         );
         let _ = ProcessId(0);

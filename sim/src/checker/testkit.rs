@@ -26,7 +26,10 @@ fn records(rs: &[(i64, u64)]) -> Vec<(Offset, Value)> {
 
 impl Builder {
     pub fn new() -> Builder {
-        Builder { history: History::new(), time: 0 }
+        Builder {
+            history: History::new(),
+            time: 0,
+        }
     }
 
     fn tick(&mut self) -> Instant {
@@ -34,23 +37,54 @@ impl Builder {
         Instant(self.time)
     }
 
-    pub fn invoke_send(&mut self, p: u32, topic: &str, partition: i32, vs: &[u64], acks: Acks) -> OpIndex {
+    pub fn invoke_send(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        vs: &[u64],
+        acks: Acks,
+    ) -> OpIndex {
         let t = self.tick();
-        self.history.invoke(ProcessId(p), t, Call::Send { tp: tp(topic, partition), values: values(vs), acks })
+        self.history.invoke(
+            ProcessId(p),
+            t,
+            Call::Send {
+                tp: tp(topic, partition),
+                values: values(vs),
+                acks,
+            },
+        )
     }
 
     pub fn ok_send(&mut self, p: u32, base: i64) -> OpIndex {
         let t = self.tick();
-        self.history.ok(ProcessId(p), t, Reply::Send(SendAck::new(Offset(base))))
+        self.history
+            .ok(ProcessId(p), t, Reply::Send(SendAck::new(Offset(base))))
     }
 
     /// An `acks=-1` send acknowledged at `base`.
-    pub fn send_ok(&mut self, p: u32, topic: &str, partition: i32, vs: &[u64], base: i64) -> OpIndex {
+    pub fn send_ok(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        vs: &[u64],
+        base: i64,
+    ) -> OpIndex {
         self.invoke_send(p, topic, partition, vs, Acks::All);
         self.ok_send(p, base)
     }
 
-    pub fn send_ok_acks(&mut self, p: u32, topic: &str, partition: i32, vs: &[u64], base: i64, acks: Acks) -> OpIndex {
+    pub fn send_ok_acks(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        vs: &[u64],
+        base: i64,
+        acks: Acks,
+    ) -> OpIndex {
         self.invoke_send(p, topic, partition, vs, acks);
         self.ok_send(p, base)
     }
@@ -67,19 +101,46 @@ impl Builder {
         self.history.fail(ProcessId(p), t, "NOT_ENOUGH_REPLICAS")
     }
 
-    pub fn invoke_poll(&mut self, p: u32, topic: &str, partition: i32, from: i64, final_read: bool) -> OpIndex {
+    pub fn invoke_poll(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        final_read: bool,
+    ) -> OpIndex {
         let t = self.tick();
-        self.history.invoke(ProcessId(p), t, Call::Poll { tp: tp(topic, partition), from_offset: Offset(from), final_read })
+        self.history.invoke(
+            ProcessId(p),
+            t,
+            Call::Poll {
+                tp: tp(topic, partition),
+                from_offset: Offset(from),
+                final_read,
+            },
+        )
     }
 
     pub fn ok_poll(&mut self, p: u32, rs: &[(i64, u64)], hw: i64, lso: i64) -> OpIndex {
         let t = self.tick();
-        let result = PollResult { records: records(rs), high_watermark: Offset(hw), log_start_offset: Offset(lso) };
+        let result = PollResult {
+            records: records(rs),
+            high_watermark: Offset(hw),
+            log_start_offset: Offset(lso),
+        };
         self.history.ok(ProcessId(p), t, Reply::Poll(result))
     }
 
     /// A poll from `from` returning `rs` with high watermark `hw` and log start 0.
-    pub fn poll_ok(&mut self, p: u32, topic: &str, partition: i32, from: i64, rs: &[(i64, u64)], hw: i64) -> OpIndex {
+    pub fn poll_ok(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        rs: &[(i64, u64)],
+        hw: i64,
+    ) -> OpIndex {
         self.invoke_poll(p, topic, partition, from, false);
         self.ok_poll(p, rs, hw, 0)
     }
@@ -91,22 +152,48 @@ impl Builder {
     }
 
     /// One final-read poll of a whole partition from offset 0.
-    pub fn final_read(&mut self, p: u32, topic: &str, partition: i32, rs: &[(i64, u64)], hw: i64) -> OpIndex {
+    pub fn final_read(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        rs: &[(i64, u64)],
+        hw: i64,
+    ) -> OpIndex {
         self.invoke_poll(p, topic, partition, 0, true);
         self.ok_poll(p, rs, hw, 0)
     }
 
-    pub fn assign(&mut self, p: u32, partitions: &[(&str, i32)], seek_to_beginning: bool) -> OpIndex {
+    pub fn assign(
+        &mut self,
+        p: u32,
+        partitions: &[(&str, i32)],
+        seek_to_beginning: bool,
+    ) -> OpIndex {
         let t = self.tick();
         let partitions = partitions.iter().map(|(t, p)| tp(t, *p)).collect();
-        self.history.invoke(ProcessId(p), t, Call::Assign { partitions, seek_to_beginning });
+        self.history.invoke(
+            ProcessId(p),
+            t,
+            Call::Assign {
+                partitions,
+                seek_to_beginning,
+            },
+        );
         let t = self.tick();
         self.history.ok(ProcessId(p), t, Reply::Assign)
     }
 
     pub fn seek(&mut self, p: u32, topic: &str, partition: i32, offset: i64) -> OpIndex {
         let t = self.tick();
-        self.history.invoke(ProcessId(p), t, Call::Seek { tp: tp(topic, partition), offset: Offset(offset) });
+        self.history.invoke(
+            ProcessId(p),
+            t,
+            Call::Seek {
+                tp: tp(topic, partition),
+                offset: Offset(offset),
+            },
+        );
         let t = self.tick();
         self.history.ok(ProcessId(p), t, Reply::Seek)
     }

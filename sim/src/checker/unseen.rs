@@ -35,7 +35,11 @@ impl Unseen {
 
 impl fmt::Display for Unseen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "value {} acknowledged at {}@{} ({}) was never read", self.value, self.tp, self.acked, self.ack)
+        write!(
+            f,
+            "value {} acknowledged at {}@{} ({}) was never read",
+            self.value, self.tp, self.acked, self.ack
+        )
     }
 }
 
@@ -46,10 +50,17 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<Unseen> {
         if op.outcome() != OpKind::Ok {
             continue;
         }
-        let Call::Send { tp, .. } = op.call() else { continue };
+        let Call::Send { tp, .. } = op.call() else {
+            continue;
+        };
         for (acked, value) in op.durable_acks() {
             if !read.contains(&value) {
-                anomalies.push(Unseen { value, tp: tp.clone(), acked, ack: op.index() });
+                anomalies.push(Unseen {
+                    value,
+                    tp: tp.clone(),
+                    acked,
+                    ack: op.index(),
+                });
             }
         }
     }
@@ -59,7 +70,7 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<Unseen> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::testkit::{tp, Builder};
+    use crate::checker::testkit::{Builder, tp};
     use crate::history::Acks;
 
     fn run(b: &Builder) -> Vec<Unseen> {
@@ -83,6 +94,14 @@ mod tests {
         let ack = b.send_ok(1, "t", 0, &[2], 1);
         b.send_ok_acks(1, "t", 0, &[3], 2, Acks::Leader); // not durable: may vanish
         b.final_read(9, "t", 0, &[(0, 1)], 1);
-        assert_eq!(run(&b), vec![Unseen { value: Value(2), tp: tp("t", 0), acked: Offset(1), ack }]);
+        assert_eq!(
+            run(&b),
+            vec![Unseen {
+                value: Value(2),
+                tp: tp("t", 0),
+                acked: Offset(1),
+                ack
+            }]
+        );
     }
 }
