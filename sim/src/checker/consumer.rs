@@ -38,7 +38,7 @@ impl Position {
     pub fn last(&self) -> Offset {
         match *self {
             Position::Seen { offset, .. } => offset,
-            Position::Start { from_offset, .. } => Offset(from_offset.0 - 1),
+            Position::Start { from_offset, .. } => Offset(from_offset.0.saturating_sub(1)),
         }
     }
 

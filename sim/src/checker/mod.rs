@@ -38,6 +38,8 @@ pub mod precommitted_read;
 pub mod unseen;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 pub(crate) mod testkit;
 
 /// Where an observation of a value at an offset comes from.
