@@ -1,1 +1,390 @@
-//! Checkers over recorded histories.
+//! Checkers over recorded histories (design §4).
+//!
+//! Each checker judges one property of a [`History`] and returns the anomalies it found, each with
+//! the values, offsets and op indices needed to debug it; [`check_all`] runs them all into a
+//! [`Report`], and [`Report::render`] prints the anomalies followed by the relevant part of the
+//! history. The checkers live outside the code they check (TigerBeetle's habit) and only read the
+//! history: they know nothing of nodes, leaders or disks.
+//!
+//! Definitions follow Jepsen's Kafka workload (`jepsen.tests.kafka`) where Jepsen has the
+//! anomaly; each file says where ours deviates and why. Shared vocabulary:
+//!
+//! - A *read* is one `(offset, value)` record of an `Ok` poll (final or not).
+//! - A *durable ack* is one `(offset, value)` of an `Ok` send whose acknowledgement promises
+//!   survival: `acks=-1`, or `acks=1` marked `leader_survived` by the harness. Other acks may be
+//!   legitimately undone by a leader change (truncation), so no checker trusts their offsets.
+//! - The *observations* of a partition are its reads plus its durable acks: what the log is known
+//!   to hold. Offsets need not be dense (transaction markers and compaction leave gaps), so skips
+//!   are judged against offsets known to hold a value, as Jepsen judges them against its version
+//!   order.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use strata_core::types::Offset;
+
+use crate::history::{Call, History, OpIndex, OpKind, Operation, TopicPartition, Value};
+
+pub mod consumer;
+pub mod duplicate;
+pub mod g1a;
+pub mod high_watermark;
+pub mod inconsistent_offsets;
+pub mod lost_write;
+pub mod nonmonotonic_poll;
+pub mod nonmonotonic_send;
+pub mod poll_skip;
+pub mod precommitted_read;
+pub mod unseen;
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+/// Where an observation of a value at an offset comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    /// A record returned by an `Ok` poll (the completion's index).
+    Read(OpIndex),
+    /// A durable acknowledgement (the `Ok` completion's index).
+    Ack(OpIndex),
+}
+
+impl Source {
+    pub fn op(self) -> OpIndex {
+        match self {
+            Source::Read(op) | Source::Ack(op) => op,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Read(op) => write!(f, "read {op}"),
+            Source::Ack(op) => write!(f, "ack {op}"),
+        }
+    }
+}
+
+/// One record of an `Ok` poll.
+#[derive(Debug, Clone, Copy)]
+pub struct Read<'h> {
+    pub op: Operation<'h>,
+    pub tp: &'h TopicPartition,
+    pub offset: Offset,
+    pub value: Value,
+}
+
+/// Values at each offset of one partition, with who saw them there.
+pub type PartitionObservations = BTreeMap<Offset, BTreeMap<Value, Vec<Source>>>;
+
+/// Indexes over a history shared by the checkers (Jepsen's "partial analysis").
+pub struct Analysis<'h> {
+    pub history: &'h History,
+    /// Every send operation that carried a value (retries carry it again), in invocation order.
+    pub sends_of: BTreeMap<Value, Vec<Operation<'h>>>,
+    /// Every record of every `Ok` poll, in completion order.
+    pub reads: Vec<Read<'h>>,
+    /// Reads and durable acks by partition and offset.
+    pub observed: BTreeMap<TopicPartition, PartitionObservations>,
+}
+
+impl<'h> Analysis<'h> {
+    pub fn new(history: &'h History) -> Analysis<'h> {
+        let mut sends_of: BTreeMap<Value, Vec<Operation<'h>>> = BTreeMap::new();
+        for op in history.operations() {
+            if let Call::Send { values, .. } = op.call() {
+                for value in values {
+                    sends_of.entry(*value).or_default().push(op);
+                }
+            }
+        }
+        let mut reads = Vec::new();
+        let mut observed: BTreeMap<TopicPartition, PartitionObservations> = BTreeMap::new();
+        for op in history.completed() {
+            match (op.call(), op.outcome()) {
+                (Call::Poll { tp, .. }, OpKind::Ok) => {
+                    let result = op.poll_result().expect("ok polls carry a result");
+                    for &(offset, value) in &result.records {
+                        reads.push(Read {
+                            op,
+                            tp,
+                            offset,
+                            value,
+                        });
+                        observe(&mut observed, tp, offset, value, Source::Read(op.index()));
+                    }
+                }
+                (Call::Send { tp, .. }, OpKind::Ok) => {
+                    for (offset, value) in op.durable_acks() {
+                        observe(&mut observed, tp, offset, value, Source::Ack(op.index()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Analysis {
+            history,
+            sends_of,
+            reads,
+            observed,
+        }
+    }
+
+    /// Offsets of `tp` known to hold some value, strictly between `low` and `high`, at or above
+    /// `floor` (offsets below a response's `log_start_offset` may be gone legitimately).
+    pub fn known_between(
+        &self,
+        tp: &TopicPartition,
+        low: Offset,
+        high: Offset,
+        floor: Offset,
+    ) -> Vec<Offset> {
+        let Some(offsets) = self.observed.get(tp) else {
+            return Vec::new();
+        };
+        let from = Offset(low.0.saturating_add(1).max(floor.0));
+        if from >= high {
+            return Vec::new();
+        }
+        offsets.range(from..high).map(|(o, _)| *o).collect()
+    }
+}
+
+fn observe(
+    observed: &mut BTreeMap<TopicPartition, PartitionObservations>,
+    tp: &TopicPartition,
+    offset: Offset,
+    value: Value,
+    source: Source,
+) {
+    if !observed.contains_key(tp) {
+        observed.insert(tp.clone(), BTreeMap::new());
+    }
+    let partition = observed.get_mut(tp).expect("inserted above");
+    partition
+        .entry(offset)
+        .or_default()
+        .entry(value)
+        .or_default()
+        .push(source);
+}
+
+/// One anomaly of any kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anomaly {
+    LostWrite(lost_write::LostWrite),
+    Unseen(unseen::Unseen),
+    InconsistentOffsets(inconsistent_offsets::InconsistentOffset),
+    Duplicate(duplicate::Duplicate),
+    NonmonotonicSend(nonmonotonic_send::NonmonotonicSend),
+    NonmonotonicPoll(nonmonotonic_poll::NonmonotonicPoll),
+    PollSkip(poll_skip::PollSkip),
+    G1a(g1a::AbortedRead),
+    PrecommittedRead(precommitted_read::PrecommittedRead),
+    HighWatermarkRegression(high_watermark::HighWatermarkRegression),
+}
+
+impl Anomaly {
+    /// The anomaly's name, as Jepsen spells it where Jepsen has it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Anomaly::LostWrite(_) => "lost-write",
+            Anomaly::Unseen(_) => "unseen",
+            Anomaly::InconsistentOffsets(_) => "inconsistent-offsets",
+            Anomaly::Duplicate(_) => "duplicate",
+            Anomaly::NonmonotonicSend(_) => "nonmonotonic-send",
+            Anomaly::NonmonotonicPoll(_) => "nonmonotonic-poll",
+            Anomaly::PollSkip(_) => "poll-skip",
+            Anomaly::G1a(_) => "G1a",
+            Anomaly::PrecommittedRead(_) => "precommitted-read",
+            Anomaly::HighWatermarkRegression(_) => "high-watermark-regression",
+        }
+    }
+
+    /// The history events that show the anomaly.
+    pub fn ops(&self) -> Vec<OpIndex> {
+        match self {
+            Anomaly::LostWrite(a) => a.ops(),
+            Anomaly::Unseen(a) => a.ops(),
+            Anomaly::InconsistentOffsets(a) => a.ops(),
+            Anomaly::Duplicate(a) => a.ops(),
+            Anomaly::NonmonotonicSend(a) => a.ops(),
+            Anomaly::NonmonotonicPoll(a) => a.ops(),
+            Anomaly::PollSkip(a) => a.ops(),
+            Anomaly::G1a(a) => a.ops(),
+            Anomaly::PrecommittedRead(a) => a.ops(),
+            Anomaly::HighWatermarkRegression(a) => a.ops(),
+        }
+    }
+}
+
+impl fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.name())?;
+        match self {
+            Anomaly::LostWrite(a) => a.fmt(f),
+            Anomaly::Unseen(a) => a.fmt(f),
+            Anomaly::InconsistentOffsets(a) => a.fmt(f),
+            Anomaly::Duplicate(a) => a.fmt(f),
+            Anomaly::NonmonotonicSend(a) => a.fmt(f),
+            Anomaly::NonmonotonicPoll(a) => a.fmt(f),
+            Anomaly::PollSkip(a) => a.fmt(f),
+            Anomaly::G1a(a) => a.fmt(f),
+            Anomaly::PrecommittedRead(a) => a.fmt(f),
+            Anomaly::HighWatermarkRegression(a) => a.fmt(f),
+        }
+    }
+}
+
+/// The verdict on a history: every anomaly every checker found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl Report {
+    pub fn is_valid(&self) -> bool {
+        self.anomalies.is_empty()
+    }
+
+    /// How many anomalies of each name.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for anomaly in &self.anomalies {
+            *counts.entry(anomaly.name()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The anomalies of one name.
+    pub fn named(&self, name: &str) -> Vec<&Anomaly> {
+        self.anomalies.iter().filter(|a| a.name() == name).collect()
+    }
+
+    /// A failure report: counts, then each anomaly (at most `limit` per name) followed by the
+    /// history events it cites.
+    pub fn render(&self, history: &History, limit: usize) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        if self.is_valid() {
+            out.push_str("history valid: no anomalies\n");
+            return out;
+        }
+        let counts = self.counts();
+        let summary: Vec<String> = counts
+            .iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
+        let _ = writeln!(out, "history INVALID: {}", summary.join(" "));
+        for name in counts.keys() {
+            let of_name = self.named(name);
+            for anomaly in of_name.iter().take(limit) {
+                let _ = writeln!(out, "\n{anomaly}");
+                for line in history.dump(anomaly.ops()).lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
+            }
+            if of_name.len() > limit {
+                let _ = writeln!(out, "\n... and {} more {name}", of_name.len() - limit);
+            }
+        }
+        out
+    }
+}
+
+/// Runs every checker over `history`.
+pub fn check_all(history: &History) -> Report {
+    let analysis = Analysis::new(history);
+    let mut anomalies = Vec::new();
+    anomalies.extend(
+        lost_write::check(&analysis)
+            .into_iter()
+            .map(Anomaly::LostWrite),
+    );
+    anomalies.extend(unseen::check(&analysis).into_iter().map(Anomaly::Unseen));
+    anomalies.extend(
+        inconsistent_offsets::check(&analysis)
+            .into_iter()
+            .map(Anomaly::InconsistentOffsets),
+    );
+    anomalies.extend(
+        duplicate::check(&analysis)
+            .into_iter()
+            .map(Anomaly::Duplicate),
+    );
+    anomalies.extend(
+        nonmonotonic_send::check(&analysis)
+            .into_iter()
+            .map(Anomaly::NonmonotonicSend),
+    );
+    anomalies.extend(
+        nonmonotonic_poll::check(&analysis)
+            .into_iter()
+            .map(Anomaly::NonmonotonicPoll),
+    );
+    anomalies.extend(
+        poll_skip::check(&analysis)
+            .into_iter()
+            .map(Anomaly::PollSkip),
+    );
+    anomalies.extend(g1a::check(&analysis).into_iter().map(Anomaly::G1a));
+    anomalies.extend(
+        precommitted_read::check(&analysis)
+            .into_iter()
+            .map(Anomaly::PrecommittedRead),
+    );
+    anomalies.extend(
+        high_watermark::check(&analysis)
+            .into_iter()
+            .map(Anomaly::HighWatermarkRegression),
+    );
+    Report { anomalies }
+}
+
+pub(crate) fn join<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::Builder;
+    use super::*;
+
+    #[test]
+    fn a_clean_history_is_valid() {
+        let mut b = Builder::new();
+        b.send_ok(1, "t", 0, &[1, 2], 0);
+        b.send_info(1, "t", 0, &[3]);
+        b.send_ok(1, "t", 0, &[4], 3);
+        b.send_fail(1, "t", 0, &[5]);
+        b.assign(2, &[("t", 0)], true);
+        b.poll_ok(2, "t", 0, 0, &[(0, 1), (1, 2)], 2);
+        b.poll_ok(2, "t", 0, 2, &[(2, 3), (3, 4)], 4);
+        b.final_read(9, "t", 0, &[(0, 1), (1, 2), (2, 3), (3, 4)], 4);
+        let report = check_all(&b.history);
+        assert!(report.is_valid(), "{}", report.render(&b.history, 5));
+    }
+
+    #[test]
+    fn report_renders_anomalies_with_their_ops() {
+        let mut b = Builder::new();
+        b.send_ok(1, "t", 0, &[1], 0);
+        b.final_read(9, "t", 0, &[], 0);
+        let report = check_all(&b.history);
+        assert_eq!(report.counts().get("lost-write"), Some(&1));
+        assert_eq!(report.counts().get("unseen"), Some(&1));
+        let text = report.render(&b.history, 5);
+        assert!(
+            text.starts_with("history INVALID: lost-write=1 unseen=1"),
+            "{text}"
+        );
+        assert!(text.contains("send t-0 acks=all [1] -> @0"), "{text}");
+    }
+}
