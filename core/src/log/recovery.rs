@@ -98,9 +98,13 @@ impl PartitionLog {
                     index_path(&dir, base),
                     time_index_path(&dir, base),
                 ] {
-                    storage
-                        .remove_file(&p)
-                        .map_err(io_err("remove torn segment", &p))?;
+                    // A crash may have kept the `.log`'s creation and lost its indexes'.
+                    match storage.remove_file(&p) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(io_err("remove torn segment", &p)(e));
+                        }
+                        _ => {}
+                    }
                 }
                 dir_changed = true;
                 continue;

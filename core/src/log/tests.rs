@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::batch::{BatchIter, build_batch};
-use crate::storage::MemStorage;
+use crate::storage::{MemStorage, Storage};
 use crate::types::LeaderEpoch;
 
 const EPOCH: LeaderEpoch = LeaderEpoch(3);
@@ -710,4 +710,37 @@ fn lying_middle_index_entry_is_verified_on_use() {
             .expect("whole");
         assert!(h.base_offset <= Offset(o) && Offset(o) <= h.last_offset());
     }
+}
+
+/// Found by the simulated disk: a crash kept a rolled segment's `.log` creation but lost its
+/// index files' creations; recovery must still remove that segment (and open).
+#[test]
+fn removing_a_later_segment_tolerates_missing_index_files() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, LogConfig::default());
+    for i in 0..3 {
+        log.append(&batch(i, 1, 0), EPOCH, 0).expect("append");
+    }
+    flush(&mut log);
+    log.checkpoint_recovery_point().expect("checkpoint");
+    let durable = log.size_bytes() as usize;
+    log.append(&batch(3, 1, 0), EPOCH, 0)
+        .expect("append, never flushed");
+    log.roll().expect("roll");
+    log.append(&batch(4, 1, 0), EPOCH, 0)
+        .expect("append in the new segment");
+    drop(log);
+    let seg0 = dir().join(format!("{:020}.log", 0));
+    let bytes = s.file(&seg0).expect("segment").contents();
+    s.file(&seg0)
+        .expect("segment")
+        .replace(bytes[..durable].to_vec());
+    for ext in ["index", "timeindex"] {
+        s.remove_file(&dir().join(format!("{:020}.{ext}", 4)))
+            .expect("remove");
+    }
+    let (log, report) = open(&s, LogConfig::default());
+    assert_eq!(log.log_end_offset(), Offset(3));
+    assert_eq!(log.segment_count(), 1);
+    assert!(report.corrupt_batches.is_empty());
 }
