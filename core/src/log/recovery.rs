@@ -77,12 +77,10 @@ impl PartitionLog {
             ..Default::default()
         };
         let mut segments = BTreeMap::new();
-        let mut dir_changed = false;
         if bases.is_empty() {
             let seg = Segment::create(&*storage, &dir, Offset::ZERO)
                 .map_err(io_err("create segment", &dir))?;
             segments.insert(Offset::ZERO, seg);
-            dir_changed = true;
         }
 
         // Offsets below the recovery point were fsynced once; without a checkpoint, none are known.
@@ -106,7 +104,6 @@ impl PartitionLog {
                         _ => {}
                     }
                 }
-                dir_changed = true;
                 continue;
             }
             let is_last = i + 1 == bases.len();
@@ -179,8 +176,13 @@ impl PartitionLog {
                     tracing::warn!(dir = %dir.display(), segment = base.0, end = seg.next_offset.0, next_segment = n.0, "unflushed tail lost: removing later segments");
                     cut_rest = true;
                 }
-                // What a crashed process left in the page cache is not durable yet: make it so before
-                // it counts as flushed (and becomes visible below the high watermark).
+                // What a crashed process left in the page cache is not durable yet: make it so
+                // before it counts as flushed (and becomes visible below the high watermark).
+                // Rewrite it first: after an fsync EIO, Linux keeps the pages it failed to write
+                // cached but *clean*, so a plain fsync now would succeed without writing them
+                // ("fsyncgate"). Rewriting dirties them again, as a database replays its WAL.
+                rewrite_above(&seg, recovery_point)
+                    .map_err(io_err("rewrite recovered tail", &path))?;
                 seg.log
                     .sync_data()
                     .map_err(io_err("sync recovered segment", &path))?;
@@ -198,11 +200,11 @@ impl PartitionLog {
             segments.insert(base, seg);
         }
         let log_start_offset = *segments.keys().next().expect("at least one segment");
-        if dir_changed {
-            storage
-                .sync_dir(&dir)
-                .map_err(io_err("sync log dir", &dir))?;
-        }
+        // Always: segment files the previous process created may never have been dir-synced
+        // (it was killed before its next flush), and they now count as flushed.
+        storage
+            .sync_dir(&dir)
+            .map_err(io_err("sync log dir", &dir))?;
         let log_end_offset = segments
             .values()
             .next_back()
@@ -259,6 +261,25 @@ fn tail_matches(seg: &mut Segment, next_base: Option<Offset>) -> Result<bool, Lo
 
 fn seg_path(seg: &Segment) -> PathBuf {
     PathBuf::from(format!("{:020}.log", seg.base_offset.0))
+}
+
+/// Writes the segment's bytes from the batch holding `recovery_point` to its end back in place,
+/// in 1 MiB pieces, so the next `sync_data` writes them whatever the page cache thinks of them.
+/// Only what lies above the recovery point can be unsynced, so that is all it rewrites.
+fn rewrite_above(seg: &Segment, recovery_point: Offset) -> std::io::Result<()> {
+    let start = match seg.position_of(recovery_point)? {
+        Some(p) => p,
+        None if seg.next_offset <= recovery_point => return Ok(()),
+        None => 0,
+    };
+    let mut pos = start;
+    while pos < seg.size {
+        let len = (seg.size - pos).min(1 << 20) as usize;
+        let chunk = crate::storage::read_vec(&*seg.log, pos, len)?;
+        seg.log.write_at(&chunk, pos)?;
+        pos += chunk.len().max(1) as u64;
+    }
+    Ok(())
 }
 
 /// Removes index files without a `.log` and leftover temporary files.

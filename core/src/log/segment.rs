@@ -386,6 +386,15 @@ impl Segment {
         Ok((0, self.base_offset))
     }
 
+    /// Position of the batch containing `offset` (the walk's best effort: `None` if the segment
+    /// ends first or corruption is in the way).
+    pub fn position_of(&self, offset: Offset) -> io::Result<Option<u64>> {
+        if offset < self.base_offset {
+            return Ok(Some(0));
+        }
+        Ok(self.locate(offset)?.ok().flatten().map(|(p, _)| p))
+    }
+
     /// Position and header of the batch containing `offset`; `Ok(None)` if the segment ends
     /// first; `Err(at)` if corruption is in the way (`at`: the offset that cannot be served).
     fn locate(&self, offset: Offset) -> io::Result<Result<Option<(u64, BatchHeader)>, Offset>> {

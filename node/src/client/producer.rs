@@ -122,9 +122,12 @@ pub enum ErrorClass {
 /// Classifies a produce error code (Kafka's `Errors` table, retriable column).
 pub fn classify(code: ErrorCode) -> ErrorClass {
     match code {
+        // KAFKA_STORAGE_ERROR: a broker whose fsync failed answers it for batches it appended but
+        // could not make durable; they may still be on disk after its restart.
         ErrorCode::NOT_LEADER_OR_FOLLOWER
         | ErrorCode::REQUEST_TIMED_OUT
-        | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND => ErrorClass::RetriableIndefinite,
+        | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        | ErrorCode::KAFKA_STORAGE_ERROR => ErrorClass::RetriableIndefinite,
         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
         | ErrorCode::LEADER_NOT_AVAILABLE
         | ErrorCode::NOT_ENOUGH_REPLICAS => ErrorClass::RetriableDefinite,

@@ -1,0 +1,152 @@
+//! A cluster of real `strata` nodes, each on its own simulated host (`10.0.0.<n>`) with its own
+//! [`SimDisk`] that the harness owns, so the disk survives kills, power losses and restarts.
+//!
+//! The nodes run the production code: `Server::bind_with_storage` over the disk's storage view,
+//! exactly what `main` does over real files. Clients run on their own host (`10.0.1.1`), since
+//! madsim's supervisor has no address.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+use madsim::task::NodeId;
+use rand::Rng;
+use strata_node::config::Sources;
+use strata_node::{Config, Server};
+
+use crate::disk::SimDisk;
+
+/// Port every broker listens on.
+pub const PORT: u16 = 9092;
+
+/// One broker of the cluster.
+pub struct Broker {
+    pub name: String,
+    pub ip: IpAddr,
+    /// `ip:port`, what clients connect to.
+    pub addr: String,
+    /// The broker's disk, kept across restarts.
+    pub disk: SimDisk,
+    /// madsim's id of the host (stable across restarts; a `NodeHandle` is not).
+    pub node: NodeId,
+    /// Whether the harness has it killed (not yet restarted).
+    pub down: bool,
+    /// Whether the harness has it paused.
+    pub paused: bool,
+}
+
+/// The brokers, and the host the clients run on.
+pub struct Cluster {
+    pub brokers: Vec<Broker>,
+    pub client: NodeHandle,
+}
+
+impl Cluster {
+    /// Starts `n` brokers with `settings` (`name=value`, as `--set`) on fresh disks seeded from
+    /// `seed`.
+    pub fn start(n: usize, seed: u64, settings: &[String]) -> Cluster {
+        let handle = Handle::current();
+        let mut brokers = Vec::new();
+        for i in 0..n {
+            let name = format!("strata-{}", i + 1);
+            let ip: IpAddr = format!("10.0.0.{}", i + 1).parse().expect("a valid address");
+            let addr = format!("{ip}:{PORT}");
+            let disk = SimDisk::new(seed.wrapping_mul(31).wrapping_add(i as u64));
+            let (node_disk, node_addr) = (disk.clone(), addr.clone());
+            let mut sets = settings.to_vec();
+            sets.push(format!("node.id={}", i + 1));
+            let node = handle
+                .create_node()
+                .name(&name)
+                .ip(ip)
+                .init(move || serve(node_disk.clone(), node_addr.clone(), sets.clone()))
+                .build();
+            brokers.push(Broker { name, ip, addr, disk, node: node.id(), down: false, paused: false });
+        }
+        let client = handle.create_node().name("client").ip("10.0.1.1".parse().expect("a valid address")).build();
+        Cluster { brokers, client }
+    }
+
+    /// `kill -9`: the process dies, the OS page cache (unsynced writes) survives.
+    pub fn kill(&mut self, i: usize) {
+        let b = &mut self.brokers[i];
+        Handle::current().kill(b.node);
+        b.disk.kill();
+        b.down = true;
+        b.paused = false;
+    }
+
+    /// Power loss: the process dies and each unsynced write is kept, dropped or torn.
+    pub fn power_loss<R: Rng + ?Sized>(&mut self, i: usize, rng: &mut R) {
+        let b = &mut self.brokers[i];
+        Handle::current().kill(b.node);
+        b.disk.crash(rng);
+        b.down = true;
+        b.paused = false;
+    }
+
+    /// Starts a killed broker again on its disk.
+    pub fn restart(&mut self, i: usize) {
+        let b = &mut self.brokers[i];
+        Handle::current().restart(b.node);
+        b.down = false;
+    }
+
+    pub fn pause(&mut self, i: usize) {
+        let b = &mut self.brokers[i];
+        if !b.down && !b.paused {
+            Handle::current().pause(b.node);
+            b.paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        let b = &mut self.brokers[i];
+        if b.paused {
+            Handle::current().resume(b.node);
+            b.paused = false;
+        }
+    }
+
+    /// Cuts the broker off the network (both directions). TCP data is held until healed.
+    pub fn isolate(&self, i: usize) {
+        NetSim::current().clog_node(self.brokers[i].node);
+    }
+
+    /// Heals every fault: resumes, reconnects and restarts every broker.
+    pub fn heal_all(&mut self) {
+        let net = NetSim::current();
+        for i in 0..self.brokers.len() {
+            net.unclog_node(self.brokers[i].node);
+            self.resume(i);
+            if self.brokers[i].down {
+                self.restart(i);
+            }
+        }
+    }
+}
+
+/// One broker process: binds over the disk's current storage view and serves until killed. A
+/// start-up that fails (say an IO error during recovery under injected faults) logs and returns;
+/// the node stays down until the nemesis or the liveness phase restarts it.
+async fn serve(disk: SimDisk, addr: String, sets: Vec<String>) {
+    let sources = Sources { listen: Some(addr), data_dir: Some("/data".into()), sets, ..Default::default() };
+    let config = match Config::resolve(&sources) {
+        Ok(c) => c,
+        Err(e) => panic!("the harness built an invalid config: {e}"),
+    };
+    match Server::bind_with_storage(config, disk.storage()).await {
+        Ok(server) => {
+            if let Err(e) = server.run(std::future::pending()).await {
+                tracing::warn!(error = %e, "broker stopped with an error");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "broker failed to start"),
+    }
+}
+
+/// The client host's addresses of every broker.
+pub fn addrs(cluster: &Cluster) -> Arc<Vec<String>> {
+    Arc::new(cluster.brokers.iter().map(|b| b.addr.clone()).collect())
+}

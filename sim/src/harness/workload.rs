@@ -1,0 +1,178 @@
+//! Workload clients on the client host. Each producer and consumer is one history process with
+//! at most one operation in flight; every operation is recorded as invoke + ok / fail / info
+//! (indefinite). Values are unique `u64`s, written as the 8-byte big-endian record value.
+//!
+//! Producers send one value per batch with `acks=-1` and no client retries: a retry without
+//! idempotence may write a value twice, which the duplicate checker would rightly report.
+//! An operation that takes longer than [`OP_TIMEOUT`] is recorded as indefinite and its
+//! connection dropped (the client has no request timeout of its own).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use strata_core::batch::build_batch;
+use strata_core::types::{Instant, Offset};
+use strata_node::client::{Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer, ProducerConfig};
+use strata_node::client::producer::{ErrorClass, classify};
+
+use crate::history::{Acks, Call, History, PollResult, ProcessId, Reply, SendAck, TopicPartition, Value};
+
+pub const TOPIC: &str = "sim";
+/// Longest a workload operation may take before it is recorded as indefinite.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the workload tasks share.
+pub struct Workload {
+    pub history: Mutex<History>,
+    /// Simulated start, the zero of history times.
+    start: tokio::time::Instant,
+    next_value: AtomicU64,
+    /// Set to end the workload.
+    pub stop: AtomicBool,
+    /// The broker the workload talks to.
+    pub addr: String,
+    pub partitions: i32,
+}
+
+impl Workload {
+    pub fn new(addr: String, partitions: i32) -> Arc<Workload> {
+        Arc::new(Workload {
+            history: Mutex::new(History::new()),
+            start: tokio::time::Instant::now(),
+            next_value: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
+            addr,
+            partitions,
+        })
+    }
+
+    fn now(&self) -> Instant {
+        Instant(self.start.elapsed().as_nanos() as u64)
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, History> {
+        self.history.lock().expect("history lock poisoned")
+    }
+
+    pub fn invoke(&self, p: ProcessId, call: Call) {
+        let now = self.now();
+        self.history().invoke(p, now, call);
+    }
+    pub fn ok(&self, p: ProcessId, reply: Reply) {
+        let now = self.now();
+        self.history().ok(p, now, reply);
+    }
+    pub fn fail(&self, p: ProcessId, why: String) {
+        let now = self.now();
+        self.history().fail(p, now, why);
+    }
+    pub fn info(&self, p: ProcessId, why: String) {
+        let now = self.now();
+        self.history().info(p, now, why);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+fn producer_config() -> ProducerConfig {
+    ProducerConfig { acks: -1, timeout_ms: 3_000, retries: 0, ..ProducerConfig::default() }
+}
+
+/// Sends one value after another until stopped.
+pub async fn run_producer(w: Arc<Workload>, p: ProcessId, pause: Duration) {
+    let mut producer = Producer::new(&w.addr, producer_config());
+    while !w.stopped() {
+        let value = w.next_value.fetch_add(1, Ordering::Relaxed);
+        let partition = (value % w.partitions as u64) as i32;
+        send(&w, p, &mut producer, partition, value).await;
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Sends one value and records the outcome. Returns whether it was acknowledged.
+pub async fn send(w: &Workload, p: ProcessId, producer: &mut Producer, partition: i32, value: u64) -> bool {
+    let tp = TopicPartition::new(TOPIC, partition);
+    w.invoke(p, Call::Send { tp, values: vec![Value(value)], acks: Acks::All });
+    let batch = Bytes::from(build_batch(&[(&value.to_be_bytes(), None)], strata_node::clock::now_ms()));
+    let outcome = tokio::time::timeout(OP_TIMEOUT, producer.produce_batch(TOPIC, partition, batch)).await;
+    match outcome {
+        Ok(ProduceOutcome::Ok { base_offset, .. }) => {
+            w.ok(p, Reply::Send(SendAck::new(Offset(base_offset))));
+            return true;
+        }
+        Ok(ProduceOutcome::Failed(code)) if classify(code) != ErrorClass::RetriableIndefinite => {
+            w.fail(p, format!("error code {}", code.0));
+        }
+        Ok(other) => w.info(p, format!("{other:?}")),
+        Err(_) => w.info(p, "timed out".into()),
+    }
+    *producer = Producer::new(&w.addr, producer_config());
+    false
+}
+
+/// Reads every partition from the start with `assign`, polling until stopped.
+pub async fn run_consumer(w: Arc<Workload>, p: ProcessId) {
+    let tps: Vec<TopicPartition> = (0..w.partitions).map(|i| TopicPartition::new(TOPIC, i)).collect();
+    w.invoke(p, Call::Assign { partitions: tps.clone(), seek_to_beginning: true });
+    w.ok(p, Reply::Assign);
+    let mut positions: Vec<i64> = vec![0; tps.len()];
+    while !w.stopped() {
+        let Ok(Ok(conn)) = tokio::time::timeout(OP_TIMEOUT, Connection::connect(&w.addr, ConnectionConfig::default())).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let conn = Arc::new(conn);
+        'polling: while !w.stopped() {
+            for (i, tp) in tps.iter().enumerate() {
+                if !poll_once(&w, p, &conn, tp, &mut positions[i], false).await {
+                    break 'polling;
+                }
+            }
+        }
+    }
+}
+
+/// One poll of one partition from `*position`, recorded; advances the position. Returns false
+/// if the connection should be replaced.
+pub async fn poll_once(w: &Workload, p: ProcessId, conn: &Arc<Connection>, tp: &TopicPartition, position: &mut i64, final_read: bool) -> bool {
+    let config = FetchConfig { max_wait_ms: 200, min_bytes: 1, max_bytes: 1 << 20, partition_max_bytes: 1 << 20 };
+    let mut consumer = Consumer::new(conn.clone(), config);
+    consumer.assign(&tp.topic, tp.partition, *position);
+    w.invoke(p, Call::Poll { tp: tp.clone(), from_offset: Offset(*position), final_read });
+    match tokio::time::timeout(OP_TIMEOUT, consumer.poll()).await {
+        Ok(Ok(fetched)) => {
+            let Some(f) = fetched.into_iter().find(|f| f.partition == tp.partition) else {
+                w.info(p, "no entry for the partition".into());
+                return true;
+            };
+            if !f.error.is_ok() {
+                w.info(p, format!("error code {}", f.error.0));
+                // Out of range after a crash took unacknowledged data: start over from what
+                // the log has, and say so in the history.
+                return true;
+            }
+            let mut records = Vec::new();
+            for r in &f.records {
+                let value = r.value.as_deref().and_then(|v| <[u8; 8]>::try_from(v).ok()).map(u64::from_be_bytes).unwrap_or(0);
+                records.push((Offset(r.offset), Value(value)));
+            }
+            if let Some(&(last, _)) = records.last() {
+                *position = last.0 + 1;
+            }
+            w.ok(p, Reply::Poll(PollResult { records, high_watermark: Offset(f.high_watermark), log_start_offset: Offset(f.log_start_offset) }));
+            true
+        }
+        Ok(Err(e)) => {
+            w.info(p, format!("{e}"));
+            false
+        }
+        Err(_) => {
+            w.info(p, "timed out".into());
+            false
+        }
+    }
+}
