@@ -2,12 +2,16 @@
 //! `flushed_offset` survives a power crash (core's driving contract, "every offset below
 //! `flushed_offset` survives a crash of the process or the machine").
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strata_core::batch::{self, BatchIter};
-use strata_core::log::{LogConfig, PartitionLog};
+use strata_core::log::{LogConfig, LogError, PartitionLog};
+use strata_core::storage::{Storage, StorageFile};
 use strata_core::{LeaderEpoch, Offset};
 
 use super::*;
@@ -43,78 +47,147 @@ fn new_batch(rng: &mut StdRng, tag: usize) -> Vec<u8> {
     batch::build_batch(&recs, 1_000 + tag as i64)
 }
 
-/// Every batch from `from` to the log end, as stored (offsets stamped), following segments.
-fn read_batches(log: &PartitionLog, from: Offset) -> Result<Vec<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    let mut at = from;
-    while at < log.log_end_offset() {
-        let r = log
-            .read(at, 1 << 20, log.log_end_offset())
-            .map_err(|e| format!("read at {at} failed: {e}"))?;
-        if let Some(c) = r.corrupt_at {
-            return Err(format!("corrupt batch at {c}"));
-        }
-        if r.records.is_empty() {
-            return Err(format!("nothing at {at} below the log end"));
-        }
-        for item in BatchIter::new(&r.records) {
-            let (pos, h) = item.expect("whole batches");
-            out.push(r.records[pos..pos + h.total_size()].to_vec());
-            at = h.next_offset();
-        }
-    }
-    Ok(out)
+/// The first batch `log` serves at `offset`, as stored.
+fn read_one(log: &PartitionLog, offset: Offset) -> Result<Vec<u8>, LogError> {
+    let r = log.read(offset, 1, log.log_end_offset())?;
+    let Some(item) = BatchIter::new(&r.records).next() else {
+        return Ok(Vec::new());
+    };
+    let (pos, h) = item.expect("the log serves whole batches");
+    Ok(r.records[pos..pos + h.total_size()].to_vec())
 }
 
-/// Appends `count` batches, remembering each as it is stored.
-fn append(log: &mut PartitionLog, rng: &mut StdRng, count: usize, acked: &mut Vec<Vec<u8>>) {
+/// Appends `count` batches, remembering each as it is stored, by base offset.
+fn append(log: &mut PartitionLog, rng: &mut StdRng, count: usize, to: &mut BTreeMap<Offset, Vec<u8>>) {
     for _ in 0..count {
-        let mut b = new_batch(rng, acked.len());
+        let mut b = new_batch(rng, to.len());
         let info = log.append(&b, EPOCH, 0).expect("append");
         batch::assign_offset(&mut b, info.first_offset, EPOCH);
-        acked.push(b);
+        to.insert(info.first_offset, b);
     }
 }
 
-/// One seed: four lives of a node. Each life reopens the log and checks what survived, appends
-/// and flushes, maybe checkpoints, appends more without flushing (maybe half-flushing), then loses
-/// power (or is killed).
-fn run_seed(seed: u64) -> Result<(), String> {
+/// What went wrong in one seed.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Finding {
+    /// The safety property: a batch below the flushed offset is gone, changed or unreadable.
+    FlushedLost(String),
+    /// The recovered log serves bytes at an offset that differ from what was appended there.
+    Diverged(String),
+    /// `PartitionLog::open` failed after a crash.
+    ReopenFailed(String),
+    /// An offset below the recovered log end cannot be served (not a lost flushed offset).
+    Hole(String),
+}
+
+/// Storage that forgives `remove_file` of a missing file, the way `delete_segment_files` in
+/// core already does: lets the safety test look past the reopen failure (see the ignored tests).
+#[derive(Debug)]
+struct ForgivingRemove(Arc<dyn Storage>);
+
+impl Storage for ForgivingRemove {
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        self.0.open(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.0.list_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.0.create_dir_all(dir)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        match self.0.remove_file(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.0.remove_dir_all(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.0.sync_dir(dir)
+    }
+}
+
+/// One seed: four lives of a node. Each life reopens the log and checks that every flushed batch
+/// is served unchanged at its offset, appends and flushes, maybe checkpoints the recovery point,
+/// appends more without flushing (maybe running a flush plan it never completes), then loses
+/// power (80%) or is killed. Stops at the first finding other than a hole.
+fn run_seed(seed: u64, forgive_remove: bool) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if let Err(f) = run_lives(seed, forgive_remove, &mut findings) {
+        findings.push(f);
+    }
+    findings
+}
+
+fn run_lives(seed: u64, forgive_remove: bool, holes: &mut Vec<Finding>) -> Result<(), Finding> {
     let disk = SimDisk::new(seed);
     let mut rng = StdRng::seed_from_u64(seed);
-    // Batches whose offsets are below the flushed offset, in order: they must all come back.
-    let mut durable: Vec<Vec<u8>> = Vec::new();
+    // Batches below the flushed offset, by base offset: each must come back.
+    let mut flushed: BTreeMap<Offset, Vec<u8>> = BTreeMap::new();
+    // Batches appended after the last completed flush: each may come back, or not.
+    let mut unflushed: BTreeMap<Offset, Vec<u8>> = BTreeMap::new();
     for life in 0..4 {
-        let mut log = PartitionLog::open(disk.storage(), dir(), config(), 0)
-            .map_err(|e| format!("seed {seed}, life {life}: reopen failed: {e}"))?
-            .0;
-        let got = read_batches(&log, Offset(0))
-            .map_err(|e| format!("seed {seed}, life {life}: {e}"))?;
-        if got.len() < durable.len() || got[..durable.len()] != durable[..] {
-            return Err(format!(
-                "seed {seed}, life {life}: flushed batches lost or changed (had {} flushed, read \
-                 back {}; first difference at batch {:?})",
-                durable.len(),
-                got.len(),
-                durable.iter().zip(&got).position(|(a, b)| a != b),
-            ));
+        let at = format!("seed {seed}, life {life}");
+        let storage: Arc<dyn Storage> = if forgive_remove {
+            Arc::new(ForgivingRemove(disk.storage()))
+        } else {
+            disk.storage()
+        };
+        let (mut log, report) = PartitionLog::open(storage, dir(), config(), 0)
+            .map_err(|e| Finding::ReopenFailed(format!("{at}: {e}")))?;
+        let end = log.log_end_offset();
+        for (&offset, bytes) in &flushed {
+            match read_one(&log, offset) {
+                Ok(got) if got == *bytes => {}
+                Ok(got) => {
+                    return Err(Finding::FlushedLost(format!(
+                        "{at}: flushed batch at {offset} reads back as {} other bytes (log end {end}, {report:?})",
+                        got.len()
+                    )));
+                }
+                Err(e) => {
+                    return Err(Finding::FlushedLost(format!(
+                        "{at}: flushed batch at {offset} unreadable: {e} (log end {end}, {report:?})"
+                    )));
+                }
+            }
         }
-        // Recovery synced whatever it kept: all of it is flushed now.
-        assert_eq!(log.flushed_offset(), log.log_end_offset(), "seed {seed}");
-        durable = got;
+        // Recovery synced whatever it kept: what is served below the log end is flushed now.
+        assert_eq!(log.flushed_offset(), end, "{at}");
+        for (offset, bytes) in std::mem::take(&mut unflushed).into_iter().filter(|(o, _)| *o < end) {
+            match read_one(&log, offset) {
+                Ok(got) if got == bytes => {
+                    flushed.insert(offset, bytes);
+                }
+                Ok(_) => {
+                    return Err(Finding::Diverged(format!(
+                        "{at}: the batch served at {offset} is not the one appended there"
+                    )));
+                }
+                Err(e) => holes.push(Finding::Hole(format!(
+                    "{at}: offset {offset} below the recovered log end {end} is unreadable: {e} ({report:?})"
+                ))),
+            }
+        }
+        if let Some((&last, _)) = flushed.last_key_value() {
+            assert!(last < end, "{at}: every flushed batch lies below the log end");
+        }
 
-        let mut appended = Vec::new();
         let n = rng.random_range(0..25);
-        append(&mut log, &mut rng, n, &mut appended);
+        append(&mut log, &mut rng, n, &mut flushed);
         flush(&mut log);
-        durable.append(&mut appended);
-        assert_eq!(log.flushed_offset(), log.log_end_offset(), "seed {seed}");
+        assert_eq!(log.flushed_offset(), log.log_end_offset(), "{at}");
         if rng.random_bool(0.5) {
             log.checkpoint_recovery_point().expect("checkpoint");
         }
         let n = rng.random_range(0..25);
-        append(&mut log, &mut rng, n, &mut appended);
-        // A flush plan begun but not completed: its syncs may or may not have run.
+        append(&mut log, &mut rng, n, &mut unflushed);
+        // A flush plan begun but never completed: its syncs may or may not have run.
         if rng.random_bool(0.3)
             && let Some(plan) = log.begin_flush()
             && rng.random_bool(0.5)
@@ -131,13 +204,51 @@ fn run_seed(seed: u64) -> Result<(), String> {
     Ok(())
 }
 
+const SEEDS: u64 = 400;
+
+/// Runs every seed; fails listing the findings `fails_on` picks out (with counts of all kinds).
+fn sweep(forgive_remove: bool, fails_on: impl Fn(&Finding) -> bool) {
+    let findings: Vec<Finding> = (0..SEEDS)
+        .flat_map(|seed| run_seed(seed, forgive_remove))
+        .collect();
+    let failing: Vec<&Finding> = findings.iter().filter(|f| fails_on(f)).collect();
+    let mut kinds = BTreeMap::new();
+    for f in &findings {
+        *kinds.entry(format!("{f:?}").split('(').next().unwrap_or("").to_string()).or_insert(0) += 1;
+    }
+    assert!(
+        failing.is_empty(),
+        "{} findings in {SEEDS} seeds (all findings by kind: {kinds:?}); first ones:\n{}",
+        failing.len(),
+        failing.iter().take(8).map(|f| format!("{f:?}")).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// The core safety property: every flushed offset survives any power crash or kill, readable and
+/// unchanged. (Past the reopen failure below, which would otherwise hide it; holes above the
+/// flushed offset do not stop a seed and are reported by their own test.)
 #[test]
 fn flushed_offsets_survive_power_crashes() {
-    let failures: Vec<String> = (0..300).filter_map(|seed| run_seed(seed).err()).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of 300 seeds failed; first ones:\n{}",
-        failures.len(),
-        failures.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
-    );
+    sweep(true, |f| matches!(f, Finding::FlushedLost(_) | Finding::Diverged(_)));
+}
+
+/// Core bug: recovery's "remove torn segment" path (`core/src/log/recovery.rs`, `cut_rest`)
+/// removes a later segment's `.index` and `.timeindex` without tolerating `NotFound`; a crash can
+/// keep the new segment's `.log` creation and lose its index creations (the same directory's
+/// changes land as a prefix), so the log cannot be reopened at all.
+#[test]
+#[ignore = "core bug: recovery fails with NotFound removing a torn segment's missing index"]
+fn log_reopens_after_any_crash() {
+    sweep(false, |f| matches!(f, Finding::ReopenFailed(_)));
+}
+
+/// Core bug: when a power crash loses the unflushed tail of a segment whole (the file just ends
+/// early, no torn batch) while the next segment's file survives, recovery reports "offsets missing
+/// between segments" as corruption instead of cutting from the gap on, though nothing from the gap
+/// on was flushed. The offsets after the gap are then served (and count as flushed) while the gap
+/// answers CORRUPT_MESSAGE forever.
+#[test]
+#[ignore = "core bug: recovery keeps unflushed segments after a gap and serves a permanent hole"]
+fn recovered_log_has_no_holes() {
+    sweep(true, |f| matches!(f, Finding::Hole(_)));
 }
