@@ -55,7 +55,9 @@ pub enum Fate {
     Dropped,
     /// Only the first `landed` bytes of the write reached the disk; `offset + landed` is a multiple
     /// of [`SECTOR`] and `0 < landed < len`.
-    Torn { landed: u64 },
+    Torn {
+        landed: u64,
+    },
 }
 
 /// How hard a crash hits unsynced data: drawn once per crash so that runs see everything from

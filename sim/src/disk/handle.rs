@@ -12,7 +12,9 @@ use super::journal::InodeId;
 use super::state::DiskState;
 
 pub(super) fn lock(state: &Mutex<DiskState>) -> MutexGuard<'_, DiskState> {
-    state.lock().expect("sim disk lock poisoned: an earlier panic inside the model")
+    state
+        .lock()
+        .expect("sim disk lock poisoned: an earlier panic inside the model")
 }
 
 /// One node's view of its disk, valid until the next crash or kill.

@@ -30,15 +30,22 @@ pub struct InodeId(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DirOp {
     /// `open` created a new file.
-    Create { path: PathBuf, inode: InodeId },
-    Remove { path: PathBuf },
+    Create {
+        path: PathBuf,
+        inode: InodeId,
+    },
+    Remove {
+        path: PathBuf,
+    },
     Rename {
         from: PathBuf,
         to: PathBuf,
         inode: InodeId,
     },
     /// `remove_dir_all`: every file and directory at or below `dir`.
-    RemoveDirAll { dir: PathBuf },
+    RemoveDirAll {
+        dir: PathBuf,
+    },
 }
 
 /// A file tree: files by path, and directories.
@@ -78,7 +85,10 @@ impl Namespace {
 
     /// Files and directories strictly below `dir` (not `dir` itself), in path order. Paths compare
     /// component by component, so everything below `dir` sorts right after it.
-    pub fn files_below<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = (&'a PathBuf, &'a InodeId)> + 'a {
+    pub fn files_below<'a>(
+        &'a self,
+        dir: &'a Path,
+    ) -> impl Iterator<Item = (&'a PathBuf, &'a InodeId)> + 'a {
         self.files
             .range::<Path, _>((std::ops::Bound::Excluded(dir), std::ops::Bound::Unbounded))
             .take_while(move |(p, _)| p.starts_with(dir))

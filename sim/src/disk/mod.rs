@@ -35,7 +35,11 @@
 //! - **Stale handles.** Every crash or kill bumps a generation; a handle or view from an older
 //!   generation fails every call with an IO error and never touches the disk, so a killed node's
 //!   leftover tasks cannot write into its successor's files.
-//! - **Faults** ([`DiskFaults`], changed at run time): EIO on `write_at` (nothing written); EIO on
+//! - **Handles follow inodes**: a handle keeps working on its file after a rename or removal (as a
+//!   POSIX descriptor does) until the next crash or kill. Removed files stop counting toward
+//!   `capacity` at once.
+//! - **Faults** ([`DiskFaults`], changed at run time): EIO on `write_at` (nothing written; `set_len`,
+//!   reads and directory changes never fail with EIO); EIO on
 //!   `sync_data`/`sync_dir`, Linux style: the covered changes are resolved as at a crash and
 //!   forgotten, the error is reported once, and a later sync succeeds without writing what was
 //!   lost — why a node must treat fsync failure as fatal; ENOSPC (raw OS error 28, kind
@@ -181,12 +185,14 @@ impl SimDisk {
     /// crash). `NotFound` if there is no such durable file or byte.
     pub fn corrupt_durable(&self, path: &Path, offset: u64) -> io::Result<()> {
         let s = &mut *lock(&self.state);
-        let id = *s
-            .durable
-            .files
-            .get(path)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, path.display().to_string()))?;
-        let inode = s.inodes.get_mut(&id).expect("durable names keep their inode");
+        let id =
+            *s.durable.files.get(path).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, path.display().to_string())
+            })?;
+        let inode = s
+            .inodes
+            .get_mut(&id)
+            .expect("durable names keep their inode");
         let at = usize::try_from(offset).unwrap_or(usize::MAX);
         let Some(byte) = inode.durable.get_mut(at) else {
             return Err(io::Error::new(

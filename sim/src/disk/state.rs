@@ -175,7 +175,8 @@ impl DiskState {
             return Err(not_found(dir));
         }
         let child_name = |p: &PathBuf| -> Option<String> {
-            (p.parent() == Some(dir)).then(|| p.file_name().map(|n| n.to_string_lossy().into_owned()))?
+            (p.parent() == Some(dir))
+                .then(|| p.file_name().map(|n| n.to_string_lossy().into_owned()))?
         };
         let mut names: Vec<String> = self
             .visible
@@ -462,7 +463,11 @@ impl DiskState {
                     "{name} file {} lies in a missing directory",
                     path.display()
                 );
-                assert!(!ns.dirs.contains(path), "{name}: {} is file and dir", path.display());
+                assert!(
+                    !ns.dirs.contains(path),
+                    "{name}: {} is file and dir",
+                    path.display()
+                );
             }
         }
         for (id, inode) in &self.inodes {

@@ -58,7 +58,12 @@ fn read_one(log: &PartitionLog, offset: Offset) -> Result<Vec<u8>, LogError> {
 }
 
 /// Appends `count` batches, remembering each as it is stored, by base offset.
-fn append(log: &mut PartitionLog, rng: &mut StdRng, count: usize, to: &mut BTreeMap<Offset, Vec<u8>>) {
+fn append(
+    log: &mut PartitionLog,
+    rng: &mut StdRng,
+    count: usize,
+    to: &mut BTreeMap<Offset, Vec<u8>>,
+) {
     for _ in 0..count {
         let mut b = new_batch(rng, to.len());
         let info = log.append(&b, EPOCH, 0).expect("append");
@@ -159,7 +164,10 @@ fn run_lives(seed: u64, forgive_remove: bool, holes: &mut Vec<Finding>) -> Resul
         }
         // Recovery synced whatever it kept: what is served below the log end is flushed now.
         assert_eq!(log.flushed_offset(), end, "{at}");
-        for (offset, bytes) in std::mem::take(&mut unflushed).into_iter().filter(|(o, _)| *o < end) {
+        for (offset, bytes) in std::mem::take(&mut unflushed)
+            .into_iter()
+            .filter(|(o, _)| *o < end)
+        {
             match read_one(&log, offset) {
                 Ok(got) if got == bytes => {
                     flushed.insert(offset, bytes);
@@ -175,7 +183,10 @@ fn run_lives(seed: u64, forgive_remove: bool, holes: &mut Vec<Finding>) -> Resul
             }
         }
         if let Some((&last, _)) = flushed.last_key_value() {
-            assert!(last < end, "{at}: every flushed batch lies below the log end");
+            assert!(
+                last < end,
+                "{at}: every flushed batch lies below the log end"
+            );
         }
 
         let n = rng.random_range(0..25);
@@ -214,13 +225,20 @@ fn sweep(forgive_remove: bool, fails_on: impl Fn(&Finding) -> bool) {
     let failing: Vec<&Finding> = findings.iter().filter(|f| fails_on(f)).collect();
     let mut kinds = BTreeMap::new();
     for f in &findings {
-        *kinds.entry(format!("{f:?}").split('(').next().unwrap_or("").to_string()).or_insert(0) += 1;
+        *kinds
+            .entry(format!("{f:?}").split('(').next().unwrap_or("").to_string())
+            .or_insert(0) += 1;
     }
     assert!(
         failing.is_empty(),
         "{} findings in {SEEDS} seeds (all findings by kind: {kinds:?}); first ones:\n{}",
         failing.len(),
-        failing.iter().take(8).map(|f| format!("{f:?}")).collect::<Vec<_>>().join("\n")
+        failing
+            .iter()
+            .take(8)
+            .map(|f| format!("{f:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -229,7 +247,9 @@ fn sweep(forgive_remove: bool, fails_on: impl Fn(&Finding) -> bool) {
 /// flushed offset do not stop a seed and are reported by their own test.)
 #[test]
 fn flushed_offsets_survive_power_crashes() {
-    sweep(true, |f| matches!(f, Finding::FlushedLost(_) | Finding::Diverged(_)));
+    sweep(true, |f| {
+        matches!(f, Finding::FlushedLost(_) | Finding::Diverged(_))
+    });
 }
 
 /// Core bug: recovery's "remove torn segment" path (`core/src/log/recovery.rs`, `cut_rest`)
