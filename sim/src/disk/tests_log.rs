@@ -238,7 +238,8 @@ fn run_lives(seed: u64, opts: Opts, holes: &mut Vec<Finding>) -> Result<(), Find
 
 const SEEDS: u64 = 400;
 
-/// Which known core bugs a sweep steps around (each has an ignored test showing it).
+/// Which core bugs a sweep steps around. All four are fixed; the options stay so that each
+/// regression test below runs with exactly one of them off.
 #[derive(Debug, Clone, Copy)]
 struct Opts {
     /// Forgive `remove_file` of a missing file (see `log_reopens_after_any_crash`).
@@ -251,11 +252,11 @@ struct Opts {
     sync_dir_after_open: bool,
 }
 
-/// Steps around every known core bug.
-const AROUND_BUGS: Opts = Opts {
-    forgive_remove: true,
-    kill_after_eio: false,
-    sync_dir_after_open: true,
+/// Steps around nothing: the log as it is.
+const AS_IS: Opts = Opts {
+    forgive_remove: false,
+    kill_after_eio: true,
+    sync_dir_after_open: false,
 };
 
 /// Runs every seed; fails listing the findings `fails_on` picks out (with counts of all kinds).
@@ -282,38 +283,33 @@ fn sweep(opts: Opts, fails_on: impl Fn(&Finding) -> bool) {
 }
 
 /// The core safety property: every flushed offset survives any power crash or kill, readable and
-/// unchanged. (Past the reopen failure below, which would otherwise hide it; holes above the
-/// flushed offset do not stop a seed and are reported by their own test.)
+/// unchanged, the log always reopens, and recovery leaves no holes — with no workaround.
 #[test]
 fn flushed_offsets_survive_power_crashes() {
-    sweep(AROUND_BUGS, |f| {
-        matches!(f, Finding::FlushedLost(_) | Finding::Diverged(_))
-    });
+    sweep(AS_IS, |_| true);
 }
 
-/// Core bug: recovery's "remove torn segment" path (`core/src/log/recovery.rs`, `cut_rest`)
+/// Regression (fixed core bug): recovery's "remove torn segment" path (`core/src/log/recovery.rs`, `cut_rest`)
 /// removes a later segment's `.index` and `.timeindex` without tolerating `NotFound`; a crash can
 /// keep the new segment's `.log` creation and lose its index creations (the same directory's
 /// changes land as a prefix), so the log cannot be reopened at all.
 #[test]
-#[ignore = "core bug: recovery fails with NotFound removing a torn segment's missing index"]
 fn log_reopens_after_any_crash() {
     let opts = Opts {
         forgive_remove: false,
-        ..AROUND_BUGS
+        ..AS_IS
     };
     sweep(opts, |f| matches!(f, Finding::ReopenFailed(_)));
 }
 
-/// Core bug: when a power crash loses the unflushed tail of a segment whole (the file just ends
+/// Regression (fixed core bug): when a power crash loses the unflushed tail of a segment whole (the file just ends
 /// early, no torn batch) while the next segment's file survives, recovery reports "offsets missing
 /// between segments" as corruption instead of cutting from the gap on, though nothing from the gap
 /// on was flushed. The offsets after the gap are then served (and count as flushed) while the gap
 /// answers CORRUPT_MESSAGE forever.
 #[test]
-#[ignore = "core bug: recovery keeps unflushed segments after a gap and serves a permanent hole"]
 fn recovered_log_has_no_holes() {
-    sweep(AROUND_BUGS, |f| matches!(f, Finding::Hole(_)));
+    sweep(AS_IS, |f| matches!(f, Finding::Hole(_)));
 }
 
 /// Core gap (the PostgreSQL "fsyncgate" pattern): after an fsync EIO, Linux marks the failed
@@ -323,11 +319,10 @@ fn recovered_log_has_no_holes() {
 /// the next power loss takes them. Recovery would have to rewrite the tail above the recovery point
 /// (making the pages dirty again) before syncing it, or the node must demand a reboot on fsync EIO.
 #[test]
-#[ignore = "core gap: recovery after fsync EIO + process restart trusts pages the kernel dropped"]
 fn fsync_eio_then_process_restart_keeps_flushed_offsets() {
     let opts = Opts {
         kill_after_eio: true,
-        ..AROUND_BUGS
+        ..AS_IS
     };
     sweep(opts, |f| matches!(f, Finding::FlushedLost(_)));
 }
@@ -339,11 +334,10 @@ fn fsync_eio_then_process_restart_keeps_flushed_offsets() {
 /// first flush plan does not sync the directory either (`dir_generation` starts at 0). A power
 /// loss then takes those segments with offsets the log had declared flushed.
 #[test]
-#[ignore = "core bug: recovery after a kill counts segments as flushed without syncing the directory"]
 fn segments_recovered_after_a_kill_survive_power_loss() {
     let opts = Opts {
         sync_dir_after_open: false,
-        ..AROUND_BUGS
+        ..AS_IS
     };
     sweep(opts, |f| matches!(f, Finding::FlushedLost(_)));
 }
