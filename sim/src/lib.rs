@@ -7,4 +7,6 @@
 
 pub mod checker;
 pub mod disk;
+#[cfg(madsim)]
+pub mod harness;
 pub mod history;

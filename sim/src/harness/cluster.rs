@@ -50,7 +50,9 @@ impl Cluster {
         let mut brokers = Vec::new();
         for i in 0..n {
             let name = format!("strata-{}", i + 1);
-            let ip: IpAddr = format!("10.0.0.{}", i + 1).parse().expect("a valid address");
+            let ip: IpAddr = format!("10.0.0.{}", i + 1)
+                .parse()
+                .expect("a valid address");
             let addr = format!("{ip}:{PORT}");
             let disk = SimDisk::new(seed.wrapping_mul(31).wrapping_add(i as u64));
             let (node_disk, node_addr) = (disk.clone(), addr.clone());
@@ -62,9 +64,21 @@ impl Cluster {
                 .ip(ip)
                 .init(move || serve(node_disk.clone(), node_addr.clone(), sets.clone()))
                 .build();
-            brokers.push(Broker { name, ip, addr, disk, node: node.id(), down: false, paused: false });
+            brokers.push(Broker {
+                name,
+                ip,
+                addr,
+                disk,
+                node: node.id(),
+                down: false,
+                paused: false,
+            });
         }
-        let client = handle.create_node().name("client").ip("10.0.1.1".parse().expect("a valid address")).build();
+        let client = handle
+            .create_node()
+            .name("client")
+            .ip("10.0.1.1".parse().expect("a valid address"))
+            .build();
         Cluster { brokers, client }
     }
 
@@ -131,7 +145,12 @@ impl Cluster {
 /// start-up that fails (say an IO error during recovery under injected faults) logs and returns;
 /// the node stays down until the nemesis or the liveness phase restarts it.
 async fn serve(disk: SimDisk, addr: String, sets: Vec<String>) {
-    let sources = Sources { listen: Some(addr), data_dir: Some("/data".into()), sets, ..Default::default() };
+    let sources = Sources {
+        listen: Some(addr),
+        data_dir: Some("/data".into()),
+        sets,
+        ..Default::default()
+    };
     let config = match Config::resolve(&sources) {
         Ok(c) => c,
         Err(e) => panic!("the harness built an invalid config: {e}"),

@@ -14,10 +14,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata_core::batch::build_batch;
 use strata_core::types::{Instant, Offset};
-use strata_node::client::{Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer, ProducerConfig};
 use strata_node::client::producer::{ErrorClass, classify};
+use strata_node::client::{
+    Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer, ProducerConfig,
+};
 
-use crate::history::{Acks, Call, History, PollResult, ProcessId, Reply, SendAck, TopicPartition, Value};
+use crate::history::{
+    Acks, Call, History, PollResult, ProcessId, Reply, SendAck, TopicPartition, Value,
+};
 
 pub const TOPIC: &str = "sim";
 /// Longest a workload operation may take before it is recorded as indefinite.
@@ -73,20 +77,40 @@ impl Workload {
         self.history().info(p, now, why);
     }
 
+    /// A value no one has written yet.
+    pub fn next_value(&self) -> u64 {
+        self.next_value.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The high watermark in process `p`'s latest successful poll.
+    pub fn last_high_watermark(&self, p: ProcessId) -> Option<i64> {
+        let h = self.history();
+        h.operations()
+            .filter(|o| o.process() == p)
+            .filter_map(|o| o.poll_result())
+            .last()
+            .map(|r| r.high_watermark.0)
+    }
+
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 }
 
 fn producer_config() -> ProducerConfig {
-    ProducerConfig { acks: -1, timeout_ms: 3_000, retries: 0, ..ProducerConfig::default() }
+    ProducerConfig {
+        acks: -1,
+        timeout_ms: 3_000,
+        retries: 0,
+        ..ProducerConfig::default()
+    }
 }
 
 /// Sends one value after another until stopped.
 pub async fn run_producer(w: Arc<Workload>, p: ProcessId, pause: Duration) {
     let mut producer = Producer::new(&w.addr, producer_config());
     while !w.stopped() {
-        let value = w.next_value.fetch_add(1, Ordering::Relaxed);
+        let value = w.next_value();
         let partition = (value % w.partitions as u64) as i32;
         send(&w, p, &mut producer, partition, value).await;
         tokio::time::sleep(pause).await;
@@ -94,11 +118,28 @@ pub async fn run_producer(w: Arc<Workload>, p: ProcessId, pause: Duration) {
 }
 
 /// Sends one value and records the outcome. Returns whether it was acknowledged.
-pub async fn send(w: &Workload, p: ProcessId, producer: &mut Producer, partition: i32, value: u64) -> bool {
+pub async fn send(
+    w: &Workload,
+    p: ProcessId,
+    producer: &mut Producer,
+    partition: i32,
+    value: u64,
+) -> bool {
     let tp = TopicPartition::new(TOPIC, partition);
-    w.invoke(p, Call::Send { tp, values: vec![Value(value)], acks: Acks::All });
-    let batch = Bytes::from(build_batch(&[(&value.to_be_bytes(), None)], strata_node::clock::now_ms()));
-    let outcome = tokio::time::timeout(OP_TIMEOUT, producer.produce_batch(TOPIC, partition, batch)).await;
+    w.invoke(
+        p,
+        Call::Send {
+            tp,
+            values: vec![Value(value)],
+            acks: Acks::All,
+        },
+    );
+    let batch = Bytes::from(build_batch(
+        &[(&value.to_be_bytes(), None)],
+        strata_node::clock::now_ms(),
+    ));
+    let outcome =
+        tokio::time::timeout(OP_TIMEOUT, producer.produce_batch(TOPIC, partition, batch)).await;
     match outcome {
         Ok(ProduceOutcome::Ok { base_offset, .. }) => {
             w.ok(p, Reply::Send(SendAck::new(Offset(base_offset))));
@@ -116,12 +157,25 @@ pub async fn send(w: &Workload, p: ProcessId, producer: &mut Producer, partition
 
 /// Reads every partition from the start with `assign`, polling until stopped.
 pub async fn run_consumer(w: Arc<Workload>, p: ProcessId) {
-    let tps: Vec<TopicPartition> = (0..w.partitions).map(|i| TopicPartition::new(TOPIC, i)).collect();
-    w.invoke(p, Call::Assign { partitions: tps.clone(), seek_to_beginning: true });
+    let tps: Vec<TopicPartition> = (0..w.partitions)
+        .map(|i| TopicPartition::new(TOPIC, i))
+        .collect();
+    w.invoke(
+        p,
+        Call::Assign {
+            partitions: tps.clone(),
+            seek_to_beginning: true,
+        },
+    );
     w.ok(p, Reply::Assign);
     let mut positions: Vec<i64> = vec![0; tps.len()];
     while !w.stopped() {
-        let Ok(Ok(conn)) = tokio::time::timeout(OP_TIMEOUT, Connection::connect(&w.addr, ConnectionConfig::default())).await else {
+        let Ok(Ok(conn)) = tokio::time::timeout(
+            OP_TIMEOUT,
+            Connection::connect(&w.addr, ConnectionConfig::default()),
+        )
+        .await
+        else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
@@ -138,11 +192,30 @@ pub async fn run_consumer(w: Arc<Workload>, p: ProcessId) {
 
 /// One poll of one partition from `*position`, recorded; advances the position. Returns false
 /// if the connection should be replaced.
-pub async fn poll_once(w: &Workload, p: ProcessId, conn: &Arc<Connection>, tp: &TopicPartition, position: &mut i64, final_read: bool) -> bool {
-    let config = FetchConfig { max_wait_ms: 200, min_bytes: 1, max_bytes: 1 << 20, partition_max_bytes: 1 << 20 };
+pub async fn poll_once(
+    w: &Workload,
+    p: ProcessId,
+    conn: &Arc<Connection>,
+    tp: &TopicPartition,
+    position: &mut i64,
+    final_read: bool,
+) -> bool {
+    let config = FetchConfig {
+        max_wait_ms: 200,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        partition_max_bytes: 1 << 20,
+    };
     let mut consumer = Consumer::new(conn.clone(), config);
     consumer.assign(&tp.topic, tp.partition, *position);
-    w.invoke(p, Call::Poll { tp: tp.clone(), from_offset: Offset(*position), final_read });
+    w.invoke(
+        p,
+        Call::Poll {
+            tp: tp.clone(),
+            from_offset: Offset(*position),
+            final_read,
+        },
+    );
     match tokio::time::timeout(OP_TIMEOUT, consumer.poll()).await {
         Ok(Ok(fetched)) => {
             let Some(f) = fetched.into_iter().find(|f| f.partition == tp.partition) else {
@@ -157,13 +230,25 @@ pub async fn poll_once(w: &Workload, p: ProcessId, conn: &Arc<Connection>, tp: &
             }
             let mut records = Vec::new();
             for r in &f.records {
-                let value = r.value.as_deref().and_then(|v| <[u8; 8]>::try_from(v).ok()).map(u64::from_be_bytes).unwrap_or(0);
+                let value = r
+                    .value
+                    .as_deref()
+                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    .map(u64::from_be_bytes)
+                    .unwrap_or(0);
                 records.push((Offset(r.offset), Value(value)));
             }
             if let Some(&(last, _)) = records.last() {
                 *position = last.0 + 1;
             }
-            w.ok(p, Reply::Poll(PollResult { records, high_watermark: Offset(f.high_watermark), log_start_offset: Offset(f.log_start_offset) }));
+            w.ok(
+                p,
+                Reply::Poll(PollResult {
+                    records,
+                    high_watermark: Offset(f.high_watermark),
+                    log_start_offset: Offset(f.log_start_offset),
+                }),
+            );
             true
         }
         Ok(Err(e)) => {
