@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs the third-party clients a fresh machine lacks, builds every
-# binary in release, and runs the whole workspace's tests (unit, end-to-end) in release.
+# binary in release, and runs the whole workspace's tests (unit, end-to-end) in release, then the
+# deterministic simulation.
 #
 #   bash tests/run-all.sh            # from any directory
 #   STRATA_BIN=/path/to/strata bash tests/run-all.sh   # test another build of the broker
@@ -27,3 +28,8 @@ cargo build --release --workspace --bins
 
 echo "== test =="
 cargo test --release --workspace --no-fail-fast
+
+echo "== simulation =="
+# The real node under madsim: named scenarios, a determinism check and a sweep of 300 seeds
+# (STRATA_SIM_SEEDS to change; MADSIM_TEST_SEED=<n> replays one seed).
+cargo sim --release --no-fail-fast

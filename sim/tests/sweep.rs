@@ -1,7 +1,7 @@
 //! The random sweep: one simulated run per seed, each with swarm options drawn from the seed
 //! (which faults, how often), then the liveness phase, the final read and every checker.
 //!
-//! `STRATA_SIM_SEEDS=n` sets how many seeds (default 24, from 0), `MADSIM_TEST_SEED=s` runs just
+//! `STRATA_SIM_SEEDS=n` sets how many seeds (default 300, from 0), `MADSIM_TEST_SEED=s` runs just
 //! seed `s`. A failing seed prints the command that replays it.
 #![cfg(madsim)]
 
@@ -20,7 +20,7 @@ fn seeds() -> Vec<u64> {
     let n: u64 = std::env::var("STRATA_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(24);
+        .unwrap_or(300);
     (0..n).collect()
 }
 

@@ -28,6 +28,9 @@ pub struct Options {
     /// Simulated time the cluster gets, after healing, to accept a write again.
     pub liveness_budget: Duration,
     pub swarm: Swarm,
+    /// Named scenario: after the fault phase, with the broker stopped, flip a byte in the payload
+    /// of the first batch of its oldest segment (durable damage at rest), then restart it.
+    pub corrupt_old_segment: bool,
 }
 
 impl Options {
@@ -42,7 +45,13 @@ impl Options {
             fault_phase: Duration::from_secs(20),
             liveness_budget: Duration::from_secs(30),
             swarm: Swarm::draw(&mut rng),
+            corrupt_old_segment: false,
         }
+    }
+
+    /// `seed`'s run with exactly the faults of `swarm` (named scenarios).
+    pub fn with_swarm(seed: u64, swarm: Swarm) -> Options {
+        Options { swarm, ..Options::for_seed(seed) }
     }
 }
 
@@ -118,6 +127,9 @@ pub async fn run(opts: Options) -> Outcome {
     cluster.heal_all();
     for i in 0..cluster.brokers.len() {
         cluster.kill(i);
+        if opts.corrupt_old_segment {
+            corrupt_first_batch(&cluster.brokers[i].disk, opts.partitions);
+        }
         cluster.restart(i);
     }
     let liveness = match created {
@@ -159,6 +171,15 @@ pub async fn run(opts: Options) -> Outcome {
         faults: nemesis.log,
         sim_secs: start.elapsed().as_secs_f64(),
         acknowledged,
+    }
+}
+
+/// Flips a payload byte of the first batch of partition 0's oldest segment.
+fn corrupt_first_batch(disk: &crate::disk::SimDisk, _partitions: i32) {
+    let segment = std::path::Path::new("/data").join(format!("{TOPIC}-0")).join(format!("{:020}.log", 0));
+    // Byte 70 lies in the first record of a one-value batch (the header is 61 bytes).
+    if let Err(e) = disk.corrupt_durable(&segment, 70) {
+        panic!("scenario set-up: cannot corrupt {}: {e}", segment.display());
     }
 }
 
