@@ -19,7 +19,11 @@ fn assert_clean(name: &str, seed: u64, out: &Outcome) {
         out.liveness,
         out.report.render(&out.history, 20)
     );
-    assert!(out.acknowledged > 100, "scenario {name}: only {} acknowledged writes", out.acknowledged);
+    assert!(
+        out.acknowledged > 100,
+        "scenario {name}: only {} acknowledged writes",
+        out.acknowledged
+    );
 }
 
 fn only(f: impl FnOnce(&mut Swarm)) -> Swarm {
@@ -47,7 +51,10 @@ fn process_kills() {
 #[test]
 fn power_loss_with_unsynced_data() {
     for seed in [4, 5, 6] {
-        let out = run_with(seed, Options::with_swarm(seed, only(|s| s.power_loss = true)));
+        let out = run_with(
+            seed,
+            Options::with_swarm(seed, only(|s| s.power_loss = true)),
+        );
         assert_clean("power_loss", seed, &out);
         assert!(out.faults.len() >= 3, "power lost at least three times");
     }
@@ -55,7 +62,16 @@ fn power_loss_with_unsynced_data() {
 
 #[test]
 fn pauses_and_isolation() {
-    let out = run_with(7, Options::with_swarm(7, only(|s| { s.pause = true; s.isolate = true; })));
+    let out = run_with(
+        7,
+        Options::with_swarm(
+            7,
+            only(|s| {
+                s.pause = true;
+                s.isolate = true;
+            }),
+        ),
+    );
     assert_clean("pauses_and_isolation", 7, &out);
 }
 
@@ -65,7 +81,11 @@ fn pauses_and_isolation() {
 fn disk_full_during_appends() {
     let out = run_with(8, Options::with_swarm(8, only(|s| s.disk_full = true)));
     assert_clean("disk_full", 8, &out);
-    let failed = out.history.operations().filter(|o| o.outcome() != strata_sim::history::OpKind::Ok).count();
+    let failed = out
+        .history
+        .operations()
+        .filter(|o| o.outcome() != strata_sim::history::OpKind::Ok)
+        .count();
     assert!(failed > 0, "a full disk refused some appends");
 }
 
@@ -74,7 +94,10 @@ fn disk_full_during_appends() {
 #[test]
 fn fsync_eio() {
     for seed in [9, 10] {
-        let out = run_with(seed, Options::with_swarm(seed, only(|s| s.fsync_eio = true)));
+        let out = run_with(
+            seed,
+            Options::with_swarm(seed, only(|s| s.fsync_eio = true)),
+        );
         assert_clean("fsync_eio", seed, &out);
     }
 }
@@ -90,14 +113,29 @@ fn write_eio() {
 #[test]
 fn corrupt_byte_in_an_old_segment() {
     let seed = 12;
-    let opts = Options { corrupt_old_segment: true, ..Options::with_swarm(seed, Swarm::none()) };
+    let opts = Options {
+        corrupt_old_segment: true,
+        ..Options::with_swarm(seed, Swarm::none())
+    };
     let out = run_with(seed, opts);
-    assert!(out.liveness.is_ok(), "the node starts and takes writes: {:?}", out.liveness);
+    assert!(
+        out.liveness.is_ok(),
+        "the node starts and takes writes: {:?}",
+        out.liveness
+    );
     let counts = out.report.counts();
     let lost = out.report.named("lost-write").len();
-    assert_eq!(lost, 1, "exactly the damaged batch's value is lost: {counts:?}\n{}", out.report.render(&out.history, 10));
+    assert_eq!(
+        lost,
+        1,
+        "exactly the damaged batch's value is lost: {counts:?}\n{}",
+        out.report.render(&out.history, 10)
+    );
     for (name, n) in &counts {
-        assert!(matches!(*name, "lost-write" | "unseen") || *n == 0, "unexpected {name}={n}");
+        assert!(
+            matches!(*name, "lost-write" | "unseen") || *n == 0,
+            "unexpected {name}={n}"
+        );
     }
 }
 

@@ -214,6 +214,8 @@ pub struct FlushPlan {
     sealed_indexes: Vec<Offset>,
     /// The directory generation `dirs` makes durable.
     dir_generation: u64,
+    /// The log's truncation count when the plan began.
+    truncations: u64,
 }
 
 impl FlushPlan {

@@ -36,6 +36,9 @@ pub struct PartitionLog {
     /// The `dir_generation` a completed flush last made durable. Generations, not a flag, so that
     /// overlapping flush plans may complete in any order without losing a pending directory sync.
     pub(super) dir_synced_generation: u64,
+    /// Bumped by every truncation: a flush plan begun before one cannot vouch for what was
+    /// appended after it.
+    pub(super) truncations: u64,
     /// An IO error made the log's durable state unknown: refuse everything (fsync EIO).
     pub(super) failed: bool,
     /// Reused buffer for stamping offsets into a copy of the producer's batches.
@@ -276,12 +279,18 @@ impl PartitionLog {
             segment_sizes,
             sealed_indexes,
             dir_generation: self.dir_generation,
+            truncations: self.truncations,
         })
     }
 
     /// Records that `plan` executed successfully.
     pub fn complete_flush(&mut self, plan: &FlushPlan) {
         if self.failed {
+            return;
+        }
+        if plan.truncations != self.truncations {
+            // A truncation overtook the plan: bytes it synced may since have been cut and
+            // rewritten by new appends, so it proves nothing. The next plan covers them.
             return;
         }
         for (base, size) in &plan.segment_sizes {
@@ -504,6 +513,7 @@ impl PartitionLog {
         }
         seg.truncate(pos, next)
             .map_err(io_err("truncate", &log_path(&dir, base)))?;
+        self.truncations += 1;
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
         self.assert_invariants();
         Ok(())

@@ -220,6 +220,7 @@ impl PartitionLog {
             flushed_offset: log_end_offset,
             dir_generation: 0,
             dir_synced_generation: 0,
+            truncations: 0,
             failed: false,
             scratch: Vec::new(),
         };

@@ -303,8 +303,11 @@ impl Segment {
             {
                 let next_pos = pos + bad.total_size() as u64;
                 let next = self.read_valid_batch(next_pos, file_size)?;
+                // The follower's base offset is outside its CRC: accept it only where the corrupt
+                // batch could have ended (each record takes at least one byte of it).
+                let limit = self.next_offset.0.saturating_add(bad.total_size() as i64);
                 follower = next
-                    .filter(|n| n.base_offset > self.next_offset)
+                    .filter(|n| n.base_offset > self.next_offset && n.base_offset.0 <= limit)
                     .map(|n| (bad, next_pos, n));
             }
             let Some((bad, next_pos, next)) = follower else {

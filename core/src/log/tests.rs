@@ -744,3 +744,70 @@ fn removing_a_later_segment_tolerates_missing_index_files() {
     assert_eq!(log.segment_count(), 1);
     assert!(report.corrupt_batches.is_empty());
 }
+
+/// Fuzz finding (log_ops): a flush plan begun before a truncation must not vouch for batches
+/// appended after it, even when it completes later.
+#[test]
+fn flush_plan_overtaken_by_truncation_proves_nothing() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, LogConfig::default());
+    for i in 0..4 {
+        log.append(&batch(i, 1, 0), EPOCH, 0).expect("append");
+    }
+    let plan = log.begin_flush().expect("plan");
+    assert_eq!(plan.up_to, Offset(4));
+    plan.execute().expect("sync");
+    log.truncate_to(Offset(1)).expect("truncate");
+    for i in 10..13 {
+        log.append(&batch(i, 1, 0), EPOCH, 0).expect("append again");
+    }
+    log.complete_flush(&plan);
+    assert_eq!(
+        log.flushed_offset(),
+        Offset(0),
+        "nothing appended after the truncation counts as flushed"
+    );
+    flush(&mut log);
+    assert_eq!(log.flushed_offset(), Offset(4));
+}
+
+/// Fuzz finding (segment_recovery): the batch after a kept corrupt batch must not move the
+/// offsets arbitrarily far (its base offset is outside its CRC); recovery must not panic.
+#[test]
+fn follower_of_corrupt_batch_with_damaged_base_offset() {
+    let s = MemStorage::new();
+    let cfg = LogConfig {
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    };
+    let (mut log, _) = open(&s, cfg.clone());
+    for i in 0..5 {
+        log.append(&batch(i, 1, 0), EPOCH, 0).expect("append");
+    }
+    flush(&mut log);
+    log.checkpoint_recovery_point().expect("checkpoint");
+    drop(log);
+    let seg = dir().join(format!("{:020}.log", 0));
+    let mut bytes = s.file(&seg).expect("segment").contents();
+    let first = crate::batch::BatchHeader::parse(&bytes)
+        .expect("header")
+        .total_size();
+    let second = crate::batch::BatchHeader::parse(&bytes[first..])
+        .expect("header")
+        .total_size();
+    bytes[first + 65] ^= 1; // batch 1's payload
+    let third = first + second;
+    bytes[third..third + 8].copy_from_slice(&(i64::MAX / 2).to_be_bytes()); // batch 2's baseOffset
+    s.file(&seg).expect("segment").replace(bytes);
+    let (log, report) = open(&s, cfg);
+    assert!(!report.corrupt_batches.is_empty());
+    assert!(
+        log.log_end_offset() <= Offset(5),
+        "log end {}",
+        log.log_end_offset()
+    );
+    let r = log
+        .read(Offset(0), 1 << 20, log.log_end_offset())
+        .expect("read");
+    assert_eq!(BatchIter::new(&r.records).count(), 1);
+}

@@ -51,7 +51,10 @@ impl Options {
 
     /// `seed`'s run with exactly the faults of `swarm` (named scenarios).
     pub fn with_swarm(seed: u64, swarm: Swarm) -> Options {
-        Options { swarm, ..Options::for_seed(seed) }
+        Options {
+            swarm,
+            ..Options::for_seed(seed)
+        }
     }
 }
 
@@ -176,7 +179,9 @@ pub async fn run(opts: Options) -> Outcome {
 
 /// Flips a payload byte of the first batch of partition 0's oldest segment.
 fn corrupt_first_batch(disk: &crate::disk::SimDisk, _partitions: i32) {
-    let segment = std::path::Path::new("/data").join(format!("{TOPIC}-0")).join(format!("{:020}.log", 0));
+    let segment = std::path::Path::new("/data")
+        .join(format!("{TOPIC}-0"))
+        .join(format!("{:020}.log", 0));
     // Byte 70 lies in the first record of a one-value batch (the header is 61 bytes).
     if let Err(e) = disk.corrupt_durable(&segment, 70) {
         panic!("scenario set-up: cannot corrupt {}: {e}", segment.display());
