@@ -108,6 +108,29 @@ fn write_eio() {
     assert_clean("write_eio", 11, &out);
 }
 
+/// Packet loss and latency: madsim's TCP retransmits, so they show as delays and timeouts.
+#[test]
+fn lossy_network() {
+    let out = run_with(
+        13,
+        Options::with_swarm(13, only(|s| s.lossy_network = true)),
+    );
+    assert_clean("lossy_network", 13, &out);
+}
+
+/// Transient bit-flips on disk reads: every batch is CRC-checked when read, so a flipped one is
+/// refused (the consumer retries), never served; nothing is lost.
+#[test]
+fn read_bitflips_are_never_served() {
+    for seed in [14, 15] {
+        let out = run_with(
+            seed,
+            Options::with_swarm(seed, only(|s| s.read_flips = true)),
+        );
+        assert_clean("read_bitflips", seed, &out);
+    }
+}
+
 /// A corrupt byte in an old segment: the node still starts, the damaged batch is never served
 /// (no inconsistent or invented reads), and exactly its one value is reported lost.
 #[test]

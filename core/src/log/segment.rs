@@ -34,6 +34,9 @@ pub fn parse_log_name(name: &str) -> Option<Offset> {
     stem.parse::<i64>().ok().map(Offset)
 }
 
+/// Reads of a batch before recovery believes it is damaged.
+const READ_ATTEMPTS: usize = 3;
+
 /// One segment.
 #[derive(Debug)]
 pub struct Segment {
@@ -256,6 +259,17 @@ impl Segment {
 
     /// Reads and validates (CRC and header) the whole batch at `position`, if it ends by `limit`.
     fn read_valid_batch(&self, position: u64, limit: u64) -> io::Result<Option<BatchHeader>> {
+        // A read error can be transient (a flipped bit on the way from the disk): before a batch
+        // is judged corrupt — and recovery cuts or fences it — it is read again.
+        for _ in 0..READ_ATTEMPTS {
+            if let Some(h) = self.read_valid_batch_once(position, limit)? {
+                return Ok(Some(h));
+            }
+        }
+        Ok(None)
+    }
+
+    fn read_valid_batch_once(&self, position: u64, limit: u64) -> io::Result<Option<BatchHeader>> {
         let Some(header) = self.read_header(position, limit)? else {
             return Ok(None);
         };
