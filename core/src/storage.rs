@@ -38,6 +38,13 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the creations, removals and renames in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// How long the driver should let a group commit take on top of the calls themselves. Real
+    /// files take their own time (zero here); a simulated disk, whose calls return at once,
+    /// reports its modelled latency and slow spells so the driver waits in simulated time.
+    fn latency_hint(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// One open file.

@@ -256,6 +256,8 @@ async fn execute_off_reactor(plan: FlushPlan) -> Result<(FlushPlan, std::io::Res
     }
     #[cfg(madsim)]
     {
+        // The simulated disk answers at once; wait out its modelled latency in simulated time.
+        tokio::time::sleep(plan.latency_hint()).await;
         let r = plan.execute();
         Ok((plan, r))
     }

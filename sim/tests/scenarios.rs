@@ -118,6 +118,14 @@ fn lossy_network() {
     assert_clean("lossy_network", 13, &out);
 }
 
+/// Disk latency with slow spells: group commits stall, producers time out (indefinite), nothing
+/// acknowledged is lost.
+#[test]
+fn slow_disk() {
+    let out = run_with(16, Options::with_swarm(16, only(|s| s.slow_disk = true)));
+    assert_clean("slow_disk", 16, &out);
+}
+
 /// Transient bit-flips on disk reads: every batch is CRC-checked when read, so a flipped one is
 /// refused (the consumer retries), never served; nothing is lost.
 #[test]

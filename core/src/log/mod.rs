@@ -219,6 +219,11 @@ pub struct FlushPlan {
 }
 
 impl FlushPlan {
+    /// See [`Storage::latency_hint`].
+    pub fn latency_hint(&self) -> std::time::Duration {
+        self.storage.latency_hint()
+    }
+
     pub fn execute(&self) -> io::Result<()> {
         for f in &self.files {
             f.sync_data()?;

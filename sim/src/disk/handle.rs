@@ -75,6 +75,12 @@ impl Storage for SimStorage {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.live()?.sync_dir(dir)
     }
+
+    /// The disk's modelled latency (with slow spells), for the driver to wait out.
+    fn latency_hint(&self) -> std::time::Duration {
+        let s = &mut *lock(&self.state);
+        s.faults.next_latency(&mut s.latency_rng)
+    }
 }
 
 /// An open file: follows its inode across renames and removal, as a POSIX descriptor does.

@@ -25,6 +25,8 @@ pub struct Swarm {
     pub disk_full: bool,
     /// Packet loss (madsim's TCP retransmits: it shows as delay) and latency on the network.
     pub lossy_network: bool,
+    /// Disk latency with slow spells (group commits take longer).
+    pub slow_disk: bool,
     /// Transient bit-flips on disk reads. Off in the random swarm (a flip while a restarting
     /// node reads its metadata file, which has no checksum yet, is not survived); on in a named
     /// scenario without restarts.
@@ -44,6 +46,7 @@ impl Swarm {
             fsync_eio: rng.random_bool(0.3),
             disk_full: rng.random_bool(0.3),
             lossy_network: rng.random_bool(0.4),
+            slow_disk: rng.random_bool(0.4),
             read_flips: false,
             interval: Duration::from_millis(rng.random_range(300..3_000)),
         }
@@ -60,6 +63,7 @@ impl Swarm {
             fsync_eio: false,
             disk_full: false,
             lossy_network: false,
+            slow_disk: false,
             read_flips: false,
             interval: Duration::from_secs(1),
         }
@@ -76,6 +80,7 @@ impl Swarm {
             (self.fsync_eio, Fault::FsyncEio),
             (self.disk_full, Fault::DiskFull),
             (self.lossy_network, Fault::LossyNetwork),
+            (self.slow_disk, Fault::SlowDisk),
             (self.read_flips, Fault::ReadFlips),
         ];
         for (enabled, fault) in on {
@@ -98,6 +103,7 @@ pub enum Fault {
     FsyncEio,
     DiskFull,
     LossyNetwork,
+    SlowDisk,
     ReadFlips,
 }
 
@@ -173,6 +179,13 @@ impl Nemesis {
                 read_bitflip_probability: 0.05,
                 ..DiskFaults::default()
             }),
+            Fault::SlowDisk => cluster.brokers[i].disk.set_faults(DiskFaults {
+                latency: Duration::from_millis(self.rng.random_range(1..20)),
+                slow_spell_probability: 0.05,
+                slow_spell_calls: 20,
+                slow_latency: Duration::from_millis(self.rng.random_range(100..2_000)),
+                ..DiskFaults::default()
+            }),
         }
     }
 
@@ -181,7 +194,7 @@ impl Nemesis {
             Fault::Kill | Fault::PowerLoss => cluster.restart(i),
             Fault::Pause => cluster.resume(i),
             Fault::Isolate => madsim::net::NetSim::current().unclog_node(cluster.brokers[i].node),
-            Fault::WriteEio | Fault::DiskFull | Fault::ReadFlips => {
+            Fault::WriteEio | Fault::DiskFull | Fault::ReadFlips | Fault::SlowDisk => {
                 cluster.brokers[i].disk.set_faults(DiskFaults::default())
             }
             Fault::LossyNetwork => madsim::net::NetSim::current()
