@@ -36,6 +36,8 @@ pub struct PartitionLog {
     /// The `dir_generation` a completed flush last made durable. Generations, not a flag, so that
     /// overlapping flush plans may complete in any order without losing a pending directory sync.
     pub(super) dir_synced_generation: u64,
+    /// The offset the `recovery-point` file holds (what recovery will trust as fsynced).
+    pub(super) checkpointed: Offset,
     /// Bumped by every truncation: a flush plan begun before one cannot vouch for what was
     /// appended after it.
     pub(super) truncations: u64,
@@ -515,6 +517,13 @@ impl PartitionLog {
             .map_err(io_err("truncate", &log_path(&dir, base)))?;
         self.truncations += 1;
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
+        // The recovery point on disk must not stay above the new log end: batches appended next
+        // are unsynced, and recovery would take them for fsynced data. Lowered here, before any
+        // append can happen (a crash before this leaves only the truncation to redo or undo).
+        if self.checkpointed > self.log_end_offset() {
+            super::recovery::write_recovery_point(&*self.storage, &self.dir, self.flushed_offset)?;
+            self.checkpointed = self.flushed_offset;
+        }
         self.assert_invariants();
         Ok(())
     }
@@ -531,6 +540,8 @@ impl PartitionLog {
     /// it over the old one and syncs the directory, so a crash leaves the old or the new value.
     pub fn checkpoint_recovery_point(&mut self) -> Result<(), LogError> {
         self.check_not_failed()?;
-        super::recovery::write_recovery_point(&*self.storage, &self.dir, self.flushed_offset)
+        super::recovery::write_recovery_point(&*self.storage, &self.dir, self.flushed_offset)?;
+        self.checkpointed = self.flushed_offset;
+        Ok(())
     }
 }

@@ -71,6 +71,7 @@ impl PartitionLog {
         let bases: Vec<Offset> = names.iter().filter_map(|n| parse_log_name(n)).collect();
         remove_orphans(&*storage, &dir, &names, &bases)?;
         let recovery_point = read_recovery_point(&*storage, &dir);
+        let checkpointed = recovery_point.unwrap_or(Offset::ZERO);
 
         let mut report = RecoveryReport {
             segments: bases.len(),
@@ -221,6 +222,7 @@ impl PartitionLog {
             dir_generation: 0,
             dir_synced_generation: 0,
             truncations: 0,
+            checkpointed,
             failed: false,
             scratch: Vec::new(),
         };
