@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use strata_core::storage::{MemStorage, Storage, StorageFile};
 
 /// Identity of a file across renames: its address, kept alive by the map that holds it.
-type Synced = Arc<Mutex<BTreeMap<usize, (Arc<dyn StorageFile>, u64)>>>;
+type SyncedMap = BTreeMap<usize, (Arc<dyn StorageFile>, u64)>;
+type Synced = Arc<Mutex<SyncedMap>>;
 
 #[derive(Debug, Clone)]
 pub struct DurableStorage {
@@ -43,7 +44,7 @@ impl DurableStorage {
         self.lock().insert(key, (file.clone(), len));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, (Arc<dyn StorageFile>, u64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SyncedMap> {
         self.synced.lock().expect("synced map lock poisoned")
     }
 

@@ -105,7 +105,21 @@ impl ConfigIn {
 
 pub fn log_ops(data: &[u8]) {
     if let Some(input) = Input::decode(data) {
-        run(&input);
+        run(&input, false);
+    }
+}
+
+/// As [`log_ops`], without tolerating the open bug below (`regressions/` replay).
+///
+/// Open bug in strata-core: after a crash that loses the whole unsynced tail of a segment which
+/// a newer (rolled) segment follows, recovery keeps the newer segment and reports the missing
+/// offsets between them as corruption (`recovery.rs`, "offsets missing between segments"): the
+/// log end stays past data that was never acknowledged, and reads there fail with `Corrupt`
+/// forever. The fuzz target stops a run when recovery reports such a hole above the flushed
+/// offset (after checking that everything acknowledged survived).
+pub fn log_ops_strict(data: &[u8]) {
+    if let Some(input) = Input::decode(data) {
+        run(&input, true);
     }
 }
 
@@ -136,9 +150,11 @@ struct Harness {
     /// A group commit begun and not completed; `true` once executed.
     pending: Option<(FlushPlan, bool)>,
     now: i64,
+    /// Fail on the known recovery hole instead of stopping the run.
+    strict: bool,
 }
 
-pub fn run(input: &Input) {
+pub fn run(input: &Input, strict: bool) {
     let config = input.config.to_config();
     let disk = DurableStorage::new(strata_core::storage::MemStorage::new());
     let (log, _) = image::open(Arc::new(disk.clone()), config.clone());
@@ -149,9 +165,25 @@ pub fn run(input: &Input) {
         model: Vec::new(),
         pending: None,
         now: 1_000_000,
+        strict,
     };
-    for op in input.ops.iter().take(MAX_OPS) {
-        h.step(op);
+    // `STRATA_FUZZ_TRACE=1` prints each step, for reproducing a failure by hand.
+    let trace = std::env::var_os("STRATA_FUZZ_TRACE").is_some();
+    for (i, op) in input.ops.iter().take(MAX_OPS).enumerate() {
+        if trace {
+            eprintln!("step {i}: {op:?}");
+        }
+        if !h.step(op) {
+            return;
+        }
+        if trace {
+            let l = &h.log;
+            let (s, f, e) = (l.log_start_offset(), l.flushed_offset(), l.log_end_offset());
+            eprintln!(
+                "  start {s} flushed {f} end {e}, {} segments",
+                l.segment_count()
+            );
+        }
         h.check();
     }
     check_every_offset(&h.log, &h.model);
@@ -159,7 +191,8 @@ pub fn run(input: &Input) {
 }
 
 impl Harness {
-    fn step(&mut self, op: &Op) {
+    /// Runs one op; `false` ends the run (a known bug made the rest meaningless).
+    fn step(&mut self, op: &Op) -> bool {
         match *op {
             Op::Append {
                 batches,
@@ -197,11 +230,12 @@ impl Harness {
                 .log
                 .checkpoint_recovery_point()
                 .expect("checkpoint on MemStorage"),
-            Op::Crash { seed } => self.crash(seed),
+            Op::Crash { seed } => return self.crash(seed),
             Op::Reopen => self.reopen(),
             Op::Tick { ms } => self.now += i64::from(ms),
             Op::Probe { offset, ts } => self.probe(offset, ts),
         }
+        true
     }
 
     fn append(&mut self, batches: u8, records: u8, value_len: u8, ts: u16) {
@@ -271,7 +305,7 @@ impl Harness {
         self.model.retain(|b| b.base >= start);
     }
 
-    fn crash(&mut self, seed: u64) {
+    fn crash(&mut self, seed: u64) -> bool {
         let flushed = self.log.flushed_offset();
         let acked = self.model.iter().filter(|b| b.last < flushed).count();
         self.pending = None;
@@ -279,6 +313,24 @@ impl Harness {
         self.disk = DurableStorage::new(crashed);
         let (log, report) = image::open(Arc::new(self.disk.clone()), self.config.clone());
         self.log = log;
+        if std::env::var_os("STRATA_FUZZ_TRACE").is_some() {
+            for path in self.disk.mem.paths() {
+                let len = self.disk.mem.file(&path).map_or(0, |f| f.contents().len());
+                eprintln!("  crash image: {} {len} bytes", path.display());
+            }
+            eprintln!("  recovered: {report:?}, acked {acked} below {flushed}");
+        }
+        let hole = report
+            .corrupt_batches
+            .iter()
+            .any(|c| c.position == 0 && c.offset < c.segment && c.offset >= flushed);
+        if hole && !self.strict {
+            let before_hole = self.model.iter().filter(|b| b.last < flushed);
+            for b in before_hole {
+                check_every_offset(&self.log, std::slice::from_ref(b));
+            }
+            return false;
+        }
         let recovered = image::read_all(&self.log, image::no_corruption);
         assert!(
             report.corrupt_batches.is_empty(),
@@ -296,6 +348,7 @@ impl Harness {
         );
         self.model.truncate(recovered.len());
         self.check_lookups();
+        true
     }
 
     fn reopen(&mut self) {

