@@ -56,8 +56,10 @@ impl DurableStorage {
     /// The image a crash leaves: each file cut somewhere between its durable length and its
     /// current length, chosen from `seed` (mode 0: nothing lost; 1: every unsynced byte lost;
     /// otherwise a pseudo-random cut per file).
-    pub fn crash_image(&self, seed: u64) -> MemStorage {
+    /// Also returns the files that lost bytes.
+    pub fn crash_image(&self, seed: u64) -> (MemStorage, Vec<std::path::PathBuf>) {
         let image = self.mem.deep_clone();
+        let mut cut = Vec::new();
         let mut state = seed | 1;
         for path in image.paths() {
             let (Ok(current), Some(copy)) = (self.mem.open(&path), image.file(&path)) else {
@@ -74,10 +76,13 @@ impl DurableStorage {
                 1 => durable,
                 _ => durable + state % (len - durable + 1),
             };
+            if keep < len {
+                cut.push(path.clone());
+            }
             let keep = usize::try_from(keep).expect("in-memory files fit in memory");
             copy.replace(contents[..keep].to_vec());
         }
-        image
+        (image, cut)
     }
 }
 

@@ -75,12 +75,12 @@ pub fn read_all(log: &PartitionLog, on_corrupt: impl FnMut(Offset) -> Offset) ->
     read_all_with(log, on_corrupt, false)
 }
 
-/// As [`read_all`]; with `empty_is_corrupt`, an empty read below the log end counts as a corrupt
-/// batch instead of failing (the open bug `segment_recovery` tolerates, see there).
+/// As [`read_all`]; `lenient` keeps only the checks that served batches are whole and CRC-valid
+/// and that the walk ends (for the open bug `segment_recovery` tolerates, see there).
 pub fn read_all_with(
     log: &PartitionLog,
     mut on_corrupt: impl FnMut(Offset) -> Offset,
-    empty_is_corrupt: bool,
+    lenient: bool,
 ) -> Vec<Served> {
     let end = log.log_end_offset();
     let mut at = log.log_start_offset();
@@ -101,7 +101,7 @@ pub fn read_all_with(
         };
         if r.records.is_empty() {
             assert!(
-                r.corrupt_at.is_some() || empty_is_corrupt,
+                r.corrupt_at.is_some() || lenient,
                 "read at {at} returned nothing below the log end {end}"
             );
             at = resume(at, &mut on_corrupt);
@@ -109,6 +109,7 @@ pub fn read_all_with(
             continue;
         }
         let mut first = true;
+        let read_at = at;
         let mut iter = BatchIter::new(&r.records);
         for item in iter.by_ref() {
             let (pos, h) = item.unwrap_or_else(|e| panic!("read at {at} served a non-batch: {e}"));
@@ -118,6 +119,15 @@ pub fn read_all_with(
                     "read at {at} served an invalid batch at offset {}: {e}",
                     h.base_offset
                 );
+            }
+            if lenient {
+                out.push(Served {
+                    base: h.base_offset,
+                    last: h.last_offset(),
+                    bytes: raw.to_vec(),
+                });
+                at = h.next_offset();
+                continue;
             }
             if first {
                 assert!(
@@ -154,6 +164,9 @@ pub fn read_all_with(
             r.records.len(),
             "reads return whole batches"
         );
+        if lenient && at <= read_at {
+            at = resume(read_at, &mut on_corrupt);
+        }
     }
     out
 }

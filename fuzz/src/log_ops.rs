@@ -124,6 +124,14 @@ pub fn log_ops(data: &[u8]) {
 /// as flushed (and `synced_size` marks their bytes synced, so the next flush may skip the fsync):
 /// a crash loses acknowledged data. The fuzz target drops, instead of completing, a plan that a
 /// truncation overtook.
+///
+/// Third open bug: recovery trusts a sealed segment below the recovery point without a scan and
+/// takes its `max_timestamp` from the last `.timeindex` entry. A segment checkpointed while
+/// active and then sealed by a roll has its final `.timeindex` entry (and the rest of its index
+/// bytes) unsynced until the next flush; a crash before that loses them, the segment comes back
+/// with `max_timestamp` -1 (or too small), `offset_for_timestamp` skips it and time retention never
+/// deletes it. The fuzz target stops checking timestamp lookups after a crash that cut the
+/// `.timeindex` of a segment other than the newest.
 pub fn log_ops_strict(data: &[u8]) {
     if let Some(input) = Input::decode(data) {
         run(&input, true);
@@ -158,6 +166,8 @@ struct Harness {
     pending: Option<(FlushPlan, bool)>,
     /// A truncation happened while `pending` was outstanding.
     overtaken: bool,
+    /// A crash cut a sealed segment's `.timeindex` (third open bug): skip timestamp checks.
+    timestamps_unreliable: bool,
     now: i64,
     /// Fail on the known recovery hole instead of stopping the run.
     strict: bool,
@@ -174,6 +184,7 @@ pub fn run(input: &Input, strict: bool) {
         model: Vec::new(),
         pending: None,
         overtaken: false,
+        timestamps_unreliable: false,
         now: 1_000_000,
         strict,
     };
@@ -196,8 +207,7 @@ pub fn run(input: &Input, strict: bool) {
         }
         h.check();
     }
-    check_every_offset(&h.log, &h.model);
-    check_timestamps(&h.log, &h.model);
+    h.check_lookups();
 }
 
 impl Harness {
@@ -323,7 +333,12 @@ impl Harness {
         let flushed = self.log.flushed_offset();
         let acked = self.model.iter().filter(|b| b.last < flushed).count();
         self.pending = None;
-        let crashed = self.disk.crash_image(seed);
+        let (crashed, cut) = self.disk.crash_image(seed);
+        let sealed_time_index_cut = cut.iter().any(|p| {
+            p.extension().is_some_and(|e| e == "timeindex")
+                && crashed.paths().iter().filter_map(|q| segment_base(q)).max() > segment_base(p)
+        });
+        self.timestamps_unreliable |= !self.strict && sealed_time_index_cut;
         self.disk = DurableStorage::new(crashed);
         let (log, report) = image::open(Arc::new(self.disk.clone()), self.config.clone());
         self.log = log;
@@ -384,12 +399,16 @@ impl Harness {
             check_every_offset(&self.log, std::slice::from_ref(b));
         }
         let _ = ts;
-        check_timestamps(&self.log, &self.model);
+        if !self.timestamps_unreliable {
+            check_timestamps(&self.log, &self.model);
+        }
     }
 
     fn check_lookups(&self) {
         check_every_offset(&self.log, &self.model);
-        check_timestamps(&self.log, &self.model);
+        if !self.timestamps_unreliable {
+            check_timestamps(&self.log, &self.model);
+        }
     }
 
     /// The invariants checked after every step.
@@ -408,4 +427,9 @@ impl Harness {
             assert_eq!(self.log.log_end_offset(), last.last.next());
         }
     }
+}
+
+/// The base offset a segment file is named by.
+fn segment_base(path: &std::path::Path) -> Option<i64> {
+    path.file_stem()?.to_str()?.parse().ok()
 }

@@ -34,8 +34,10 @@ pub fn segment_recovery(data: &[u8]) {
 /// refused on read: `Segment::locate` takes it as the batch holding the requested offset because
 /// its (damaged, larger) last offset is `>=` the offset, and `Segment::read` then returns nothing
 /// since its `next_offset` is past the upper bound. A read below the log end comes back empty
-/// with no `corrupt_at`, and a consumer there stalls. Tolerated by the fuzz target when recovery
-/// reported corruption.
+/// with no `corrupt_at`, and a consumer there stalls. Likewise `Segment::read` checks only the
+/// CRC of the batches after the first, so such a batch is served inside a read with its damaged
+/// offsets (duplicate or out-of-order offsets to the consumer). Tolerated by the fuzz target when
+/// recovery reported corruption: the full read then checks only CRCs.
 ///
 /// Second open bug: in `Segment::scan` a batch that follows a corrupt one below the recovery point
 /// is accepted with *any* larger base offset (that field is outside the CRC). A damaged one moves
