@@ -132,6 +132,14 @@ pub fn log_ops(data: &[u8]) {
 /// with `max_timestamp` -1 (or too small), `offset_for_timestamp` skips it and time retention never
 /// deletes it. The fuzz target stops checking timestamp lookups after a crash that cut the
 /// `.timeindex` of a segment other than the newest.
+///
+/// Fourth open bug: `truncate_to` lowers `flushed_offset` but leaves the `recovery-point` file
+/// at its old, higher value. Batches appended after the truncation are unsynced, yet after a
+/// crash recovery takes them for fsynced data: a torn one is reported as corruption below the
+/// recovery point, later segments are kept behind it (holes, `Corrupt` or empty reads), and
+/// sealed segments up to the stale point are trusted without a scan although their tails may be
+/// lost; even a clean reopen then declares those unsynced tails flushed. The fuzz target stops a
+/// run at a crash or reopen while the checkpoint is above the log end offset reached since.
 pub fn log_ops_strict(data: &[u8]) {
     if let Some(input) = Input::decode(data) {
         run(&input, true);
@@ -168,6 +176,10 @@ struct Harness {
     overtaken: bool,
     /// A crash cut a sealed segment's `.timeindex` (third open bug): skip timestamp checks.
     timestamps_unreliable: bool,
+    /// The value in the `recovery-point` file.
+    checkpointed: Offset,
+    /// A truncation went below `checkpointed` (fourth open bug).
+    stale_checkpoint: bool,
     now: i64,
     /// Fail on the known recovery hole instead of stopping the run.
     strict: bool,
@@ -185,6 +197,8 @@ pub fn run(input: &Input, strict: bool) {
         pending: None,
         overtaken: false,
         timestamps_unreliable: false,
+        checkpointed: Offset(0),
+        stale_checkpoint: false,
         now: 1_000_000,
         strict,
     };
@@ -249,12 +263,15 @@ impl Harness {
             Op::Roll => self.log.roll().expect("roll on MemStorage"),
             Op::TruncateTo { back } => self.truncate(back),
             Op::Retention { ms, bytes } => self.retention(ms, bytes),
-            Op::Checkpoint => self
-                .log
-                .checkpoint_recovery_point()
-                .expect("checkpoint on MemStorage"),
+            Op::Checkpoint => {
+                self.log
+                    .checkpoint_recovery_point()
+                    .expect("checkpoint on MemStorage");
+                self.checkpointed = self.log.flushed_offset();
+                self.stale_checkpoint = false;
+            }
             Op::Crash { seed } => return self.crash(seed),
-            Op::Reopen => self.reopen(),
+            Op::Reopen => return self.reopen(),
             Op::Tick { ms } => self.now += i64::from(ms),
             Op::Probe { offset, ts } => self.probe(offset, ts),
         }
@@ -310,6 +327,7 @@ impl Harness {
         let to = Offset((end.0 - i64::from(back)).max(0));
         self.log.truncate_to(to).expect("truncate on MemStorage");
         self.overtaken |= self.pending.is_some() && to < end;
+        self.stale_checkpoint |= self.log.log_end_offset() < self.checkpointed;
         let cut = to.max(self.log.log_start_offset());
         if to < end {
             self.model.retain(|b| b.last < cut);
@@ -332,6 +350,9 @@ impl Harness {
     fn crash(&mut self, seed: u64) -> bool {
         let flushed = self.log.flushed_offset();
         let acked = self.model.iter().filter(|b| b.last < flushed).count();
+        if self.stale_checkpoint && !self.strict {
+            return false; // fourth open bug: recovery would trust a stale recovery point
+        }
         self.pending = None;
         let (crashed, cut) = self.disk.crash_image(seed);
         let sealed_time_index_cut = cut.iter().any(|p| {
@@ -380,7 +401,10 @@ impl Harness {
         true
     }
 
-    fn reopen(&mut self) {
+    fn reopen(&mut self) -> bool {
+        if self.stale_checkpoint && !self.strict {
+            return false; // fourth open bug: recovery would trust a stale recovery point
+        }
         self.pending = None;
         let (log, report) = image::open(Arc::new(self.disk.clone()), self.config.clone());
         self.log = log;
@@ -389,6 +413,7 @@ impl Harness {
             "clean reopen cut bytes: {report:?}"
         );
         self.check_lookups();
+        true
     }
 
     fn probe(&self, offset: u16, ts: u16) {
