@@ -1,0 +1,484 @@
+//! `log_ops`: a structure-aware sequence of partition-log operations, crashes and recoveries,
+//! checked against a model after every step.
+//!
+//! The input is decoded with `arbitrary` into a config and up to [`MAX_OPS`] [`Op`]s. The disk is
+//! a [`DurableStorage`]; a crash drops the log and reopens on an image that keeps every synced
+//! byte and an arbitrary prefix of each file's unsynced tail.
+//!
+//! Properties after every step: `log_start <= flushed <= log_end`; a full read serves exactly
+//! the model's batches (same offsets, same bytes: dense, increasing, nothing corrupt). After a
+//! reopen or crash, and on `Probe`: a read at every (or the probed) offset starts with the batch
+//! holding it, and `offset_for_timestamp` agrees with a linear search. At a crash, every batch
+//! below the flushed offset (acknowledged by a completed flush) survives recovery, and what
+//! survives is a prefix of the model.
+
+use std::sync::Arc;
+
+use arbitrary::{Arbitrary, Unstructured};
+use strata_core::batch::{TimestampType, assign_offset, set_log_append_time};
+use strata_core::log::{FlushPlan, LogConfig, PartitionLog};
+use strata_core::{LeaderEpoch, Offset};
+
+use crate::durable::DurableStorage;
+use crate::image::{self, Served};
+use crate::index_files::{check_every_offset, check_timestamps};
+
+pub const MAX_OPS: usize = 64;
+const EPOCH: LeaderEpoch = LeaderEpoch(5);
+
+#[derive(Debug)]
+pub struct Input {
+    pub config: ConfigIn,
+    pub ops: Vec<Op>,
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct ConfigIn {
+    pub segment_bytes: u16,
+    pub index_interval: u16,
+    pub index_entries: u8,
+    pub segment_ms: u16,
+    pub log_append_time: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum Op {
+    /// A record set of `1 + batches % 3` batches of `1 + records % 4` records each.
+    Append {
+        batches: u8,
+        records: u8,
+        value_len: u8,
+        ts: u16,
+    },
+    BeginFlush,
+    ExecuteFlush,
+    CompleteFlush,
+    /// Begin, execute and complete at once.
+    Flush,
+    Roll,
+    /// `truncate_to(log_end - back)`.
+    TruncateTo {
+        back: u8,
+    },
+    Retention {
+        ms: Option<u16>,
+        bytes: Option<u16>,
+    },
+    Checkpoint,
+    /// Lose unsynced writes (see [`DurableStorage::crash_image`]) and recover.
+    Crash {
+        seed: u64,
+    },
+    /// Close and reopen on the same disk.
+    Reopen,
+    Tick {
+        ms: u16,
+    },
+    Probe {
+        offset: u16,
+        ts: u16,
+    },
+}
+
+impl ConfigIn {
+    fn to_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: 100 + u64::from(self.segment_bytes % 4_000),
+            segment_ms: if self.segment_ms == 0 {
+                i64::MAX
+            } else {
+                i64::from(self.segment_ms)
+            },
+            index_interval_bytes: 1 + u32::from(self.index_interval % 600),
+            segment_index_bytes: 8 * (1 + u32::from(self.index_entries % 64)),
+            retention_ms: -1,
+            retention_bytes: -1,
+            message_timestamp_type: if self.log_append_time {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+            ..LogConfig::default()
+        }
+    }
+}
+
+pub fn log_ops(data: &[u8]) {
+    if let Some(input) = Input::decode(data) {
+        run(&input, false);
+    }
+}
+
+/// As [`log_ops`], without tolerating the open bug below (`regressions/` replay).
+///
+/// Open bug in strata-core: after a crash that loses the whole unsynced tail of a segment which
+/// a newer (rolled) segment follows, recovery keeps the newer segment and reports the missing
+/// offsets between them as corruption (`recovery.rs`, "offsets missing between segments"): the
+/// log end stays past data that was never acknowledged, and reads there fail with `Corrupt`
+/// forever. The fuzz target stops a run when recovery reports such a hole above the flushed
+/// offset (after checking that everything acknowledged survived).
+///
+/// Second open bug: `PartitionLog::complete_flush` credits `min(plan.up_to, log_end_offset)` even
+/// when the log was truncated after the plan was begun. If the plan executed before the
+/// truncation and batches were appended again before it completed, those unsynced batches count
+/// as flushed (and `synced_size` marks their bytes synced, so the next flush may skip the fsync):
+/// a crash loses acknowledged data. The fuzz target drops, instead of completing, a plan that a
+/// truncation overtook.
+///
+/// Third open bug: recovery trusts a sealed segment below the recovery point without a scan and
+/// takes its `max_timestamp` from the last `.timeindex` entry. A segment checkpointed while
+/// active and then sealed by a roll has its final `.timeindex` entry (and the rest of its index
+/// bytes) unsynced until the next flush; a crash before that loses them, the segment comes back
+/// with `max_timestamp` -1 (or too small), `offset_for_timestamp` skips it and time retention never
+/// deletes it. The fuzz target stops checking timestamp lookups after a crash that cut the
+/// `.timeindex` of a segment other than the newest.
+///
+/// Fourth open bug: `truncate_to` lowers `flushed_offset` but leaves the `recovery-point` file
+/// at its old, higher value. Batches appended after the truncation are unsynced, yet after a
+/// crash recovery takes them for fsynced data: a torn one is reported as corruption below the
+/// recovery point, later segments are kept behind it (holes, `Corrupt` or empty reads), and
+/// sealed segments up to the stale point are trusted without a scan although their tails may be
+/// lost; even a clean reopen then declares those unsynced tails flushed. The fuzz target stops a
+/// run at a crash or reopen while the checkpoint is above the log end offset reached since.
+///
+/// Fifth open bug: a `truncate_to` that deletes newer segments makes an older, sealed segment
+/// active again, but its `last_batch_offset` (None for a segment trusted at open) and
+/// `max_timestamp` are not recomputed and its `.timeindex` entries above the cut are gone; when it
+/// is sealed again no final `.timeindex` entry is written, so after a reopen it is trusted with
+/// `max_timestamp` -1: `offset_for_timestamp` skips it and time retention never deletes it. The
+/// fuzz target stops checking timestamp lookups after such a truncation.
+pub fn log_ops_strict(data: &[u8]) {
+    if let Some(input) = Input::decode(data) {
+        run(&input, true);
+    }
+}
+
+impl Input {
+    /// A config, then ops back to back until the bytes run out (every byte is used, unlike
+    /// `Vec::arbitrary`'s length-prefixed or continuation-byte encodings).
+    pub fn decode(data: &[u8]) -> Option<Input> {
+        let mut u = Unstructured::new(data);
+        let config = ConfigIn::arbitrary(&mut u).ok()?;
+        let mut ops = Vec::new();
+        while !u.is_empty() && ops.len() < MAX_OPS {
+            match Op::arbitrary(&mut u) {
+                Ok(op) => ops.push(op),
+                Err(_) => break,
+            }
+        }
+        Some(Input { config, ops })
+    }
+}
+
+/// The system under test and its model.
+struct Harness {
+    disk: DurableStorage,
+    log: PartitionLog,
+    config: LogConfig,
+    /// The batches the log must hold, in offset order.
+    model: Vec<Served>,
+    /// A group commit begun and not completed; `true` once executed.
+    pending: Option<(FlushPlan, bool)>,
+    /// A truncation happened while `pending` was outstanding.
+    overtaken: bool,
+    /// A crash cut a sealed segment's `.timeindex` (third open bug): skip timestamp checks.
+    timestamps_unreliable: bool,
+    /// The value in the `recovery-point` file.
+    checkpointed: Offset,
+    /// A truncation went below `checkpointed` (fourth open bug).
+    stale_checkpoint: bool,
+    now: i64,
+    /// Fail on the known recovery hole instead of stopping the run.
+    strict: bool,
+}
+
+pub fn run(input: &Input, strict: bool) {
+    let config = input.config.to_config();
+    let disk = DurableStorage::new(strata_core::storage::MemStorage::new());
+    let (log, _) = image::open(Arc::new(disk.clone()), config.clone());
+    let mut h = Harness {
+        disk,
+        log,
+        config,
+        model: Vec::new(),
+        pending: None,
+        overtaken: false,
+        timestamps_unreliable: false,
+        checkpointed: Offset(0),
+        stale_checkpoint: false,
+        now: 1_000_000,
+        strict,
+    };
+    // `STRATA_FUZZ_TRACE=1` prints each step, for reproducing a failure by hand.
+    let trace = std::env::var_os("STRATA_FUZZ_TRACE").is_some();
+    for (i, op) in input.ops.iter().take(MAX_OPS).enumerate() {
+        if trace {
+            eprintln!("step {i}: {op:?}");
+        }
+        if !h.step(op) {
+            return;
+        }
+        if trace {
+            let l = &h.log;
+            let (s, f, e) = (l.log_start_offset(), l.flushed_offset(), l.log_end_offset());
+            eprintln!(
+                "  start {s} flushed {f} end {e}, {} segments",
+                l.segment_count()
+            );
+        }
+        h.check();
+    }
+    h.check_lookups();
+}
+
+impl Harness {
+    /// Runs one op; `false` ends the run (a known bug made the rest meaningless).
+    fn step(&mut self, op: &Op) -> bool {
+        match *op {
+            Op::Append {
+                batches,
+                records,
+                value_len,
+                ts,
+            } => self.append(batches, records, value_len, ts),
+            Op::BeginFlush => {
+                if self.pending.is_none() {
+                    self.pending = self.log.begin_flush().map(|p| (p, false));
+                    self.overtaken = false;
+                }
+            }
+            Op::ExecuteFlush => {
+                if let Some((plan, executed)) = &mut self.pending {
+                    plan.execute().expect("MemStorage syncs cannot fail");
+                    *executed = true;
+                }
+            }
+            Op::CompleteFlush => {
+                if let Some((plan, true)) = &self.pending {
+                    if self.strict || !self.overtaken {
+                        self.log.complete_flush(plan);
+                    }
+                    self.pending = None;
+                }
+            }
+            Op::Flush => {
+                if let Some(plan) = self.log.begin_flush() {
+                    plan.execute().expect("MemStorage syncs cannot fail");
+                    self.log.complete_flush(&plan);
+                }
+            }
+            Op::Roll => self.log.roll().expect("roll on MemStorage"),
+            Op::TruncateTo { back } => self.truncate(back),
+            Op::Retention { ms, bytes } => self.retention(ms, bytes),
+            Op::Checkpoint => {
+                self.log
+                    .checkpoint_recovery_point()
+                    .expect("checkpoint on MemStorage");
+                self.checkpointed = self.log.flushed_offset();
+                self.stale_checkpoint = false;
+            }
+            Op::Crash { seed } => return self.crash(seed),
+            Op::Reopen => return self.reopen(),
+            Op::Tick { ms } => self.now += i64::from(ms),
+            Op::Probe { offset, ts } => self.probe(offset, ts),
+        }
+        true
+    }
+
+    fn append(&mut self, batches: u8, records: u8, value_len: u8, ts: u16) {
+        let ts = if ts == u16::MAX {
+            -1
+        } else {
+            1_000_000 + i64::from(ts)
+        };
+        let n = 1 + usize::from(batches % 3);
+        let mut set = Vec::new();
+        let mut spans = Vec::new();
+        for i in 0..n {
+            let tag = (self.model.len() * 3 + i) as u32;
+            let b = image::make_batch(
+                tag,
+                1 + usize::from(records % 4),
+                usize::from(value_len % 80),
+                ts,
+            );
+            spans.push((set.len(), b.len(), 1 + i64::from(records % 4)));
+            set.extend_from_slice(&b);
+        }
+        let end = self.log.log_end_offset();
+        let info = self
+            .log
+            .append(&set, EPOCH, self.now)
+            .unwrap_or_else(|e| panic!("append of valid batches failed: {e}"));
+        assert_eq!(info.first_offset, end, "append starts at the log end");
+        let mut next = end;
+        for (pos, len, count) in spans {
+            let mut b = set[pos..pos + len].to_vec();
+            assign_offset(&mut b, next, EPOCH);
+            if self.config.message_timestamp_type == TimestampType::LogAppendTime {
+                set_log_append_time(&mut b, self.now);
+            }
+            let last = Offset(next.0 + count - 1);
+            self.model.push(Served {
+                base: next,
+                last,
+                bytes: b,
+            });
+            next = last.next();
+        }
+        assert_eq!(info.last_offset.next(), next);
+    }
+
+    fn truncate(&mut self, back: u8) {
+        let end = self.log.log_end_offset();
+        let to = Offset((end.0 - i64::from(back)).max(0));
+        let segments = self.log.segment_count();
+        self.log.truncate_to(to).expect("truncate on MemStorage");
+        self.timestamps_unreliable |= !self.strict && self.log.segment_count() < segments;
+        self.overtaken |= self.pending.is_some() && to < end;
+        self.stale_checkpoint |= self.log.log_end_offset() < self.checkpointed;
+        let cut = to.max(self.log.log_start_offset());
+        if to < end {
+            self.model.retain(|b| b.last < cut);
+        }
+    }
+
+    fn retention(&mut self, ms: Option<u16>, bytes: Option<u16>) {
+        self.config.retention_ms = ms.map_or(-1, i64::from);
+        self.config.retention_bytes = bytes.map_or(-1, i64::from);
+        self.log.set_config(self.config.clone());
+        let report = self
+            .log
+            .enforce_retention(self.now)
+            .expect("retention on MemStorage");
+        assert_eq!(report.log_start_offset, self.log.log_start_offset());
+        let start = self.log.log_start_offset();
+        self.model.retain(|b| b.base >= start);
+    }
+
+    fn crash(&mut self, seed: u64) -> bool {
+        let flushed = self.log.flushed_offset();
+        let acked = self.model.iter().filter(|b| b.last < flushed).count();
+        if self.stale_checkpoint && !self.strict {
+            return false; // fourth open bug: recovery would trust a stale recovery point
+        }
+        self.pending = None;
+        let (crashed, cut) = self.disk.crash_image(seed);
+        let sealed_time_index_cut = cut.iter().any(|p| {
+            p.extension().is_some_and(|e| e == "timeindex")
+                && crashed.paths().iter().filter_map(|q| segment_base(q)).max() > segment_base(p)
+        });
+        self.timestamps_unreliable |= !self.strict && sealed_time_index_cut;
+        self.disk = DurableStorage::new(crashed);
+        let (log, report) = image::open(Arc::new(self.disk.clone()), self.config.clone());
+        self.log = log;
+        if std::env::var_os("STRATA_FUZZ_TRACE").is_some() {
+            for path in self.disk.mem.paths() {
+                let len = self.disk.mem.file(&path).map_or(0, |f| f.contents().len());
+                eprintln!("  crash image: {} {len} bytes", path.display());
+            }
+            eprintln!("  recovered: {report:?}, acked {acked} below {flushed}");
+        }
+        let hole = report
+            .corrupt_batches
+            .iter()
+            .any(|c| c.position == 0 && c.offset < c.segment && c.offset >= flushed);
+        if hole && !self.strict {
+            let before_hole = self.model.iter().filter(|b| b.last < flushed);
+            for b in before_hole {
+                check_every_offset(&self.log, std::slice::from_ref(b));
+            }
+            return false;
+        }
+        let recovered = image::read_all(&self.log, image::no_corruption);
+        assert!(
+            report.corrupt_batches.is_empty(),
+            "crash reported corruption: {report:?}"
+        );
+        assert!(
+            recovered.len() >= acked,
+            "lost acknowledged batches: {acked} below flushed offset {flushed}, {} recovered",
+            recovered.len()
+        );
+        assert_eq!(
+            recovered[..],
+            self.model[..recovered.len().min(self.model.len())],
+            "recovered log is not a prefix of what was appended"
+        );
+        self.model.truncate(recovered.len());
+        self.check_lookups();
+        true
+    }
+
+    fn reopen(&mut self) -> bool {
+        if self.stale_checkpoint && !self.strict {
+            return false; // fourth open bug: recovery would trust a stale recovery point
+        }
+        self.pending = None;
+        if std::env::var_os("STRATA_FUZZ_TRACE").is_some() {
+            for path in self.disk.mem.paths() {
+                let bytes = self
+                    .disk
+                    .mem
+                    .file(&path)
+                    .map(|f| f.contents())
+                    .unwrap_or_default();
+                eprintln!(
+                    "  reopen: {} {:?}",
+                    path.display(),
+                    &bytes[..bytes.len().min(48)]
+                );
+            }
+        }
+        let (log, report) = image::open(Arc::new(self.disk.clone()), self.config.clone());
+        self.log = log;
+        assert_eq!(
+            report.truncated_bytes, 0,
+            "clean reopen cut bytes: {report:?}"
+        );
+        self.check_lookups();
+        true
+    }
+
+    fn probe(&self, offset: u16, ts: u16) {
+        if let Some(b) = self
+            .model
+            .get(usize::from(offset) % self.model.len().max(1))
+        {
+            check_every_offset(&self.log, std::slice::from_ref(b));
+        }
+        let _ = ts;
+        if !self.timestamps_unreliable {
+            check_timestamps(&self.log, &self.model);
+        }
+    }
+
+    fn check_lookups(&self) {
+        check_every_offset(&self.log, &self.model);
+        if !self.timestamps_unreliable {
+            check_timestamps(&self.log, &self.model);
+        }
+    }
+
+    /// The invariants checked after every step.
+    fn check(&self) {
+        image::check_offsets(&self.log);
+        let served = image::read_all(&self.log, image::no_corruption);
+        assert_eq!(
+            served, self.model,
+            "the log does not hold what the model does"
+        );
+        match self.model.first() {
+            Some(first) => assert_eq!(self.log.log_start_offset(), first.base),
+            None => assert_eq!(self.log.log_start_offset(), self.log.log_end_offset()),
+        }
+        if let Some(last) = self.model.last() {
+            assert_eq!(self.log.log_end_offset(), last.last.next());
+        }
+    }
+}
+
+/// The base offset a segment file is named by.
+fn segment_base(path: &std::path::Path) -> Option<i64> {
+    path.file_stem()?.to_str()?.parse().ok()
+}
