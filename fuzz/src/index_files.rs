@@ -19,12 +19,6 @@ use crate::image::{self, Served, Shape};
 use crate::input::Reader;
 
 pub fn index_files(data: &[u8]) {
-    run(data, false);
-}
-
-/// As [`index_files`], but also for inputs that hit the open bug described in
-/// [`lying_trusted_index`] (the `regressions/index_files` replay).
-pub fn index_files_strict(data: &[u8]) {
     run(data, true);
 }
 

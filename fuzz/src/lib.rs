@@ -37,16 +37,3 @@ pub const TARGETS: &[Target] = &[
     ("checkpoint_file", checkpoint_file),
     ("log_ops", log_ops),
 ];
-
-/// Every target with the checks that open core bugs make the fuzz targets skip (for replaying
-/// `regressions/`; see the README). Targets without a tolerated bug are the same as in `TARGETS`.
-pub const STRICT_TARGETS: &[Target] = &[
-    ("batch_validate", batch_validate),
-    (
-        "segment_recovery",
-        segment_recovery::segment_recovery_strict,
-    ),
-    ("index_files", index_files::index_files_strict),
-    ("checkpoint_file", checkpoint_file),
-    ("log_ops", log_ops::log_ops_strict),
-];

@@ -105,50 +105,6 @@ impl ConfigIn {
 
 pub fn log_ops(data: &[u8]) {
     if let Some(input) = Input::decode(data) {
-        run(&input, false);
-    }
-}
-
-/// As [`log_ops`], without tolerating the open bug below (`regressions/` replay).
-///
-/// Open bug in strata-core: after a crash that loses the whole unsynced tail of a segment which
-/// a newer (rolled) segment follows, recovery keeps the newer segment and reports the missing
-/// offsets between them as corruption (`recovery.rs`, "offsets missing between segments"): the
-/// log end stays past data that was never acknowledged, and reads there fail with `Corrupt`
-/// forever. The fuzz target stops a run when recovery reports such a hole above the flushed
-/// offset (after checking that everything acknowledged survived).
-///
-/// Second open bug: `PartitionLog::complete_flush` credits `min(plan.up_to, log_end_offset)` even
-/// when the log was truncated after the plan was begun. If the plan executed before the
-/// truncation and batches were appended again before it completed, those unsynced batches count
-/// as flushed (and `synced_size` marks their bytes synced, so the next flush may skip the fsync):
-/// a crash loses acknowledged data. The fuzz target drops, instead of completing, a plan that a
-/// truncation overtook.
-///
-/// Third open bug: recovery trusts a sealed segment below the recovery point without a scan and
-/// takes its `max_timestamp` from the last `.timeindex` entry. A segment checkpointed while
-/// active and then sealed by a roll has its final `.timeindex` entry (and the rest of its index
-/// bytes) unsynced until the next flush; a crash before that loses them, the segment comes back
-/// with `max_timestamp` -1 (or too small), `offset_for_timestamp` skips it and time retention never
-/// deletes it. The fuzz target stops checking timestamp lookups after a crash that cut the
-/// `.timeindex` of a segment other than the newest.
-///
-/// Fourth open bug: `truncate_to` lowers `flushed_offset` but leaves the `recovery-point` file
-/// at its old, higher value. Batches appended after the truncation are unsynced, yet after a
-/// crash recovery takes them for fsynced data: a torn one is reported as corruption below the
-/// recovery point, later segments are kept behind it (holes, `Corrupt` or empty reads), and
-/// sealed segments up to the stale point are trusted without a scan although their tails may be
-/// lost; even a clean reopen then declares those unsynced tails flushed. The fuzz target stops a
-/// run at a crash or reopen while the checkpoint is above the log end offset reached since.
-///
-/// Fifth open bug: a `truncate_to` that deletes newer segments makes an older, sealed segment
-/// active again, but its `last_batch_offset` (None for a segment trusted at open) and
-/// `max_timestamp` are not recomputed and its `.timeindex` entries above the cut are gone; when it
-/// is sealed again no final `.timeindex` entry is written, so after a reopen it is trusted with
-/// `max_timestamp` -1: `offset_for_timestamp` skips it and time retention never deletes it. The
-/// fuzz target stops checking timestamp lookups after such a truncation.
-pub fn log_ops_strict(data: &[u8]) {
-    if let Some(input) = Input::decode(data) {
         run(&input, true);
     }
 }

@@ -24,28 +24,6 @@ use crate::input::Reader;
 const INTERVALS: [u32; 8] = [1, 16, 64, 128, 256, 512, 4096, 1 << 20];
 
 pub fn segment_recovery(data: &[u8]) {
-    run(data, false);
-}
-
-/// As [`segment_recovery`], without tolerating the open bug below (`regressions/` replay).
-///
-/// Open bug in strata-core: a batch recovery kept as corrupt (below the recovery point, valid
-/// data after it) whose stored `baseOffset` is damaged — that field is outside the CRC — is not
-/// refused on read: `Segment::locate` takes it as the batch holding the requested offset because
-/// its (damaged, larger) last offset is `>=` the offset, and `Segment::read` then returns nothing
-/// since its `next_offset` is past the upper bound. A read below the log end comes back empty
-/// with no `corrupt_at`, and a consumer there stalls. Likewise `Segment::read` checks only the
-/// CRC of the batches after the first, so such a batch is served inside a read with its damaged
-/// offsets (duplicate or out-of-order offsets to the consumer). Tolerated by the fuzz target when
-/// recovery reported corruption: the full read then checks only CRCs.
-///
-/// Second open bug: in `Segment::scan` a batch that follows a corrupt one below the recovery point
-/// is accepted with *any* larger base offset (that field is outside the CRC). A damaged one moves
-/// the segment's next offset arbitrarily far: the log end becomes garbage, and once an index
-/// entry is due `Segment::relative` panics ("offset … outside segment") and the log cannot open.
-/// The fuzz target skips inputs with a batch header whose base offset lies more than `i32::MAX`
-/// past the segment base.
-pub fn segment_recovery_strict(data: &[u8]) {
     run(data, true);
 }
 

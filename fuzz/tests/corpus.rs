@@ -54,14 +54,6 @@ fn corpus_replays() {
     eprintln!("replayed {n} corpus files");
 }
 
-#[test]
-#[ignore = "inputs of open strata-core bugs; see fuzz/README.md"]
-fn known_bugs() {
-    let (n, failed) = replay("regressions", strata_fuzz::STRICT_TARGETS);
-    eprintln!("replayed {n} regression files");
-    assert!(failed.is_empty(), "open core bugs still fail: {failed:#?}");
-}
-
 /// Regenerates the seed files: `cargo test -p strata-fuzz --test corpus -- --ignored write_seeds`.
 #[test]
 #[ignore = "writes files; run by hand to regenerate seeds"]

@@ -363,10 +363,25 @@ impl Segment {
             let n = self.time_index.len() - 1;
             self.time_index.truncate_entries(n)?;
         }
+        // What the cut removed may have held the segment's newest timestamp and its last batch:
+        // recompute both from what remains (truncation is rare; this walks headers only), so a
+        // segment sealed again gets the right final `.timeindex` entry.
+        self.max_timestamp = -1;
+        self.last_batch_offset = None;
+        let (mut pos, mut expected) = (0u64, self.base_offset);
+        loop {
+            match self.step(pos, expected)? {
+                Step::End | Step::Broken(_) => break,
+                Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
+                Step::Batch(h) => {
+                    self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+                    self.last_batch_offset = Some(h.base_offset);
+                    (pos, expected) = (pos + h.total_size() as u64, h.next_offset());
+                }
+            }
+        }
         if self.size == 0 {
-            self.last_batch_offset = None;
             self.first_batch_time_ms = None;
-            self.max_timestamp = -1;
         }
         Ok(())
     }

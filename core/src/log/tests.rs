@@ -849,3 +849,31 @@ fn truncation_lowers_the_recovery_point() {
     assert!(report.corrupt_batches.is_empty(), "{report:?}");
     assert_eq!(log.log_end_offset(), Offset(2));
 }
+
+/// Fuzz finding (log_ops): truncating into a sealed segment makes it active again; its newest
+/// timestamp must be recomputed from what remains, so lookups and its next seal are right.
+#[test]
+fn truncation_into_a_sealed_segment_recomputes_its_timestamps() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, LogConfig::default());
+    for (i, ts) in [10, 20, 30, 40].iter().enumerate() {
+        log.append(&batch(i, 1, *ts), EPOCH, 0).expect("append");
+    }
+    log.roll().expect("roll");
+    log.append(&batch(9, 1, 50), EPOCH, 0).expect("append");
+    log.truncate_to(Offset(2))
+        .expect("truncate into the sealed segment");
+    assert_eq!(
+        log.max_timestamp().expect("lookup").map(|t| t.timestamp),
+        Some(20)
+    );
+    assert_eq!(log.offset_for_timestamp(25).expect("lookup"), None);
+    log.append(&batch(10, 1, 25), EPOCH, 0).expect("append");
+    log.roll().expect("seal again");
+    assert_eq!(
+        log.offset_for_timestamp(25)
+            .expect("lookup")
+            .map(|t| t.offset),
+        Some(Offset(2))
+    );
+}
