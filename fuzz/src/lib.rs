@@ -12,6 +12,7 @@
 
 pub mod batch_validate;
 pub mod checkpoint_file;
+pub mod dispatch;
 pub mod durable;
 pub mod image;
 pub mod index_files;
@@ -36,4 +37,5 @@ pub const TARGETS: &[Target] = &[
     ("index_files", index_files),
     ("checkpoint_file", checkpoint_file),
     ("log_ops", log_ops),
+    ("dispatch", dispatch::dispatch_frame),
 ];

@@ -30,6 +30,9 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     for (i, bytes) in log_ops_seeds().into_iter().enumerate() {
         out.push(("log_ops", format!("seed-ops-{i}"), bytes));
     }
+    for (name, bytes) in crate::dispatch::seeds() {
+        out.push(("dispatch", name, bytes));
+    }
     out
 }
 
