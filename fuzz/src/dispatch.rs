@@ -49,7 +49,11 @@ fn env() -> &'static Env {
             .expect("a current-thread runtime");
         let sources = Sources {
             data_dir: Some("/fuzz".into()),
-            sets: vec!["num.partitions=2".into(), "log.segment.bytes=4096".into()],
+            sets: vec![
+                "num.partitions=2".into(),
+                "log.segment.bytes=4096".into(),
+                "max.partitions=64".into(),
+            ],
             ..Default::default()
         };
         let config = Config::resolve(&sources).expect("valid settings");
@@ -176,14 +180,14 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                     ])))
                 }
                 ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
-                ApiKey::CreateTopics => RequestKind::CreateTopics(
-                    CreateTopicsRequest::default().with_topics(vec![
+                ApiKey::CreateTopics => {
+                    RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![
                         CreatableTopic::default()
                             .with_name(topic())
                             .with_num_partitions(2)
                             .with_replication_factor(1),
-                    ]),
-                ),
+                    ]))
+                }
                 ApiKey::DeleteTopics => RequestKind::DeleteTopics(DeleteTopicsRequest::default()),
                 ApiKey::DescribeConfigs => {
                     RequestKind::DescribeConfigs(DescribeConfigsRequest::default())

@@ -263,6 +263,24 @@ impl Broker {
         }
     }
 
+    /// Refuses to grow the broker past `max.partitions` partitions in all (KIP-578's name): every
+    /// partition is files and a flusher task, and a request for 2^31 of them must get an error,
+    /// not exhaust the machine.
+    fn check_partition_limit(&self, more: i64) -> Result<(), BrokerError> {
+        let now: i64 = self
+            .topics()
+            .values()
+            .map(|t| t.partitions.len() as i64)
+            .sum();
+        let max = self.config.max_partitions;
+        if now + more > max {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "{more} more partitions would exceed max.partitions={max} ({now} exist)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Creates a topic (or only validates it). `partitions` must be ≥ 1.
     pub fn create_topic(
         &self,
@@ -281,6 +299,7 @@ impl Broker {
         if self.topic(name).is_some() {
             return Err(BrokerError::AlreadyExists(name.to_string()));
         }
+        self.check_partition_limit(i64::from(partitions))?;
         if validate_only {
             return Ok(Arc::new(Topic {
                 name: name.to_string(),
@@ -374,6 +393,7 @@ impl Broker {
                 "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
             )));
         }
+        self.check_partition_limit(i64::from(count - current))?;
         if validate_only {
             return Ok(());
         }

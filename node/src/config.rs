@@ -81,6 +81,12 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "max.partitions",
+        default: "100000",
+        doc: "Most partitions this broker holds in all (KIP-578); CreateTopics/CreatePartitions beyond it get INVALID_PARTITIONS.",
+        kind: Kind::Int { min: 1, max: I32 },
+    },
+    Setting {
         name: "auto.create.topics.enable",
         default: "true",
         doc: "Create unknown topics on Metadata/Produce.",
@@ -328,6 +334,8 @@ pub struct Config {
     pub auto_create_topics: bool,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
+    /// `max.partitions`.
+    pub max_partitions: i64,
     /// `max.connections`.
     pub max_connections: usize,
     /// `queued.max.requests` (per connection).
@@ -460,6 +468,7 @@ impl Config {
             num_partitions: int("num.partitions") as i32,
             auto_create_topics: text("auto.create.topics.enable") == "true",
             socket_request_max_bytes: int("socket.request.max.bytes") as usize,
+            max_partitions: int("max.partitions"),
             max_connections: int("max.connections") as usize,
             queued_max_requests: int("queued.max.requests") as usize,
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,

@@ -521,7 +521,7 @@ impl PartitionLog {
         // are unsynced, and recovery would take them for fsynced data. Lowered here, before any
         // append can happen (a crash before this leaves only the truncation to redo or undo).
         if self.checkpointed > self.log_end_offset() {
-            super::recovery::write_recovery_point(&*self.storage, &self.dir, self.flushed_offset)?;
+            super::recovery::write_recovery_point(&*self.storage, &self.dir, self.checkpoint())?;
             self.checkpointed = self.flushed_offset;
         }
         self.assert_invariants();
@@ -540,8 +540,23 @@ impl PartitionLog {
     /// it over the old one and syncs the directory, so a crash leaves the old or the new value.
     pub fn checkpoint_recovery_point(&mut self) -> Result<(), LogError> {
         self.check_not_failed()?;
-        super::recovery::write_recovery_point(&*self.storage, &self.dir, self.flushed_offset)?;
+        super::recovery::write_recovery_point(&*self.storage, &self.dir, self.checkpoint())?;
         self.checkpointed = self.flushed_offset;
         Ok(())
+    }
+
+    /// What a checkpoint written now says: the flushed offset, and the base of the first segment
+    /// whose index files are not yet synced (the active one at the latest: its indexes are
+    /// synced only after it is sealed).
+    fn checkpoint(&self) -> super::recovery::Checkpoint {
+        let unsynced_indexes = self
+            .segments
+            .values()
+            .find(|s| s.index_sync_pending)
+            .map_or(self.active().base_offset, |s| s.base_offset);
+        super::recovery::Checkpoint {
+            recovery_point: self.flushed_offset,
+            indexes_durable_below: unsynced_indexes.min(self.flushed_offset),
+        }
     }
 }

@@ -14,34 +14,53 @@ use super::{CorruptBatch, LogConfig, LogError, PartitionLog, RecoveryReport, io_
 const RECOVERY_POINT: &str = "recovery-point";
 const RECOVERY_POINT_TMP: &str = "recovery-point.tmp";
 
-/// Reads the `recovery-point` file: `"0\n<offset>\n"` (format version, then the offset).
-/// A missing or unreadable file means nothing is known to be durable.
-pub fn read_recovery_point(storage: &dyn Storage, dir: &Path) -> Option<Offset> {
+/// What the `recovery-point` file says: `"0\n<recovery point>\n<indexes durable below>\n"`
+/// (format version, then every offset below the recovery point is fsynced, then every segment
+/// that ends at or below the second offset has fsynced `.index` / `.timeindex` files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub recovery_point: Offset,
+    pub indexes_durable_below: Offset,
+}
+
+/// Reads the `recovery-point` file. A missing or unreadable file means nothing is known to be
+/// durable; a file without the third line, that no index is.
+pub fn read_checkpoint(storage: &dyn Storage, dir: &Path) -> Option<Checkpoint> {
     let names = storage.list_dir(dir).ok()?;
     if !names.iter().any(|n| n == RECOVERY_POINT) {
         return None;
     }
     let file = storage.open(&dir.join(RECOVERY_POINT)).ok()?;
     let len = file.len().ok()?;
-    let raw = read_vec(&*file, 0, usize::try_from(len.min(64)).ok()?).ok()?;
+    let raw = read_vec(&*file, 0, usize::try_from(len.min(128)).ok()?).ok()?;
     let text = std::str::from_utf8(&raw).ok()?;
     let mut lines = text.lines();
     if lines.next()? != "0" {
         return None;
     }
     let offset: i64 = lines.next()?.trim().parse().ok()?;
-    (offset >= 0).then_some(Offset(offset))
+    let indexes: i64 = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (offset >= 0).then_some(Checkpoint {
+        recovery_point: Offset(offset),
+        indexes_durable_below: Offset(indexes.clamp(0, offset)),
+    })
 }
 
 /// Writes the `recovery-point` file atomically (temp file, sync, rename, directory sync).
 pub fn write_recovery_point(
     storage: &dyn Storage,
     dir: &Path,
-    offset: Offset,
+    checkpoint: Checkpoint,
 ) -> Result<(), LogError> {
     let tmp = dir.join(RECOVERY_POINT_TMP);
     let file = storage.open(&tmp).map_err(io_err("checkpoint", &tmp))?;
-    let text = format!("0\n{}\n", offset.0);
+    let text = format!(
+        "0\n{}\n{}\n",
+        checkpoint.recovery_point.0, checkpoint.indexes_durable_below.0
+    );
     file.set_len(0).map_err(io_err("checkpoint", &tmp))?;
     file.write_at(text.as_bytes(), 0)
         .map_err(io_err("checkpoint", &tmp))?;
@@ -70,8 +89,10 @@ impl PartitionLog {
             .map_err(io_err("list log dir", &dir))?;
         let bases: Vec<Offset> = names.iter().filter_map(|n| parse_log_name(n)).collect();
         remove_orphans(&*storage, &dir, &names, &bases)?;
-        let recovery_point = read_recovery_point(&*storage, &dir);
+        let checkpoint = read_checkpoint(&*storage, &dir);
+        let recovery_point = checkpoint.map(|c| c.recovery_point);
         let checkpointed = recovery_point.unwrap_or(Offset::ZERO);
+        let indexes_durable_below = checkpoint.map_or(Offset::ZERO, |c| c.indexes_durable_below);
 
         let mut report = RecoveryReport {
             segments: bases.len(),
@@ -122,8 +143,12 @@ impl PartitionLog {
                 });
             }
             let may_be_unflushed = next_base.is_none_or(|n| n > recovery_point);
-            let trusted = !may_be_unflushed && sound && tail_matches(&mut seg, next_base)?;
-            if !trusted && !may_be_unflushed {
+            // Index files are synced once, after the segment is sealed: only segments the
+            // checkpoint says were past that point may keep theirs without a scan.
+            let indexes_durable = next_base.is_some_and(|n| n <= indexes_durable_below);
+            let trusted =
+                !may_be_unflushed && indexes_durable && sound && tail_matches(&mut seg, next_base)?;
+            if !trusted && !may_be_unflushed && indexes_durable {
                 tracing::warn!(dir = %dir.display(), segment = base.0, "indexes do not match the log: rebuilding");
                 report.rebuilt_indexes += 1;
             } else if !sound {

@@ -825,7 +825,7 @@ fn truncation_lowers_the_recovery_point() {
     log.checkpoint_recovery_point().expect("checkpoint");
     log.truncate_to(Offset(2)).expect("truncate");
     assert_eq!(
-        super::recovery::read_recovery_point(&s, &dir()),
+        super::recovery::read_checkpoint(&s, &dir()).map(|c| c.recovery_point),
         Some(Offset(2))
     );
     for i in 10..14 {
