@@ -8,7 +8,7 @@
 //! 00000000000000000000.timeindex   sparse timestamp -> offset (see index)
 //! 00000000000000052341.log         next segment, named by its base offset
 //! ...
-//! recovery-point                   text: "0\n<offset>\n", every offset below is fsynced
+//! recovery-point                   text: "0\n<recovery point>\n<indexes durable below>\n"
 //! ```
 //!
 //! ## Invariants
