@@ -243,7 +243,13 @@ pub(crate) fn write_unknown_tagged_fields<B: ByteBufMut, R: RangeBounds<i32>>(
     range: R,
     unknown_tagged_fields: &BTreeMap<i32, Bytes>,
 ) -> Result<()> {
-    for (&k, v) in unknown_tagged_fields.range(range) {
+    // strata patch: tags are unsigned varints stored as i32 keys, so a tag of 2^31 or more has a
+    // negative key. The last range (unbounded above) must also write those, after the others
+    // (ascending unsigned order); before, they were counted but never written, and the encoded
+    // message could not be decoded again (found by strata's dispatch fuzzer).
+    let last = matches!(range.end_bound(), std::ops::Bound::Unbounded);
+    let high = if last { unknown_tagged_fields.range(..0) } else { unknown_tagged_fields.range(0..0) };
+    for (&k, v) in unknown_tagged_fields.range(range).chain(high) {
         if v.len() > u32::MAX as usize {
             bail!("Tagged field is too long to encode ({} bytes)", v.len());
         }
