@@ -39,11 +39,14 @@ pub fn read_checkpoint(storage: &dyn Storage, dir: &Path) -> Option<Checkpoint> 
         return None;
     }
     let offset: i64 = lines.next()?.trim().parse().ok()?;
+    if offset < 0 {
+        return None;
+    }
     let indexes: i64 = lines
         .next()
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or(0);
-    (offset >= 0).then_some(Checkpoint {
+    Some(Checkpoint {
         recovery_point: Offset(offset),
         indexes_durable_below: Offset(indexes.clamp(0, offset)),
     })

@@ -877,3 +877,27 @@ fn truncation_into_a_sealed_segment_recomputes_its_timestamps() {
         Some(Offset(2))
     );
 }
+
+/// Fuzz finding (segment_recovery): a `recovery-point` file with a negative offset is ignored,
+/// not a panic.
+#[test]
+fn malformed_recovery_point_files_are_ignored() {
+    for text in [
+        "0\n-5\n3\n",
+        "0\n-73709551615\n",
+        "1\n5\n",
+        "0\nx\n",
+        "",
+        "0\n7\n-9\n",
+    ] {
+        let s = MemStorage::new();
+        let (mut log, _) = open(&s, LogConfig::default());
+        log.append(&batch(0, 1, 0), EPOCH, 0).expect("append");
+        flush(&mut log);
+        drop(log);
+        let f = s.open(&dir().join("recovery-point")).expect("open");
+        f.write_at(text.as_bytes(), 0).expect("write");
+        let (log, _) = open(&s, LogConfig::default());
+        assert_eq!(log.log_end_offset(), Offset(1), "{text:?}");
+    }
+}
