@@ -530,8 +530,15 @@ impl Segment {
         let (mut pos, mut expected) = (0, self.base_offset);
         if let Some(e) = self.time_index.lower(timestamp_ms)? {
             let offset = Offset(self.base_offset.0 + i64::from(e.relative_offset));
-            if let Ok(Some((p, h))) = self.locate(offset)? {
-                (pos, expected) = (p, h.base_offset);
+            // Verified on use, like `.index` entries: the entry must name a batch start whose
+            // own newest timestamp it covers; a damaged entry falls back to a scan.
+            match self.locate(offset)? {
+                Ok(Some((p, h))) if h.base_offset == offset && h.max_timestamp <= e.timestamp => {
+                    (pos, expected) = (p, h.base_offset);
+                }
+                _ => {
+                    tracing::warn!(segment = self.base_offset.0, entry = ?e, "time index entry does not match the log; scanning the segment")
+                }
             }
         }
         loop {
