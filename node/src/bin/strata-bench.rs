@@ -102,10 +102,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    strata_node::clock::now_ms()
 }
 
 /// Prints `label: X MiB/s` once a second until `done` is set.
