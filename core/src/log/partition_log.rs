@@ -498,21 +498,9 @@ impl PartitionLog {
         let dir = self.dir.clone();
         let seg = self.active_mut();
         let base = seg.base_offset;
-        // Find the batch containing `offset` and cut at its start.
-        let mut pos = 0u64;
-        let mut next = seg.base_offset;
-        while pos < seg.size {
-            let raw = crate::storage::read_vec(&*seg.log, pos, batch::HEADER_LEN)
-                .map_err(io_err("truncate", &log_path(&dir, base)))?;
-            let Ok(h) = batch::BatchHeader::parse(&raw) else {
-                break;
-            };
-            if h.last_offset() >= offset {
-                break;
-            }
-            pos += h.total_size() as u64;
-            next = h.next_offset();
-        }
+        let (pos, next) = seg
+            .cut_point(offset)
+            .map_err(io_err("truncate", &log_path(&dir, base)))?;
         seg.truncate(pos, next)
             .map_err(io_err("truncate", &log_path(&dir, base)))?;
         self.truncations += 1;

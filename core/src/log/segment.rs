@@ -443,6 +443,24 @@ impl Segment {
         }
     }
 
+    /// Where to cut so that every batch ending at or after `offset` goes (follower truncation):
+    /// the start of the batch containing `offset`, or of the first damage in the way, with the
+    /// offset that starts there. The segment's end if `offset` lies beyond it.
+    pub fn cut_point(&self, offset: Offset) -> io::Result<(u64, Offset)> {
+        let (mut pos, mut expected) = self.walk_start(offset)?;
+        loop {
+            match self.step(pos, expected)? {
+                Step::End | Step::Broken(_) => return Ok((pos.min(self.size), expected)),
+                Step::Corrupt(span) if offset < span.next_offset => {
+                    return Ok((span.position, span.offset));
+                }
+                Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
+                Step::Batch(h) if h.last_offset() >= offset => return Ok((pos, h.base_offset)),
+                Step::Batch(h) => (pos, expected) = (pos + h.total_size() as u64, h.next_offset()),
+            }
+        }
+    }
+
     /// Reads whole, CRC-checked batches from the one containing `offset`: at most `max_bytes`
     /// but at least one batch (KIP-74), none reaching `upper_bound`. Stops before the first batch
     /// that is corrupt or breaks the dense chain, and says so in `corrupt_at`.
