@@ -29,7 +29,23 @@ impl ErrorCode {
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: ErrorCode = ErrorCode(43);
     pub const POLICY_VIOLATION: ErrorCode = ErrorCode(44);
     pub const INVALID_CONFIG: ErrorCode = ErrorCode(40);
+    pub const NOT_CONTROLLER: ErrorCode = ErrorCode(41);
+    pub const STALE_BROKER_EPOCH: ErrorCode = ErrorCode(77);
     pub const KAFKA_STORAGE_ERROR: ErrorCode = ErrorCode(56);
+    pub const FENCED_LEADER_EPOCH: ErrorCode = ErrorCode(74);
+    pub const UNKNOWN_LEADER_EPOCH: ErrorCode = ErrorCode(75);
+    pub const PREFERRED_LEADER_NOT_AVAILABLE: ErrorCode = ErrorCode(80);
+    pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: ErrorCode = ErrorCode(83);
+    pub const ELECTION_NOT_NEEDED: ErrorCode = ErrorCode(84);
+    pub const INVALID_UPDATE_VERSION: ErrorCode = ErrorCode(95);
+    pub const INELIGIBLE_REPLICA: ErrorCode = ErrorCode(107);
+    pub const NEW_LEADER_ELECTED: ErrorCode = ErrorCode(108);
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: ErrorCode = ErrorCode(45);
+    pub const DUPLICATE_SEQUENCE_NUMBER: ErrorCode = ErrorCode(46);
+    pub const INVALID_PRODUCER_EPOCH: ErrorCode = ErrorCode(47);
+    pub const UNKNOWN_PRODUCER_ID: ErrorCode = ErrorCode(59);
+    pub const BROKER_NOT_AVAILABLE: ErrorCode = ErrorCode(8);
+    pub const REPLICA_NOT_AVAILABLE: ErrorCode = ErrorCode(9);
     pub const INVALID_RECORD: ErrorCode = ErrorCode(87);
 
     pub fn is_ok(self) -> bool {

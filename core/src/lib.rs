@@ -41,6 +41,8 @@
 pub mod batch;
 pub mod error;
 pub mod log;
+pub mod metadata;
+pub mod rpc;
 pub mod storage;
 pub mod types;
 

@@ -1,0 +1,165 @@
+//! The internal request and response types. Variants are only appended, never reordered
+//! (postcard encodes the variant index).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::types::NodeId;
+
+/// One frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Envelope {
+    /// A Raft message (`eraftpb::Message`, protobuf-encoded) from controller `from`. One-way.
+    Raft { from: NodeId, message: Vec<u8> },
+    /// A request expecting one [`Envelope::Response`] with the same `correlation_id`.
+    Request {
+        correlation_id: u64,
+        request: Request,
+    },
+    Response {
+        correlation_id: u64,
+        response: Response,
+    },
+}
+
+/// Broker-to-controller requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// BrokerRegistration (KIP-631): a starting broker announces itself and its listener.
+    RegisterBroker {
+        broker_id: NodeId,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+    },
+    /// BrokerHeartbeat: keeps the session alive; `metadata_offset` is how far the broker has
+    /// replayed (it is unfenced only once caught up); `want_shutdown` asks to be fenced for a
+    /// controlled shutdown (its leaderships move first).
+    Heartbeat {
+        broker_id: NodeId,
+        broker_epoch: i64,
+        metadata_offset: u64,
+        want_shutdown: bool,
+    },
+    /// Long-poll for committed metadata after `from_offset` (KRaft brokers fetch the metadata
+    /// log the same way). Answered at once when there is something newer, else after
+    /// `max_wait_ms` with an empty delta.
+    FetchMetadata { from_offset: u64, max_wait_ms: u32 },
+    /// AlterPartition (KIP-497): the leader asks to change a partition's ISR.
+    AlterPartition(AlterPartitionRequest),
+    /// CreateTopics, forwarded from the broker a client asked (KIP-590).
+    CreateTopics(CreateTopicsRequest),
+    /// DeleteTopics, forwarded.
+    DeleteTopics { names: Vec<String> },
+    /// CreatePartitions, forwarded.
+    CreatePartitions(CreatePartitionsRequest),
+    /// ElectLeaders (KIP-460), forwarded; also run by the controller itself periodically.
+    ElectLeaders(ElectLeadersRequest),
+    /// AllocateProducerIds (KIP-730).
+    AllocateProducerIds {
+        broker_id: NodeId,
+        broker_epoch: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    pub broker_id: NodeId,
+    pub broker_epoch: i64,
+    pub topic: String,
+    pub partition: i32,
+    /// The leader epoch the leader holds.
+    pub leader_epoch: i32,
+    /// The partition epoch the proposed ISR is based on (stale: `INVALID_UPDATE_VERSION`).
+    pub partition_epoch: i32,
+    pub new_isr: Vec<NodeId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: `num.partitions`.
+    pub num_partitions: i32,
+    /// -1: `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Explicit assignment by partition index (empty: the controller assigns).
+    pub assignments: BTreeMap<i32, Vec<NodeId>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopicsRequest {
+    pub topics: Vec<NewTopic>,
+    pub validate_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitionsRequest {
+    /// (topic, new total count)
+    pub topics: Vec<(String, i32)>,
+    pub validate_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectLeadersRequest {
+    /// `None`: every partition.
+    pub partitions: Option<Vec<(String, i32)>>,
+}
+
+/// Per-topic (or per-partition) outcome of an admin request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicResult {
+    pub name: String,
+    /// Partition index for per-partition results (ElectLeaders), else -1.
+    pub partition: i32,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+/// Committed metadata handed to a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataDelta {
+    /// The record batches committed after the requested offset, each with its offset.
+    Records(Vec<(u64, Vec<MetadataRecord>)>),
+    /// The broker is too far behind (the controller no longer holds those records): the whole
+    /// image; the broker replaces its own.
+    Image(Box<MetadataImage>),
+}
+
+/// Controller-to-broker responses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// This node is not the active controller; `leader` is its best guess of who is.
+    NotController {
+        leader: Option<NodeId>,
+    },
+    Registered {
+        broker_epoch: i64,
+    },
+    /// `error_code`: `STALE_BROKER_EPOCH` for an old incarnation (re-register).
+    Heartbeat {
+        error_code: i16,
+        fenced: bool,
+        /// The controlled shutdown is complete: the broker may exit.
+        shutdown_ready: bool,
+    },
+    Metadata(MetadataDelta),
+    AlterPartition {
+        error_code: i16,
+        /// The partition as it now is (on success and on `INVALID_UPDATE_VERSION`).
+        partition: Option<crate::metadata::PartitionRecord>,
+    },
+    Topics(Vec<TopicResult>),
+    ProducerIds {
+        error_code: i16,
+        first_producer_id: i64,
+        count: i32,
+    },
+    /// The request could not be served (a bug, or a request this controller cannot decode).
+    Error {
+        error_code: i16,
+        message: String,
+    },
+}
