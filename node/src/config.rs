@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use strata_core::batch::TimestampType;
 use thiserror::Error;
 
+use crate::cluster_config::{self, CLUSTER_SETTINGS, ClusterConfig};
+
 /// How a setting's value is checked.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
@@ -248,22 +250,56 @@ impl Listener {
     }
 }
 
-/// Parses `[PLAINTEXT://]host:port` (the first of a comma-separated list).
+/// Parses `[PLAINTEXT://]host:port`, the client listener of a (possibly comma-separated,
+/// named) `listeners` list.
 pub fn parse_listener(raw: &str) -> Result<Listener, String> {
-    let first = raw.split(',').next().unwrap_or("").trim();
-    let rest = match first.split_once("://") {
-        Some((proto, rest)) if proto.eq_ignore_ascii_case("PLAINTEXT") => rest,
+    let named = parse_listeners(raw)?;
+    named
+        .into_iter()
+        .find(|(name, _)| name == "PLAINTEXT")
+        .map(|(_, l)| l)
+        .ok_or_else(|| "no PLAINTEXT listener".to_string())
+}
+
+/// Parses `listeners`: `NAME://host:port` entries (a bare `host:port` is PLAINTEXT). Names:
+/// PLAINTEXT (clients) and CONTROLLER (the controller quorum and broker-to-controller RPCs).
+pub fn parse_listeners(raw: &str) -> Result<Vec<(String, Listener)>, String> {
+    let mut out: Vec<(String, Listener)> = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, l) = parse_one_listener(entry)?;
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(format!("listener {name} appears twice"));
+        }
+        out.push((name, l));
+    }
+    if out.is_empty() {
+        return Err("expected host:port".into());
+    }
+    Ok(out)
+}
+
+fn parse_one_listener(first: &str) -> Result<(String, Listener), String> {
+    let (name, rest) = match first.split_once("://") {
+        Some((proto, rest))
+            if proto.eq_ignore_ascii_case("PLAINTEXT")
+                || proto.eq_ignore_ascii_case("CONTROLLER") =>
+        {
+            (proto.to_ascii_uppercase(), rest)
+        }
         Some((proto, _)) => return Err(format!("unsupported security protocol {proto}")),
-        None => first,
+        None => ("PLAINTEXT".to_string(), first),
     };
     let (host, port) = rest.rsplit_once(':').ok_or("expected host:port")?;
     let port: u16 = port.parse().map_err(|_| format!("bad port `{port}`"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok(Listener {
-        host: host.to_string(),
-        port,
-    })
+    Ok((
+        name,
+        Listener {
+            host: host.to_string(),
+            port,
+        },
+    ))
 }
 
 /// Validates `raw` against `kind`; returns the normalised text.
@@ -292,7 +328,7 @@ pub fn check_value(kind: Kind, raw: &str) -> Result<String, String> {
             if raw.is_empty() && allow_empty {
                 return Ok(String::new());
             }
-            parse_listener(raw).map(|_| raw.to_string())
+            parse_listeners(raw).map(|_| raw.to_string())
         }
     }
 }
@@ -324,6 +360,8 @@ pub struct Config {
     pub node_id: i32,
     /// `listeners`: where we bind.
     pub listener: Listener,
+    /// Quorum, roles and the controller listener (see [`crate::cluster_config`]).
+    pub cluster: ClusterConfig,
     /// `advertised.listeners` (or `listeners`): what Metadata reports.
     pub advertised: Option<Listener>,
     /// First entry of `log.dirs`.
@@ -356,8 +394,13 @@ impl Default for Config {
     }
 }
 
+/// Both settings tables: single-node and cluster.
+pub fn all_settings() -> impl Iterator<Item = &'static Setting> {
+    SETTINGS.iter().chain(CLUSTER_SETTINGS.iter())
+}
+
 fn setting(name: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.name == name)
+    all_settings().find(|s| s.name == name)
 }
 
 fn toml_to_text(v: &toml::Value) -> String {
@@ -387,8 +430,7 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
 impl Config {
     /// Merges the sources over the defaults and validates everything.
     pub fn resolve(src: &Sources) -> Result<Config, ConfigError> {
-        let mut values: BTreeMap<&'static str, String> = SETTINGS
-            .iter()
+        let mut values: BTreeMap<&'static str, String> = all_settings()
             .map(|s| (s.name, s.default.to_string()))
             .collect();
         let mut apply = |name: &str, raw: &str, source: &str| -> Result<(), ConfigError> {
@@ -416,7 +458,7 @@ impl Config {
                 apply(&k, &v, &format!("config file {path}"))?;
             }
         }
-        for s in SETTINGS {
+        for s in all_settings() {
             let var = env_name(s.name);
             if let Some((_, v)) = src.env.iter().rev().find(|(k, _)| *k == var) {
                 apply(s.name, v, &format!("environment variable {var}"))?;
@@ -446,7 +488,24 @@ impl Config {
             origin: "merged configuration".into(),
             reason: reason.to_string(),
         };
-        let listener = parse_listener(text("listeners")).map_err(|r| invalid("listeners", &r))?;
+        let named = parse_listeners(text("listeners")).map_err(|r| invalid("listeners", &r))?;
+        let node_id = int("node.id") as i32;
+        let cluster = cluster_config::resolve(
+            node_id,
+            text("controller.quorum.voters"),
+            text("process.roles"),
+            &named,
+        )
+        .map_err(|(name, reason)| invalid(name, &reason))?;
+        let listener = match named.iter().find(|(n, _)| n == "PLAINTEXT") {
+            Some((_, l)) => l.clone(),
+            // A controller-only node serves no clients; it still needs a value here.
+            None if cluster.enabled() && !cluster.is_broker => Listener {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            None => return Err(invalid("listeners", "no PLAINTEXT listener")),
+        };
         let advertised = match text("advertised.listeners") {
             "" => None,
             raw => Some(parse_listener(raw).map_err(|r| invalid("advertised.listeners", &r))?),
@@ -461,8 +520,9 @@ impl Config {
             return Err(invalid("log.dirs", "must name a directory"));
         }
         Ok(Config {
-            node_id: int("node.id") as i32,
+            node_id,
             listener,
+            cluster,
             advertised,
             data_dir: PathBuf::from(data_dir),
             num_partitions: int("num.partitions") as i32,
@@ -514,7 +574,7 @@ pub fn settings_help() -> String {
     let mut out = String::from(
         "Settings (TOML file keys, `--set name=value`, or env STRATA_<NAME> with . -> _):\n",
     );
-    for s in SETTINGS {
+    for s in all_settings() {
         let default = if s.default.is_empty() {
             "\"\""
         } else {
@@ -612,6 +672,13 @@ mod tests {
             }
         );
         assert!(parse_listener("SSL://a:1").is_err());
+        assert_eq!(
+            parse_listener("CONTROLLER://h:9093,PLAINTEXT://h:9092")
+                .expect("named")
+                .port,
+            9092
+        );
+        assert!(parse_listeners("PLAINTEXT://a:1,PLAINTEXT://a:2").is_err());
         assert!(parse_listener("nohost").is_err());
         assert!(parse_listener("a:99999").is_err());
     }
@@ -619,7 +686,7 @@ mod tests {
     #[test]
     fn help_lists_every_setting() {
         let h = settings_help();
-        for s in SETTINGS {
+        for s in all_settings() {
             assert!(h.contains(s.name));
         }
     }

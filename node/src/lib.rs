@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod client;
 pub mod clock;
+pub mod cluster_config;
 pub mod config;
 pub mod connection;
 pub mod dispatch;

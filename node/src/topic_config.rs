@@ -51,6 +51,11 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         kind: Kind::Choice(&["CreateTime", "LogAppendTime"]),
     },
     TopicConfigDef {
+        name: "min.insync.replicas",
+        broker_default: "min.insync.replicas",
+        kind: Kind::Int { min: 1, max: I32 },
+    },
+    TopicConfigDef {
         name: "retention.bytes",
         broker_default: "log.retention.bytes",
         kind: Kind::Int {
@@ -198,6 +203,11 @@ pub fn log_config(overrides: &BTreeMap<String, String>, broker: &Config) -> LogC
 /// Whether acks=1/-1 wait for fsync on this topic (`fsync.before.ack`).
 pub fn fsync_before_ack(overrides: &BTreeMap<String, String>, broker: &Config) -> bool {
     value("fsync.before.ack", overrides, broker) == "true"
+}
+
+/// `min.insync.replicas` of this topic: acks=-1 needs this many ISR members.
+pub fn min_insync_replicas(overrides: &BTreeMap<String, String>, broker: &Config) -> usize {
+    usize::try_from(int("min.insync.replicas", overrides, broker).max(1)).unwrap_or(1)
 }
 
 #[cfg(test)]

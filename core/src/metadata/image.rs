@@ -41,6 +41,9 @@ impl PartitionImage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicImage {
     pub name: String,
+    /// The metadata offset that created it: tells a topic from an older one of the same name
+    /// (a broker that missed a delete and re-create must not keep the old data).
+    pub created_offset: u64,
     pub configs: BTreeMap<String, String>,
     /// Partitions by index, dense from 0.
     pub partitions: BTreeMap<i32, PartitionImage>,
@@ -71,12 +74,12 @@ impl MetadataImage {
             self.offset
         );
         for record in records {
-            self.apply(record);
+            self.apply(offset, record);
         }
         self.offset = offset;
     }
 
-    fn apply(&mut self, record: &MetadataRecord) {
+    fn apply(&mut self, offset: u64, record: &MetadataRecord) {
         match record {
             MetadataRecord::ClusterId { cluster_id } => {
                 self.cluster_id = Some(cluster_id.clone());
@@ -113,6 +116,7 @@ impl MetadataImage {
                     name.clone(),
                     TopicImage {
                         name: name.clone(),
+                        created_offset: offset,
                         configs: configs.clone(),
                         partitions: BTreeMap::new(),
                     },
