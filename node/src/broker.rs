@@ -24,7 +24,9 @@ use crate::config::Config;
 use crate::metadata_store::{
     MetadataError, MetadataStore, StoredMetadata, StoredTopic, new_cluster_id,
 };
-use crate::partition::Partition;
+use crate::partition::{Partition, Signals};
+use crate::replication::ClusterState;
+use crate::replication::role::Role;
 use crate::topic_config::{TopicError, fsync_before_ack, log_config, validate_topic_name};
 
 /// A topic: its overrides and partitions. Replaced whole (copy on write) when it changes.
@@ -34,6 +36,9 @@ pub struct Topic {
     pub name: String,
     /// Config overrides (validated).
     pub configs: BTreeMap<String, String>,
+    /// The metadata offset that created it (cluster mode; 0 on a single node): tells this topic
+    /// from an older one of the same name.
+    pub created_offset: u64,
     /// Partitions by index.
     pub partitions: Vec<Arc<Partition>>,
 }
@@ -53,6 +58,10 @@ pub enum BrokerError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("this broker does not decide metadata; the controller does")]
+    NotController,
+    #[error("topic `{0}` is being created")]
+    Creating(String),
 }
 
 impl BrokerError {
@@ -67,6 +76,8 @@ impl BrokerError {
             BrokerError::InvalidPartitions(_) => ErrorCode::INVALID_PARTITIONS,
             BrokerError::Metadata(_) => ErrorCode::KAFKA_STORAGE_ERROR,
             BrokerError::Log(e) => e.error_code(),
+            BrokerError::NotController => ErrorCode::NOT_CONTROLLER,
+            BrokerError::Creating(_) => ErrorCode::LEADER_NOT_AVAILABLE,
         }
     }
 }
@@ -77,17 +88,23 @@ pub struct Broker {
     /// Validated configuration.
     pub config: Config,
     /// The disk.
-    storage: Arc<dyn Storage>,
-    /// The metadata file.
-    store: MetadataStore,
-    /// Persisted cluster id.
-    pub cluster_id: String,
+    pub(crate) storage: Arc<dyn Storage>,
+    /// The metadata file (single-node cluster only; a cluster's metadata is the quorum's).
+    store: Option<MetadataStore>,
+    /// Persisted cluster id (single node; in a cluster the image's, see [`Broker::cluster_id`]).
+    cluster_id: String,
     /// Topics by name (ordered: Metadata lists them deterministically).
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// Serialises admin operations (create, delete, add partitions).
+    /// Serialises admin operations (create, delete, add partitions) and metadata reconciles.
     admin: Mutex<()>,
     /// Bumped whenever any high watermark moves; long-polling fetches wait on it.
     pub data_signal: Arc<watch::Sender<u64>>,
+    /// Bumped whenever any log end moves; followers' long-polling fetches wait on it.
+    pub append_signal: Arc<watch::Sender<u64>>,
+    /// Origin of the monotonic [`Broker::now`].
+    origin: tokio::time::Instant,
+    /// Membership, metadata image and controller link; `None` on a single-node cluster.
+    cluster: Option<Arc<ClusterState>>,
 }
 
 impl Broker {
@@ -116,14 +133,18 @@ impl Broker {
             }
         };
         let (data_signal, _) = watch::channel(0u64);
+        let (append_signal, _) = watch::channel(0u64);
         let broker = Broker {
             config,
             storage,
-            store,
+            store: Some(store),
             cluster_id: meta.cluster_id.clone(),
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             data_signal: Arc::new(data_signal),
+            append_signal: Arc::new(append_signal),
+            origin: tokio::time::Instant::now(),
+            cluster: None,
         };
         let mut topics = BTreeMap::new();
         for (name, t) in &meta.topics {
@@ -135,6 +156,7 @@ impl Broker {
                 Arc::new(Topic {
                     name: name.clone(),
                     configs: t.configs.clone(),
+                    created_offset: 0,
                     partitions,
                 }),
             );
@@ -143,7 +165,92 @@ impl Broker {
         Ok(Arc::new(broker))
     }
 
-    fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+    /// A broker of a multi-node cluster: nothing is opened until the metadata image says which
+    /// partitions this broker holds (see [`crate::replication::reconcile`]).
+    pub fn open_cluster(
+        config: Config,
+        storage: Arc<dyn Storage>,
+        cluster: Arc<ClusterState>,
+    ) -> Result<Arc<Broker>, BrokerError> {
+        let data_dir = config.data_dir.clone();
+        storage
+            .create_dir_all(&data_dir)
+            .map_err(|source| MetadataError::Io {
+                path: data_dir.clone(),
+                source,
+            })?;
+        let (data_signal, _) = watch::channel(0u64);
+        let (append_signal, _) = watch::channel(0u64);
+        Ok(Arc::new(Broker {
+            config,
+            storage,
+            store: None,
+            cluster_id: String::new(),
+            topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            data_signal: Arc::new(data_signal),
+            append_signal: Arc::new(append_signal),
+            origin: tokio::time::Instant::now(),
+            cluster: Some(cluster),
+        }))
+    }
+
+    /// The cluster link, on a multi-node cluster.
+    pub fn cluster(&self) -> Option<Arc<ClusterState>> {
+        self.cluster.clone()
+    }
+
+    /// The cluster id: persisted on a single node, the metadata image's in a cluster.
+    pub fn cluster_id(&self) -> String {
+        match &self.cluster {
+            Some(c) => c.image().cluster_id.clone().unwrap_or_default(),
+            None => self.cluster_id.clone(),
+        }
+    }
+
+    /// Monotonic time for the core state machines.
+    pub fn now(&self) -> strata_core::types::Instant {
+        clock::instant_since(self.origin)
+    }
+
+    /// The wake-up signals partitions bump.
+    pub fn signals(&self) -> Signals {
+        Signals {
+            data: self.data_signal.clone(),
+            append: self.append_signal.clone(),
+        }
+    }
+
+    /// Wakes every long poll (topics appeared or went away).
+    pub fn wake_waiters(&self) {
+        self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
+        self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Serialises admin operations and metadata reconciles.
+    pub(crate) fn admin_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.admin.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the topic map (cluster mode: after a reconcile). Flushers of partitions that
+    /// are new in the map are started.
+    pub(crate) fn replace_topics(&self, topics: BTreeMap<String, Arc<Topic>>) {
+        let old = self.topics();
+        for t in topics.values() {
+            for p in &t.partitions {
+                let known = old
+                    .get(&t.name)
+                    .and_then(|o| o.partitions.iter().find(|q| Arc::ptr_eq(q, p)))
+                    .is_some();
+                if !known && p.has_log() {
+                    self.spawn_flusher(p);
+                }
+            }
+        }
+        *self.topics.write().unwrap_or_else(|p| p.into_inner()) = topics;
+    }
+
+    pub(crate) fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
@@ -153,6 +260,18 @@ impl Broker {
         index: i32,
         configs: &BTreeMap<String, String>,
         fresh: bool,
+    ) -> Result<Arc<Partition>, BrokerError> {
+        self.open_partition_as(topic, index, configs, fresh, Role::Sole)
+    }
+
+    /// Opens (recovers) or, with `fresh`, creates a partition's log.
+    pub(crate) fn open_partition_as(
+        &self,
+        topic: &str,
+        index: i32,
+        configs: &BTreeMap<String, String>,
+        fresh: bool,
+        role: Role,
     ) -> Result<Arc<Partition>, BrokerError> {
         let dir = self.partition_dir(topic, index);
         if fresh {
@@ -203,7 +322,8 @@ impl Broker {
             index,
             log,
             fsync_before_ack(configs, &self.config),
-            self.data_signal.clone(),
+            self.signals(),
+            role,
         ))
     }
 
@@ -216,7 +336,7 @@ impl Broker {
         }
     }
 
-    fn spawn_flusher(&self, p: &Arc<Partition>) {
+    pub(crate) fn spawn_flusher(&self, p: &Arc<Partition>) {
         let interval = Duration::from_millis(self.config.flush_interval_ms);
         tokio::spawn(p.clone().run_flusher(interval));
     }
@@ -242,6 +362,15 @@ impl Broker {
         usize::try_from(index)
             .ok()
             .and_then(|i| t.partitions.get(i).cloned())
+    }
+
+    /// Writes the single-node metadata file.
+    fn save(&self, meta: &StoredMetadata) -> Result<(), BrokerError> {
+        match &self.store {
+            Some(store) => Ok(store.save(meta)?),
+            // Reached only through a bug: cluster-mode admin goes to the controller.
+            None => Err(BrokerError::NotController),
+        }
     }
 
     fn stored(&self) -> StoredMetadata {
@@ -304,6 +433,7 @@ impl Broker {
             return Ok(Arc::new(Topic {
                 name: name.to_string(),
                 configs,
+                created_offset: 0,
                 partitions: Vec::new(),
             }));
         }
@@ -313,6 +443,7 @@ impl Broker {
         let topic = Arc::new(Topic {
             name: name.to_string(),
             configs,
+            created_offset: 0,
             partitions: parts,
         });
         let mut meta = self.stored();
@@ -323,7 +454,7 @@ impl Broker {
                 configs: topic.configs.clone(),
             },
         );
-        self.store.save(&meta)?;
+        self.save(&meta)?;
         self.topics
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -344,6 +475,12 @@ impl Broker {
         if !(allow && self.config.auto_create_topics) {
             return Err(BrokerError::UnknownTopic(name.to_string()));
         }
+        if let Some(cluster) = &self.cluster {
+            // KIP-590 style: the controller creates it; the client retries on
+            // LEADER_NOT_AVAILABLE until the metadata reaches this broker.
+            crate::replication::admin::auto_create(cluster, name, &self.config);
+            return Err(BrokerError::Creating(name.to_string()));
+        }
         match self.create_topic(name, self.config.num_partitions, BTreeMap::new(), false) {
             Err(BrokerError::AlreadyExists(_)) => self
                 .topic(name)
@@ -360,7 +497,7 @@ impl Broker {
         };
         let mut meta = self.stored();
         meta.topics.remove(name);
-        self.store.save(&meta)?;
+        self.save(&meta)?;
         self.topics
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -407,6 +544,7 @@ impl Broker {
         let new_topic = Arc::new(Topic {
             name: name.to_string(),
             configs: topic.configs.clone(),
+            created_offset: 0,
             partitions: parts,
         });
         let mut meta = self.stored();
@@ -417,7 +555,7 @@ impl Broker {
                 configs: topic.configs.clone(),
             },
         );
-        self.store.save(&meta)?;
+        self.save(&meta)?;
         self.topics
             .write()
             .unwrap_or_else(|p| p.into_inner())

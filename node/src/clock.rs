@@ -18,3 +18,16 @@ pub fn now_nanos() -> u128 {
         .map(|d| d.as_nanos())
         .unwrap_or(0)
 }
+
+/// Monotonic time as core's [`strata_core::types::Instant`]: nanoseconds since `origin` (each
+/// broker keeps its own origin; a process-wide static would outlive a simulated run).
+pub fn instant_since(origin: tokio::time::Instant) -> strata_core::types::Instant {
+    strata_core::types::Instant(
+        u64::try_from(
+            tokio::time::Instant::now()
+                .saturating_duration_since(origin)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX),
+    )
+}

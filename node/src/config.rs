@@ -543,6 +543,11 @@ impl Config {
         self.values.get(name).map(String::as_str).unwrap_or("")
     }
 
+    /// An integer setting (cluster timeouts and sizes), as `u64`; 0 if not a number.
+    pub fn cluster_int(&self, name: &str) -> u64 {
+        self.value(name).parse::<i64>().map_or(0, |v| v.max(0) as u64)
+    }
+
     /// The broker's default `message.timestamp.type`.
     pub fn timestamp_type(&self) -> TimestampType {
         match self.value("log.message.timestamp.type") {

@@ -29,6 +29,7 @@ use thiserror::Error;
 use crate::broker::Broker;
 use crate::framing::{begin_frame, finish_frame};
 use crate::handlers;
+use crate::replication;
 use crate::response_buf::{ChunkedBuf, Frame};
 
 /// Every API we implement and the version range we advertise (and accept).
@@ -42,6 +43,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// The advertised range of `key`, if we implement it.
@@ -179,14 +183,30 @@ fn route(broker: &Arc<Broker>, request: RequestKind, version: i16) -> Handled {
         RequestKind::ListOffsets(r) => Handled::Now(ResponseKind::ListOffsets(
             handlers::list_offsets::handle(broker, r, version),
         )),
-        RequestKind::CreateTopics(r) => Handled::Now(ResponseKind::CreateTopics(
-            handlers::admin::create_topics(broker, r, version),
+        RequestKind::CreateTopics(r) => match broker.cluster() {
+            Some(c) => replication::admin::create_topics(c, r),
+            None => Handled::Now(ResponseKind::CreateTopics(handlers::admin::create_topics(
+                broker, r, version,
+            ))),
+        },
+        RequestKind::DeleteTopics(r) => match broker.cluster() {
+            Some(c) => replication::admin::delete_topics(c, r),
+            None => Handled::Now(ResponseKind::DeleteTopics(handlers::admin::delete_topics(
+                broker, r,
+            ))),
+        },
+        RequestKind::CreatePartitions(r) => match broker.cluster() {
+            Some(c) => replication::admin::create_partitions(c, r),
+            None => Handled::Now(ResponseKind::CreatePartitions(
+                handlers::admin::create_partitions(broker, r),
+            )),
+        },
+        RequestKind::ElectLeaders(r) => replication::admin::elect_leaders(broker, r, version),
+        RequestKind::OffsetForLeaderEpoch(r) => Handled::Now(ResponseKind::OffsetForLeaderEpoch(
+            handlers::offset_for_leader_epoch::handle(broker, r),
         )),
-        RequestKind::DeleteTopics(r) => Handled::Now(ResponseKind::DeleteTopics(
-            handlers::admin::delete_topics(broker, r),
-        )),
-        RequestKind::CreatePartitions(r) => Handled::Now(ResponseKind::CreatePartitions(
-            handlers::admin::create_partitions(broker, r),
+        RequestKind::DescribeCluster(r) => Handled::Now(ResponseKind::DescribeCluster(
+            handlers::describe_cluster::handle(broker, r),
         )),
         RequestKind::DescribeConfigs(r) => Handled::Now(ResponseKind::DescribeConfigs(
             handlers::describe_configs::handle(broker, r),

@@ -20,6 +20,7 @@ pub mod fs_storage;
 pub mod handlers;
 pub mod metadata_store;
 pub mod partition;
+pub mod replication;
 pub mod response_buf;
 pub mod server;
 pub mod topic_config;

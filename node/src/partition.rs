@@ -19,6 +19,17 @@ use std::time::Duration;
 use strata_core::log::{FlushPlan, PartitionLog};
 use tokio::sync::{Notify, watch};
 
+use crate::replication::role::Role;
+
+/// The broker-wide wake-up signals a partition bumps.
+#[derive(Debug, Clone)]
+pub struct Signals {
+    /// Some high watermark moved (consumers' long polls).
+    pub data: Arc<watch::Sender<u64>>,
+    /// Some log end moved (followers' long polls).
+    pub append: Arc<watch::Sender<u64>>,
+}
+
 /// What waiters (producers, long-polling fetches) watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionState {
@@ -26,6 +37,11 @@ pub struct PartitionState {
     pub high_watermark: i64,
     /// The log failed (fsync error); nothing more will be acknowledged.
     pub failed: bool,
+    /// The local durable end: the flushed offset with `fsync.before.ack`, else the log end.
+    pub durable_end: i64,
+    /// The leader epoch while this broker leads the partition, else -1. A producer waiting for
+    /// its acknowledgement gives up (NOT_LEADER_OR_FOLLOWER) when this changes.
+    pub leader_epoch: i32,
 }
 
 /// A served partition.
@@ -47,24 +63,38 @@ pub struct Partition {
     stopped: AtomicBool,
     /// Broker-wide "some high watermark moved" signal that wakes long-polling fetches.
     data_signal: Arc<watch::Sender<u64>>,
+    /// Broker-wide "some log end moved" signal that wakes followers' long-polling fetches.
+    append_signal: Arc<watch::Sender<u64>>,
+    /// Leader, follower, or neither (see [`Role`]). Held only for short synchronous sections.
+    role: Mutex<Role>,
 }
 
 impl Partition {
+    /// A partition with a local log. `role` is [`Role::Sole`] on a single-node cluster; in a
+    /// cluster it starts as [`Role::Remote`] until the metadata says more, and the high watermark
+    /// starts at the log start (it is learnt again from the ISR, never assumed).
     pub fn new(
         topic: String,
         index: i32,
         log: PartitionLog,
         fsync_before_ack: bool,
-        data_signal: Arc<watch::Sender<u64>>,
+        signals: Signals,
+        role: Role,
     ) -> Arc<Partition> {
-        let high_watermark = if fsync_before_ack {
+        let durable_end = if fsync_before_ack {
             log.flushed_offset().0
         } else {
             log.log_end_offset().0
         };
+        let high_watermark = match role {
+            Role::Sole => durable_end,
+            _ => log.log_start_offset().0,
+        };
         let (state, _) = watch::channel(PartitionState {
             high_watermark,
             failed: false,
+            durable_end,
+            leader_epoch: role.leader_epoch().unwrap_or(-1),
         });
         Arc::new(Partition {
             topic,
@@ -74,8 +104,118 @@ impl Partition {
             state,
             flush_wanted: Notify::new(),
             stopped: AtomicBool::new(false),
-            data_signal,
+            data_signal: signals.data,
+            append_signal: signals.append,
+            role: Mutex::new(role),
         })
+    }
+
+    /// A partition of which this broker holds no replica (cluster mode): it answers
+    /// NOT_LEADER_OR_FOLLOWER and has no log.
+    pub fn remote(
+        topic: String,
+        index: i32,
+        signals: Signals,
+        leader: Option<strata_core::types::NodeId>,
+        leader_epoch: i32,
+    ) -> Arc<Partition> {
+        let (state, _) = watch::channel(PartitionState {
+            high_watermark: 0,
+            failed: false,
+            durable_end: 0,
+            leader_epoch: -1,
+        });
+        Arc::new(Partition {
+            topic,
+            index,
+            log: Mutex::new(None),
+            fsync_before_ack: AtomicBool::new(true),
+            state,
+            flush_wanted: Notify::new(),
+            stopped: AtomicBool::new(true),
+            data_signal: signals.data,
+            append_signal: signals.append,
+            role: Mutex::new(Role::Remote {
+                leader,
+                leader_epoch,
+            }),
+        })
+    }
+
+    /// Whether this broker holds a log of the partition (a replica here).
+    pub fn has_log(&self) -> bool {
+        self.log().is_some()
+    }
+
+    /// Waits until everything appended so far is durable (or the log failed).
+    pub async fn wait_until_flushed(&self) {
+        let end = match self.log().as_ref() {
+            Some(log) => log.log_end_offset().0,
+            None => return,
+        };
+        self.flush_wanted.notify_one();
+        let mut rx = self.subscribe();
+        loop {
+            let s = *rx.borrow_and_update();
+            if s.failed || s.durable_end >= end || self.stopped.load(Ordering::Relaxed) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Locks the role.
+    pub fn role(&self) -> MutexGuard<'_, Role> {
+        self.role.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the role (metadata change) and republishes what waiters watch.
+    pub fn set_role(&self, role: Role) {
+        let epoch = role.leader_epoch().unwrap_or(-1);
+        *self.role() = role;
+        self.state.send_modify(|s| s.leader_epoch = epoch);
+        self.recompute_high_watermark();
+        self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
+        self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// The high watermark consumers may be served, or `None` if this broker must not serve
+    /// them: it does not lead the partition, or it is a new leader whose high watermark has not
+    /// yet reached its epoch's start offset (see [`crate::replication::role`]).
+    pub fn serving_high_watermark(&self) -> Result<i64, strata_core::ErrorCode> {
+        let hw = self.state().high_watermark;
+        match &*self.role() {
+            Role::Sole => Ok(hw),
+            Role::Leader(l) if hw >= l.epoch_start_offset => Ok(hw),
+            Role::Leader(_) => Err(strata_core::ErrorCode::NOT_LEADER_OR_FOLLOWER),
+            _ => Err(strata_core::ErrorCode::NOT_LEADER_OR_FOLLOWER),
+        }
+    }
+
+    /// Recomputes the high watermark from the role: the durable end on a single node, the
+    /// minimum over the maximal ISR for a leader; followers learn theirs from the leader.
+    pub fn recompute_high_watermark(&self) {
+        let durable_end = self.state().durable_end;
+        let hw = match &*self.role() {
+            Role::Sole => Some(durable_end),
+            Role::Leader(l) => Some(l.isr.high_watermark(durable_end)),
+            _ => None,
+        };
+        if let Some(hw) = hw {
+            self.publish_high_watermark(hw);
+        }
+    }
+
+    /// A follower learnt the leader's high watermark: its own is that, capped by what it has.
+    pub fn set_follower_high_watermark(&self, leader_hw: i64) {
+        let durable_end = self.state().durable_end;
+        self.publish_high_watermark(leader_hw.min(durable_end));
+    }
+
+    fn publish_durable_end(&self, end: i64) {
+        self.state.send_modify(|s| s.durable_end = end);
     }
 
     /// Locks the log. `None` inside means the partition was deleted.
@@ -121,8 +261,17 @@ impl Partition {
         if self.fsync_before_ack() {
             self.flush_wanted.notify_one();
         } else {
-            self.publish_high_watermark(log_end_offset);
+            self.publish_durable_end(log_end_offset);
+            self.recompute_high_watermark();
         }
+        self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Called after a truncation (a follower cutting a divergent suffix, KIP-279).
+    pub fn on_truncated(&self, log_end_offset: i64) {
+        self.state.send_modify(|s| {
+            s.durable_end = s.durable_end.min(log_end_offset);
+        });
     }
 
     /// Runs one group commit if anything is unflushed. Returns false if the log failed.
@@ -143,10 +292,11 @@ impl Partition {
         match result {
             Ok((plan, Ok(()))) => {
                 log.complete_flush(&plan);
-                let hw = log.flushed_offset().0;
+                let flushed = log.flushed_offset().0;
                 drop(guard);
                 if self.fsync_before_ack() {
-                    self.publish_high_watermark(hw);
+                    self.publish_durable_end(flushed);
+                    self.recompute_high_watermark();
                 }
                 true
             }
@@ -208,9 +358,16 @@ impl Partition {
         }
     }
 
-    /// Waits until the high watermark passes `offset` (acknowledgement of an append), the log
-    /// fails, or `timeout` elapses. Returns the outcome.
-    pub async fn wait_for_high_watermark(&self, offset: i64, timeout: Duration) -> WaitOutcome {
+    /// Waits until `offset` is acknowledged — below the high watermark (acks=-1) or below the
+    /// local durable end (acks=1) — the log fails, the leader epoch the append was made in
+    /// ends, or `timeout` elapses.
+    pub async fn wait_for_ack(
+        &self,
+        offset: i64,
+        all_replicas: bool,
+        leader_epoch: i32,
+        timeout: Duration,
+    ) -> WaitOutcome {
         let mut rx = self.subscribe();
         let wait = async {
             loop {
@@ -218,8 +375,16 @@ impl Partition {
                 if s.failed {
                     return WaitOutcome::Failed;
                 }
-                if s.high_watermark > offset {
+                let mark = if all_replicas {
+                    s.high_watermark
+                } else {
+                    s.durable_end
+                };
+                if mark > offset {
                     return WaitOutcome::Reached;
+                }
+                if s.leader_epoch != leader_epoch {
+                    return WaitOutcome::NotLeader;
                 }
                 if rx.changed().await.is_err() {
                     return WaitOutcome::Failed;
@@ -239,6 +404,8 @@ pub enum WaitOutcome {
     Reached,
     Failed,
     TimedOut,
+    /// Leadership moved before the acknowledgement: the write may or may not survive.
+    NotLeader,
 }
 
 /// Runs a flush plan's fsyncs on tokio's blocking pool, so the reactor keeps serving while the

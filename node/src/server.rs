@@ -70,7 +70,11 @@ impl Server {
                 port: local_addr.port(),
             });
         }
-        let broker = Broker::open(config, storage).context("cannot open the data dir")?;
+        let broker = if config.cluster.enabled() {
+            crate::replication::startup::open(config, storage).await?
+        } else {
+            Broker::open(config, storage).context("cannot open the data dir")?
+        };
         tracing::info!(
             "strata listening on {} (node.id {}, data {})",
             local_addr,
@@ -106,6 +110,7 @@ impl Server {
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let live = Arc::new(AtomicUsize::new(0));
         broker.start_flushers();
+        crate::replication::startup::spawn_tasks(&broker);
         tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
         tokio::spawn(recovery_checkpoint_loop(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
@@ -139,6 +144,7 @@ impl Server {
         }
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         drop(listener);
+        crate::replication::startup::shutdown(&broker).await;
         let _ = stop_tx.send(true);
         drop(done_tx);
         if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())

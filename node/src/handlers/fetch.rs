@@ -8,6 +8,12 @@
 //!   == high watermark is a valid empty read.
 //! - A corrupt first batch → CORRUPT_MESSAGE for that partition (logged as an error).
 //! - Fetch sessions (KIP-227) are not kept: every response is full, with session id 0.
+//! - Cluster mode: consumers are served by the leader only, and only once its high watermark is
+//!   established (see `Partition::serving_high_watermark`); a `current_leader_epoch` (KIP-320)
+//!   older than ours is FENCED_LEADER_EPOCH, newer is UNKNOWN_LEADER_EPOCH.
+//! - A fetch carrying a `replica_id` ≥ 0 is a follower's: it reads up to the log end (not the
+//!   high watermark), its `fetch_offset` is the follower's durable log end, which moves the
+//!   high watermark and may expand the ISR; its long poll wakes on appends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +25,12 @@ use strata_core::ErrorCode;
 use strata_core::log::LogError;
 use strata_core::types::Offset;
 
+use strata_core::types::NodeId;
+
 use crate::broker::Broker;
 use crate::dispatch::Handled;
+use crate::replication::isr_sync;
+use crate::replication::role::Role;
 
 /// Longest long poll we honour, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -36,7 +46,46 @@ fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
 
 /// One pass over the requested partitions. Returns the response and the bytes it carries, and
 /// whether any partition had an error (errors answer at once).
-fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+/// Checks the leader epoch a request carries (KIP-320) against the one this broker leads with.
+pub fn check_leader_epoch(ours: Option<i32>, theirs: i32) -> Result<(), ErrorCode> {
+    let Some(ours) = ours else {
+        return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    };
+    if theirs < 0 || theirs == ours {
+        Ok(())
+    } else if theirs < ours {
+        Err(ErrorCode::FENCED_LEADER_EPOCH)
+    } else {
+        Err(ErrorCode::UNKNOWN_LEADER_EPOCH)
+    }
+}
+
+/// For a follower's fetch: records its progress and returns the upper bound it may read to.
+fn follower_fetch(
+    broker: &Arc<Broker>,
+    p: &Arc<crate::partition::Partition>,
+    replica: NodeId,
+    fetch_offset: i64,
+    log_end_offset: i64,
+) -> Result<(), ErrorCode> {
+    {
+        let mut role = p.role();
+        let Role::Leader(l) = &mut *role else {
+            return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        };
+        if !l.isr.replicas().contains(&replica) {
+            return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        }
+        l.isr
+            .on_follower_fetch(broker.now(), replica, fetch_offset, log_end_offset);
+    }
+    p.recompute_high_watermark();
+    isr_sync::maybe_expand(broker, p);
+    Ok(())
+}
+
+fn read_once(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let replica = (req.replica_id.0 >= 0).then_some(NodeId(req.replica_id.0));
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut total = 0usize;
     let mut any_error = false;
@@ -58,6 +107,42 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool
                 ));
                 continue;
             };
+            let leader_epoch = p.role().leader_epoch();
+            if let Err(code) = check_leader_epoch(leader_epoch, fp.current_leader_epoch) {
+                any_error = true;
+                parts.push(partition_error(fp.partition, code));
+                continue;
+            }
+            // Followers read to the log end; consumers to the (established) high watermark.
+            let upper = match replica {
+                Some(r) => {
+                    let leo = p.log().as_ref().map(|l| l.log_end_offset().0);
+                    let Some(leo) = leo else {
+                        any_error = true;
+                        parts.push(partition_error(
+                            fp.partition,
+                            ErrorCode::NOT_LEADER_OR_FOLLOWER,
+                        ));
+                        continue;
+                    };
+                    if fp.fetch_offset <= leo
+                        && let Err(code) = follower_fetch(broker, p, r, fp.fetch_offset, leo)
+                    {
+                        any_error = true;
+                        parts.push(partition_error(fp.partition, code));
+                        continue;
+                    }
+                    leo
+                }
+                None => match p.serving_high_watermark() {
+                    Ok(hw) => hw,
+                    Err(code) => {
+                        any_error = true;
+                        parts.push(partition_error(fp.partition, code));
+                        continue;
+                    }
+                },
+            };
             let hw = p.state().high_watermark;
             let guard = p.log();
             let Some(log) = guard.as_ref() else {
@@ -74,7 +159,7 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool
                 .with_high_watermark(hw)
                 .with_last_stable_offset(hw)
                 .with_log_start_offset(log_start);
-            if fp.fetch_offset < log_start || fp.fetch_offset > hw {
+            if fp.fetch_offset < log_start || fp.fetch_offset > upper {
                 any_error = true;
                 parts.push(base.with_error_code(ErrorCode::OFFSET_OUT_OF_RANGE.0));
                 continue;
@@ -88,11 +173,11 @@ fn read_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, bool
             let limit = usize::try_from(fp.partition_max_bytes)
                 .unwrap_or(0)
                 .min(budget);
-            if fp.fetch_offset == hw || limit == 0 {
+            if fp.fetch_offset == upper || limit == 0 {
                 parts.push(base.with_records(Some(Bytes::new())));
                 continue;
             }
-            match log.read(Offset(fp.fetch_offset), limit, Offset(hw)) {
+            match log.read(Offset(fp.fetch_offset), limit, Offset(upper)) {
                 Ok(r) => {
                     if r.records.is_empty()
                         && let Some(at) = r.corrupt_at
@@ -138,7 +223,12 @@ pub fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> Handled
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
     // Subscribe before the first read so no high-watermark move in between is missed.
-    let mut signal = broker.data_signal.subscribe();
+    // Followers wake on appends, consumers on high-watermark moves.
+    let mut signal = if req.replica_id.0 >= 0 {
+        broker.append_signal.subscribe()
+    } else {
+        broker.data_signal.subscribe()
+    };
     let (resp, total, any_error) = read_once(broker, &req);
     if total >= min_bytes || any_error || wait.is_zero() {
         return Handled::Now(ResponseKind::Fetch(resp));

@@ -11,6 +11,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use strata_core::ErrorCode;
 
+use super::fetch::check_leader_epoch;
 use crate::broker::Broker;
 
 const LATEST: i64 = -1;
@@ -34,8 +35,6 @@ fn answer(
 }
 
 pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
-    // `leader_epoch` exists from v4; the codec refuses a non-default value before that.
-    let epoch = if version >= 4 { 0 } else { -1 };
     let topics = req
         .topics
         .into_iter()
@@ -51,7 +50,19 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                         }) else {
                             return answer(idx, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
                         };
-                        let hw = p.state().high_watermark;
+                        // Only the leader answers (KIP-207: a new leader answers only once
+                        // its high watermark is established), checking the client's epoch.
+                        let held = p.role().leader_epoch();
+                        if let Err(code) = check_leader_epoch(held, lp.current_leader_epoch) {
+                            return answer(idx, code, -1, -1);
+                        }
+                        let hw = match p.serving_high_watermark() {
+                            Ok(hw) => hw,
+                            Err(code) => return answer(idx, code, -1, -1),
+                        };
+                        // `leader_epoch` exists from v4; the codec refuses a non-default value
+                        // before that.
+                        let epoch = if version >= 4 { held.unwrap_or(-1) } else { -1 };
                         let guard = p.log();
                         let Some(log) = guard.as_ref() else {
                             return answer(idx, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);

@@ -2,10 +2,12 @@
 //! a response body; errors are Kafka error codes inside the response, never panics.
 
 pub mod admin;
+pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 
 use kafka_protocol::messages::TopicName;

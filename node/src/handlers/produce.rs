@@ -1,8 +1,13 @@
 //! Produce: append raw record batches, then acknowledge according to `acks`.
 //!
-//! - acks=0: append, send nothing. acks=1 and acks=-1 (single node: the same): answer once the
-//!   batch is below the high watermark — with `fsync.before.ack` that means fsynced (group commit
-//!   by the partition's flusher), otherwise at once. Other values: INVALID_REQUIRED_ACKS.
+//! - acks=0: append, send nothing. acks=1: answer once the batch is durable on this broker
+//!   (fsynced with `fsync.before.ack`, group commit by the partition's flusher; otherwise at once).
+//!   acks=-1: answer once the batch is below the high watermark — on every ISR member, durably —
+//!   and the ISR has at least `min.insync.replicas` members (NOT_ENOUGH_REPLICAS before the
+//!   append, NOT_ENOUGH_REPLICAS_AFTER_APPEND after it). Other values: INVALID_REQUIRED_ACKS.
+//! - Only the leader appends (NOT_LEADER_OR_FOLLOWER elsewhere), stamping its leader epoch; if
+//!   the epoch ends before the acknowledgement the answer is NOT_LEADER_OR_FOLLOWER — an
+//!   indefinite outcome, as is REQUEST_TIMED_OUT.
 //! - Appends run synchronously in request order; only the wait is deferred.
 //! - `timeout_ms` bounds the wait: REQUEST_TIMED_OUT (an indefinite outcome for the client).
 //! - An fsync failure answers KAFKA_STORAGE_ERROR and never acknowledges.
@@ -20,6 +25,7 @@ use crate::broker::Broker;
 use crate::clock;
 use crate::dispatch::Handled;
 use crate::partition::{Partition, WaitOutcome};
+use crate::replication::role::Role;
 
 /// A partition's append outcome, before the acknowledgement wait.
 struct Appended {
@@ -31,6 +37,31 @@ struct Appended {
     partition: Arc<Partition>,
     /// Last offset appended: acknowledged once the high watermark passes it.
     last_offset: i64,
+    /// The leader epoch of the append.
+    leader_epoch: i32,
+}
+
+/// What the leader checks before an append; `Err` is the answer.
+fn admit(role: &Role, acks: i16) -> Result<i32, ErrorCode> {
+    match role {
+        Role::Sole => Ok(0),
+        Role::Leader(l) => {
+            if acks == -1 && l.isr.isr().len() < l.min_insync_replicas {
+                return Err(ErrorCode::NOT_ENOUGH_REPLICAS);
+            }
+            Ok(l.leader_epoch)
+        }
+        _ => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+    }
+}
+
+/// Whether the ISR still has `min.insync.replicas` members (checked once the batch is
+/// replicated, as Kafka does).
+fn enough_replicas(p: &Partition) -> bool {
+    match &*p.role() {
+        Role::Leader(l) => l.isr.isr().len() >= l.min_insync_replicas,
+        _ => true,
+    }
 }
 
 fn error_response(index: i32, code: ErrorCode) -> PartitionProduceResponse {
@@ -70,27 +101,42 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
                         (Some(_), None) => error_response(pd.index, ErrorCode::CORRUPT_MESSAGE),
                         (Some(p), Some(records)) => {
                             let result = {
-                                let mut guard = p.log();
-                                match guard.as_mut() {
-                                    None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                                    Some(log) => match log.append(&records, LeaderEpoch(0), now_ms)
-                                    {
-                                        Ok(info) => Ok((info, log.log_end_offset().0)),
-                                        Err(e) => {
-                                            tracing::debug!(topic = %t.name, partition = pd.index, error = %e, "append refused");
-                                            Err(e.error_code())
+                                // Role, then log: the order every path takes both locks
+                                // in. The role is held across the append so a batch is
+                                // never stamped with an epoch that already ended.
+                                let role = p.role();
+                                match admit(&role, acks) {
+                                    Err(code) => Err(code),
+                                    Ok(epoch) => {
+                                        let mut guard = p.log();
+                                        match guard.as_mut() {
+                                            None => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+                                            Some(log) => match log.append(
+                                                &records,
+                                                LeaderEpoch(epoch),
+                                                now_ms,
+                                            ) {
+                                                Ok(info) => {
+                                                    Ok((info, log.log_end_offset().0, epoch))
+                                                }
+                                                Err(e) => {
+                                                    tracing::debug!(topic = %t.name, partition = pd.index, error = %e, "append refused");
+                                                    Err(e.error_code())
+                                                }
+                                            },
                                         }
-                                    },
+                                    }
                                 }
                             };
                             match result {
-                                Ok((info, log_end_offset)) => {
+                                Ok((info, log_end_offset, leader_epoch)) => {
                                     p.on_appended(log_end_offset);
                                     waits.push(Appended {
                                         topic: ti,
                                         slot,
                                         partition: p.clone(),
                                         last_offset: info.last_offset.0,
+                                        leader_epoch,
                                     });
                                     PartitionProduceResponse::default()
                                         .with_index(pd.index)
@@ -116,7 +162,12 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
         return Handled::NoResponse;
     }
     let response = ProduceResponse::default().with_responses(responses);
-    if waits.iter().all(|w| !w.partition.fsync_before_ack()) {
+    // Nothing to wait for: no fsync, and no other replica whose copy acks=-1 needs.
+    let sole = |w: &Appended| matches!(&*w.partition.role(), Role::Sole);
+    if waits
+        .iter()
+        .all(|w| !w.partition.fsync_before_ack() && (acks == 1 || sole(w)))
+    {
         return Handled::Now(ResponseKind::Produce(response));
     }
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
@@ -127,12 +178,16 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let code = match w
                 .partition
-                .wait_for_high_watermark(w.last_offset, left)
+                .wait_for_ack(w.last_offset, acks == -1, w.leader_epoch, left)
                 .await
             {
+                WaitOutcome::Reached if acks == -1 && !enough_replicas(&w.partition) => {
+                    ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                }
                 WaitOutcome::Reached => continue,
                 WaitOutcome::Failed => ErrorCode::KAFKA_STORAGE_ERROR,
                 WaitOutcome::TimedOut => ErrorCode::REQUEST_TIMED_OUT,
+                WaitOutcome::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
             };
             if let Some(r) = response
                 .responses

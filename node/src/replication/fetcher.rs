@@ -1,0 +1,407 @@
+//! Follower fetching: one task per leader broker pulls every partition this broker follows from
+//! it, with the Kafka Fetch API carrying our `replica_id` — the same requests Kafka's
+//! `ReplicaFetcherThread` sends.
+//!
+//! Per partition, in order:
+//! 1. Truncate (KIP-101/279): ask the leader `OffsetForLeaderEpoch` for our latest epoch and cut
+//!    our log where it diverges from the leader's.
+//! 2. Fetch from our log end, append the batches verbatim (`append_replicated`: offsets and
+//!    leader epochs as the leader assigned them), and take the leader's high watermark, capped
+//!    by our own durable end.
+//! 3. With `fsync.before.ack`, the next fetch waits for our flush: the fetch offset a leader sees
+//!    is then our *durable* log end, so the leader counts a batch toward acks=-1 only once every
+//!    ISR member has it on disk.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest};
+use strata_core::ErrorCode;
+use strata_core::types::{NodeId, Offset};
+
+use super::role::Role;
+use crate::broker::Broker;
+use crate::client::connection::{Connection, ConnectionConfig};
+use crate::handlers::topic_name;
+use crate::partition::Partition;
+
+/// Fetch version followers send (the newest without topic ids).
+const FETCH_VERSION: i16 = 12;
+/// OffsetForLeaderEpoch version followers send (v3+ carries the replica id).
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+
+/// Starts the fetcher for `leader` unless one runs.
+pub fn ensure_running(broker: &Arc<Broker>, leader: NodeId) {
+    let Some(cluster) = broker.cluster() else {
+        return;
+    };
+    let mut running = cluster.fetchers.lock().unwrap_or_else(|p| p.into_inner());
+    if running.insert(leader) {
+        tokio::spawn(run(broker.clone(), leader));
+    }
+}
+
+/// The partitions this broker follows `leader` for, with their epochs.
+fn followed(broker: &Broker, leader: NodeId) -> Vec<(Arc<Partition>, i32, bool)> {
+    let mut out = Vec::new();
+    for t in broker.topics().values() {
+        for p in &t.partitions {
+            if let Role::Follower {
+                leader: l,
+                leader_epoch,
+                needs_truncation,
+            } = &*p.role()
+                && *l == leader
+            {
+                out.push((p.clone(), *leader_epoch, *needs_truncation));
+            }
+        }
+    }
+    out
+}
+
+async fn run(broker: Arc<Broker>, leader: NodeId) {
+    let Some(cluster) = broker.cluster() else {
+        return;
+    };
+    let me = cluster.node_id;
+    let backoff = Duration::from_millis(broker.config.cluster_int("replica.fetch.backoff.ms"));
+    let mut conn: Option<Connection> = None;
+    tracing::debug!(%leader, "replica fetcher started");
+    loop {
+        if cluster.stopping.load(Ordering::Relaxed) {
+            break;
+        }
+        let parts = followed(&broker, leader);
+        if parts.is_empty() {
+            // Checked and removed under the lock, so a concurrent `ensure_running` either sees
+            // this task still registered (and its partition is picked up by the next pass) or
+            // starts a new one.
+            let mut running = cluster.fetchers.lock().unwrap_or_else(|p| p.into_inner());
+            if followed(&broker, leader).is_empty() {
+                running.remove(&leader);
+                tracing::debug!(%leader, "replica fetcher stopped: nothing to follow");
+                return;
+            }
+            continue;
+        }
+        if conn.as_ref().is_none_or(Connection::is_broken) {
+            let image = cluster.image();
+            let Some(b) = image.brokers.get(&leader) else {
+                tokio::time::sleep(backoff).await;
+                continue;
+            };
+            let addr = format!("{}:{}", b.host, b.port);
+            let config = ConnectionConfig {
+                client_id: format!("strata-replica-{me}"),
+                api_versions_handshake: false,
+                ..ConnectionConfig::default()
+            };
+            match tokio::time::timeout(Duration::from_secs(5), Connection::connect(&addr, config))
+                .await
+            {
+                Ok(Ok(c)) => conn = Some(c),
+                Ok(Err(e)) => {
+                    tracing::debug!(%leader, error = %e, "cannot connect to the leader");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+                Err(_) => {
+                    tracing::debug!(%leader, "connecting to the leader timed out");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_ref() else { continue };
+        let ok = if parts.iter().any(|(_, _, t)| *t) {
+            truncate(&broker, c, me, &parts).await
+        } else {
+            fetch(&broker, c, me, &parts).await
+        };
+        if !ok {
+            conn = None;
+            tokio::time::sleep(backoff).await;
+        }
+    }
+    let mut running = cluster.fetchers.lock().unwrap_or_else(|p| p.into_inner());
+    running.remove(&leader);
+}
+
+/// The request timeout of replica requests: the long poll plus slack.
+fn request_timeout(broker: &Broker) -> Duration {
+    Duration::from_millis(broker.config.cluster_int("replica.fetch.wait.max.ms"))
+        + Duration::from_secs(10)
+}
+
+/// KIP-279 truncation of every partition that needs it. Returns false if the connection failed.
+async fn truncate(
+    broker: &Arc<Broker>,
+    conn: &Connection,
+    me: NodeId,
+    parts: &[(Arc<Partition>, i32, bool)],
+) -> bool {
+    let mut topics: BTreeMap<String, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
+    let mut asked = Vec::new();
+    for (p, epoch, needs) in parts {
+        if !needs {
+            continue;
+        }
+        let latest = {
+            let guard = p.log();
+            let Some(log) = guard.as_ref() else { continue };
+            log.latest_epoch()
+        };
+        let Some(latest) = latest else {
+            // An empty log (or one without epochs) has nothing to cut.
+            finish_truncation(p, *epoch, None);
+            continue;
+        };
+        topics.entry(p.topic.clone()).or_default().push(
+            OffsetForLeaderPartition::default()
+                .with_partition(p.index)
+                .with_current_leader_epoch(*epoch)
+                .with_leader_epoch(latest),
+        );
+        asked.push((p.clone(), *epoch, latest));
+    }
+    if asked.is_empty() {
+        return true;
+    }
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(me.0))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetForLeaderTopic::default()
+                        .with_topic(topic_name(&t))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let response = match tokio::time::timeout(
+        request_timeout(broker),
+        conn.request(&request, OFFSET_FOR_LEADER_EPOCH_VERSION),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "OffsetForLeaderEpoch failed");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    let mut refused = false;
+    for t in &response.topics {
+        for r in &t.partitions {
+            let Some((p, epoch, latest)) = asked
+                .iter()
+                .find(|(p, _, _)| p.topic == t.topic.0.as_str() && p.index == r.partition)
+            else {
+                continue;
+            };
+            if r.error_code != ErrorCode::NONE.0 {
+                tracing::debug!(topic = %p.topic, partition = p.index, error = r.error_code,
+                    "OffsetForLeaderEpoch refused; waiting for metadata");
+                refused = true;
+                continue;
+            }
+            let cut = {
+                let guard = p.log();
+                let Some(log) = guard.as_ref() else { continue };
+                strata_core::replica::truncation_offset(
+                    *latest,
+                    r.leader_epoch,
+                    r.end_offset,
+                    |e| log.end_offset_for_epoch(e),
+                    log.log_end_offset().0,
+                )
+            };
+            finish_truncation(p, *epoch, Some(cut));
+        }
+    }
+    if refused {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+/// Truncates to `cut` (if any) and marks the partition ready to fetch — only if it still
+/// follows in `epoch`.
+fn finish_truncation(p: &Arc<Partition>, epoch: i32, cut: Option<i64>) {
+    let mut role = p.role();
+    let Role::Follower {
+        leader_epoch,
+        needs_truncation,
+        ..
+    } = &mut *role
+    else {
+        return;
+    };
+    if *leader_epoch != epoch {
+        return;
+    }
+    if let Some(cut) = cut {
+        let mut guard = p.log();
+        let Some(log) = guard.as_mut() else { return };
+        if cut < log.log_end_offset().0 {
+            tracing::info!(topic = %p.topic, partition = p.index, from = log.log_end_offset().0,
+                to = cut, "truncating a divergent suffix (KIP-279)");
+            if let Err(e) = log.truncate_to(Offset(cut)) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "truncation failed");
+                return;
+            }
+            let leo = log.log_end_offset().0;
+            drop(guard);
+            p.on_truncated(leo);
+        }
+    }
+    *needs_truncation = false;
+}
+
+/// One fetch round. Returns false if the connection failed.
+async fn fetch(
+    broker: &Arc<Broker>,
+    conn: &Connection,
+    me: NodeId,
+    parts: &[(Arc<Partition>, i32, bool)],
+) -> bool {
+    // With fsync before ack, fetch only from a durable log end (see the module docs).
+    for (p, _, _) in parts {
+        if p.fsync_before_ack() {
+            p.wait_until_flushed().await;
+        }
+    }
+    let partition_max = i32::try_from(broker.config.cluster_int("replica.fetch.max.bytes"))
+        .unwrap_or(i32::MAX);
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    let mut asked = Vec::new();
+    for (p, epoch, _) in parts {
+        let (leo, log_start) = {
+            let guard = p.log();
+            let Some(log) = guard.as_ref() else { continue };
+            (log.log_end_offset().0, log.log_start_offset().0)
+        };
+        topics.entry(p.topic.clone()).or_default().push(
+            FetchPartition::default()
+                .with_partition(p.index)
+                .with_current_leader_epoch(*epoch)
+                .with_fetch_offset(leo)
+                .with_log_start_offset(log_start)
+                .with_partition_max_bytes(partition_max),
+        );
+        asked.push((p.clone(), *epoch, leo));
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(me.0))
+        .with_max_wait_ms(
+            i32::try_from(broker.config.cluster_int("replica.fetch.wait.max.ms"))
+                .unwrap_or(500),
+        )
+        .with_min_bytes(1)
+        .with_max_bytes(
+            i32::try_from(broker.config.cluster_int("replica.fetch.response.max.bytes"))
+                .unwrap_or(i32::MAX),
+        )
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    FetchTopic::default()
+                        .with_topic(topic_name(&t))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let response = match tokio::time::timeout(
+        request_timeout(broker),
+        conn.request(&request, FETCH_VERSION),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "replica fetch failed");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    let mut refused = false;
+    for t in &response.responses {
+        for r in &t.partitions {
+            let Some((p, epoch, fetch_offset)) = asked
+                .iter()
+                .find(|(p, _, _)| p.topic == t.topic.0.as_str() && p.index == r.partition_index)
+            else {
+                continue;
+            };
+            match ErrorCode(r.error_code) {
+                ErrorCode::NONE => {}
+                ErrorCode::OFFSET_OUT_OF_RANGE => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, fetch_offset,
+                        "leader says our fetch offset is out of range; truncating again");
+                    mark_needs_truncation(p, *epoch);
+                    continue;
+                }
+                code => {
+                    tracing::debug!(topic = %p.topic, partition = p.index, error = code.0,
+                        "replica fetch refused; waiting for metadata");
+                    refused = true;
+                    continue;
+                }
+            }
+            let records = r.records.clone().unwrap_or_default();
+            if !records.is_empty() {
+                let appended = {
+                    let role = p.role();
+                    let still = matches!(&*role, Role::Follower { leader_epoch, needs_truncation: false, .. } if leader_epoch == epoch);
+                    if !still {
+                        continue;
+                    }
+                    let mut guard = p.log();
+                    let Some(log) = guard.as_mut() else { continue };
+                    if log.log_end_offset().0 != *fetch_offset {
+                        continue;
+                    }
+                    match log.append_replicated(&records, crate::clock::now_ms()) {
+                        Ok(_) => Some(log.log_end_offset().0),
+                        Err(e) => {
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e,
+                                "cannot append replicated batches");
+                            None
+                        }
+                    }
+                };
+                if let Some(leo) = appended {
+                    p.on_appended(leo);
+                }
+            }
+            p.set_follower_high_watermark(r.high_watermark);
+        }
+    }
+    if refused {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+fn mark_needs_truncation(p: &Arc<Partition>, epoch: i32) {
+    if let Role::Follower {
+        leader_epoch,
+        needs_truncation,
+        ..
+    } = &mut *p.role()
+        && *leader_epoch == epoch
+    {
+        *needs_truncation = true;
+    }
+}
