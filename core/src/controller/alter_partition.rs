@@ -51,12 +51,7 @@ impl Controller {
         let Some(current) = self.image.partition(topic, request.partition) else {
             return failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None);
         };
-        if !self
-            .image
-            .brokers
-            .get(&request.broker_id)
-            .is_some_and(|b| b.broker_epoch == request.broker_epoch)
-        {
+        if !self.epoch_is_current(request.broker_id, request.broker_epoch) {
             return failed(ErrorCode::STALE_BROKER_EPOCH, None);
         }
         // Kafka checks the epoch first: a deposed leader learns it is fenced.

@@ -250,6 +250,14 @@ impl Controller {
         [expiry, rebalance].into_iter().flatten().min()
     }
 
+    /// The broker is registered with exactly this epoch (its current incarnation).
+    fn epoch_is_current(&self, broker_id: NodeId, broker_epoch: i64) -> bool {
+        self.image
+            .brokers
+            .get(&broker_id)
+            .is_some_and(|b| b.broker_epoch == broker_epoch)
+    }
+
     fn observe(&mut self, now: Instant) {
         self.last_now = self.last_now.max(now);
     }

@@ -27,12 +27,7 @@ impl Controller {
         broker_id: NodeId,
         broker_epoch: i64,
     ) -> (Response, Vec<MetadataRecord>) {
-        if !self
-            .image
-            .brokers
-            .get(&broker_id)
-            .is_some_and(|b| b.broker_epoch == broker_epoch)
-        {
+        if !self.epoch_is_current(broker_id, broker_epoch) {
             return refused(ErrorCode::STALE_BROKER_EPOCH);
         }
         let first = self.image.next_producer_id;
