@@ -39,6 +39,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod batch;
+pub mod controller;
 pub mod error;
 pub mod log;
 pub mod metadata;
