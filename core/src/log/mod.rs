@@ -9,6 +9,8 @@
 //! 00000000000000052341.log         next segment, named by its base offset
 //! ...
 //! recovery-point                   text: "0\n<recovery point>\n<indexes durable below>\n"
+//! leader-epoch-checkpoint          text: "0\n<count>\n<epoch> <start offset>\n..." (see
+//!                                  leader_epoch_cache)
 //! ```
 //!
 //! ## Invariants
@@ -38,15 +40,17 @@ use thiserror::Error;
 use crate::batch::{BatchError, TimestampType};
 use crate::error::ErrorCode;
 use crate::storage::{Storage, StorageFile};
-use crate::types::Offset;
+use crate::types::{LeaderEpoch, Offset};
 
 mod index;
+pub mod leader_epoch_cache;
 mod partition_log;
 mod recovery;
 mod segment;
 #[cfg(test)]
 mod tests;
 
+pub use leader_epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
 pub use partition_log::PartitionLog;
 
 /// Per-log settings, named after Kafka's topic configs.
@@ -111,6 +115,19 @@ pub enum LogError {
     },
     #[error("log at {0} has failed (an earlier fsync or write error) and refuses all operations")]
     Failed(PathBuf),
+    /// A follower's replicated batches do not continue the log: the first must start at the log
+    /// end offset and each next one where the previous ended (Kafka's
+    /// `UnexpectedAppendOffsetException` / `OffsetsOutOfOrderException`).
+    #[error("replicated batch starts at offset {got}, expected {expected}")]
+    OffsetMismatch { expected: Offset, got: Offset },
+    /// An append stamped with (leader) or carrying (follower) a leader epoch older than the newest
+    /// epoch already in the log: the appender is a fenced leader, or the follower must truncate
+    /// again (KIP-101). Epochs in a log never go backwards.
+    #[error("leader epoch {} is older than the log's latest epoch {}", .epoch.0, .latest.0)]
+    StaleLeaderEpoch {
+        epoch: LeaderEpoch,
+        latest: LeaderEpoch,
+    },
 }
 
 /// Wraps an IO error with the operation and file it happened on.
@@ -132,6 +149,10 @@ impl LogError {
             LogError::Io { .. } | LogError::Failed(_) => ErrorCode::KAFKA_STORAGE_ERROR,
             LogError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
             LogError::Corrupt { .. } => ErrorCode::CORRUPT_MESSAGE,
+            // Only a follower's fetcher sees this, never a client; Kafka's exceptions for it have
+            // no error code of their own either.
+            LogError::OffsetMismatch { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
+            LogError::StaleLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
         }
     }
 }
