@@ -49,6 +49,8 @@ mod recovery;
 mod segment;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_epochs;
 
 pub use leader_epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
 pub use partition_log::PartitionLog;
