@@ -20,6 +20,12 @@
 //!   survives a crash (group commit: one [`FlushPlan`] fsyncs every file with unsynced bytes).
 //! - Only the newest (active) segment is written; retention deletes whole older segments.
 //! - Nothing corrupt is served: every batch is CRC-checked when it is read.
+//! - The leader epoch cache ([`leader_epoch_cache`]) names, for each epoch that wrote here, its
+//!   first offset. An epoch's entry is durable in `leader-epoch-checkpoint` before any of its
+//!   batches is written; no entry starts beyond the log end offset (a new leader's entry may
+//!   start exactly at it); truncation removes entries at or above the new log end, retention
+//!   moves the first entry up to the new log start. Epochs in the log never go backwards: an
+//!   append with an older epoch is refused ([`LogError::StaleLeaderEpoch`]).
 //!
 //! ## Recovery (at open)
 //! Segments that may hold bytes written after the last `recovery-point` checkpoint, and any
@@ -29,6 +35,11 @@
 //! covered it). Below the recovery point a failed batch with intact framing is corruption of
 //! fsynced data: it is kept, reported in the [`RecoveryReport`], and refused on every read with
 //! `CORRUPT_MESSAGE`, while the valid data after it stays readable.
+//!
+//! Then the leader epoch cache is loaded and brought in line with the recovered log: epochs of
+//! batches above the recovery point that it lacks are assigned from their headers; a missing or
+//! malformed checkpoint is rebuilt from every batch header; entries at or above the log end and
+//! below the log start are cut (see `PartitionLog::recover_leader_epochs`).
 
 use std::io;
 use std::path::PathBuf;

@@ -129,6 +129,15 @@ impl PartitionLog {
             Some(self.log_start_offset),
             "log start offset is the first segment's base"
         );
+        if !self.failed
+            && let Some(latest) = self.epochs.latest_entry()
+        {
+            assert!(
+                latest.start_offset <= self.log_end_offset(),
+                "epoch entry {latest:?} starts beyond the log end {}",
+                self.log_end_offset()
+            );
+        }
     }
 
     /// Validates a producer's record set, assigns offsets from the log end offset, stamps
@@ -670,8 +679,12 @@ impl PartitionLog {
             self.checkpointed = self.flushed_offset;
         }
         // After the log: a crash in between leaves entries at or above the log end, which
-        // recovery removes. The cut may be below `offset` (it falls on a batch start).
-        self.epochs.truncate_from_end(self.log_end_offset())?;
+        // recovery removes. The cut may be below `offset` (it falls on a batch start). If the
+        // cache cannot follow, later appends would be credited to a wrong epoch: fail the log.
+        if let Err(e) = self.epochs.truncate_from_end(self.log_end_offset()) {
+            self.failed = true;
+            return Err(e);
+        }
         self.assert_invariants();
         Ok(())
     }
