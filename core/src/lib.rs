@@ -1,7 +1,9 @@
 //! # strata-core: the sans-IO heart of Strata
 //!
 //! This crate holds Strata's state machines — today the partition log (segments, indexes,
-//! recovery, retention) and the record-batch rules — with **no IO of its own**:
+//! recovery, retention, the leader epoch cache), the record-batch rules and the replica-side
+//! rules of replication (follower truncation, the leader's ISR and high watermark) — with **no
+//! IO of its own**:
 //!
 //! - no async runtime, no sockets, no threads;
 //! - no OS clock: wall-clock milliseconds (`now_ms`) and monotonic [`types::Instant`]s are passed
@@ -43,6 +45,7 @@ pub mod controller;
 pub mod error;
 pub mod log;
 pub mod metadata;
+pub mod replica;
 pub mod rpc;
 pub mod storage;
 pub mod types;

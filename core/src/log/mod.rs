@@ -9,6 +9,8 @@
 //! 00000000000000052341.log         next segment, named by its base offset
 //! ...
 //! recovery-point                   text: "0\n<recovery point>\n<indexes durable below>\n"
+//! leader-epoch-checkpoint          text: "0\n<count>\n<epoch> <start offset>\n..." (see
+//!                                  leader_epoch_cache)
 //! ```
 //!
 //! ## Invariants
@@ -18,6 +20,12 @@
 //!   survives a crash (group commit: one [`FlushPlan`] fsyncs every file with unsynced bytes).
 //! - Only the newest (active) segment is written; retention deletes whole older segments.
 //! - Nothing corrupt is served: every batch is CRC-checked when it is read.
+//! - The leader epoch cache ([`leader_epoch_cache`]) names, for each epoch that wrote here, its
+//!   first offset. An epoch's entry is durable in `leader-epoch-checkpoint` before any of its
+//!   batches is written; no entry starts beyond the log end offset (a new leader's entry may
+//!   start exactly at it); truncation removes entries at or above the new log end, retention
+//!   moves the first entry up to the new log start. Epochs in the log never go backwards: an
+//!   append with an older epoch is refused ([`LogError::StaleLeaderEpoch`]).
 //!
 //! ## Recovery (at open)
 //! Segments that may hold bytes written after the last `recovery-point` checkpoint, and any
@@ -27,6 +35,11 @@
 //! covered it). Below the recovery point a failed batch with intact framing is corruption of
 //! fsynced data: it is kept, reported in the [`RecoveryReport`], and refused on every read with
 //! `CORRUPT_MESSAGE`, while the valid data after it stays readable.
+//!
+//! Then the leader epoch cache is loaded and brought in line with the recovered log: epochs of
+//! batches above the recovery point that it lacks are assigned from their headers; a missing or
+//! malformed checkpoint is rebuilt from every batch header; entries at or above the log end and
+//! below the log start are cut (see `PartitionLog::recover_leader_epochs`).
 
 use std::io;
 use std::path::PathBuf;
@@ -38,15 +51,19 @@ use thiserror::Error;
 use crate::batch::{BatchError, TimestampType};
 use crate::error::ErrorCode;
 use crate::storage::{Storage, StorageFile};
-use crate::types::Offset;
+use crate::types::{LeaderEpoch, Offset};
 
 mod index;
+pub mod leader_epoch_cache;
 mod partition_log;
 mod recovery;
 mod segment;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_epochs;
 
+pub use leader_epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
 pub use partition_log::PartitionLog;
 
 /// Per-log settings, named after Kafka's topic configs.
@@ -111,6 +128,19 @@ pub enum LogError {
     },
     #[error("log at {0} has failed (an earlier fsync or write error) and refuses all operations")]
     Failed(PathBuf),
+    /// A follower's replicated batches do not continue the log: the first must start at the log
+    /// end offset and each next one where the previous ended (Kafka's
+    /// `UnexpectedAppendOffsetException` / `OffsetsOutOfOrderException`).
+    #[error("replicated batch starts at offset {got}, expected {expected}")]
+    OffsetMismatch { expected: Offset, got: Offset },
+    /// An append stamped with (leader) or carrying (follower) a leader epoch older than the newest
+    /// epoch already in the log: the appender is a fenced leader, or the follower must truncate
+    /// again (KIP-101). Epochs in a log never go backwards.
+    #[error("leader epoch {} is older than the log's latest epoch {}", .epoch.0, .latest.0)]
+    StaleLeaderEpoch {
+        epoch: LeaderEpoch,
+        latest: LeaderEpoch,
+    },
 }
 
 /// Wraps an IO error with the operation and file it happened on.
@@ -132,6 +162,10 @@ impl LogError {
             LogError::Io { .. } | LogError::Failed(_) => ErrorCode::KAFKA_STORAGE_ERROR,
             LogError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
             LogError::Corrupt { .. } => ErrorCode::CORRUPT_MESSAGE,
+            // Only a follower's fetcher sees this, never a client; Kafka's exceptions for it have
+            // no error code of their own either.
+            LogError::OffsetMismatch { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
+            LogError::StaleLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! [`PartitionLog`]: appends, group commit, reads, timestamp lookups, retention, truncation.
+//! [`PartitionLog`]: appends (a leader's and a follower's), group commit, reads, timestamp
+//! lookups, retention, truncation, and the leader epoch cache that follows all of them.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -7,10 +8,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{self, TimestampType};
+use crate::batch::{self, BatchError, BatchHeader, TimestampType};
 use crate::storage::Storage;
 use crate::types::{LeaderEpoch, Offset};
 
+use super::leader_epoch_cache::{self, EpochEndOffset, EpochEntry, LeaderEpochCache};
 use super::segment::{Segment, index_path, log_path, time_index_path};
 use super::{
     AppendInfo, FlushPlan, LogConfig, LogError, ReadResult, RetentionReport, TimestampOffset,
@@ -45,6 +47,8 @@ pub struct PartitionLog {
     pub(super) failed: bool,
     /// Reused buffer for stamping offsets into a copy of the producer's batches.
     pub(super) scratch: Vec<u8>,
+    /// Which leader epoch wrote which offsets (KIP-101), persisted in `leader-epoch-checkpoint`.
+    pub(super) epochs: LeaderEpochCache,
 }
 
 impl PartitionLog {
@@ -125,6 +129,15 @@ impl PartitionLog {
             Some(self.log_start_offset),
             "log start offset is the first segment's base"
         );
+        if !self.failed
+            && let Some(latest) = self.epochs.latest_entry()
+        {
+            assert!(
+                latest.start_offset <= self.log_end_offset(),
+                "epoch entry {latest:?} starts beyond the log end {}",
+                self.log_end_offset()
+            );
+        }
     }
 
     /// Validates a producer's record set, assigns offsets from the log end offset, stamps
@@ -138,11 +151,30 @@ impl PartitionLog {
     ) -> Result<AppendInfo, LogError> {
         self.check_not_failed()?;
         let headers = batch::validate_produce(records, self.config.max_message_bytes as usize)?;
+        if let Some(latest) = self.epochs.latest_epoch()
+            && leader_epoch < latest
+        {
+            // A leader older than an epoch already in the log has been replaced: fenced.
+            return Err(LogError::StaleLeaderEpoch {
+                epoch: leader_epoch,
+                latest,
+            });
+        }
         let record_count: i64 = headers
             .iter()
             .map(|h| i64::from(h.last_offset_delta) + 1)
             .sum();
         self.maybe_roll(records.len() as u64, record_count, now_ms)?;
+        // The epoch's first offset is durable in the checkpoint before any of its data is
+        // written (a no-op for every append of an epoch but the first).
+        let prior_epochs =
+            if leader_epoch.0 >= 0 && self.epochs.latest_epoch() != Some(leader_epoch) {
+                let prior = self.epochs.entries().to_vec();
+                self.epochs.assign(leader_epoch, self.log_end_offset())?;
+                Some(prior)
+            } else {
+                None
+            };
 
         let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         let first_offset = self.log_end_offset();
@@ -162,7 +194,7 @@ impl PartitionLog {
         }
         let result = self.write_batches(&scratch, now_ms);
         self.scratch = scratch;
-        result?;
+        self.on_write_result(result, prior_epochs)?;
         assert_eq!(
             self.log_end_offset(),
             next,
@@ -175,6 +207,136 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             bytes: records.len(),
         })
+    }
+
+    /// Appends a follower's copy of the leader's batches verbatim: they already carry their
+    /// offsets, epochs and timestamps (Kafka's `appendAsFollower`). Each batch is checked as a
+    /// stored batch is (header, CRC, record count); `max.message.bytes` is not applied, as Kafka
+    /// does not for replication, so that a follower never stalls on data its leader accepted.
+    /// The first batch must start at the log end offset and each next one where the previous
+    /// ended ([`LogError::OffsetMismatch`]). Each batch's `partitionLeaderEpoch` newer than the
+    /// cache's latest is assigned to start at its base offset (checkpointed before the data is
+    /// written); an older one is refused ([`LogError::StaleLeaderEpoch`]) unless every newer
+    /// entry starts at or after that batch (entries that never got data, e.g. one this replica
+    /// assigned as a leader at its log end), which Kafka's assign then replaces.
+    pub fn append_replicated(
+        &mut self,
+        batches: Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_not_failed()?;
+        let headers = validate_replicated(&batches)?;
+        let first_offset = self.log_end_offset();
+        let mut next = first_offset;
+        let mut staged = self.epochs.entries().to_vec();
+        for h in &headers {
+            if h.base_offset != next {
+                return Err(LogError::OffsetMismatch {
+                    expected: next,
+                    got: h.base_offset,
+                });
+            }
+            let epoch = h.partition_leader_epoch;
+            // -1: no epoch (a pre-KIP-101 message format); nothing to record.
+            if epoch.0 >= 0 {
+                if let Some(latest) = staged.last()
+                    && epoch < latest.epoch
+                    && staged
+                        .iter()
+                        .any(|e| e.epoch > epoch && e.start_offset < h.base_offset)
+                {
+                    return Err(LogError::StaleLeaderEpoch {
+                        epoch,
+                        latest: latest.epoch,
+                    });
+                }
+                leader_epoch_cache::assign_entry(
+                    &mut staged,
+                    EpochEntry {
+                        epoch,
+                        start_offset: h.base_offset,
+                    },
+                );
+            }
+            next = h.next_offset();
+        }
+        self.maybe_roll(batches.len() as u64, next.0 - first_offset.0, now_ms)?;
+        let prior_epochs = if staged != self.epochs.entries() {
+            let prior = self.epochs.entries().to_vec();
+            self.epochs.replace(staged)?;
+            Some(prior)
+        } else {
+            None
+        };
+        let result = self.write_batches(&batches, now_ms);
+        self.on_write_result(result, prior_epochs)?;
+        assert_eq!(
+            self.log_end_offset(),
+            next,
+            "a replicated append ends where its last batch ends"
+        );
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: Offset(next.0 - 1),
+            log_append_time_ms: -1,
+            log_start_offset: self.log_start_offset,
+            bytes: batches.len(),
+        })
+    }
+
+    /// After a failed write, puts back the epoch entries the append replaced (`prior`, if it
+    /// changed them), so the cache names no epoch for data that was never written.
+    fn on_write_result(
+        &mut self,
+        result: Result<(), LogError>,
+        prior: Option<Vec<EpochEntry>>,
+    ) -> Result<(), LogError> {
+        if result.is_err()
+            && let Some(prior) = prior
+            && self.epochs.replace(prior).is_err()
+        {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// A new leader records that its epoch starts at its log end offset, before it appends
+    /// anything (Kafka's `maybeAssignEpochStartOffset` in `Partition.makeLeader`): from then on
+    /// OffsetForLeaderEpoch for the previous epoch ends here, even before the first append.
+    /// Nothing happens if `epoch` is already the latest; an older epoch is refused.
+    pub fn maybe_assign_leader_epoch(&mut self, epoch: LeaderEpoch) -> Result<(), LogError> {
+        self.check_not_failed()?;
+        assert!(epoch.0 >= 0, "a leader epoch is never negative: {epoch:?}");
+        if let Some(latest) = self.epochs.latest_epoch()
+            && epoch < latest
+        {
+            return Err(LogError::StaleLeaderEpoch { epoch, latest });
+        }
+        self.epochs.assign(epoch, self.log_end_offset())?;
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch (KIP-101/279): the largest epoch `<= epoch` in this log and the
+    /// offset where it ends. See [`LeaderEpochCache::end_offset_for`].
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> EpochEndOffset {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The newest leader epoch in the log (the one a follower sends in OffsetForLeaderEpoch).
+    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
+        self.epochs.latest_epoch()
+    }
+
+    /// The offset where `epoch` starts in this log, if it has an entry (a leader's
+    /// `leaderEpochStartOffset`, which a follower must reach to join the ISR).
+    pub fn epoch_start_offset(&self, epoch: LeaderEpoch) -> Option<Offset> {
+        self.epochs.start_offset_of(epoch)
+    }
+
+    /// The leader epoch cache's entries, oldest first (for tests, debugging and the follower
+    /// truncation rule).
+    pub fn leader_epoch_entries(&self) -> &[EpochEntry] {
+        self.epochs.entries()
     }
 
     /// Writes already-stamped batches at the end of the active segment and indexes them. On a
@@ -455,6 +617,10 @@ impl PartitionLog {
             self.flushed_offset = self.flushed_offset.max(self.log_start_offset);
             self.dir_generation += 1;
             report.log_start_offset = self.log_start_offset;
+            self.assert_invariants();
+            // Epochs whose data is gone go too; the one covering the new start now starts there.
+            // If this write fails the old entries stay: harmless, and recovery redoes it.
+            self.epochs.truncate_from_start(self.log_start_offset)?;
         }
         self.assert_invariants();
         Ok(report)
@@ -512,6 +678,13 @@ impl PartitionLog {
             super::recovery::write_recovery_point(&*self.storage, &self.dir, self.checkpoint())?;
             self.checkpointed = self.flushed_offset;
         }
+        // After the log: a crash in between leaves entries at or above the log end, which
+        // recovery removes. The cut may be below `offset` (it falls on a batch start). If the
+        // cache cannot follow, later appends would be credited to a wrong epoch: fail the log.
+        if let Err(e) = self.epochs.truncate_from_end(self.log_end_offset()) {
+            self.failed = true;
+            return Err(e);
+        }
         self.assert_invariants();
         Ok(())
     }
@@ -547,4 +720,28 @@ impl PartitionLog {
             indexes_durable_below: unsynced_indexes.min(self.flushed_offset),
         }
     }
+}
+
+/// Checks a follower's record set: one or more whole v2 batches, each passing
+/// [`batch::validate_batch`] (header, CRC, record count), with no more records than offsets
+/// (`recordCount <= lastOffsetDelta + 1`), and nothing left over. Control and transactional
+/// batches are the leader's to write and are accepted.
+fn validate_replicated(records: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+    if records.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    let mut headers = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let header = batch::validate_batch(&records[pos..])?;
+        if i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1 {
+            return Err(BatchError::OffsetDeltaMismatch {
+                last_offset_delta: header.last_offset_delta,
+                record_count: header.record_count,
+            });
+        }
+        pos += header.total_size();
+        headers.push(header);
+    }
+    Ok(headers)
 }

@@ -1,5 +1,6 @@
 //! Opening a log: finding segments, scanning what may be torn, cutting torn tails, rebuilding
-//! indexes, and the `recovery-point` checkpoint. The rules are in the parent module's docs.
+//! indexes, the `recovery-point` checkpoint, and bringing the leader epoch cache in line with
+//! the recovered log. The rules are in the parent module's docs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,8 @@ use std::sync::Arc;
 use crate::storage::{Storage, read_vec};
 use crate::types::Offset;
 
-use super::segment::{Segment, index_path, log_path, parse_log_name, time_index_path};
+use super::leader_epoch_cache::{self, CheckpointState, EpochEntry, LeaderEpochCache};
+use super::segment::{Segment, Step, index_path, log_path, parse_log_name, time_index_path};
 use super::{CorruptBatch, LogConfig, LogError, PartitionLog, RecoveryReport, io_err};
 
 const RECOVERY_POINT: &str = "recovery-point";
@@ -239,7 +241,9 @@ impl PartitionLog {
             .next_back()
             .expect("at least one segment")
             .next_offset;
-        let log = PartitionLog {
+        let (epochs, epochs_state) = LeaderEpochCache::load(storage.clone(), dir.clone())?;
+        let mut log = PartitionLog {
+            epochs,
             storage,
             dir,
             config,
@@ -254,8 +258,79 @@ impl PartitionLog {
             failed: false,
             scratch: Vec::new(),
         };
+        log.recover_leader_epochs(epochs_state, recovery_point)?;
         log.assert_invariants();
         Ok((log, report))
+    }
+
+    /// Brings the leader epoch cache in line with the recovered log, as Kafka's `LogLoader` and
+    /// `LogSegment.recover` do:
+    /// 1. Batches that recovery may have scanned (from the segment holding the recovery point)
+    ///    assign their `partitionLeaderEpoch` when it is newer than the latest entry: data that
+    ///    survived a crash after a truncation lowered the cache keeps its epoch. If the checkpoint
+    ///    file is missing or malformed and the log is not empty, *every* batch is walked: the
+    ///    cache is rebuilt from the headers (bytes 12..16 of each batch).
+    /// 2. Entries at or above the log end offset go (their data did not survive, or never
+    ///    existed: a leader's entry for an epoch it never wrote to).
+    /// 3. Entries below the log start offset go; the one covering it moves to it.
+    ///
+    /// The file is rewritten only if this changed anything (or was malformed).
+    fn recover_leader_epochs(
+        &mut self,
+        state: CheckpointState,
+        recovery_point: Offset,
+    ) -> Result<(), LogError> {
+        let loaded = self.epochs.entries().to_vec();
+        let mut entries = loaded.clone();
+        let from = match state {
+            CheckpointState::Loaded => recovery_point.max(self.log_start_offset),
+            CheckpointState::Missing | CheckpointState::Malformed => self.log_start_offset,
+        };
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(self.log_start_offset, |(b, _)| *b);
+        for seg in self.segments.range(first..).map(|(_, s)| s) {
+            let path = log_path(&self.dir, seg.base_offset);
+            let (mut pos, mut expected) = (0u64, seg.base_offset);
+            loop {
+                match seg
+                    .step(pos, expected)
+                    .map_err(io_err("read leader epochs", &path))?
+                {
+                    Step::End | Step::Broken(_) => break,
+                    Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
+                    Step::Batch(h) => {
+                        let epoch = h.partition_leader_epoch;
+                        if epoch.0 >= 0 && entries.last().is_none_or(|l| epoch > l.epoch) {
+                            leader_epoch_cache::assign_entry(
+                                &mut entries,
+                                EpochEntry {
+                                    epoch,
+                                    start_offset: h.base_offset,
+                                },
+                            );
+                        }
+                        (pos, expected) = (pos + h.total_size() as u64, h.next_offset());
+                    }
+                }
+            }
+        }
+        leader_epoch_cache::truncate_from_end(&mut entries, self.log_end_offset());
+        leader_epoch_cache::truncate_from_start(&mut entries, self.log_start_offset);
+        let rewrite = match state {
+            CheckpointState::Loaded => entries != loaded,
+            CheckpointState::Missing => !entries.is_empty(),
+            CheckpointState::Malformed => true,
+        };
+        if state == CheckpointState::Malformed {
+            tracing::warn!(dir = %self.dir.display(), entries = entries.len(), "malformed leader-epoch-checkpoint: rebuilt from batch headers");
+        }
+        if rewrite {
+            self.epochs.replace(entries)?;
+        }
+        Ok(())
     }
 }
 
