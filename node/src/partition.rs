@@ -200,7 +200,9 @@ impl Partition {
         let durable_end = self.state().durable_end;
         let hw = match &*self.role() {
             Role::Sole => Some(durable_end),
-            Role::Leader(l) => Some(l.isr.high_watermark(durable_end)),
+            // -1 while an ISR member has not fetched yet in this leadership; publishing only
+            // moves forward, so that keeps the current value.
+            Role::Leader(l) => Some(l.isr.high_watermark(strata_core::Offset(durable_end)).0),
             _ => None,
         };
         if let Some(hw) = hw {

@@ -77,7 +77,7 @@ fn follower_fetch(
             return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
         }
         l.isr
-            .on_follower_fetch(broker.now(), replica, fetch_offset, log_end_offset);
+            .on_follower_fetch(broker.now(), replica, Offset(fetch_offset), Offset(log_end_offset));
     }
     p.recompute_high_watermark();
     isr_sync::maybe_expand(broker, p);

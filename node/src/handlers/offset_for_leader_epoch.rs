@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use strata_core::ErrorCode;
+use strata_core::types::LeaderEpoch;
 
 use super::fetch::check_leader_epoch;
 use crate::broker::Broker;
@@ -47,11 +48,11 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetF
                     let Some(log) = guard.as_ref() else {
                         return error(rp.partition, ErrorCode::NOT_LEADER_OR_FOLLOWER);
                     };
-                    let (epoch, end_offset) = log.end_offset_for_epoch(rp.leader_epoch);
+                    let end = log.end_offset_for_epoch(LeaderEpoch(rp.leader_epoch));
                     EpochEndOffset::default()
                         .with_partition(rp.partition)
-                        .with_leader_epoch(epoch)
-                        .with_end_offset(end_offset)
+                        .with_leader_epoch(end.leader_epoch.0)
+                        .with_end_offset(end.end_offset.0)
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

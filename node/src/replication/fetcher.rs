@@ -23,6 +23,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest};
 use strata_core::ErrorCode;
+use strata_core::log::EpochEndOffset;
 use strata_core::types::{NodeId, Offset};
 
 use super::role::Role;
@@ -160,9 +161,10 @@ async fn truncate(
         };
         let Some(latest) = latest else {
             // An empty log (or one without epochs) has nothing to cut.
-            finish_truncation(p, *epoch, None);
+            finish_truncation(p, *epoch, None, true);
             continue;
         };
+        let latest = latest.0;
         topics.entry(p.topic.clone()).or_default().push(
             OffsetForLeaderPartition::default()
                 .with_partition(p.index)
@@ -214,18 +216,18 @@ async fn truncate(
                 refused = true;
                 continue;
             }
-            let cut = {
+            let _ = latest;
+            let state = {
                 let guard = p.log();
                 let Some(log) = guard.as_ref() else { continue };
-                strata_core::replica::truncation_offset(
-                    *latest,
-                    r.leader_epoch,
-                    r.end_offset,
-                    |e| log.end_offset_for_epoch(e),
-                    log.log_end_offset().0,
+                strata_core::replica::offset_truncation_state(
+                    EpochEndOffset::new(r.leader_epoch, r.end_offset),
+                    log.leader_epoch_entries(),
+                    log.log_end_offset(),
+                    Offset(p.state().high_watermark),
                 )
             };
-            finish_truncation(p, *epoch, Some(cut));
+            finish_truncation(p, *epoch, Some(state.offset.0), state.truncation_completed);
         }
     }
     if refused {
@@ -234,9 +236,10 @@ async fn truncate(
     true
 }
 
-/// Truncates to `cut` (if any) and marks the partition ready to fetch — only if it still
-/// follows in `epoch`.
-fn finish_truncation(p: &Arc<Partition>, epoch: i32, cut: Option<i64>) {
+/// Truncates to `cut` (if any) and, when `completed`, marks the partition ready to fetch — only
+/// if it still follows in `epoch`. Not completed: another OffsetForLeaderEpoch round follows
+/// with the new latest epoch (KIP-279).
+fn finish_truncation(p: &Arc<Partition>, epoch: i32, cut: Option<i64>, completed: bool) {
     let mut role = p.role();
     let Role::Follower {
         leader_epoch,
@@ -264,7 +267,7 @@ fn finish_truncation(p: &Arc<Partition>, epoch: i32, cut: Option<i64>) {
             p.on_truncated(leo);
         }
     }
-    *needs_truncation = false;
+    *needs_truncation = !completed;
 }
 
 /// One fetch round. Returns false if the connection failed.
@@ -372,7 +375,7 @@ async fn fetch(
                     if log.log_end_offset().0 != *fetch_offset {
                         continue;
                     }
-                    match log.append_replicated(&records, crate::clock::now_ms()) {
+                    match log.append_replicated(records.clone(), crate::clock::now_ms()) {
                         Ok(_) => Some(log.log_end_offset().0),
                         Err(e) => {
                             tracing::error!(topic = %p.topic, partition = p.index, error = %e,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use strata_core::ErrorCode;
 use strata_core::rpc::{AlterPartitionRequest, Request, Response};
-use strata_core::types::NodeId;
+use strata_core::types::{NodeId, Offset};
 
 use super::role::Role;
 use crate::broker::Broker;
@@ -31,7 +31,7 @@ pub fn maybe_expand(broker: &Arc<Broker>, p: &Arc<Partition>) {
         if l.alter_in_flight {
             return;
         }
-        let Some(new_isr) = l.isr.maybe_expand(hw, l.epoch_start_offset) else {
+        let Some(new_isr) = l.isr.maybe_expand(Offset(hw), Offset(l.epoch_start_offset)) else {
             return;
         };
         l.isr.set_pending(new_isr.clone(), broker.now());
@@ -56,13 +56,17 @@ pub async fn run_shrinker(broker: Arc<Broker>) {
         let now = broker.now();
         for t in broker.topics().values() {
             for p in &t.partitions {
+                let leo = match p.log().as_ref() {
+                    Some(log) => log.log_end_offset().0,
+                    None => continue,
+                };
                 let proposal = {
                     let mut role = p.role();
                     let Role::Leader(l) = &mut *role else { continue };
                     if l.alter_in_flight {
                         continue;
                     }
-                    let Some(new_isr) = l.isr.maybe_shrink(now, lag_ms) else {
+                    let Some(new_isr) = l.isr.maybe_shrink(now, Offset(leo), lag_ms) else {
                         continue;
                     };
                     l.isr.set_pending(new_isr.clone(), now);
@@ -123,7 +127,7 @@ fn send(broker: &Arc<Broker>, p: &Arc<Partition>, proposal: (Vec<NodeId>, i32, i
                 l.alter_in_flight = false;
                 match committed {
                     Some(c) if c.partition_epoch > l.isr.partition_epoch() => {
-                        l.isr.on_isr_committed(c.isr, c.partition_epoch)
+                        l.isr.on_isr_committed(c.isr, c.partition_epoch);
                     }
                     Some(_) => {}
                     None => l.isr.on_isr_rejected(),

@@ -166,7 +166,7 @@ fn update_role(
                 return None;
             };
             let leo = log.log_end_offset();
-            if let Err(e) = log.assign_leader_epoch(LeaderEpoch(p.leader_epoch), leo) {
+            if let Err(e) = log.maybe_assign_leader_epoch(LeaderEpoch(p.leader_epoch)) {
                 tracing::error!(topic = %topic.name, partition = partition.index, error = %e,
                     "cannot record the new leader epoch; not taking leadership");
                 return None;
@@ -178,9 +178,9 @@ fn update_role(
             me,
             p.replicas.clone(),
             p.isr.clone(),
-            p.leader_epoch,
+            LeaderEpoch(p.leader_epoch),
             p.partition_epoch,
-            leo,
+            strata_core::Offset(leo),
             now,
         );
         tracing::info!(topic = %topic.name, partition = partition.index, leader_epoch = p.leader_epoch,
