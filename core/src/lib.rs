@@ -42,6 +42,7 @@ pub mod batch;
 pub mod error;
 pub mod log;
 pub mod metadata;
+pub mod quorum;
 pub mod rpc;
 pub mod storage;
 pub mod types;
