@@ -13,6 +13,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod controller;
 pub mod dispatch;
 pub mod framing;
 pub mod fs_storage;
