@@ -150,6 +150,12 @@ impl Quorum {
         })
     }
 
+    /// Whether [`Quorum::poll_ready`] has anything to do (a driver may skip it, and the disk,
+    /// when not).
+    pub fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
     /// Drains every pending Ready: persists snapshots, entries and hard state (synced), then
     /// returns the messages to send and what was committed. See the module docs for the order
     /// in which the caller applies them.
