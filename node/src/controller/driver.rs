@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 
 use super::Status;
-use super::stub_controller::Controller;
+use strata_core::controller::Controller;
 use super::wire::frame;
 
 /// Committed batches kept for FetchMetadata; older offsets get the whole image.

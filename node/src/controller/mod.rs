@@ -23,7 +23,6 @@
 
 pub mod client;
 pub mod driver;
-mod stub_controller;
 pub mod transport;
 pub mod wire;
 
@@ -43,10 +42,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use client::{ClientError, ControllerClient};
-pub use stub_controller::ControllerConfig;
+pub use strata_core::controller::ControllerConfig;
 
 use driver::{Driver, DriverConfig, off_reactor};
-use stub_controller::Controller;
+use strata_core::controller::Controller;
 
 /// Subdirectory of the data dir holding the quorum's files (Kafka's name for the metadata log).
 pub const METADATA_DIR: &str = "__cluster_metadata";
