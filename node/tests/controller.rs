@@ -154,7 +154,8 @@ async fn heartbeat(client: &ControllerClient, broker: i32, epoch: i64) {
         .send(Request::Heartbeat {
             broker_id: NodeId(broker),
             broker_epoch: epoch,
-            metadata_offset: 0,
+            // Caught up with its own registration (the epoch is its offset): may be unfenced.
+            metadata_offset: epoch as u64,
             want_shutdown: false,
         })
         .await
