@@ -154,7 +154,8 @@ async fn heartbeat(client: &ControllerClient, broker: i32, epoch: i64) {
         .send(Request::Heartbeat {
             broker_id: NodeId(broker),
             broker_epoch: epoch,
-            metadata_offset: 0,
+            // Caught up with its own registration (the epoch is its offset): may be unfenced.
+            metadata_offset: epoch as u64,
             want_shutdown: false,
         })
         .await
@@ -400,4 +401,118 @@ async fn garbage_frames_close_only_that_connection() {
     let client = cluster.client();
     register(&client, 7).await;
     cluster.shutdown().await;
+}
+
+/// A disk whose `sync_data` fails once `fail` is set (EIO on fsync).
+#[derive(Debug, Clone, Default)]
+struct FailingSync {
+    inner: MemStorage,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+struct FailingFile {
+    inner: Arc<dyn strata_core::storage::StorageFile>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Storage for FailingSync {
+    fn open(
+        &self,
+        path: &std::path::Path,
+    ) -> std::io::Result<Arc<dyn strata_core::storage::StorageFile>> {
+        Ok(Arc::new(FailingFile {
+            inner: self.inner.open(path)?,
+            fail: self.fail.clone(),
+        }))
+    }
+    fn list_dir(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.inner.remove_dir_all(dir)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+impl strata_core::storage::StorageFile for FailingFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("injected EIO"));
+        }
+        self.inner.sync_data()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_error_stops_the_controller() {
+    let bound = ControllerService::bind("127.0.0.1:0").await.expect("bind");
+    let voters = vec![Voter {
+        id: NodeId(0),
+        host: "127.0.0.1".into(),
+        port: bound.local_addr().port(),
+    }];
+    let disk = FailingSync::default();
+    let handle = bound
+        .start(
+            service_config(NodeId(0), &voters, 10_000),
+            Arc::new(disk.clone()),
+        )
+        .await
+        .expect("start");
+    register(
+        &ControllerClient::new(voters.clone(), Duration::from_secs(5)),
+        1,
+    )
+    .await;
+    disk.fail.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The next proposal's append cannot be synced: the driver stops instead of answering.
+    let client = ControllerClient::new(voters, Duration::from_millis(1500));
+    let outcome = client
+        .send(Request::RegisterBroker {
+            broker_id: NodeId(2),
+            host: "h".into(),
+            port: 1,
+            rack: None,
+        })
+        .await;
+    assert!(
+        !matches!(outcome, Ok(Response::Registered { .. })),
+        "{outcome:?}"
+    );
+    let mut status = handle.status();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !status.borrow_and_update().stopped {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(!left.is_zero(), "the driver stopped");
+        let _ = tokio::time::timeout(left, status.changed()).await;
+    }
+    let err = handle
+        .shutdown()
+        .await
+        .expect_err("the fatal error is reported");
+    assert!(format!("{err:#}").contains("injected EIO"), "{err:#}");
 }
