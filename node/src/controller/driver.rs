@@ -34,8 +34,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 
 use super::Status;
-use strata_core::controller::Controller;
 use super::wire::frame;
+use strata_core::controller::Controller;
 
 /// Committed batches kept for FetchMetadata; older offsets get the whole image.
 pub const WINDOW_BATCHES: usize = 4096;

@@ -132,6 +132,10 @@ async fn start_controller(
         config.data_dir.clone(),
     );
     service.controller = controller_config(config, seed);
+    service
+        .controller
+        .validate()
+        .map_err(|e| anyhow::anyhow!("invalid controller settings: {e}"))?;
     service.seed = seed;
     service.tick_ms = (election_ms / 10).max(10);
     service.request_timeout = Duration::from_millis(
