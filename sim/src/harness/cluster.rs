@@ -4,9 +4,14 @@
 //! The nodes run the production code: `Server::bind_with_storage` over the disk's storage view,
 //! exactly what `main` does over real files. Clients run on their own host (`10.0.1.1`), since
 //! madsim's supervisor has no address.
+//!
+//! With more than one node, the nodes form one cluster: every node is a broker and a voter of
+//! the controller quorum (KRaft's combined mode), its `CONTROLLER` listener on port
+//! [`CONTROLLER_PORT`]. Each running node's broker state is published in [`Cluster::live`], so
+//! the harness can observe roles and logs in-process (madsim runs every node in one process).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -19,6 +24,11 @@ use crate::disk::SimDisk;
 
 /// Port every broker listens on.
 pub const PORT: u16 = 9092;
+/// Port of every node's controller listener (clusters of more than one node).
+pub const CONTROLLER_PORT: u16 = 9093;
+
+/// The broker state of each running node, by index (`None` while down).
+pub type Live = Arc<Mutex<Vec<Option<Arc<strata_node::broker::Broker>>>>>;
 
 /// One broker of the cluster.
 pub struct Broker {
@@ -40,6 +50,8 @@ pub struct Broker {
 pub struct Cluster {
     pub brokers: Vec<Broker>,
     pub client: NodeHandle,
+    /// What each running node serves (filled by the node itself once bound).
+    pub live: Live,
 }
 
 impl Cluster {
@@ -48,6 +60,11 @@ impl Cluster {
     pub fn start(n: usize, seed: u64, settings: &[String]) -> Cluster {
         let handle = Handle::current();
         let mut brokers = Vec::new();
+        let live: Live = Arc::new(Mutex::new(vec![None; n]));
+        let voters = (1..=n)
+            .map(|i| format!("{i}@10.0.0.{i}:{CONTROLLER_PORT}"))
+            .collect::<Vec<_>>()
+            .join(",");
         for i in 0..n {
             let name = format!("strata-{}", i + 1);
             let ip: IpAddr = format!("10.0.0.{}", i + 1)
@@ -55,14 +72,30 @@ impl Cluster {
                 .expect("a valid address");
             let addr = format!("{ip}:{PORT}");
             let disk = SimDisk::new(seed.wrapping_mul(31).wrapping_add(i as u64));
-            let (node_disk, node_addr) = (disk.clone(), addr.clone());
+            let node_disk = disk.clone();
             let mut sets = settings.to_vec();
             sets.push(format!("node.id={}", i + 1));
+            if n > 1 {
+                sets.push(format!("controller.quorum.voters={voters}"));
+                sets.push(format!(
+                    "listeners=PLAINTEXT://{addr},CONTROLLER://{ip}:{CONTROLLER_PORT}"
+                ));
+            }
+            let listen = (n == 1).then(|| addr.clone());
+            let node_live = live.clone();
             let node = handle
                 .create_node()
                 .name(&name)
                 .ip(ip)
-                .init(move || serve(node_disk.clone(), node_addr.clone(), sets.clone()))
+                .init(move || {
+                    serve(
+                        node_disk.clone(),
+                        listen.clone(),
+                        sets.clone(),
+                        node_live.clone(),
+                        i,
+                    )
+                })
                 .build();
             brokers.push(Broker {
                 name,
@@ -79,11 +112,62 @@ impl Cluster {
             .name("client")
             .ip("10.0.1.1".parse().expect("a valid address"))
             .build();
-        Cluster { brokers, client }
+        Cluster {
+            brokers,
+            client,
+            live,
+        }
+    }
+
+    /// The running brokers' state, by index.
+    pub fn live_brokers(&self) -> Vec<(usize, Arc<strata_node::broker::Broker>)> {
+        let live = self.live.lock().expect("live lock");
+        live.iter()
+            .enumerate()
+            .filter(|(i, _)| !self.brokers[*i].down)
+            .filter_map(|(i, b)| b.clone().map(|b| (i, b)))
+            .collect()
+    }
+
+    /// The node that is the active controller, as the nodes say.
+    pub fn active_controller(&self) -> Option<usize> {
+        self.live_brokers().into_iter().find_map(|(i, b)| {
+            let c = b.cluster()?;
+            let active = c
+                .controller
+                .lock()
+                .expect("controller lock")
+                .as_ref()
+                .is_some_and(|h| h.is_active());
+            active.then_some(i)
+        })
+    }
+
+    /// The node leading `partition` of the workload topic (the highest epoch claimed).
+    pub fn leader_of(&self, partition: i32) -> Option<usize> {
+        let mut best: Option<(i32, usize)> = None;
+        for (i, b) in self.live_brokers() {
+            let Some(p) = b.partition(super::workload::TOPIC, partition) else {
+                continue;
+            };
+            if let Some(epoch) = p.role().leader_epoch()
+                && best.is_none_or(|(e, _)| epoch > e)
+            {
+                best = Some((epoch, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    fn forget(&self, i: usize) {
+        if let Some(slot) = self.live.lock().expect("live lock").get_mut(i) {
+            *slot = None;
+        }
     }
 
     /// `kill -9`: the process dies, the OS page cache (unsynced writes) survives.
     pub fn kill(&mut self, i: usize) {
+        self.forget(i);
         let b = &mut self.brokers[i];
         Handle::current().kill(b.node);
         b.disk.kill();
@@ -93,6 +177,7 @@ impl Cluster {
 
     /// Power loss: the process dies and each unsynced write is kept, dropped or torn.
     pub fn power_loss<R: Rng + ?Sized>(&mut self, i: usize, rng: &mut R) {
+        self.forget(i);
         let b = &mut self.brokers[i];
         Handle::current().kill(b.node);
         b.disk.crash(rng);
@@ -144,9 +229,9 @@ impl Cluster {
 /// One broker process: binds over the disk's current storage view and serves until killed. A
 /// start-up that fails (say an IO error during recovery under injected faults) logs and returns;
 /// the node stays down until the nemesis or the liveness phase restarts it.
-async fn serve(disk: SimDisk, addr: String, sets: Vec<String>) {
+async fn serve(disk: SimDisk, listen: Option<String>, sets: Vec<String>, live: Live, index: usize) {
     let sources = Sources {
-        listen: Some(addr),
+        listen,
         data_dir: Some("/data".into()),
         sets,
         ..Default::default()
@@ -157,6 +242,9 @@ async fn serve(disk: SimDisk, addr: String, sets: Vec<String>) {
     };
     match Server::bind_with_storage(config, disk.storage()).await {
         Ok(server) => {
+            if let Some(slot) = live.lock().expect("live lock").get_mut(index) {
+                *slot = Some(server.broker().clone());
+            }
             if let Err(e) = server.run(std::future::pending()).await {
                 tracing::warn!(error = %e, "broker stopped with an error");
             }

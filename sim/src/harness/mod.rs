@@ -5,5 +5,6 @@
 
 pub mod cluster;
 pub mod nemesis;
+pub mod observe;
 pub mod run;
 pub mod workload;

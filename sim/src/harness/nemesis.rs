@@ -2,7 +2,9 @@
 //!
 //! Every fault here is one Strata claims to survive without losing an acknowledged write:
 //! process kills, power loss (unsynced writes kept, dropped or torn), pauses, network
-//! isolation, EIO on write, EIO on fsync (the node stops acknowledging), and a full disk.
+//! isolation, EIO on write, EIO on fsync (the node stops acknowledging), and a full disk. In a
+//! cluster also: isolating the active controller, a partition leader, or a minority of nodes,
+//! and a power loss of every node at once.
 //! Read bit-flips are left to a named scenario (see [`Swarm::read_flips`]).
 
 use std::time::Duration;
@@ -31,6 +33,15 @@ pub struct Swarm {
     /// node reads its metadata file, which has no checksum yet, is not survived); on in a named
     /// scenario without restarts.
     pub read_flips: bool,
+    /// Clusters only: cut the active controller off the network.
+    pub isolate_controller: bool,
+    /// Clusters only: cut the leader of partition 0 off the network.
+    pub isolate_leader: bool,
+    /// Clusters only: cut a minority of nodes off (each alone).
+    pub isolate_minority: bool,
+    /// Clusters only: every node loses power at once (correlated failure; acks=-1 writes are
+    /// fsynced on every ISR member, so they survive it).
+    pub power_loss_all: bool,
     /// Mean time between two faults.
     pub interval: Duration,
 }
@@ -48,8 +59,20 @@ impl Swarm {
             lossy_network: rng.random_bool(0.4),
             slow_disk: rng.random_bool(0.4),
             read_flips: false,
+            isolate_controller: false,
+            isolate_leader: false,
+            isolate_minority: false,
+            power_loss_all: false,
             interval: Duration::from_millis(rng.random_range(300..3_000)),
         }
+    }
+
+    /// Adds the faults that only mean something in a cluster, drawn from `rng`.
+    pub fn draw_cluster_faults(&mut self, rng: &mut StdRng) {
+        self.isolate_controller = rng.random_bool(0.4);
+        self.isolate_leader = rng.random_bool(0.4);
+        self.isolate_minority = rng.random_bool(0.3);
+        self.power_loss_all = rng.random_bool(0.2);
     }
 
     /// No faults at all (the baseline scenario).
@@ -65,6 +88,10 @@ impl Swarm {
             lossy_network: false,
             slow_disk: false,
             read_flips: false,
+            isolate_controller: false,
+            isolate_leader: false,
+            isolate_minority: false,
+            power_loss_all: false,
             interval: Duration::from_secs(1),
         }
     }
@@ -82,6 +109,10 @@ impl Swarm {
             (self.lossy_network, Fault::LossyNetwork),
             (self.slow_disk, Fault::SlowDisk),
             (self.read_flips, Fault::ReadFlips),
+            (self.isolate_controller, Fault::IsolateController),
+            (self.isolate_leader, Fault::IsolateLeader),
+            (self.isolate_minority, Fault::IsolateMinority),
+            (self.power_loss_all, Fault::PowerLossAll),
         ];
         for (enabled, fault) in on {
             if enabled {
@@ -105,6 +136,10 @@ pub enum Fault {
     LossyNetwork,
     SlowDisk,
     ReadFlips,
+    IsolateController,
+    IsolateLeader,
+    IsolateMinority,
+    PowerLossAll,
 }
 
 /// Drives faults for `duration` of simulated time, then heals them all.
@@ -135,12 +170,28 @@ impl Nemesis {
             let gap = self.jitter(self.swarm.interval);
             tokio::time::sleep(gap).await;
             let fault = faults[self.rng.random_range(0..faults.len())];
-            let i = self.rng.random_range(0..cluster.brokers.len());
-            self.log.push((start.elapsed(), fault, i));
-            self.inject(cluster, fault, i);
+            let n = cluster.brokers.len();
+            let i = self.rng.random_range(0..n);
+            let targets: Vec<usize> = match fault {
+                Fault::IsolateController => vec![cluster.active_controller().unwrap_or(i)],
+                Fault::IsolateLeader => vec![cluster.leader_of(0).unwrap_or(i)],
+                Fault::IsolateMinority => (0..(n - 1) / 2).map(|k| (i + k) % n).collect(),
+                Fault::PowerLossAll => (0..n).collect(),
+                _ => vec![i],
+            };
+            self.log.push((
+                start.elapsed(),
+                fault,
+                targets.first().copied().unwrap_or(i),
+            ));
+            for &t in &targets {
+                self.inject(cluster, fault, t);
+            }
             let hold = self.jitter(self.swarm.interval);
             tokio::time::sleep(hold).await;
-            self.heal(cluster, fault, i);
+            for &t in &targets {
+                self.heal(cluster, fault, t);
+            }
         }
     }
 
@@ -152,9 +203,12 @@ impl Nemesis {
     fn inject(&mut self, cluster: &mut Cluster, fault: Fault, i: usize) {
         match fault {
             Fault::Kill => cluster.kill(i),
-            Fault::PowerLoss => cluster.power_loss(i, &mut self.rng),
+            Fault::PowerLoss | Fault::PowerLossAll => cluster.power_loss(i, &mut self.rng),
             Fault::Pause => cluster.pause(i),
-            Fault::Isolate => cluster.isolate(i),
+            Fault::Isolate
+            | Fault::IsolateController
+            | Fault::IsolateLeader
+            | Fault::IsolateMinority => cluster.isolate(i),
             Fault::WriteEio => cluster.brokers[i].disk.set_faults(DiskFaults {
                 write_eio_probability: 0.2,
                 ..DiskFaults::default()
@@ -191,9 +245,14 @@ impl Nemesis {
 
     fn heal(&mut self, cluster: &mut Cluster, fault: Fault, i: usize) {
         match fault {
-            Fault::Kill | Fault::PowerLoss => cluster.restart(i),
+            Fault::Kill | Fault::PowerLoss | Fault::PowerLossAll => cluster.restart(i),
             Fault::Pause => cluster.resume(i),
-            Fault::Isolate => madsim::net::NetSim::current().unclog_node(cluster.brokers[i].node),
+            Fault::Isolate
+            | Fault::IsolateController
+            | Fault::IsolateLeader
+            | Fault::IsolateMinority => {
+                madsim::net::NetSim::current().unclog_node(cluster.brokers[i].node)
+            }
             Fault::WriteEio | Fault::DiskFull | Fault::ReadFlips | Fault::SlowDisk => {
                 cluster.brokers[i].disk.set_faults(DiskFaults::default())
             }

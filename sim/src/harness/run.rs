@@ -3,23 +3,29 @@
 //! from the log start (final read), and judge the history with every checker.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
-use strata_node::client::{Admin, Connection, ConnectionConfig, Producer, ProducerConfig};
+use rand::{Rng, SeedableRng};
+use strata_core::ErrorCode;
+use strata_node::client::admin::AdminError;
+use strata_node::client::{Admin, Connection, ConnectionConfig};
 
 use super::cluster::Cluster;
 use super::nemesis::{Fault, Nemesis, Swarm};
+use super::observe;
 use super::workload::{self, TOPIC, Workload};
-use crate::checker::{Report, check_all};
+use crate::checker::{Report, check_all_with};
 use crate::history::{History, ProcessId, TopicPartition};
+use crate::observation::Observations;
 
 /// What one run does.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub seed: u64,
+    /// Nodes in the cluster (1: a single-node cluster; more: brokers that are all controllers).
+    pub nodes: usize,
     pub partitions: i32,
     pub producers: u32,
     pub consumers: u32,
@@ -39,6 +45,7 @@ impl Options {
         let mut rng = StdRng::seed_from_u64(seed);
         Options {
             seed,
+            nodes: 1,
             partitions: 3,
             producers: 3,
             consumers: 1,
@@ -46,6 +53,21 @@ impl Options {
             liveness_budget: Duration::from_secs(30),
             swarm: Swarm::draw(&mut rng),
             corrupt_old_segment: false,
+        }
+    }
+
+    /// A replicated cluster's run: 3 or 5 nodes (drawn from the seed), RF 3, the swarm drawn
+    /// from the seed with the cluster faults.
+    pub fn cluster_for_seed(seed: u64) -> Options {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0xc1u64);
+        let nodes = if rng.random_bool(0.3) { 5 } else { 3 };
+        let mut swarm = Swarm::draw(&mut rng);
+        swarm.draw_cluster_faults(&mut rng);
+        Options {
+            nodes,
+            partitions: 4,
+            swarm,
+            ..Options::for_seed(seed)
         }
     }
 
@@ -77,31 +99,58 @@ impl Outcome {
 }
 
 /// Broker settings for simulated runs: small segments and indexes so rolls, index lookups and
-/// checkpoints happen often.
-fn settings() -> Vec<String> {
-    [
+/// checkpoints happen often; in a cluster, short timeouts so failures are detected within the
+/// fault phase.
+fn settings(nodes: usize) -> Vec<String> {
+    let mut s = vec![
         "log.segment.bytes=8192",
         "log.index.interval.bytes=256",
         "log.flush.offset.checkpoint.interval.ms=2000",
         "log.retention.ms=-1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ];
+    if nodes > 1 {
+        s.extend([
+            "broker.session.timeout.ms=2000",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=3000",
+            "replica.fetch.wait.max.ms=200",
+            "replica.fetch.backoff.ms=100",
+            "controller.quorum.election.timeout.ms=1000",
+            "controller.quorum.request.timeout.ms=1000",
+            "leader.imbalance.check.interval.seconds=5",
+            "min.insync.replicas=2",
+        ]);
+    }
+    s.iter().map(|s| s.to_string()).collect()
+}
+
+/// Replication factor of the workload topic.
+fn replication_factor(nodes: usize) -> i16 {
+    nodes.min(3) as i16
 }
 
 pub async fn run(opts: Options) -> Outcome {
     let start = tokio::time::Instant::now();
-    let mut cluster = Cluster::start(1, opts.seed, &settings());
-    let addr = cluster.brokers[0].addr.clone();
-    let w = Workload::new(addr.clone(), opts.partitions);
+    let mut cluster = Cluster::start(opts.nodes, opts.seed, &settings(opts.nodes));
+    let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
+    let w = Workload::new(addrs.clone(), opts.partitions);
+    let sampling = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(observe::sample_leaders(
+        cluster.live.clone(),
+        start,
+        sampling.clone(),
+    ));
 
     // Set-up and workload run on the client host (the supervisor has no address).
     let setup = {
-        let (addr, partitions) = (addr.clone(), opts.partitions);
+        let (addrs, partitions, rf) = (
+            addrs.clone(),
+            opts.partitions,
+            replication_factor(opts.nodes),
+        );
         cluster
             .client
-            .spawn(async move { create_topic(&addr, partitions).await })
+            .spawn(async move { create_topic(&addrs, partitions, rf).await })
     };
     let created = setup.await.expect("set-up task");
     let mut tasks = Vec::new();
@@ -159,10 +208,18 @@ pub async fn run(opts: Options) -> Outcome {
             .await
             .expect("final read task");
     }
+    let mut observations = Observations::default();
+    if opts.nodes > 1 && liveness.is_ok() {
+        // Replicas must converge once healed; the divergence checker then compares them.
+        observe::await_convergence(&cluster, opts.liveness_budget).await;
+        observe::snapshot_replicas(&cluster, &mut observations);
+    }
+    sampling.store(true, Ordering::Relaxed);
+    observations.leader_claims = sampler.await.expect("leader sampler");
 
     let w = Arc::into_inner(w).expect("every workload task has finished");
     let history = w.history.into_inner().expect("history lock poisoned");
-    let report = check_all(&history);
+    let report = check_all_with(&history, &observations);
     let acknowledged = history
         .operations()
         .filter(|o| o.send_ack().is_some())
@@ -188,18 +245,25 @@ fn corrupt_first_batch(disk: &crate::disk::SimDisk, _partitions: i32) {
     }
 }
 
-async fn create_topic(addr: &str, partitions: i32) -> Result<(), String> {
+/// Creates the workload topic through any broker (a cluster's are forwarded to the controller),
+/// retrying while the cluster forms.
+async fn create_topic(addrs: &[String], partitions: i32, rf: i16) -> Result<(), String> {
     let mut last = String::new();
-    for _ in 0..50 {
+    for attempt in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        let addr = &addrs[attempt % addrs.len()];
         let Ok(conn) = Connection::connect(addr, ConnectionConfig::default()).await else {
             continue;
         };
         match Admin::new(&conn)
-            .create_topic(TOPIC, partitions, 1, &[])
+            .create_topic(TOPIC, partitions, rf, &[])
             .await
         {
             Ok(()) => return Ok(()),
+            // A retry of a create whose answer was lost.
+            Err(AdminError::Broker { code, .. }) if code == ErrorCode::TOPIC_ALREADY_EXISTS => {
+                return Ok(());
+            }
             Err(e) => last = e.to_string(),
         }
     }
@@ -210,13 +274,7 @@ async fn create_topic(addr: &str, partitions: i32) -> Result<(), String> {
 async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + budget;
     let p = ProcessId(9_999);
-    let mut producer = Producer::new(
-        &w.addr,
-        ProducerConfig {
-            retries: 0,
-            ..ProducerConfig::default()
-        },
-    );
+    let mut producers = workload::Producers::new();
     for partition in 0..w.partitions {
         loop {
             if tokio::time::Instant::now() >= deadline {
@@ -225,7 +283,7 @@ async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
                 ));
             }
             let value = w.next_value();
-            if workload::send(w, p, &mut producer, partition, value).await {
+            if workload::send(w, p, &mut producers, partition, value).await {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -239,23 +297,19 @@ async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
 /// a final read that stopped short).
 async fn final_read(w: &Workload) {
     let p = ProcessId(10_000);
-    let mut conn: Option<Arc<Connection>> = None;
+    let mut conns = workload::Connections::new();
     for partition in 0..w.partitions {
         let tp = TopicPartition::new(TOPIC, partition);
         let mut position = 0i64;
         for _attempt in 0..500 {
-            let c = match &conn {
-                Some(c) => c.clone(),
-                None => match Connection::connect(&w.addr, ConnectionConfig::default()).await {
-                    Ok(c) => conn.insert(Arc::new(c)).clone(),
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+            let Some(c) = workload::leader_connection(w, &mut conns, partition).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             };
             if !workload::poll_once(w, p, &c, &tp, &mut position, true).await {
-                conn = None;
+                conns.retain(|_, x| !Arc::ptr_eq(x, &c));
+                w.forget_leader(partition);
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
             if position >= w.last_high_watermark(p).unwrap_or(i64::MAX) {

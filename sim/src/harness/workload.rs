@@ -4,9 +4,13 @@
 //!
 //! Producers send one value per batch with `acks=-1` and no client retries: a retry without
 //! idempotence may write a value twice, which the duplicate checker would rightly report.
+//!
+//! Requests go to each partition's leader, found with Metadata from any broker and forgotten on
+//! any error (a new leader, a dead connection), as real clients do.
 //! An operation that takes longer than [`OP_TIMEOUT`] is recorded as indefinite and its
 //! connection dropped (the client has no request timeout of its own).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +20,8 @@ use strata_core::batch::build_batch;
 use strata_core::types::{Instant, Offset};
 use strata_node::client::producer::{ErrorClass, classify};
 use strata_node::client::{
-    Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer, ProducerConfig,
+    Admin, Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer,
+    ProducerConfig,
 };
 
 use crate::history::{
@@ -35,21 +40,68 @@ pub struct Workload {
     next_value: AtomicU64,
     /// Set to end the workload.
     pub stop: AtomicBool,
-    /// The broker the workload talks to.
-    pub addr: String,
+    /// Every broker's address (the bootstrap list).
+    pub addrs: Vec<String>,
     pub partitions: i32,
+    /// Known leader address per partition.
+    leaders: Mutex<BTreeMap<i32, String>>,
+    /// Rotates the broker asked for metadata.
+    lookups: AtomicU64,
 }
 
 impl Workload {
-    pub fn new(addr: String, partitions: i32) -> Arc<Workload> {
+    pub fn new(addrs: Vec<String>, partitions: i32) -> Arc<Workload> {
         Arc::new(Workload {
             history: Mutex::new(History::new()),
             start: tokio::time::Instant::now(),
             next_value: AtomicU64::new(1),
             stop: AtomicBool::new(false),
-            addr,
+            addrs,
             partitions,
+            leaders: Mutex::new(BTreeMap::new()),
+            lookups: AtomicU64::new(0),
         })
+    }
+
+    /// The leader's address for `partition`, asking one broker's Metadata if unknown.
+    pub async fn leader(&self, partition: i32) -> Option<String> {
+        if let Some(a) = self.leaders.lock().expect("leaders lock").get(&partition) {
+            return Some(a.clone());
+        }
+        let n = self.lookups.fetch_add(1, Ordering::Relaxed) as usize;
+        let addr = &self.addrs[n % self.addrs.len()];
+        let lookup = async {
+            let conn = Connection::connect(addr, ConnectionConfig::default())
+                .await
+                .ok()?;
+            Admin::new(&conn).metadata(Some(&[TOPIC])).await.ok()
+        };
+        let meta = tokio::time::timeout(Duration::from_secs(1), lookup)
+            .await
+            .ok()
+            .flatten()?;
+        let brokers: BTreeMap<i32, String> = meta
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        let mut leaders = self.leaders.lock().expect("leaders lock");
+        for t in &meta.topics {
+            for p in &t.partitions {
+                if let Some(a) = brokers.get(&p.leader_id.0) {
+                    leaders.insert(p.partition_index, a.clone());
+                }
+            }
+        }
+        leaders.get(&partition).cloned()
+    }
+
+    /// Forgets `partition`'s leader (after any error talking to it).
+    pub fn forget_leader(&self, partition: i32) {
+        self.leaders
+            .lock()
+            .expect("leaders lock")
+            .remove(&partition);
     }
 
     fn now(&self) -> Instant {
@@ -106,25 +158,36 @@ fn producer_config() -> ProducerConfig {
     }
 }
 
+/// A producer per leader address.
+pub type Producers = BTreeMap<String, Producer>;
+
 /// Sends one value after another until stopped.
 pub async fn run_producer(w: Arc<Workload>, p: ProcessId, pause: Duration) {
-    let mut producer = Producer::new(&w.addr, producer_config());
+    let mut producers = Producers::new();
     while !w.stopped() {
         let value = w.next_value();
         let partition = (value % w.partitions as u64) as i32;
-        send(&w, p, &mut producer, partition, value).await;
+        send(&w, p, &mut producers, partition, value).await;
         tokio::time::sleep(pause).await;
     }
 }
 
-/// Sends one value and records the outcome. Returns whether it was acknowledged.
+/// Sends one value to the partition's leader and records the outcome. Returns whether it was
+/// acknowledged. With no known leader nothing is sent (and nothing recorded).
 pub async fn send(
     w: &Workload,
     p: ProcessId,
-    producer: &mut Producer,
+    producers: &mut Producers,
     partition: i32,
     value: u64,
 ) -> bool {
+    let Some(addr) = w.leader(partition).await else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return false;
+    };
+    let producer = producers
+        .entry(addr.clone())
+        .or_insert_with(|| Producer::new(&addr, producer_config()));
     let tp = TopicPartition::new(TOPIC, partition);
     w.invoke(
         p,
@@ -151,7 +214,8 @@ pub async fn send(
         Ok(other) => w.info(p, format!("{other:?}")),
         Err(_) => w.info(p, "timed out".into()),
     }
-    *producer = Producer::new(&w.addr, producer_config());
+    producers.remove(&addr);
+    w.forget_leader(partition);
     false
 }
 
@@ -169,29 +233,57 @@ pub async fn run_consumer(w: Arc<Workload>, p: ProcessId) {
     );
     w.ok(p, Reply::Assign);
     let mut positions: Vec<i64> = vec![0; tps.len()];
+    let mut conns = Connections::new();
     while !w.stopped() {
-        let Ok(Ok(conn)) = tokio::time::timeout(
-            OP_TIMEOUT,
-            Connection::connect(&w.addr, ConnectionConfig::default()),
-        )
-        .await
-        else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let conn = Arc::new(conn);
-        'polling: while !w.stopped() {
-            for (i, tp) in tps.iter().enumerate() {
-                if !poll_once(&w, p, &conn, tp, &mut positions[i], false).await {
-                    break 'polling;
-                }
+        for (i, tp) in tps.iter().enumerate() {
+            if w.stopped() {
+                break;
+            }
+            let Some(conn) = leader_connection(&w, &mut conns, tp.partition).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            if !poll_once(&w, p, &conn, tp, &mut positions[i], false).await {
+                conns.retain(|_, c| !Arc::ptr_eq(c, &conn));
+                w.forget_leader(tp.partition);
             }
         }
     }
 }
 
+/// A connection per leader address.
+pub type Connections = BTreeMap<String, Arc<Connection>>;
+
+/// A connection to `partition`'s leader, reusing an open one.
+pub async fn leader_connection(
+    w: &Workload,
+    conns: &mut Connections,
+    partition: i32,
+) -> Option<Arc<Connection>> {
+    let addr = w.leader(partition).await?;
+    if let Some(c) = conns.get(&addr).filter(|c| !c.is_broken()) {
+        return Some(c.clone());
+    }
+    match tokio::time::timeout(
+        OP_TIMEOUT,
+        Connection::connect(&addr, ConnectionConfig::default()),
+    )
+    .await
+    {
+        Ok(Ok(c)) => {
+            let c = Arc::new(c);
+            conns.insert(addr, c.clone());
+            Some(c)
+        }
+        _ => {
+            w.forget_leader(partition);
+            None
+        }
+    }
+}
+
 /// One poll of one partition from `*position`, recorded; advances the position. Returns false
-/// if the connection should be replaced.
+/// if the connection should be replaced or the leader looked up again.
 pub async fn poll_once(
     w: &Workload,
     p: ProcessId,
@@ -224,9 +316,9 @@ pub async fn poll_once(
             };
             if !f.error.is_ok() {
                 w.info(p, format!("error code {}", f.error.0));
-                // Out of range after a crash took unacknowledged data: start over from what
-                // the log has, and say so in the history.
-                return true;
+                // Not the leader (any more), or out of range after a crash took
+                // unacknowledged data: look the leader up again and retry.
+                return false;
             }
             let mut records = Vec::new();
             for r in &f.records {

@@ -1,0 +1,151 @@
+//! The harness's in-process observations of the nodes (see [`crate::observation`]): leadership
+//! claims sampled during the run, and every replica's log once the healed cluster converged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_core::batch::BatchIter;
+use strata_core::types::{Instant, LeaderEpoch, NodeId, Offset};
+use strata_node::broker::Broker;
+use strata_node::replication::role::Role;
+
+use super::cluster::{Cluster, Live};
+use crate::history::TopicPartition;
+use crate::observation::{BatchCopy, LeaderClaim, Observations, ReplicaCopy};
+
+/// How often leadership is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+/// Samples every running node's leaderships until `stop` is set; returns the claims.
+pub async fn sample_leaders(
+    live: Live,
+    start: tokio::time::Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<LeaderClaim> {
+    let mut claims = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let at = Instant(start.elapsed().as_nanos() as u64);
+        let brokers: Vec<(usize, Arc<Broker>)> = {
+            let l = live.lock().expect("live lock");
+            l.iter()
+                .enumerate()
+                .filter_map(|(i, b)| b.clone().map(|b| (i, b)))
+                .collect()
+        };
+        for (i, b) in brokers {
+            for t in b.topics().values() {
+                for p in &t.partitions {
+                    if let Some(epoch) = leader_epoch(&p.role()) {
+                        claims.push(LeaderClaim {
+                            at,
+                            node: NodeId(i as i32 + 1),
+                            tp: TopicPartition::new(t.name.clone(), p.index),
+                            leader_epoch: LeaderEpoch(epoch),
+                        });
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+    claims
+}
+
+fn leader_epoch(role: &Role) -> Option<i32> {
+    match role {
+        Role::Leader(l) => Some(l.leader_epoch),
+        _ => None,
+    }
+}
+
+/// Per partition: the leader's log end and high watermark, and every replica's log end.
+fn progress(cluster: &Cluster) -> BTreeMap<TopicPartition, (Option<(i64, i64)>, Vec<i64>)> {
+    let mut out: BTreeMap<TopicPartition, (Option<(i64, i64)>, Vec<i64>)> = BTreeMap::new();
+    for (_, b) in cluster.live_brokers() {
+        for t in b.topics().values() {
+            for p in &t.partitions {
+                let Some(leo) = p.log().as_ref().map(|l| l.log_end_offset().0) else {
+                    continue;
+                };
+                let entry = out
+                    .entry(TopicPartition::new(t.name.clone(), p.index))
+                    .or_default();
+                entry.1.push(leo);
+                if p.role().is_leader() {
+                    entry.0 = Some((leo, p.state().high_watermark));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Waits (at most `budget`) until every partition has a leader whose high watermark is its log
+/// end and every replica's log end equals it.
+pub async fn await_convergence(cluster: &Cluster, budget: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + budget;
+    loop {
+        let converged = progress(cluster).values().all(|(leader, ends)| {
+            leader.is_some_and(|(leo, hw)| hw == leo && ends.iter().all(|e| *e == leo))
+        });
+        if converged {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads every replica's whole log, and each leader's high watermark and ISR.
+pub fn snapshot_replicas(cluster: &Cluster, obs: &mut Observations) {
+    for (i, b) in cluster.live_brokers() {
+        let node = NodeId(i as i32 + 1);
+        for t in b.topics().values() {
+            for p in &t.partitions {
+                let tp = TopicPartition::new(t.name.clone(), p.index);
+                if let Role::Leader(l) = &*p.role() {
+                    obs.final_high_watermarks
+                        .insert(tp.clone(), Offset(p.state().high_watermark));
+                    obs.final_isr.insert(tp.clone(), l.isr.isr().to_vec());
+                }
+                let guard = p.log();
+                let Some(log) = guard.as_ref() else { continue };
+                let (start, end) = (log.log_start_offset(), log.log_end_offset());
+                let mut batches = Vec::new();
+                let mut at = start;
+                while at < end {
+                    let Ok(r) = log.read(at, 1 << 20, end) else {
+                        break;
+                    };
+                    if r.records.is_empty() {
+                        break;
+                    }
+                    let mut next = at;
+                    for item in BatchIter::new(&r.records) {
+                        let Ok((pos, h)) = item else { break };
+                        batches.push(BatchCopy {
+                            base_offset: h.base_offset,
+                            last_offset: h.last_offset(),
+                            bytes: r.records.slice(pos..pos + h.total_size()),
+                        });
+                        next = h.next_offset();
+                    }
+                    if next <= at {
+                        break;
+                    }
+                    at = next;
+                }
+                obs.replicas.push(ReplicaCopy {
+                    node,
+                    tp,
+                    log_start_offset: start,
+                    log_end_offset: end,
+                    batches,
+                });
+            }
+        }
+    }
+}
