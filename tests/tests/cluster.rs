@@ -8,7 +8,7 @@
 //! at least two replicas, and a new leader comes from the ISR).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -166,23 +166,21 @@ fn produce_killing_leader(cluster: &mut StrataCluster, topic: &str, victim: i32)
         SECOND_HALF_SECONDS,
     ];
     let command = format!("python3 {} {}", script.display(), args.join(" "));
+    // librdkafka logs every broker disconnect on stderr: into a file, so the script never
+    // blocks on a full pipe.
+    let stderr_file = tempfile::NamedTempFile::new().expect("temp file for the producer's stderr");
     let mut child = KillOnDrop(
         Command::new("python3")
             .arg(&script)
-            .args(&args)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::from(
+                stderr_file.reopen().expect("reopen the stderr temp file"),
+            ))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn `{command}`: {e}")),
     );
-    // librdkafka logs every broker disconnect on stderr; drain it so the script never blocks.
-    let mut stderr = child.0.stderr.take().expect("piped stderr");
-    let stderr_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
     let stdout = BufReader::new(child.0.stdout.take().expect("piped stdout"));
     let mut lines = Vec::new();
     let mut killed = false;
@@ -203,7 +201,7 @@ fn produce_killing_leader(cluster: &mut StrataCluster, topic: &str, victim: i32)
         lines.push(line);
     }
     let status = child.0.wait().expect("wait for the producer");
-    let stderr = stderr_reader.join().unwrap_or_default();
+    let stderr = std::fs::read_to_string(stderr_file.path()).unwrap_or_default();
     assert!(
         status.success(),
         "`{command}` failed with {status}\n--- stdout tail ---\n{}\n--- stderr tail ---\n{}",
