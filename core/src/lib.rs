@@ -45,6 +45,7 @@ pub mod controller;
 pub mod error;
 pub mod log;
 pub mod metadata;
+pub mod quorum;
 pub mod replica;
 pub mod rpc;
 pub mod storage;

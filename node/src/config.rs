@@ -545,7 +545,9 @@ impl Config {
 
     /// An integer setting (cluster timeouts and sizes), as `u64`; 0 if not a number.
     pub fn cluster_int(&self, name: &str) -> u64 {
-        self.value(name).parse::<i64>().map_or(0, |v| v.max(0) as u64)
+        self.value(name)
+            .parse::<i64>()
+            .map_or(0, |v| v.max(0) as u64)
     }
 
     /// The broker's default `message.timestamp.type`.

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod cluster_config;
 pub mod config;
 pub mod connection;
+pub mod controller;
 pub mod dispatch;
 pub mod framing;
 pub mod fs_storage;

@@ -11,7 +11,10 @@ use crate::broker::Broker;
 
 pub fn handle(broker: &Arc<Broker>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
     let cfg = &broker.config;
-    let advertised = cfg.advertised.clone().unwrap_or_else(|| cfg.listener.clone());
+    let advertised = cfg
+        .advertised
+        .clone()
+        .unwrap_or_else(|| cfg.listener.clone());
     let (controller, brokers) = match broker.cluster() {
         Some(cluster) => {
             let image = cluster.image();

@@ -76,8 +76,12 @@ fn follower_fetch(
         if !l.isr.replicas().contains(&replica) {
             return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
         }
-        l.isr
-            .on_follower_fetch(broker.now(), replica, Offset(fetch_offset), Offset(log_end_offset));
+        l.isr.on_follower_fetch(
+            broker.now(),
+            replica,
+            Offset(fetch_offset),
+            Offset(log_end_offset),
+        );
     }
     p.recompute_high_watermark();
     isr_sync::maybe_expand(broker, p);

@@ -77,7 +77,8 @@ fn handle_cluster(
 ) -> MetadataResponse {
     let image = cluster.image();
     let allow = version < 4 || req.allow_auto_topic_creation;
-    let all = req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty));
+    let all =
+        req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty));
     let topics = if all {
         image
             .topics
@@ -122,7 +123,10 @@ fn handle_cluster(
     if brokers.is_empty() {
         // Not caught up with the cluster yet: name ourselves so the client can come back.
         let cfg = &broker.config;
-        let advertised = cfg.advertised.clone().unwrap_or_else(|| cfg.listener.clone());
+        let advertised = cfg
+            .advertised
+            .clone()
+            .unwrap_or_else(|| cfg.listener.clone());
         brokers.push(
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(cfg.node_id))

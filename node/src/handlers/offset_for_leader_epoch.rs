@@ -23,7 +23,10 @@ fn error(partition: i32, code: ErrorCode) -> EpochEndOffset {
         .with_end_offset(-1)
 }
 
-pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let topics = req
         .topics
         .into_iter()

@@ -47,7 +47,10 @@ pub fn auto_create(cluster: &Arc<ClusterState>, name: &str, _config: &Config) {
     tokio::spawn(async move {
         match cluster.client.send(request).await {
             Ok(Response::Topics(results)) => {
-                for r in results.iter().filter(|r| r.error_code != 0 && r.error_code != 36) {
+                for r in results
+                    .iter()
+                    .filter(|r| r.error_code != 0 && r.error_code != 36)
+                {
                     tracing::info!(topic = %name, error = r.error_code, message = ?r.error_message, "auto-create refused");
                 }
             }
@@ -190,7 +193,11 @@ pub fn create_topics(cluster: Arc<ClusterState>, req: CreateTopicsRequest) -> Ha
 
 pub fn delete_topics(cluster: Arc<ClusterState>, req: DeleteTopicsRequest) -> Handled {
     let mut names: Vec<String> = req.topic_names.iter().map(|n| n.0.to_string()).collect();
-    names.extend(req.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())));
+    names.extend(
+        req.topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())),
+    );
     let by_id: Vec<_> = req
         .topics
         .iter()
@@ -313,7 +320,11 @@ pub fn elect_leaders(broker: &Arc<Broker>, req: ElectLeadersRequest, version: i1
         };
         let partitions = req.topic_partitions.as_ref().map(|tps| {
             tps.iter()
-                .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.0.to_string(), *p)))
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |p| (t.topic.0.to_string(), *p))
+                })
                 .collect::<Vec<_>>()
         });
         let outcome = forward(
@@ -353,4 +364,3 @@ pub fn elect_leaders(broker: &Arc<Broker>, req: ElectLeadersRequest, version: i1
         )
     }))
 }
-

@@ -283,8 +283,8 @@ async fn fetch(
             p.wait_until_flushed().await;
         }
     }
-    let partition_max = i32::try_from(broker.config.cluster_int("replica.fetch.max.bytes"))
-        .unwrap_or(i32::MAX);
+    let partition_max =
+        i32::try_from(broker.config.cluster_int("replica.fetch.max.bytes")).unwrap_or(i32::MAX);
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     let mut asked = Vec::new();
     for (p, epoch, _) in parts {
@@ -306,13 +306,16 @@ async fn fetch(
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(me.0))
         .with_max_wait_ms(
-            i32::try_from(broker.config.cluster_int("replica.fetch.wait.max.ms"))
-                .unwrap_or(500),
+            i32::try_from(broker.config.cluster_int("replica.fetch.wait.max.ms")).unwrap_or(500),
         )
         .with_min_bytes(1)
         .with_max_bytes(
-            i32::try_from(broker.config.cluster_int("replica.fetch.response.max.bytes"))
-                .unwrap_or(i32::MAX),
+            i32::try_from(
+                broker
+                    .config
+                    .cluster_int("replica.fetch.response.max.bytes"),
+            )
+            .unwrap_or(i32::MAX),
         )
         .with_session_epoch(-1)
         .with_topics(

@@ -62,7 +62,9 @@ pub async fn run_shrinker(broker: Arc<Broker>) {
                 };
                 let proposal = {
                     let mut role = p.role();
-                    let Role::Leader(l) = &mut *role else { continue };
+                    let Role::Leader(l) = &mut *role else {
+                        continue;
+                    };
                     if l.alter_in_flight {
                         continue;
                     }

@@ -27,7 +27,7 @@ pub mod role;
 pub mod startup;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI64, AtomicBool};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex};
 
 use strata_core::metadata::MetadataImage;
@@ -47,8 +47,8 @@ pub struct ClusterState {
     pub client: ControllerClient,
     /// The epoch of this broker's registration (-1 until registered).
     pub broker_epoch: AtomicI64,
-    /// The co-located controller, if this node is one.
-    pub controller: Option<ControllerHandle>,
+    /// The co-located controller, if this node is one (taken at shutdown).
+    pub controller: Mutex<Option<ControllerHandle>>,
     /// Leaders a fetcher task currently runs for.
     pub fetchers: Mutex<BTreeSet<NodeId>>,
     /// Set at shutdown: background tasks exit.
@@ -63,11 +63,11 @@ impl ClusterState {
 
     /// The active controller as far as this node knows (-1 if unknown).
     pub fn controller_id(&self) -> i32 {
-        if let Some(c) = &self.controller
+        if let Some(c) = &*self.controller.lock().unwrap_or_else(|p| p.into_inner())
             && let Some(id) = c.leader_id()
         {
             return id.0;
         }
-        self.client.last_known_leader().map(|n| n.0).unwrap_or(-1)
+        self.client.active_controller().map(|n| n.0).unwrap_or(-1)
     }
 }

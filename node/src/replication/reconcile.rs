@@ -214,4 +214,3 @@ fn update_role(
     }
     Some(leader)
 }
-

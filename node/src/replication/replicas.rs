@@ -38,7 +38,12 @@ fn read_marker(storage: &dyn Storage, dir: &Path) -> Option<u64> {
     if lines.next()? != "version: 0" {
         return None;
     }
-    lines.next()?.strip_prefix("created_offset: ")?.trim().parse().ok()
+    lines
+        .next()?
+        .strip_prefix("created_offset: ")?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn write_marker(storage: &dyn Storage, dir: &Path, created_offset: u64) -> std::io::Result<()> {

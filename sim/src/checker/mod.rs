@@ -6,6 +6,11 @@
 //! history. The checkers live outside the code they check (TigerBeetle's habit) and only read the
 //! history: they know nothing of nodes, leaders or disks.
 //!
+//! Two more judge the harness's [`Observations`] of the nodes instead ([`split_brain`],
+//! [`replica_divergence`]: one leader per (partition, leader epoch), replicas byte-identical
+//! below the high watermark); [`check_all_with`] runs them together with the history checkers.
+//! Their anomalies cite no history events.
+//!
 //! Definitions follow Jepsen's Kafka workload (`jepsen.tests.kafka`) where Jepsen has the
 //! anomaly; each file says where ours deviates and why. Shared vocabulary:
 //!
@@ -24,6 +29,7 @@ use std::fmt;
 use strata_core::types::Offset;
 
 use crate::history::{Call, History, OpIndex, OpKind, Operation, TopicPartition, Value};
+use crate::observation::Observations;
 
 pub mod consumer;
 pub mod duplicate;
@@ -35,10 +41,14 @@ pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
 pub mod poll_skip;
 pub mod precommitted_read;
+pub mod replica_divergence;
+pub mod split_brain;
 pub mod unseen;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+pub(crate) mod observation_testkit;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -185,6 +195,11 @@ pub enum Anomaly {
     G1a(g1a::AbortedRead),
     PrecommittedRead(precommitted_read::PrecommittedRead),
     HighWatermarkRegression(high_watermark::HighWatermarkRegression),
+    // Judged on the harness's observations of the nodes, not on the history.
+    SplitBrain(split_brain::SplitBrain),
+    EpochWentBack(split_brain::EpochWentBack),
+    Diverged(replica_divergence::Diverged),
+    MissingBelowHighWatermark(replica_divergence::MissingBelowHighWatermark),
 }
 
 impl Anomaly {
@@ -201,10 +216,14 @@ impl Anomaly {
             Anomaly::G1a(_) => "G1a",
             Anomaly::PrecommittedRead(_) => "precommitted-read",
             Anomaly::HighWatermarkRegression(_) => "high-watermark-regression",
+            Anomaly::SplitBrain(_) => "split-brain",
+            Anomaly::EpochWentBack(_) => "epoch-went-back",
+            Anomaly::Diverged(_) => "diverged",
+            Anomaly::MissingBelowHighWatermark(_) => "missing-below-hw",
         }
     }
 
-    /// The history events that show the anomaly.
+    /// The history events that show the anomaly (none for anomalies of the observations).
     pub fn ops(&self) -> Vec<OpIndex> {
         match self {
             Anomaly::LostWrite(a) => a.ops(),
@@ -217,6 +236,10 @@ impl Anomaly {
             Anomaly::G1a(a) => a.ops(),
             Anomaly::PrecommittedRead(a) => a.ops(),
             Anomaly::HighWatermarkRegression(a) => a.ops(),
+            Anomaly::SplitBrain(_)
+            | Anomaly::EpochWentBack(_)
+            | Anomaly::Diverged(_)
+            | Anomaly::MissingBelowHighWatermark(_) => Vec::new(),
         }
     }
 }
@@ -235,11 +258,16 @@ impl fmt::Display for Anomaly {
             Anomaly::G1a(a) => a.fmt(f),
             Anomaly::PrecommittedRead(a) => a.fmt(f),
             Anomaly::HighWatermarkRegression(a) => a.fmt(f),
+            Anomaly::SplitBrain(a) => a.fmt(f),
+            Anomaly::EpochWentBack(a) => a.fmt(f),
+            Anomaly::Diverged(a) => a.fmt(f),
+            Anomaly::MissingBelowHighWatermark(a) => a.fmt(f),
         }
     }
 }
 
-/// The verdict on a history: every anomaly every checker found.
+/// The verdict on a run: every anomaly every checker found, in the history and in the
+/// observations of the nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub anomalies: Vec<Anomaly>,
@@ -295,8 +323,42 @@ impl Report {
     }
 }
 
-/// Runs every checker over `history`.
+/// Runs every history checker over `history` (a run without observations of the nodes).
 pub fn check_all(history: &History) -> Report {
+    check_all_with(history, &Observations::default())
+}
+
+/// Runs every checker: the history checkers over `history`, the cluster checkers over
+/// `observations`.
+pub fn check_all_with(history: &History, observations: &Observations) -> Report {
+    let mut report = check_history(history);
+    report.anomalies.extend(check_observations(observations));
+    report
+}
+
+/// The anomalies of the cluster checkers alone.
+pub fn check_observations(observations: &Observations) -> Vec<Anomaly> {
+    let mut anomalies = Vec::new();
+    let leaders = split_brain::check(observations);
+    anomalies.extend(leaders.split_brains.into_iter().map(Anomaly::SplitBrain));
+    anomalies.extend(
+        leaders
+            .epochs_went_back
+            .into_iter()
+            .map(Anomaly::EpochWentBack),
+    );
+    let replicas = replica_divergence::check(observations);
+    anomalies.extend(replicas.diverged.into_iter().map(Anomaly::Diverged));
+    anomalies.extend(
+        replicas
+            .missing
+            .into_iter()
+            .map(Anomaly::MissingBelowHighWatermark),
+    );
+    anomalies
+}
+
+fn check_history(history: &History) -> Report {
     let analysis = Analysis::new(history);
     let mut anomalies = Vec::new();
     anomalies.extend(
@@ -386,5 +448,82 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("send t-0 acks=all [1] -> @0"), "{text}");
+    }
+
+    #[test]
+    fn check_all_with_judges_the_observations_too() {
+        use super::observation_testkit::{batch, claim, partition, replica};
+
+        let mut b = Builder::new();
+        b.send_ok(1, "t", 0, &[1], 0);
+        b.final_read(9, "t", 0, &[(0, 1)], 1);
+
+        // Good observations: the report is the history's alone.
+        let mut good = partition(
+            vec![
+                replica(1, 0, vec![batch(0, 0, 1, 0xA)]),
+                replica(2, 0, vec![batch(0, 0, 1, 0xA)]),
+            ],
+            1,
+            &[1, 2],
+        );
+        good.leader_claims = vec![claim(1, 1, "t", 0, 1), claim(2, 2, "t", 0, 2)];
+        let report = check_all_with(&b.history, &good);
+        assert!(report.is_valid(), "{}", report.render(&b.history, 5));
+        assert_eq!(report, check_all(&b.history));
+
+        // One anomaly of each kind.
+        let mut bad = partition(
+            vec![
+                replica(1, 0, vec![batch(0, 0, 1, 0xA)]),
+                replica(2, 0, vec![batch(0, 0, 1, 0xB)]),
+                replica(3, 0, vec![]),
+            ],
+            1,
+            &[1, 2, 3],
+        );
+        bad.leader_claims = vec![
+            claim(1, 1, "t", 0, 1),
+            claim(2, 2, "t", 0, 1),
+            claim(3, 2, "t", 0, 2),
+            claim(4, 2, "t", 0, 1),
+        ];
+        let report = check_all_with(&b.history, &bad);
+        assert!(!report.is_valid());
+        let counts: Vec<(&str, usize)> = report.counts().into_iter().collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("diverged", 1),
+                ("epoch-went-back", 1),
+                ("missing-below-hw", 1),
+                ("split-brain", 1),
+            ]
+        );
+        assert_eq!(report.named("split-brain").len(), 1);
+        assert!(report.anomalies.iter().all(|a| a.ops().is_empty()));
+        let text = report.render(&b.history, 5);
+        assert!(
+            text.starts_with(
+                "history INVALID: diverged=1 epoch-went-back=1 missing-below-hw=1 split-brain=1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("split-brain: 2 nodes claim to lead t-0 in leader epoch 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("diverged: replicas of t-0 differ at offsets 0..1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("missing-below-hw: ISR member node 3 of t-0 lacks offset 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("epoch-went-back: node 2 claimed t-0 in leader epoch 2"),
+            "{text}"
+        );
     }
 }
