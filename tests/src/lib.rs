@@ -1,5 +1,6 @@
-//! End-to-end test helpers: real `strata` processes ([`node`]), the third-party clients they are
-//! tested with ([`tools`]), and where the broker binary comes from ([`binary`]).
+//! End-to-end test helpers: real `strata` processes ([`node`]) and clusters of them
+//! ([`cluster`]), the third-party clients they are tested with ([`tools`]), and where the broker
+//! binary comes from ([`binary`]).
 //!
 //! Every test starts its own broker on its own free port with its own data directory, so tests
 //! run in parallel. Nothing is mocked: the broker is the real binary and the clients are kcat,
@@ -7,8 +8,10 @@
 //! exact error codes.
 
 pub mod binary;
+pub mod cluster;
 pub mod kafka;
 pub mod node;
 pub mod tools;
 
+pub use cluster::StrataCluster;
 pub use node::StrataNode;

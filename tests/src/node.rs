@@ -29,6 +29,9 @@ pub struct StrataNode {
     dir: tempfile::TempDir,
     port: u16,
     settings: Vec<(String, String)>,
+    /// Whether `--listen 127.0.0.1:PORT` is passed. Cluster members name their listeners
+    /// (PLAINTEXT and CONTROLLER) in `settings` instead, and `--listen` would override them.
+    listen_flag: bool,
     child: Option<Child>,
 }
 
@@ -52,9 +55,32 @@ impl StrataNode {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            listen_flag: true,
             child: None,
         };
         node.spawn();
+        node
+    }
+
+    /// Starts a node configured only by `settings` (no `--listen`): they must name its
+    /// `listeners`, with `PLAINTEXT://127.0.0.1:port`. Does not wait for the port to accept
+    /// connections, because a cluster member may serve Kafka only once its controller quorum
+    /// has formed, which needs the other members started too: start them all, then
+    /// [`StrataNode::wait_until_listening`] on each (see [`crate::cluster`]).
+    pub fn launch(port: u16, settings: &[(String, String)]) -> StrataNode {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        std::fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        let mut node = StrataNode {
+            dir,
+            port,
+            settings: settings.to_vec(),
+            listen_flag: false,
+            child: None,
+        };
+        node.spawn_process();
         node
     }
 
@@ -87,6 +113,11 @@ impl StrataNode {
     }
 
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_until_listening();
+    }
+
+    fn spawn_process(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         let mut log = OpenOptions::new()
             .create(true)
@@ -100,10 +131,10 @@ impl StrataNode {
         );
         let err = log.try_clone().expect("clone log handle");
         let mut cmd = Command::new(strata_bin());
-        cmd.arg("--data-dir")
-            .arg(self.data_dir())
-            .arg("--listen")
-            .arg(self.bootstrap());
+        cmd.arg("--data-dir").arg(self.data_dir());
+        if self.listen_flag {
+            cmd.arg("--listen").arg(self.bootstrap());
+        }
         for (k, v) in &self.settings {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
@@ -114,10 +145,11 @@ impl StrataNode {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", strata_bin().display()));
         self.child = Some(child);
-        self.wait_until_listening();
     }
 
-    fn wait_until_listening(&mut self) {
+    /// Waits until the Kafka port accepts connections (about 30 s at most), panicking with the
+    /// log if it does not or if the process exits.
+    pub fn wait_until_listening(&mut self) {
         let addr: SocketAddr = self.bootstrap().parse().expect("socket address");
         for _ in 0..START_ATTEMPTS {
             if let Some(status) = self
@@ -173,6 +205,19 @@ impl StrataNode {
         self.spawn();
     }
 
+    /// Starts the process again on the same data directory and settings, without waiting for
+    /// its port (the counterpart of [`StrataNode::launch`]).
+    pub fn relaunch(&mut self) {
+        self.spawn_process();
+    }
+
+    /// The last `lines` lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
@@ -192,11 +237,7 @@ fn signal(child: &Child, sig: libc::c_int) {
 impl Drop for StrataNode {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log = self.log();
-            let tail: String = {
-                let lines: Vec<&str> = log.lines().collect();
-                lines[lines.len().saturating_sub(200)..].join("\n")
-            };
+            let tail = self.log_tail(200);
             eprintln!(
                 "--- strata log ({}), last 200 lines ---\n{tail}\n--- end of strata log ---",
                 self.log_path().display()
