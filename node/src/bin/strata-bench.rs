@@ -161,8 +161,10 @@ fn spawn_progress(label: &'static str, bytes: Arc<AtomicU64>, done: Arc<AtomicU6
 
 /// Pause between retries of a request that failed because leaders moved or were not ready.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
-/// Retries of one partition's requests before the bench gives up on it.
-const MAX_RETRIES_PER_PARTITION: u64 = 100;
+/// Retries in a row of one partition's requests before the bench gives up on it: about a
+/// minute at [`RETRY_BACKOFF`], longer than fencing a dead leader (`broker.session.timeout.ms`,
+/// 9 s by default) and electing another.
+const MAX_RETRIES_PER_PARTITION: u64 = 600;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -339,6 +341,8 @@ async fn produce_phase(args: &Args, router: &Arc<Router>) -> anyhow::Result<()> 
             let mut lat = Latencies::default();
             let mut window = VecDeque::new();
             let (mut failures, mut retries) = (0u64, 0u64);
+            // Retries since the last acknowledged batch.
+            let mut streak = 0u64;
             // Batches acknowledged, refused for good, or in the window.
             let mut accounted = 0u64;
             while accounted < batches || !window.is_empty() {
@@ -364,7 +368,8 @@ async fn produce_phase(args: &Args, router: &Arc<Router>) -> anyhow::Result<()> 
                             // Otherwise drain the window first; its outcomes decide the rest.
                             if window.is_empty() {
                                 retries += 1;
-                                if retries > MAX_RETRIES_PER_PARTITION {
+                                streak += 1;
+                                if streak > MAX_RETRIES_PER_PARTITION {
                                     bail!("partition {p}: {e}");
                                 }
                                 tokio::time::sleep(RETRY_BACKOFF).await;
@@ -387,16 +392,18 @@ async fn produce_phase(args: &Args, router: &Arc<Router>) -> anyhow::Result<()> 
                 match outcome {
                     ProduceOutcome::Ok { .. } => {
                         produced.fetch_add(batch_payload, Ordering::Relaxed);
+                        streak = 0;
                     }
                     other if should_reroute(&other) => {
                         retries += 1;
+                        streak += 1;
                         if retries <= 3 {
                             eprintln!(
                                 "partition {p}: produce {other:?}; asking Metadata, resending"
                             );
                         }
-                        if retries > MAX_RETRIES_PER_PARTITION {
-                            bail!("partition {p}: giving up after {retries} retries: {other:?}");
+                        if streak > MAX_RETRIES_PER_PARTITION {
+                            bail!("partition {p}: giving up after {streak} retries: {other:?}");
                         }
                         // Send this batch again, to the leader Metadata names now.
                         accounted -= 1;
