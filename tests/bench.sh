@@ -2,8 +2,77 @@
 # Builds release, starts a fresh strata on a temporary data dir, runs strata-bench against it,
 # and stops the node. Extra arguments go to strata-bench, e.g.:
 #   bash tests/bench.sh --total-bytes 2147483648 --in-flight 8
+#
+# `bash tests/bench.sh cluster [bench args...]` instead starts three nodes (a combined-mode
+# cluster as in README "A local cluster") on 19092/19093, 29092/29093 and 39092/39093, waits
+# until Metadata lists all three brokers, and produces with acks=all to an 8-partition topic of
+# replication factor 3 in 1 KiB messages, 1 GiB in total (BENCH_TOTAL_BYTES to change; later
+# arguments override the defaults). BENCH_LOG_DIR=dir keeps the node logs there; otherwise
+# their WARN/ERROR lines are summarised before the temp dir is removed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+cluster() {
+    cargo build --release -p strata-node --bins
+    local strata="${STRATA_BIN:-target/release/strata}"
+    local voters="1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093"
+    local n port
+    for n in 1 2 3; do
+        for port in "${n}9092" "${n}9093"; do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                echo "port $port is in use; stop whatever listens there first" >&2
+                exit 1
+            fi
+        done
+    done
+    DIR="$(mktemp -d -t strata-bench-cluster-XXXXXX)"
+    PIDS=()
+    cluster_cleanup() {
+        local pid
+        for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+        for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+        for n in 1 2 3; do
+            [[ -f "$DIR/node$n.log" ]] || continue
+            echo "node $n log: $(grep -c 'WARN' "$DIR/node$n.log" || true) WARN," \
+                "$(grep -c 'ERROR' "$DIR/node$n.log" || true) ERROR lines"
+            grep -E 'WARN|ERROR' "$DIR/node$n.log" | sed 's/\x1b\[[0-9;]*m//g' | head -n 10 || true
+        done
+        if [[ -n "${BENCH_LOG_DIR:-}" ]]; then
+            mkdir -p "$BENCH_LOG_DIR"
+            cp "$DIR"/node*.log "$BENCH_LOG_DIR"/ 2>/dev/null || true
+            echo "node logs kept in $BENCH_LOG_DIR"
+        fi
+        rm -rf "$DIR"
+    }
+    trap cluster_cleanup EXIT
+    for n in 1 2 3; do
+        "$strata" --data-dir "$DIR/data$n" --set "node.id=$n" \
+            --set "controller.quorum.voters=$voters" \
+            --set "listeners=PLAINTEXT://127.0.0.1:${n}9092,CONTROLLER://127.0.0.1:${n}9093" \
+            >"$DIR/node$n.log" 2>&1 &
+        PIDS+=("$!")
+    done
+    for n in 1 2 3; do
+        for _ in $(seq 1 100); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/${n}9092") 2>/dev/null; then break; fi
+            if ! kill -0 "${PIDS[$((n - 1))]}" 2>/dev/null; then cat "$DIR/node$n.log"; exit 1; fi
+            sleep 0.1
+        done
+    done
+    echo "strata pids ${PIDS[*]} on 127.0.0.1:{1,2,3}9092, data in $DIR"
+    target/release/strata-bench \
+        --bootstrap 127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092 \
+        --expect-brokers 3 --replication-factor 3 --partitions 8 --acks -1 \
+        --message-size 1024 --total-bytes "${BENCH_TOTAL_BYTES:-1073741824}" \
+        --broker-pid "${PIDS[0]}" --broker-pid "${PIDS[1]}" --broker-pid "${PIDS[2]}" "$@"
+    for n in 1 2 3; do echo "node $n data dir size: $(du -sh "$DIR/data$n" | cut -f1)"; done
+}
+
+if [[ "${1:-}" == cluster ]]; then
+    shift
+    cluster "$@"
+    exit 0
+fi
 
 cargo build --release -p strata-node --bins
 STRATA="${STRATA_BIN:-target/release/strata}"

@@ -2,9 +2,15 @@
 //!
 //! Phase 1 produces `--total-bytes` of `--message-size` messages, spread over `--partitions`
 //! partitions, in batches of `--batch-bytes`, with `--in-flight` requests pipelined per
-//! partition over `--connections` shared connections. Phase 2 reads every partition back from
-//! offset 0 with large fetches. Both phases print progress once a second and latency
-//! percentiles per request at the end.
+//! partition over `--connections` shared connections per broker. Phase 2 reads every partition
+//! back from where phase 1 started with large fetches. Both phases print progress once a second
+//! and latency percentiles per request at the end.
+//!
+//! Against a cluster (`--bootstrap a,b,c`), every produce, ListOffsets and fetch goes to the
+//! partition's leader (a [`Router`] learns leaders from Metadata). A request answered with
+//! `NOT_LEADER_OR_FOLLOWER` or another retriable error, or lost with its connection, makes the
+//! router ask Metadata again and is sent again; such retries are counted and printed (the batch
+//! may then be in the log twice: this producer is not idempotent).
 //!
 //! The bench never runs under the simulator, so it reads `/proc` with `std::fs` and the wall
 //! clock with `SystemTime`.
@@ -19,22 +25,40 @@ use bytes::Bytes;
 use clap::Parser;
 use strata_core::batch::{BatchIter, build_batch};
 use strata_core::error::ErrorCode;
+use strata_node::client::ConnectionConfig;
 use strata_node::client::admin::{Admin, AdminError, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use strata_node::client::consumer::{FetchConfig, start_fetch};
-use strata_node::client::producer::{ProduceOutcome, finish_produce, start_produce};
-use strata_node::client::{Connection, ConnectionConfig};
+use strata_node::client::metadata::Router;
+use strata_node::client::producer::{
+    ErrorClass, IndefiniteReason, ProduceOutcome, classify, finish_produce, start_produce,
+};
 use tokio::time::Instant;
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "Produce/consume benchmark for a Kafka-compatible broker")]
+#[command(
+    about = "Produce/consume benchmark for a Kafka-compatible broker",
+    args_override_self = true
+)]
 struct Args {
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    bootstrap: String,
+    /// Broker addresses, comma-separated (`host:port` or `a:1,b:2,c:3`); any one that answers
+    /// is enough, the rest are learnt from Metadata.
+    #[arg(long, default_value = "127.0.0.1:9092", value_delimiter = ',')]
+    bootstrap: Vec<String>,
     #[arg(long, default_value = "strata-bench")]
     topic: String,
     /// Partitions of the topic (created if missing); one producer task per partition.
     #[arg(long, default_value_t = 8)]
     partitions: i32,
+    /// Replication factor of the topic when the bench creates it.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i16,
+    /// Wait (up to `--wait-secs`) until Metadata lists at least this many live brokers before
+    /// creating the topic (0: do not wait).
+    #[arg(long, default_value_t = 0)]
+    expect_brokers: usize,
+    /// How long to wait for brokers, and for partition leaders after creating the topic.
+    #[arg(long, default_value_t = 60)]
+    wait_secs: u64,
     #[arg(long, default_value_t = 1024)]
     message_size: usize,
     /// Bytes of message values to produce in total.
@@ -48,15 +72,15 @@ struct Args {
     in_flight: usize,
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     acks: i16,
-    /// Connections shared by the partition tasks (round-robin).
+    /// Connections per broker, shared by the partition tasks it leads (round-robin).
     #[arg(long, default_value_t = 2)]
     connections: usize,
     /// Bytes per fetch response in the consume phase.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     fetch_bytes: i32,
-    /// Report this process's resident memory (the broker's pid).
+    /// Report this process's resident memory (a broker's pid; repeat for several brokers).
     #[arg(long)]
-    broker_pid: Option<u32>,
+    broker_pid: Vec<u32>,
     /// Skip the consume phase.
     #[arg(long)]
     produce_only: bool,
@@ -101,6 +125,14 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// `pid N: M MiB` for each broker pid.
+fn rss_report(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|&pid| format!("pid {pid}: {} MiB", rss_kib(pid).unwrap_or(0) / 1024))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn now_ms() -> i64 {
     strata_node::clock::now_ms()
 }
@@ -127,64 +159,151 @@ fn spawn_progress(label: &'static str, bytes: Arc<AtomicU64>, done: Arc<AtomicU6
     });
 }
 
+/// Pause between retries of a request that failed because leaders moved or were not ready.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Retries in a row of one partition's requests before the bench gives up on it: about a
+/// minute at [`RETRY_BACKOFF`], longer than fencing a dead leader (`broker.session.timeout.ms`,
+/// 9 s by default) and electing another.
+const MAX_RETRIES_PER_PARTITION: u64 = 600;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     if args.partitions < 1 || args.connections < 1 || args.in_flight < 1 || args.message_size < 1 {
         bail!("--partitions, --connections, --in-flight and --message-size must be at least 1");
     }
+    if args.replication_factor < 1 {
+        bail!("--replication-factor must be at least 1");
+    }
     let config = ConnectionConfig {
         client_id: "strata-bench".to_string(),
         ..ConnectionConfig::default()
     };
-    let mut conns = Vec::new();
-    for _ in 0..args.connections {
-        conns.push(Arc::new(
-            Connection::connect(&args.bootstrap, config.clone())
-                .await
-                .with_context(|| format!("connect to {}", args.bootstrap))?,
-        ));
-    }
-    let admin = Admin::new(&conns[0]);
-    match admin
-        .create_topic(&args.topic, args.partitions, 1, &[])
+    let router = Arc::new(Router::new(&args.bootstrap, config, args.connections));
+    let brokers = wait_for_brokers(&args, &router).await?;
+    println!(
+        "brokers: {}",
+        brokers
+            .iter()
+            .map(|(id, addr)| format!("{id}@{addr}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let conn = router.any_connection().await.context("connect")?;
+    match Admin::new(&conn)
+        .create_topic(&args.topic, args.partitions, args.replication_factor, &[])
         .await
     {
         Ok(()) => println!(
-            "created topic {} with {} partitions",
-            args.topic, args.partitions
+            "created topic {} with {} partitions, replication factor {}",
+            args.topic, args.partitions, args.replication_factor
         ),
         Err(AdminError::Broker { code, .. }) if code == ErrorCode::TOPIC_ALREADY_EXISTS => {
             println!("topic {} exists; appending", args.topic)
         }
         Err(e) => return Err(e).context("create topic"),
     }
-    let mut start_offsets = Vec::new();
+    wait_for_leaders(&args, &router).await?;
     let from = if args.consume_only {
         EARLIEST_TIMESTAMP
     } else {
         LATEST_TIMESTAMP
     };
+    let mut start_offsets = Vec::new();
     for p in 0..args.partitions {
-        start_offsets.push(admin.list_offset(&args.topic, p, from).await?.0);
+        start_offsets.push(list_offset(&router, &args.topic, p, from).await?);
     }
-    if let Some(pid) = args.broker_pid {
-        println!(
-            "broker RSS before: {} MiB",
-            rss_kib(pid).unwrap_or(0) / 1024
-        );
+    if !args.broker_pid.is_empty() {
+        println!("broker RSS before: {}", rss_report(&args.broker_pid));
     }
 
     if !args.consume_only {
-        produce_phase(&args, &conns).await?;
+        produce_phase(&args, &router).await?;
     }
     if args.produce_only {
         return Ok(());
     }
-    consume_phase(&args, &admin, &conns, &start_offsets).await
+    consume_phase(&args, &router, &start_offsets).await
 }
 
-async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result<()> {
+/// Waits until Metadata lists `--expect-brokers` live brokers; returns them.
+async fn wait_for_brokers(
+    args: &Args,
+    router: &Router,
+) -> Result<std::collections::BTreeMap<i32, String>> {
+    let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
+    loop {
+        let last = match router.brokers().await {
+            Ok(b) if b.len() >= args.expect_brokers => return Ok(b),
+            Ok(b) => format!("{} of {} brokers", b.len(), args.expect_brokers),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            bail!("waiting for {} brokers: {last}", args.expect_brokers);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until every partition of the topic has a leader, then prints leaders, replicas and
+/// ISR (so a run shows the replication it measured).
+async fn wait_for_leaders(args: &Args, router: &Router) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
+    loop {
+        let parts = router.partitions(&args.topic).await?;
+        let ready = parts.len() >= args.partitions as usize && parts.iter().all(|p| p.leader >= 0);
+        if ready {
+            for p in &parts {
+                println!(
+                    "  partition {}: leader {} epoch {}, replicas {:?}, isr {:?}",
+                    p.partition, p.leader, p.leader_epoch, p.replicas, p.isr
+                );
+            }
+            if (parts.len() as i32) < args.partitions {
+                bail!("topic {} has {} partitions", args.topic, parts.len());
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("partitions of {} without a leader: {parts:?}", args.topic);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// ListOffsets at the partition's leader, retried while leaders move or a new leader has not
+/// established its high watermark yet (KIP-207: it answers NOT_LEADER_OR_FOLLOWER until then).
+async fn list_offset(router: &Router, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+    let mut last = String::new();
+    for _ in 0..MAX_RETRIES_PER_PARTITION {
+        let result = match router.leader_connection(topic, partition, 0).await {
+            Ok((_, conn)) => Admin::new(&conn)
+                .list_offset(topic, partition, timestamp)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok((offset, _)) => return Ok(offset),
+            Err(e) => last = e,
+        }
+        router.invalidate().await;
+        tokio::time::sleep(RETRY_BACKOFF).await;
+    }
+    bail!("list offsets of {topic}-{partition}: {last}")
+}
+
+/// True for outcomes that mean "leaders moved or are not ready": ask Metadata, send again.
+fn should_reroute(outcome: &ProduceOutcome) -> bool {
+    match outcome {
+        ProduceOutcome::Ok { .. } => false,
+        ProduceOutcome::Failed(code) => classify(*code) == ErrorClass::RetriableDefinite,
+        ProduceOutcome::Indefinite(IndefiniteReason::NoAcks) => false,
+        ProduceOutcome::Indefinite(_) => true,
+    }
+}
+
+async fn produce_phase(args: &Args, router: &Arc<Router>) -> anyhow::Result<()> {
     let per_batch = (args.batch_bytes / args.message_size).max(1);
     let batch_payload = (per_batch * args.message_size) as u64;
     let total_batches = args.total_bytes.div_ceil(batch_payload).max(1);
@@ -192,11 +311,11 @@ async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result
     let values: Vec<(&[u8], Option<&[u8]>)> = (0..per_batch).map(|_| (&value[..], None)).collect();
     let batch = Bytes::from(build_batch(&values, now_ms()));
     println!(
-        "produce: {} batches of {} x {} B messages ({:.1} MiB), acks={}, {} in flight per partition, {} connections",
+        "produce: {} batches of {} x {} B messages ({:.1} MiB), acks={}, {} in flight per partition, {} connections per broker",
         total_batches,
         per_batch,
         args.message_size,
-        mib(args.total_bytes),
+        mib(total_batches * batch_payload),
         args.acks,
         args.in_flight,
         args.connections
@@ -211,8 +330,8 @@ async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result
     for p in 0..args.partitions {
         let batches = total_batches / args.partitions as u64
             + u64::from((p as u64) < total_batches % args.partitions as u64);
-        let conn = Arc::clone(&conns[p as usize % conns.len()]);
-        let (topic, batch, produced, a) = (
+        let (router, topic, batch, produced, a) = (
+            Arc::clone(router),
             args.topic.clone(),
             batch.clone(),
             Arc::clone(&produced),
@@ -221,17 +340,43 @@ async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result
         tasks.push(tokio::spawn(async move {
             let mut lat = Latencies::default();
             let mut window = VecDeque::new();
-            let mut failures = 0u64;
-            let mut sent = 0u64;
-            while sent < batches || !window.is_empty() {
-                if sent < batches && window.len() < a.in_flight {
+            let (mut failures, mut retries) = (0u64, 0u64);
+            // Retries since the last acknowledged batch.
+            let mut streak = 0u64;
+            // Batches acknowledged, refused for good, or in the window.
+            let mut accounted = 0u64;
+            while accounted < batches || !window.is_empty() {
+                if accounted < batches && window.len() < a.in_flight {
                     let t0 = Instant::now();
-                    match start_produce(&conn, &topic, p, batch.clone(), a.acks, 30_000).await {
-                        Ok(f) => window.push_back((t0, f)),
-                        Err(e) => return Err(anyhow::anyhow!("partition {p}: {e}")),
+                    let sent = match router.leader_connection(&topic, p, p as usize).await {
+                        Ok((_, conn)) => {
+                            start_produce(&conn, &topic, p, batch.clone(), a.acks, 30_000)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match sent {
+                        Ok(f) => {
+                            window.push_back((t0, f));
+                            accounted += 1;
+                            continue;
+                        }
+                        Err(e) => {
+                            router.invalidate().await;
+                            // Nothing in the window to wait for: back off, then ask again.
+                            // Otherwise drain the window first; its outcomes decide the rest.
+                            if window.is_empty() {
+                                retries += 1;
+                                streak += 1;
+                                if streak > MAX_RETRIES_PER_PARTITION {
+                                    bail!("partition {p}: {e}");
+                                }
+                                tokio::time::sleep(RETRY_BACKOFF).await;
+                                continue;
+                            }
+                        }
                     }
-                    sent += 1;
-                    continue;
                 }
                 let Some((t0, f)) = window.pop_front() else {
                     break;
@@ -247,6 +392,23 @@ async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result
                 match outcome {
                     ProduceOutcome::Ok { .. } => {
                         produced.fetch_add(batch_payload, Ordering::Relaxed);
+                        streak = 0;
+                    }
+                    other if should_reroute(&other) => {
+                        retries += 1;
+                        streak += 1;
+                        if retries <= 3 {
+                            eprintln!(
+                                "partition {p}: produce {other:?}; asking Metadata, resending"
+                            );
+                        }
+                        if streak > MAX_RETRIES_PER_PARTITION {
+                            bail!("partition {p}: giving up after {streak} retries: {other:?}");
+                        }
+                        // Send this batch again, to the leader Metadata names now.
+                        accounted -= 1;
+                        router.invalidate().await;
+                        tokio::time::sleep(RETRY_BACKOFF).await;
                     }
                     other => {
                         failures += 1;
@@ -256,15 +418,16 @@ async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result
                     }
                 }
             }
-            Ok::<_, anyhow::Error>((lat, failures))
+            Ok::<_, anyhow::Error>((lat, failures, retries))
         }));
     }
     let mut produce_lat = Latencies::default();
-    let mut failures = 0;
+    let (mut failures, mut retries) = (0, 0);
     for t in tasks {
-        let (lat, f) = t.await.context("produce task panicked")??;
+        let (lat, f, r) = t.await.context("produce task panicked")??;
         produce_lat.0.extend(lat.0);
         failures += f;
+        retries += r;
     }
     let produce_secs = start.elapsed().as_secs_f64();
     done.store(1, Ordering::Relaxed);
@@ -273,18 +436,21 @@ async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result
     println!();
     println!("== produce ==");
     println!(
-        "  {:.1} MiB in {:.2} s: {:.1} MiB/s, {:.0} msgs/s, {} failed requests",
+        "  {:.1} MiB ({} B, {} msgs) in {:.2} s: {:.1} MiB/s, {:.0} msgs/s, {} failed requests, {} retried",
         mib(produced_bytes),
+        produced_bytes,
+        produced_msgs,
         produce_secs,
         mib(produced_bytes) / produce_secs,
         produced_msgs as f64 / produce_secs,
-        failures
+        failures,
+        retries
     );
     println!("  latency per request: {}", produce_lat.summary());
-    if let Some(pid) = args.broker_pid {
+    if !args.broker_pid.is_empty() {
         println!(
-            "  broker RSS after produce: {} MiB",
-            rss_kib(pid).unwrap_or(0) / 1024
+            "  broker RSS after produce: {}",
+            rss_report(&args.broker_pid)
         );
     }
     Ok(())
@@ -292,15 +458,15 @@ async fn produce_phase(args: &Args, conns: &[Arc<Connection>]) -> anyhow::Result
 
 async fn consume_phase(
     args: &Args,
-    admin: &Admin<'_>,
-    conns: &[Arc<Connection>],
+    router: &Arc<Router>,
     start_offsets: &[i64],
 ) -> anyhow::Result<()> {
     // Phase 2: consume every partition from where this run started, one fetch in flight per
-    // partition, partitions sharing the connections (so fetches are pipelined per connection).
+    // partition, at the partition's leader (partitions of one leader share its connections, so
+    // fetches are pipelined per connection).
     let mut ends = Vec::new();
     for p in 0..args.partitions {
-        ends.push(admin.list_offset(&args.topic, p, LATEST_TIMESTAMP).await?.0);
+        ends.push(list_offset(router, &args.topic, p, LATEST_TIMESTAMP).await?);
     }
     let consumed = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
@@ -314,8 +480,8 @@ async fn consume_phase(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for p in 0..args.partitions {
-        let conn = Arc::clone(&conns[p as usize % conns.len()]);
-        let (topic, consumed, fc) = (
+        let (router, topic, consumed, fc) = (
+            Arc::clone(router),
             args.topic.clone(),
             Arc::clone(&consumed),
             fetch_config.clone(),
@@ -324,22 +490,42 @@ async fn consume_phase(
         tasks.push(tokio::spawn(async move {
             let mut lat = Latencies::default();
             let mut records = 0u64;
+            let mut retries = 0u64;
             while pos < end {
                 let t0 = Instant::now();
-                let resp = start_fetch(&conn, &[(&topic, p, pos)], &fc)
-                    .await?
-                    .wait()
-                    .await?;
+                let resp = match router.leader_connection(&topic, p, p as usize).await {
+                    Ok((_, conn)) => match start_fetch(&conn, &[(&topic, p, pos)], &fc).await {
+                        Ok(f) => f.wait().await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                let part = resp.and_then(|resp| {
+                    let part = resp
+                        .responses
+                        .iter()
+                        .flat_map(|t| t.partitions.iter())
+                        .find(|x| x.partition_index == p)
+                        .cloned()
+                        .ok_or_else(|| "fetch response without the partition".to_string())?;
+                    match ErrorCode(part.error_code) {
+                        ErrorCode::NONE => Ok(part),
+                        code => Err(format!("fetch at {pos}: {code:?}")),
+                    }
+                });
+                let part = match part {
+                    Ok(part) => part,
+                    Err(e) => {
+                        retries += 1;
+                        if retries > MAX_RETRIES_PER_PARTITION {
+                            bail!("partition {p}: {e}");
+                        }
+                        router.invalidate().await;
+                        tokio::time::sleep(RETRY_BACKOFF).await;
+                        continue;
+                    }
+                };
                 lat.0.push(t0.elapsed().as_micros() as u64);
-                let part = resp
-                    .responses
-                    .iter()
-                    .flat_map(|t| t.partitions.iter())
-                    .find(|x| x.partition_index == p)
-                    .context("fetch response without the partition")?;
-                if part.error_code != 0 {
-                    bail!("partition {p}: fetch at {pos}: error {}", part.error_code);
-                }
                 let data = part.records.clone().unwrap_or_default();
                 let mut iter = BatchIter::new(&data);
                 let mut bytes = 0u64;
@@ -354,15 +540,16 @@ async fn consume_phase(
                 }
                 consumed.fetch_add(bytes, Ordering::Relaxed);
             }
-            Ok::<_, anyhow::Error>((lat, records))
+            Ok::<_, anyhow::Error>((lat, records, retries))
         }));
     }
     let mut fetch_lat = Latencies::default();
-    let mut records = 0;
+    let (mut records, mut retries) = (0, 0);
     for t in tasks {
-        let (lat, r) = t.await.context("consume task panicked")??;
+        let (lat, r, x) = t.await.context("consume task panicked")??;
         fetch_lat.0.extend(lat.0);
         records += r;
+        retries += x;
     }
     let consume_secs = start.elapsed().as_secs_f64();
     done.store(1, Ordering::Relaxed);
@@ -370,18 +557,19 @@ async fn consume_phase(
     println!();
     println!("== consume ==");
     println!(
-        "  {:.1} MiB ({} records) in {:.2} s: {:.1} MiB/s, {:.0} msgs/s",
+        "  {:.1} MiB ({} records) in {:.2} s: {:.1} MiB/s, {:.0} msgs/s, {} retried fetches",
         mib(consumed_bytes),
         records,
         consume_secs,
         mib(consumed_bytes) / consume_secs,
-        records as f64 / consume_secs
+        records as f64 / consume_secs,
+        retries
     );
     println!("  latency per fetch: {}", fetch_lat.summary());
-    if let Some(pid) = args.broker_pid {
+    if !args.broker_pid.is_empty() {
         println!(
-            "  broker RSS after consume: {} MiB",
-            rss_kib(pid).unwrap_or(0) / 1024
+            "  broker RSS after consume: {}",
+            rss_report(&args.broker_pid)
         );
     }
     Ok(())

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod connection;
 pub mod consumer;
+pub mod metadata;
 pub mod producer;
 
 pub use admin::Admin;

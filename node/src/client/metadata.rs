@@ -1,0 +1,309 @@
+//! Leader routing: which broker leads each partition, and pooled connections to those brokers.
+//!
+//! In a cluster only a partition's leader appends, answers ListOffsets and serves Fetch; the
+//! others answer `NOT_LEADER_OR_FOLLOWER`. A [`Router`] learns the brokers' addresses
+//! (Metadata `brokers[].host/port`) and each partition's `leader_id` from any reachable broker,
+//! and hands out a connection to the leader. Callers call [`Router::invalidate`] after
+//! `NOT_LEADER_OR_FOLLOWER`, `LEADER_NOT_AVAILABLE` or a lost connection; the next
+//! [`Router::leader_connection`] then asks Metadata again (Kafka clients do the same:
+//! `Metadata.requestUpdate()` on those errors).
+//!
+//! Connections are pooled per broker (`per_broker` of them, chosen by a caller's slot), so
+//! pipelined requests of different partitions can share or spread over sockets as they like.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::MetadataResponse;
+use strata_core::error::ErrorCode;
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+use super::admin::{Admin, AdminError};
+use super::connection::{Connection, ConnectionConfig, ConnectionError};
+
+#[derive(Debug, Error)]
+pub enum RouterError {
+    #[error("no bootstrap broker reachable: {0}")]
+    NoBootstrap(String),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error("{topic}-{partition} has no leader ({code:?})")]
+    NoLeader {
+        topic: String,
+        partition: i32,
+        code: ErrorCode,
+    },
+    #[error("leader {0} is not among the brokers Metadata lists")]
+    UnknownBroker(i32),
+}
+
+/// One partition as Metadata describes it, with its replica set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLeader {
+    pub partition: i32,
+    /// `-1` while there is none.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub error: ErrorCode,
+}
+
+/// What one Metadata answer taught us.
+#[derive(Debug, Default, Clone)]
+struct View {
+    /// Live brokers: node id → `host:port`.
+    brokers: BTreeMap<i32, String>,
+    /// Per topic, partitions sorted by index.
+    topics: BTreeMap<String, Vec<PartitionLeader>>,
+}
+
+impl View {
+    fn apply(&mut self, resp: &MetadataResponse) {
+        // A broker list replaces the old one: fenced brokers drop out of Metadata.
+        self.brokers = resp
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        for t in &resp.topics {
+            let Some(name) = t.name.as_ref() else {
+                continue;
+            };
+            let mut parts: Vec<PartitionLeader> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionLeader {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                    error: ErrorCode(p.error_code),
+                })
+                .collect();
+            parts.sort_by_key(|p| p.partition);
+            if t.error_code == 0 {
+                self.topics.insert(name.0.to_string(), parts);
+            } else {
+                self.topics.remove(name.0.as_str());
+            }
+        }
+    }
+
+    fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.topics
+            .get(topic)?
+            .iter()
+            .find(|p| p.partition == partition)
+            .map(|p| p.leader)
+            .filter(|&l| l >= 0)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    view: View,
+    /// Per broker id: `per_broker` slots, opened lazily and reopened once broken.
+    pools: BTreeMap<i32, Vec<Option<Arc<Connection>>>>,
+    /// Set by [`Router::invalidate`] (leaders may have moved): the next lookup asks Metadata.
+    stale: bool,
+}
+
+/// Routes requests for a partition to its leader's connection.
+pub struct Router {
+    bootstrap: Vec<String>,
+    config: ConnectionConfig,
+    per_broker: usize,
+    state: Mutex<State>,
+}
+
+impl Router {
+    /// `per_broker` is at least 1.
+    pub fn new(bootstrap: &[String], config: ConnectionConfig, per_broker: usize) -> Router {
+        assert!(!bootstrap.is_empty(), "at least one bootstrap address");
+        Router {
+            bootstrap: bootstrap.to_vec(),
+            config,
+            per_broker: per_broker.max(1),
+            state: Mutex::new(State {
+                stale: true,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// A live connection to some broker: a pooled one, else the first bootstrap that answers.
+    pub async fn any_connection(&self) -> Result<Arc<Connection>, RouterError> {
+        let mut st = self.state.lock().await;
+        self.any_connection_locked(&mut st).await
+    }
+
+    async fn any_connection_locked(&self, st: &mut State) -> Result<Arc<Connection>, RouterError> {
+        let pooled = st
+            .pools
+            .values()
+            .flatten()
+            .flatten()
+            .find(|c| !c.is_broken());
+        if let Some(c) = pooled {
+            return Ok(Arc::clone(c));
+        }
+        // Known brokers first (the bootstrap list may hold dead nodes), then the bootstrap list.
+        let mut errors = Vec::new();
+        let mut addrs: Vec<String> = st.view.brokers.values().cloned().collect();
+        addrs.extend(self.bootstrap.iter().cloned());
+        for addr in addrs {
+            match Connection::connect(&addr, self.config.clone()).await {
+                Ok(c) => return Ok(Arc::new(c)),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        Err(RouterError::NoBootstrap(errors.join("; ")))
+    }
+
+    /// Asks Metadata about `topics` (`None`: every topic) and remembers the answer.
+    async fn refresh_locked(
+        &self,
+        st: &mut State,
+        topics: Option<&[&str]>,
+    ) -> Result<MetadataResponse, RouterError> {
+        let conn = self.any_connection_locked(st).await?;
+        let resp = Admin::new(&conn).metadata(topics).await?;
+        st.view.apply(&resp);
+        st.stale = false;
+        Ok(resp)
+    }
+
+    /// Live brokers (id → `host:port`) per a fresh Metadata.
+    pub async fn brokers(&self) -> Result<BTreeMap<i32, String>, RouterError> {
+        let mut st = self.state.lock().await;
+        self.refresh_locked(&mut st, Some(&[])).await?;
+        Ok(st.view.brokers.clone())
+    }
+
+    /// `topic`'s partitions per a fresh Metadata (empty if the topic is unknown).
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionLeader>, RouterError> {
+        let mut st = self.state.lock().await;
+        self.refresh_locked(&mut st, Some(&[topic])).await?;
+        Ok(st.view.topics.get(topic).cloned().unwrap_or_default())
+    }
+
+    /// Forget what we know about leaders; the next lookup asks Metadata again.
+    pub async fn invalidate(&self) {
+        self.state.lock().await.stale = true;
+    }
+
+    /// The connection in `slot` (modulo the pool size) to the leader of `topic`-`partition`,
+    /// asking Metadata first if the leader is unknown or [`Router::invalidate`] was called.
+    pub async fn leader_connection(
+        &self,
+        topic: &str,
+        partition: i32,
+        slot: usize,
+    ) -> Result<(i32, Arc<Connection>), RouterError> {
+        let mut st = self.state.lock().await;
+        if st.stale || st.view.leader(topic, partition).is_none() {
+            self.refresh_locked(&mut st, Some(&[topic])).await?;
+        }
+        let Some(leader) = st.view.leader(topic, partition) else {
+            let code = st
+                .view
+                .topics
+                .get(topic)
+                .and_then(|ps| ps.iter().find(|p| p.partition == partition))
+                .map_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, |p| p.error);
+            return Err(RouterError::NoLeader {
+                topic: topic.to_string(),
+                partition,
+                code,
+            });
+        };
+        let addr = st
+            .view
+            .brokers
+            .get(&leader)
+            .cloned()
+            .ok_or(RouterError::UnknownBroker(leader))?;
+        let per_broker = self.per_broker;
+        let pool = st
+            .pools
+            .entry(leader)
+            .or_insert_with(|| vec![None; per_broker]);
+        let entry = &mut pool[slot % per_broker];
+        if let Some(c) = entry
+            .as_ref()
+            .filter(|c| !c.is_broken() && c.addr() == addr)
+        {
+            return Ok((leader, Arc::clone(c)));
+        }
+        let c = Arc::new(Connection::connect(&addr, self.config.clone()).await?);
+        *entry = Some(Arc::clone(&c));
+        Ok((leader, c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::{BrokerId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    fn partition(index: i32, leader: i32) -> MetadataResponsePartition {
+        MetadataResponsePartition::default()
+            .with_partition_index(index)
+            .with_leader_id(BrokerId(leader))
+            .with_replica_nodes(vec![BrokerId(1), BrokerId(2), BrokerId(3)])
+            .with_isr_nodes(vec![BrokerId(1), BrokerId(2)])
+    }
+
+    fn response(brokers: &[i32], parts: Vec<MetadataResponsePartition>) -> MetadataResponse {
+        MetadataResponse::default()
+            .with_brokers(
+                brokers
+                    .iter()
+                    .map(|&id| {
+                        MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(id))
+                            .with_host(StrBytes::from_static_str("127.0.0.1"))
+                            .with_port(id * 10000 + 9092)
+                    })
+                    .collect(),
+            )
+            .with_topics(vec![
+                MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                    .with_partitions(parts),
+            ])
+    }
+
+    #[test]
+    fn leaders_and_addresses_come_from_metadata() {
+        let mut view = View::default();
+        view.apply(&response(
+            &[1, 2, 3],
+            vec![partition(1, 3), partition(0, 2)],
+        ));
+        assert_eq!(view.leader("t", 0), Some(2));
+        assert_eq!(view.leader("t", 1), Some(3));
+        assert_eq!(view.leader("t", 2), None);
+        assert_eq!(view.leader("u", 0), None);
+        assert_eq!(view.brokers[&3], "127.0.0.1:39092");
+        assert_eq!(view.topics["t"][0].isr, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_partition_without_leader_has_none_and_brokers_are_replaced() {
+        let mut view = View::default();
+        view.apply(&response(&[1, 2, 3], vec![partition(0, 2)]));
+        view.apply(&response(&[1, 3], vec![partition(0, -1)]));
+        assert_eq!(view.leader("t", 0), None);
+        assert!(!view.brokers.contains_key(&2), "a fenced broker drops out");
+    }
+}
