@@ -9,7 +9,7 @@
 //! committed. Controller requests are written to be retried (registration makes a new epoch,
 //! heartbeats and fetches are idempotent, admin requests report `TOPIC_ALREADY_EXISTS`...).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -171,7 +171,7 @@ impl ControllerClient {
 #[derive(Debug)]
 struct Connection {
     out: mpsc::Sender<Vec<u8>>,
-    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>,
+    pending: Arc<Mutex<BTreeMap<u64, oneshot::Sender<Response>>>>,
     closed: Arc<AtomicBool>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -192,7 +192,7 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let (rd, mut wr) = tokio::io::split(stream);
         let closed = Arc::new(AtomicBool::new(false));
-        let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>> = Arc::default();
+        let pending: Arc<Mutex<BTreeMap<u64, oneshot::Sender<Response>>>> = Arc::default();
         let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(CONNECTION_QUEUE);
         let writer_closed = closed.clone();
         let writer = tokio::spawn(async move {

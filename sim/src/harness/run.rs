@@ -90,6 +90,8 @@ pub struct Outcome {
     /// Simulated seconds the run took.
     pub sim_secs: f64,
     pub acknowledged: usize,
+    /// What the harness saw of the nodes (clusters: leadership claims and replica copies).
+    pub observations: Observations,
 }
 
 impl Outcome {
@@ -220,6 +222,11 @@ pub async fn run(opts: Options) -> Outcome {
     let w = Arc::into_inner(w).expect("every workload task has finished");
     let history = w.history.into_inner().expect("history lock poisoned");
     let report = check_all_with(&history, &observations);
+    tracing::info!(
+        claims = observations.leader_claims.len(),
+        replicas = observations.replicas.len(),
+        "observations"
+    );
     let acknowledged = history
         .operations()
         .filter(|o| o.send_ack().is_some())
@@ -231,6 +238,7 @@ pub async fn run(opts: Options) -> Outcome {
         faults: nemesis.log,
         sim_secs: start.elapsed().as_secs_f64(),
         acknowledged,
+        observations,
     }
 }
 
