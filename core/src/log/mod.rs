@@ -43,6 +43,8 @@ use crate::types::Offset;
 mod index;
 mod partition_log;
 mod recovery;
+#[cfg(test)]
+mod sealed_index_tests;
 mod segment;
 #[cfg(test)]
 mod tests;
