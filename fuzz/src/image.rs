@@ -71,17 +71,7 @@ const READ_BYTES: usize = 700;
 /// for, that offsets increase (and are dense, except across a corrupt batch), and that no read
 /// comes back empty below the log end. A corrupt batch (a `Corrupt` error or `corrupt_at`) is
 /// passed to `on_corrupt`, which returns the offset to resume at or panics if it is unexplained.
-pub fn read_all(log: &PartitionLog, on_corrupt: impl FnMut(Offset) -> Offset) -> Vec<Served> {
-    read_all_with(log, on_corrupt, false)
-}
-
-/// As [`read_all`]; `lenient` keeps only the checks that served batches are whole and CRC-valid
-/// and that the walk ends (for the open bug `segment_recovery` tolerates, see there).
-pub fn read_all_with(
-    log: &PartitionLog,
-    mut on_corrupt: impl FnMut(Offset) -> Offset,
-    lenient: bool,
-) -> Vec<Served> {
+pub fn read_all(log: &PartitionLog, mut on_corrupt: impl FnMut(Offset) -> Offset) -> Vec<Served> {
     let end = log.log_end_offset();
     let mut at = log.log_start_offset();
     let mut out: Vec<Served> = Vec::new();
@@ -101,7 +91,7 @@ pub fn read_all_with(
         };
         if r.records.is_empty() {
             assert!(
-                r.corrupt_at.is_some() || lenient,
+                r.corrupt_at.is_some(),
                 "read at {at} returned nothing below the log end {end}"
             );
             at = resume(at, &mut on_corrupt);
@@ -109,7 +99,6 @@ pub fn read_all_with(
             continue;
         }
         let mut first = true;
-        let read_at = at;
         let mut iter = BatchIter::new(&r.records);
         for item in iter.by_ref() {
             let (pos, h) = item.unwrap_or_else(|e| panic!("read at {at} served a non-batch: {e}"));
@@ -119,15 +108,6 @@ pub fn read_all_with(
                     "read at {at} served an invalid batch at offset {}: {e}",
                     h.base_offset
                 );
-            }
-            if lenient {
-                out.push(Served {
-                    base: h.base_offset,
-                    last: h.last_offset(),
-                    bytes: raw.to_vec(),
-                });
-                at = h.next_offset();
-                continue;
             }
             if first {
                 assert!(
@@ -164,9 +144,6 @@ pub fn read_all_with(
             r.records.len(),
             "reads return whole batches"
         );
-        if lenient && at <= read_at {
-            at = resume(read_at, &mut on_corrupt);
-        }
     }
     out
 }

@@ -19,41 +19,20 @@ use crate::image::{self, Served, Shape};
 use crate::input::Reader;
 
 pub fn index_files(data: &[u8]) {
-    run(data, true);
-}
-
-fn run(data: &[u8], strict: bool) {
     let mut r = Reader::new(data);
     let flags = r.u8();
     let checkpoint = flags & 1 == 0;
     let shape = Shape::read(&mut r);
     let storage = MemStorage::new();
     let before = shape.build(&storage, checkpoint);
-    let bases = segment_bases(&storage);
-    let mut lying = false;
-    for (i, &base) in bases.iter().enumerate() {
+    for base in segment_bases(&storage) {
         let which = r.u8();
-        // With a checkpoint at the log end, recovery trusts every sealed segment's indexes.
-        let trusted = checkpoint && i + 1 < bases.len();
         if which & 1 != 0 {
-            let bytes = r.section();
-            lying |= trusted && lying_offset_index(bytes, base, bases.get(i + 1), &before);
-            replace(&storage, &image::index_path(base), bytes);
+            replace(&storage, &image::index_path(base), r.section());
         }
         if which & 2 != 0 {
-            let bytes = r.section();
-            lying |= trusted && lying_time_index(bytes, base, bases.get(i + 1), &before);
-            replace(&storage, &image::time_index_path(base), bytes);
+            replace(&storage, &image::time_index_path(base), r.section());
         }
-    }
-    if lying && !strict {
-        // Known bug (see `lying_trusted_index`): only check that open and reads do not panic.
-        let (log, _) = image::open(Arc::new(storage.clone()), shape.config.clone());
-        for b in &before {
-            let _ = log.read(b.base, 1, log.log_end_offset());
-            let _ = log.offset_for_timestamp(max_timestamp(b));
-        }
-        return;
     }
     let (mut log, _report) = image::open(Arc::new(storage.clone()), shape.config.clone());
     image::check_offsets(&log);
@@ -138,68 +117,4 @@ fn replace(storage: &MemStorage, path: &std::path::Path, bytes: &[u8]) {
             f.write_at(bytes, 0).expect("MemStorage writes cannot fail");
         }
     }
-}
-
-/// Open bug in strata-core: recovery trusts a sealed segment's `.index` / `.timeindex` below the
-/// recovery point if its entries are sorted (and the last `.index` position is inside the log),
-/// and lookups then believe every entry. An entry that does not point at the start of the batch
-/// it names makes valid batches unreadable (`Corrupt`) or serves the wrong batch; a `.timeindex`
-/// whose last timestamp is below the segment's newest makes `offset_for_timestamp` skip it.
-/// These predicates say whether replaced index bytes lie in that way (entries that are not
-/// sorted are rebuilt by recovery, so they never lie).
-fn lying_offset_index(bytes: &[u8], base: i64, next: Option<&i64>, batches: &[Served]) -> bool {
-    let entries: Vec<(i64, u64)> = bytes
-        .chunks_exact(8)
-        .map(|e| {
-            let rel = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
-            let pos = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
-            (i64::from(rel), u64::from(pos))
-        })
-        .collect();
-    if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
-        return false;
-    }
-    let mut starts = Vec::new();
-    let mut pos = 0u64;
-    for b in batches.iter().filter(|b| in_segment(b, base, next)) {
-        starts.push((b.base.0 - base, pos));
-        pos += b.bytes.len() as u64;
-    }
-    if entries.last().is_some_and(|e| e.1 >= pos) {
-        return false; // out of bounds: recovery rebuilds it
-    }
-    entries.iter().any(|e| !starts.contains(e))
-}
-
-fn lying_time_index(bytes: &[u8], base: i64, next: Option<&i64>, batches: &[Served]) -> bool {
-    let entries: Vec<(i64, i64)> = bytes
-        .chunks_exact(12)
-        .map(|e| {
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&e[..8]);
-            let rel = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
-            (i64::from_be_bytes(ts), base + i64::from(rel))
-        })
-        .collect();
-    if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
-        return false;
-    }
-    let seg: Vec<&Served> = batches
-        .iter()
-        .filter(|b| in_segment(b, base, next))
-        .collect();
-    let newest = seg.iter().map(|b| max_timestamp(b)).max().unwrap_or(-1);
-    if entries.last().map_or(-1, |e| e.0) < newest {
-        return true;
-    }
-    entries.iter().any(|&(ts, at)| {
-        seg.iter()
-            .filter(|b| b.base.0 <= at)
-            .any(|b| max_timestamp(b) > ts)
-    })
-}
-
-/// Whether batch `b` lies in the segment based at `base` (segments end where the next begins).
-fn in_segment(b: &Served, base: i64, next: Option<&i64>) -> bool {
-    b.base.0 >= base && next.is_none_or(|n| b.base.0 < *n)
 }

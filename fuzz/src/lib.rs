@@ -6,7 +6,8 @@
 //! property violation is a crash libFuzzer reports. `fuzz_targets/*.rs` wrap them for
 //! `cargo fuzz`; `tests/corpus.rs` replays every file of `corpus/` through them in `cargo test`.
 //!
-//! Every target runs on `MemStorage`, which has no IO errors: an `Err` from the log is a failure.
+//! Every log target runs on `MemStorage`, which has no IO errors: an `Err` from the log is a
+//! failure.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -18,6 +19,8 @@ pub mod image;
 pub mod index_files;
 pub mod input;
 pub mod log_ops;
+pub mod rpc_decode;
+pub mod rpc_roundtrip;
 pub mod seeds;
 pub mod segment_recovery;
 
@@ -25,6 +28,8 @@ pub use batch_validate::batch_validate;
 pub use checkpoint_file::checkpoint_file;
 pub use index_files::index_files;
 pub use log_ops::log_ops;
+pub use rpc_decode::rpc_decode;
+pub use rpc_roundtrip::rpc_roundtrip;
 pub use segment_recovery::segment_recovery;
 
 /// Every target by name, for the corpus replay and the seed generator.
@@ -38,4 +43,6 @@ pub const TARGETS: &[Target] = &[
     ("checkpoint_file", checkpoint_file),
     ("log_ops", log_ops),
     ("dispatch", dispatch::dispatch_frame),
+    ("rpc_decode", rpc_decode),
+    ("rpc_roundtrip", rpc_roundtrip),
 ];

@@ -33,6 +33,12 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in crate::dispatch::seeds() {
         out.push(("dispatch", name, bytes));
     }
+    for (name, bytes) in crate::rpc_decode::seeds() {
+        out.push(("rpc_decode", name, bytes));
+    }
+    for (name, bytes) in crate::rpc_roundtrip::seeds() {
+        out.push(("rpc_roundtrip", name, bytes));
+    }
     out
 }
 

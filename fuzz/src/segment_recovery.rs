@@ -24,10 +24,6 @@ use crate::input::Reader;
 const INTERVALS: [u32; 8] = [1, 16, 64, 128, 256, 512, 4096, 1 << 20];
 
 pub fn segment_recovery(data: &[u8]) {
-    run(data, true);
-}
-
-fn run(data: &[u8], strict: bool) {
     let mut r = Reader::new(data);
     let flags = r.u8();
     let base = if flags & 0b100 != 0 {
@@ -42,9 +38,6 @@ fn run(data: &[u8], strict: bool) {
     if flags & 1 != 0 {
         fix_crcs(&mut log);
     }
-    if !strict && far_base_offset(&log, base) {
-        return;
-    }
     let storage = MemStorage::new();
     write(&storage, &image::log_path(base), &log);
     write(&storage, &image::index_path(base), index);
@@ -56,11 +49,11 @@ fn run(data: &[u8], strict: bool) {
         index_interval_bytes: INTERVALS[usize::from(flags >> 4) & 7],
         ..LogConfig::default()
     };
-    check_recovered(&storage, config, base, strict);
+    check_recovered(&storage, config, base);
 }
 
 /// Opens the log in `storage` and checks everything a reader and a producer rely on.
-pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64, strict: bool) {
+pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64) {
     let (mut log, report) = image::open(Arc::new(storage.clone()), config);
     image::check_offsets(&log);
     assert_eq!(
@@ -68,14 +61,10 @@ pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64, stric
         Offset(base),
         "one segment, at its base"
     );
-    // With reported corruption the open bugs above may apply: check CRCs only, and let a read
-    // that finds nothing further end at the log end.
-    let tolerate = !strict && !report.corrupt_batches.is_empty();
     let end = log.log_end_offset();
-    let give_up = tolerate.then_some(end);
-    let resume = |at| resume_after_corrupt(storage, &report, at, give_up);
-    let served = image::read_all_with(&log, resume, tolerate);
-    if let Some(last) = served.last().filter(|_| !tolerate) {
+    let resume = |at| resume_after_corrupt(storage, &report, at);
+    let served = image::read_all(&log, resume);
+    if let Some(last) = served.last() {
         assert!(last.last < end);
     }
     let batch = image::make_batch(7, 3, 10, 1_000);
@@ -87,9 +76,6 @@ pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64, stric
         "append continues at the recovered log end"
     );
     image::check_offsets(&log);
-    if tolerate {
-        return;
-    }
     let mut stamped = batch;
     strata_core::batch::assign_offset(&mut stamped, end, strata_core::LeaderEpoch(9));
     let read = log
@@ -100,7 +86,7 @@ pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64, stric
         &stamped[..],
         "the appended batch reads back"
     );
-    let again = image::read_all_with(&log, resume, tolerate);
+    let again = image::read_all(&log, resume);
     assert_eq!(
         again.last().map(|s: &Served| s.bytes.clone()),
         Some(stamped)
@@ -109,12 +95,7 @@ pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64, stric
 
 /// A corrupt batch is acceptable only if recovery reported corruption; the read resumes at the
 /// next batch in the (recovered) segment file.
-fn resume_after_corrupt(
-    storage: &MemStorage,
-    report: &RecoveryReport,
-    at: Offset,
-    give_up: Option<Offset>,
-) -> Offset {
+fn resume_after_corrupt(storage: &MemStorage, report: &RecoveryReport, at: Offset) -> Offset {
     assert!(
         !report.corrupt_batches.is_empty(),
         "read at {at} hit a corrupt batch that recovery did not report: {report:?}"
@@ -134,18 +115,7 @@ fn resume_after_corrupt(
             }
         }
     }
-    next.or(give_up)
-        .unwrap_or_else(|| panic!("corrupt batch at {at} with nothing readable after it"))
-}
-
-/// Whether a batch header in `log` claims a base offset outside the segment's relative range.
-fn far_base_offset(log: &[u8], base: i64) -> bool {
-    BatchIter::new(log).map_while(Result::ok).any(|(_, h)| {
-        h.base_offset
-            .0
-            .checked_sub(base)
-            .is_none_or(|rel| !(0..=i64::from(i32::MAX)).contains(&rel))
-    })
+    next.unwrap_or_else(|| panic!("corrupt batch at {at} with nothing readable after it"))
 }
 
 /// Recomputes the CRC of every whole batch, so mutated headers and records get past it.

@@ -1,9 +1,7 @@
 //! Replays every file of every `corpus/<target>/` directory through its target, so the seeds and
-//! everything the fuzzers found worth keeping run in a plain `cargo test` on stable.
-//!
-//! `regressions/<target>/` holds inputs that make a target fail because of an open bug in
-//! `strata-core`; `known_bugs` replays them and is ignored until the bug is fixed (then move the
-//! file into `corpus/`).
+//! everything the fuzzers found worth keeping run in a plain `cargo test` on stable. Every target
+//! is strict: an input that fails is a bug in `strata-core` (or an open finding, kept in
+//! `findings/`, which is not replayed).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,12 +22,12 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Replays every file of `<kind>/<target>/`; returns the files whose replay panicked.
-fn replay(kind: &str, targets: &[strata_fuzz::Target]) -> (usize, Vec<String>) {
+/// Replays every file of `corpus/<target>/`; returns the files whose replay panicked.
+fn replay(targets: &[strata_fuzz::Target]) -> (usize, Vec<String>) {
     let mut count = 0;
     let mut failed = Vec::new();
     for (name, target) in targets {
-        for path in files(&root().join(kind).join(name)) {
+        for path in files(&root().join("corpus").join(name)) {
             let data = fs::read(&path).expect("corpus file is readable");
             eprintln!("replaying {}", path.display());
             if std::panic::catch_unwind(|| target(&data)).is_err() {
@@ -43,7 +41,7 @@ fn replay(kind: &str, targets: &[strata_fuzz::Target]) -> (usize, Vec<String>) {
 
 #[test]
 fn corpus_replays() {
-    let (n, failed) = replay("corpus", strata_fuzz::TARGETS);
+    let (n, failed) = replay(strata_fuzz::TARGETS);
     assert!(failed.is_empty(), "corpus files fail: {failed:#?}");
     for (name, _) in strata_fuzz::TARGETS {
         assert!(
@@ -76,14 +74,4 @@ fn generated_seeds_pass() {
         eprintln!("seed {target}/{name}");
         f(&bytes);
     }
-}
-
-/// The fuzz targets recognise the open bugs' inputs (so fuzzing goes on past them).
-#[test]
-fn regressions_are_tolerated_by_the_fuzz_targets() {
-    let (_, failed) = replay("regressions", strata_fuzz::TARGETS);
-    assert!(
-        failed.is_empty(),
-        "fuzz targets crash on known bugs: {failed:#?}"
-    );
 }

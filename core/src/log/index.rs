@@ -11,7 +11,12 @@
 //! `relativeOffset` is the offset minus the segment's base offset. An `.index` entry points at the
 //! first byte of the batch whose *base* offset is `base + relativeOffset`. A `.timeindex` entry
 //! `(T, o)` says that the batches of the segment up to and including the one starting at offset
-//! `base + o` have no timestamp above `T`.
+//! `base + o` have no timestamp above `T`; as the log writes it, `T` is exactly the largest
+//! `maxTimestamp` of those batches. A sealed segment's last `.timeindex` entry holds the segment's
+//! newest timestamp (no entry: no batch has a timestamp), so a trusted segment's newest timestamp
+//! comes from it, once recovery has checked the whole file against the batch headers
+//! (`Segment::walk_tail`): CreateTime timestamps need not increase, so nothing cheaper vouches
+//! for it.
 //!
 //! Invariants (checked on load, asserted on append): keys strictly increase; `.index` positions
 //! strictly increase and lie inside the log file. Indexes are derived data: they are not fsynced
@@ -196,6 +201,22 @@ impl<E: IndexEntry> Index<E> {
             Some(self.entry(n - 1)?)
         };
         Ok(())
+    }
+
+    /// Every entry, in file order. For a sealed index this reads the whole file (at most
+    /// `segment.index.bytes`); recovery uses it to check a trusted segment's `.timeindex`.
+    pub fn entries(&self) -> io::Result<Vec<E>> {
+        if let Some(c) = &self.cache {
+            return Ok(c.clone());
+        }
+        let raw = read_vec(&*self.file, 0, self.len * E::SIZE)?;
+        if raw.len() != self.len * E::SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "index shorter than its entries",
+            ));
+        }
+        Ok(raw.chunks_exact(E::SIZE).map(E::decode).collect())
     }
 
     fn entry(&self, i: usize) -> io::Result<E> {

@@ -57,6 +57,8 @@ mod index;
 pub mod leader_epoch_cache;
 mod partition_log;
 mod recovery;
+#[cfg(test)]
+mod sealed_index_tests;
 mod segment;
 #[cfg(test)]
 mod tests;

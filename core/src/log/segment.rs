@@ -520,23 +520,55 @@ impl Segment {
         })
     }
 
-    /// The end of a sealed segment found by walking from its last `.index` entry: `(size, next
-    /// offset, last batch)`, or `None` if the walk does not end exactly at the end of the file.
-    /// Cheap (at most `index.interval.bytes` plus a batch), used to sanity-check trusted segments.
+    /// The end of a sealed segment, found by walking every batch header from the start with the
+    /// `.timeindex` checked on the way: `(size, next offset, last batch)`, or `None` if the walk
+    /// does not end exactly at the end of the file or the `.timeindex` is not what
+    /// [`Segment::on_batch`] and [`Segment::seal`] write for these batches: every entry names a
+    /// batch start, in order, with the largest `maxTimestamp` up to and including that batch; the
+    /// last entry holds the segment's newest timestamp (no entry: no batch has one). Recovery
+    /// trusts a sealed segment's indexes only when this holds, and then takes the segment's
+    /// `max_timestamp` from the last entry.
+    ///
+    /// Why every header, not just the tail: CreateTime timestamps need not increase, so no batch
+    /// near the end vouches for the segment's newest timestamp, and an entry `(T, o)` speaks for
+    /// every batch up to `o` (a lookup starting at `o` never looks back). A damaged `.timeindex`
+    /// that passed a tail check made `offset_for_timestamp` skip the segment and time retention
+    /// misjudge its age (fuzz finding `index_files/regression-timestamp-lookup-misses-a-segment`).
+    /// The walk reads one header per batch (no payloads, no CRCs): far less than the scan that
+    /// rebuilds the indexes, but it grows with the segment. `.index` entries are still verified
+    /// on use (`walk_start`).
     pub fn walk_tail(&self) -> io::Result<Option<(u64, Offset, Option<BatchHeader>)>> {
-        let (mut pos, mut expected) = self.walk_start(Offset(i64::MAX))?;
+        let entries = self.time_index.entries()?;
+        let mut entries = entries.iter().peekable();
+        let (mut pos, mut expected) = (0u64, self.base_offset);
+        let mut newest = -1i64;
         let mut last = None;
         loop {
             match self.step(pos, expected)? {
-                Step::End => return Ok((pos == self.size).then_some((pos, expected, last))),
+                Step::End => break,
                 Step::Broken(_) => return Ok(None),
                 Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
                 Step::Batch(h) => {
+                    newest = newest.max(h.max_timestamp);
+                    // Not `relative`: a damaged header may push offsets past the u32 range.
+                    let rel = h.base_offset.0 - self.base_offset.0;
+                    while let Some(e) = entries.next_if(|e| i64::from(e.relative_offset) == rel) {
+                        if e.timestamp != newest {
+                            return Ok(None);
+                        }
+                    }
                     (pos, expected) = (pos + h.total_size() as u64, h.next_offset());
                     last = Some(h);
                 }
             }
         }
+        // Entries left over name no batch start (or are out of order).
+        let entries_match = entries.next().is_none()
+            && self
+                .time_index
+                .last()
+                .map_or(newest < 0, |e| e.timestamp == newest);
+        Ok((pos == self.size && entries_match).then_some((pos, expected, last)))
     }
 
     /// The first record at or after `timestamp_ms` in this segment: `(offset, timestamp)`.
