@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::sync::watch;
 use strata_core::ErrorCode;
 use strata_core::log::{LogError, PartitionLog};
 use strata_core::storage::Storage;
 use thiserror::Error;
-use tokio::sync::watch;
 
 use crate::clock;
 use crate::config::Config;

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use crate::sync::watch;
 
 use crate::broker::Broker;
 use crate::dispatch::{Reply, dispatch};
@@ -72,6 +74,7 @@ pub async fn serve(
             buf.reserve(READ_CHUNK);
         }
         tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
             n = rd.read_buf(&mut buf) => match n {
                 Ok(0) => {

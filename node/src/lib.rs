@@ -24,6 +24,7 @@ pub mod partition;
 pub mod replication;
 pub mod response_buf;
 pub mod server;
+pub mod sync;
 pub mod topic_config;
 
 pub use config::Config;

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use strata_core::log::{FlushPlan, PartitionLog};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+
+use crate::sync::watch;
 
 use crate::replication::role::Role;
 
@@ -331,6 +333,7 @@ impl Partition {
                 self.flush_wanted.notified().await;
             } else {
                 tokio::select! {
+                    biased;
                     _ = self.flush_wanted.notified() => {}
                     _ = tokio::time::sleep(interval) => {}
                 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use strata_core::storage::Storage;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use crate::sync::watch;
 
 use crate::broker::Broker;
 use crate::config::{Config, Listener};
@@ -116,6 +118,7 @@ impl Server {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
+                biased;
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
@@ -168,6 +171,7 @@ async fn retention_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(broker.config.retention_check_interval_ms);
     loop {
         tokio::select! {
+            biased;
             _ = stop.changed() => return,
             _ = tokio::time::sleep(period) => broker.enforce_retention(),
         }
@@ -178,6 +182,7 @@ async fn recovery_checkpoint_loop(broker: Arc<Broker>, mut stop: watch::Receiver
     let period = Duration::from_millis(broker.config.recovery_checkpoint_interval_ms);
     loop {
         tokio::select! {
+            biased;
             _ = stop.changed() => return,
             _ = tokio::time::sleep(period) => {
                 broker.checkpoint_recovery_points();

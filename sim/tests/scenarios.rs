@@ -238,8 +238,12 @@ fn assert_replicated(out: &Outcome, nodes: usize, partitions: usize) {
 #[test]
 fn cluster_determinism() {
     for seed in [11, 3] {
-        let a = run_with(seed, Options::cluster_for_seed(seed)).history.dump_all();
-        let b = run_with(seed, Options::cluster_for_seed(seed)).history.dump_all();
+        let a = run_with(seed, Options::cluster_for_seed(seed))
+            .history
+            .dump_all();
+        let b = run_with(seed, Options::cluster_for_seed(seed))
+            .history
+            .dump_all();
         if let Some((x, y)) = a.lines().zip(b.lines()).find(|(x, y)| x != y) {
             panic!("cluster seed {seed} is not deterministic:\n  {x}\n  {y}");
         }
@@ -249,7 +253,10 @@ fn cluster_determinism() {
 
 async fn seeded_cluster_run() -> String {
     let seed = Handle::current().seed();
-    run(Options::cluster_for_seed(seed)).await.history.dump_all()
+    run(Options::cluster_for_seed(seed))
+        .await
+        .history
+        .dump_all()
 }
 
 #[test]
@@ -259,7 +266,10 @@ fn cluster_determinism_madsim_check() {
 
 async fn seeded_quiet_cluster_run() -> String {
     let seed = Handle::current().seed();
-    run(cluster(seed, 3, Swarm::none())).await.history.dump_all()
+    run(cluster(seed, 3, Swarm::none()))
+        .await
+        .history
+        .dump_all()
 }
 
 #[test]

@@ -30,7 +30,9 @@ use strata_core::quorum::{Committed, Proposal, Quorum, QuorumError, Ready, Snaps
 use strata_core::rpc::{Envelope, MetadataDelta, Request, Response};
 use strata_core::storage::Storage;
 use strata_core::types::{Instant, NodeId};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::sync::watch;
 use tokio::time::Instant as TokioInstant;
 
 use super::Status;

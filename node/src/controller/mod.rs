@@ -38,7 +38,9 @@ use strata_core::quorum::{Quorum, QuorumConfig};
 use strata_core::storage::Storage;
 use strata_core::types::NodeId;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use crate::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use client::{ClientError, ControllerClient};

@@ -19,7 +19,9 @@ use strata_core::rpc::{Envelope, Response};
 use strata_core::types::NodeId;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::sync::watch;
 
 use super::driver::Input;
 use super::wire::{FrameReader, frame};
@@ -42,6 +44,7 @@ pub async fn accept_loop(
 ) {
     loop {
         tokio::select! {
+            biased;
             _ = stop.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
@@ -71,6 +74,7 @@ async fn serve_connection(
     let mut reader = FrameReader::new(rd);
     loop {
         let envelope = tokio::select! {
+            biased;
             _ = stop.changed() => break,
             next = reader.next() => match next {
                 Ok(Some(envelope)) => envelope,
@@ -162,6 +166,7 @@ async fn peer_sender(
     let mut backoff = RECONNECT_MIN;
     loop {
         let connected = tokio::select! {
+            biased;
             _ = stop.changed() => return,
             c = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(addr.as_str())) => c,
         };
@@ -188,6 +193,7 @@ async fn peer_sender(
         let (_rd, mut wr) = tokio::io::split(stream);
         loop {
             let bytes = tokio::select! {
+                biased;
                 _ = stop.changed() => return,
                 next = rx.recv() => match next {
                     Some(bytes) => bytes,
@@ -218,6 +224,7 @@ async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, backoff: &mut Duration)
     let wait = *backoff;
     *backoff = (*backoff * 2).min(RECONNECT_MAX);
     tokio::select! {
+        biased;
         _ = stop.changed() => true,
         _ = tokio::time::sleep(wait) => false,
     }

@@ -30,9 +30,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex};
 
+use crate::sync::watch;
 use strata_core::metadata::MetadataImage;
 use strata_core::types::NodeId;
-use tokio::sync::watch;
 
 use crate::controller::{ControllerClient, ControllerHandle};
 

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
+use crate::sync::watch;
 use anyhow::Context;
 use strata_core::metadata::MetadataImage;
 use strata_core::storage::Storage;
 use strata_core::types::NodeId;
-use tokio::sync::watch;
 
 use super::{ClusterState, isr_sync, membership};
 use crate::broker::Broker;
