@@ -9,6 +9,11 @@
 //!   committed ISR changes.
 //! - Follower in a newer epoch → [`Role::Follower`] that must truncate (KIP-279) before it
 //!   fetches; a fetcher task for its leader is started if none runs.
+//! - Until the image shows this broker registered with its *current* broker epoch and unfenced,
+//!   it neither leads nor follows anything: a restarted broker must not act on leaderships of
+//!   its previous incarnation (it may have lost unsynced data those followers already hold; a
+//!   follower would truncate to its shorter log). The controller moves those leaderships with a
+//!   new leader epoch when the new incarnation registers.
 //! - A topic gone from the image, or replaced by a newer one of the same name (another
 //!   `created_offset`), has its local logs deleted. Each partition directory records its topic's
 //!   `created_offset` in `partition.metadata`, so a broker that missed a delete-and-recreate
@@ -33,6 +38,11 @@ pub fn apply(broker: &Arc<Broker>, image: &MetadataImage) {
         return;
     };
     let me = cluster.node_id;
+    let epoch = cluster.broker_epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let active = image
+        .brokers
+        .get(&me)
+        .is_some_and(|b| b.broker_epoch == epoch && !b.fenced);
     let _admin = broker.admin_lock();
     let current = broker.topics();
     let mut next: BTreeMap<String, Arc<Topic>> = BTreeMap::new();
@@ -67,7 +77,7 @@ pub fn apply(broker: &Arc<Broker>, image: &MetadataImage) {
                     p.leader_epoch,
                 ),
             };
-            if let Some(leader) = update_role(broker, &partition, t, p, me) {
+            if let Some(leader) = update_role(broker, &partition, t, p, me, active) {
                 leaders_to_follow.push(leader);
             }
             partitions.push(partition);
@@ -123,8 +133,9 @@ fn update_role(
     topic: &TopicImage,
     p: &PartitionImage,
     me: NodeId,
+    active: bool,
 ) -> Option<NodeId> {
-    if !partition.has_log() {
+    if !partition.has_log() || !active {
         let stale = match &*partition.role() {
             Role::Remote {
                 leader,
