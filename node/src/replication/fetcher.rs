@@ -277,17 +277,24 @@ async fn fetch(
     me: NodeId,
     parts: &[(Arc<Partition>, i32, bool)],
 ) -> bool {
-    // With fsync before ack, fetch only from a durable log end (see the module docs).
+    // With fsync before ack, fetch only from a durable log end (see the module docs). A log
+    // whose fsync failed has no durable end to report: it stops fetching (its node restarts),
+    // or the leader would count data this replica may lose.
     for (p, _, _) in parts {
         if p.fsync_before_ack() {
             p.wait_until_flushed().await;
         }
     }
+    let parts: Vec<_> = parts.iter().filter(|(p, _, _)| !p.state().failed).collect();
+    if parts.is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return true;
+    }
     let partition_max =
         i32::try_from(broker.config.cluster_int("replica.fetch.max.bytes")).unwrap_or(i32::MAX);
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     let mut asked = Vec::new();
-    for (p, epoch, _) in parts {
+    for &(p, epoch, _) in &parts {
         let (leo, log_start) = {
             let guard = p.log();
             let Some(log) = guard.as_ref() else { continue };
