@@ -4,7 +4,7 @@
 //! node at once), then the liveness phase, the final read, replica convergence, and every
 //! checker including split-brain and replica divergence.
 //!
-//! `STRATA_SIM_CLUSTER_SEEDS=n` sets how many seeds (default 100, from 0),
+//! `STRATA_SIM_CLUSTER_SEEDS=n` sets how many seeds (default 500, from 0),
 //! `MADSIM_TEST_SEED=s` runs just seed `s`. A failing seed prints the command that replays it.
 #![cfg(madsim)]
 
@@ -23,7 +23,7 @@ fn seeds() -> Vec<u64> {
     let n: u64 = std::env::var("STRATA_SIM_CLUSTER_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(500);
     (0..n).collect()
 }
 

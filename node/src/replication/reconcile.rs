@@ -38,7 +38,9 @@ pub fn apply(broker: &Arc<Broker>, image: &MetadataImage) {
         return;
     };
     let me = cluster.node_id;
-    let epoch = cluster.broker_epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let epoch = cluster
+        .broker_epoch
+        .load(std::sync::atomic::Ordering::SeqCst);
     let active = image
         .brokers
         .get(&me)
