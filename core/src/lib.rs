@@ -35,8 +35,11 @@
 //! Invariant: `log_start_offset <= flushed_offset <= log_end_offset`, and every offset below
 //! `flushed_offset` survives a crash of the process or the machine.
 //!
-//! State machines that come later (replica/ISR, controller, group coordinator) follow the
-//! `step(now, input, &mut outputs)` / `next_deadline()` contract described in ARCHITECTURE.md.
+//! The cluster's state machines are driven the same way, by calls with `now` passed in:
+//! [`controller::Controller`] decides (`handle`/`tick` return a response and records) and changes
+//! only by `replay` of committed records; [`quorum::Quorum`] wraps raft-rs and persists through
+//! the storage seam inside `poll_ready`; [`replica`] holds the leader's ISR/high-watermark rules
+//! and the follower's truncation rule. See ARCHITECTURE.md ("The cluster").
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -6,7 +6,10 @@
 //! ([`response_buf`]: fetched records are never copied into a response buffer), which act on the [`broker`] state (topics of
 //! [`partition`]s over `strata_core::log::PartitionLog`, metadata in [`metadata_store`]), all
 //! through [`fs_storage`] — the only module touching `std::fs` — and [`clock`] — the only one
-//! reading the wall clock. [`config`] and [`topic_config`] hold the settings tables.
+//! reading the wall clock. [`config`], [`cluster_config`] and [`topic_config`] hold the settings
+//! tables. In a cluster, [`controller`] runs the controller quorum and [`replication`] the broker's
+//! side (membership, roles, follower fetching, ISR changes); [`sync`] has the deterministic
+//! watch channel every waiter uses.
 
 pub mod broker;
 pub mod client;
