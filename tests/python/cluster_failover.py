@@ -76,6 +76,39 @@ def describe(bootstrap, topic, wait_for_complete):
         print(f"PARTITION {p.id} {p.leader} {replicas} {isrs}")
 
 
+def elect(bootstrap, topic):
+    """Waits until partition 0's preferred replica (its first) is back in the ISR, then asks for a
+    preferred election (ElectLeaders, KIP-460) and prints the result and the layout."""
+    from confluent_kafka import ElectionType, TopicPartition
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.time() + LAYOUT_TIMEOUT_S
+    while True:
+        p0 = admin.list_topics(topic, timeout=10).topics[topic].partitions[0]
+        if p0.replicas and p0.replicas[0] in p0.isrs:
+            break
+        if time.time() > deadline:
+            fail(f"preferred replica {p0.replicas[:1]} not back in the ISR {p0.isrs}")
+        time.sleep(0.5)
+    preferred = p0.replicas[0]
+    if p0.leader != preferred:
+        try:
+            result = admin.elect_leaders(ElectionType.PREFERRED,
+                                         [TopicPartition(topic, 0)]).result(timeout=30)
+        except KafkaException as e:
+            fail(f"elect_leaders: {e}")
+        for tp, err in result.items():
+            print(f"ELECTED {tp.partition} {err if err else 'ok'}")
+    deadline = time.time() + LAYOUT_TIMEOUT_S
+    while admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader != preferred:
+        if time.time() > deadline:
+            fail(f"partition 0 is not led by its preferred replica {preferred} after the election")
+        time.sleep(0.5)
+    cluster = admin.describe_cluster().result(timeout=30)
+    print(f"CLUSTER {cluster.cluster_id} controller {cluster.controller.id} nodes "
+          + ",".join(str(n.id) for n in sorted(cluster.nodes, key=lambda n: n.id)))
+    describe(bootstrap, topic, wait_for_complete=False)
+
+
 def create(bootstrap, topic):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS,
@@ -198,6 +231,8 @@ def main():
         count = int(sys.argv[4])
         seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 10.0
         produce(bootstrap, topic, count, seconds)
+    elif phase == "elect":
+        elect(bootstrap, topic)
     elif phase == "consume":
         consume(bootstrap, topic)
     else:

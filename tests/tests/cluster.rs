@@ -82,6 +82,22 @@ fn acks_all_survives_leader_kill9() {
     let read = parse_read(&run_python(SCRIPT, &["consume", &b, topic]));
     let after = parse_layout(&run_python(SCRIPT, &["describe", &b, topic]));
 
+    // The killed broker is partition 0's preferred replica: once back in the ISR, a preferred
+    // election (ElectLeaders through confluent-kafka's AdminClient) gives it its leadership back,
+    // and DescribeCluster lists every node.
+    let elected = run_python(SCRIPT, &["elect", &b, topic]);
+    let restored = parse_layout(&elected);
+    assert_eq!(
+        restored.partitions[&0].leader, victim,
+        "preferred leader restored:\n{elected}"
+    );
+    assert!(
+        elected
+            .lines()
+            .any(|l| l.starts_with("CLUSTER ") && l.ends_with("nodes 1,2,3")),
+        "DescribeCluster lists the three brokers:\n{elected}"
+    );
+
     let verdict = judge(&produced, &read);
     let p0 = &after.partitions[&0];
     println!(
