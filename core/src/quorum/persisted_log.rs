@@ -113,6 +113,15 @@ impl PersistedLog {
                 }
             }
         }
+        // What we just read may sit in the page cache without being on disk: after a failed
+        // fsync Linux marks the pages clean, and a restart that kept the cache (a process kill)
+        // shows them as if written. Raft must never count on entries or a vote it cannot keep,
+        // so recovery writes everything it read again, synced, before the node takes part
+        // (found by the cluster sweep, seed 399: a restarted voter later lost entries it had
+        // acknowledged, and raft-rs panicked on a commit index beyond its log).
+        if !entries.is_empty() {
+            rewrite = true;
+        }
         let log_file = if rewrite {
             let (file, new_positions, len) = rewrite_log(&*storage, dir, &entries)?;
             positions = new_positions;
@@ -152,6 +161,15 @@ impl PersistedLog {
             hard_state.vote = 0;
         }
 
+        // Same for the hard state: write it again (next slot, synced).
+        let resync = HardStateSlot {
+            seq: slot.seq + 1,
+            term: hard_state.term,
+            vote: hard_state.vote,
+            commit: hard_state.commit,
+        };
+        files::write_hard_state(&*hs_file, &resync)?;
+        let slot = resync;
         let log = PersistedLog {
             storage,
             dir: dir.to_path_buf(),

@@ -17,7 +17,7 @@ use super::nemesis::{Fault, Nemesis, Swarm};
 use super::observe;
 use super::workload::{self, TOPIC, Workload};
 use crate::checker::{Report, check_all_with};
-use crate::history::{History, ProcessId, TopicPartition};
+use crate::history::{History, ProcessId};
 use crate::observation::Observations;
 
 /// What one run does.
@@ -26,7 +26,10 @@ pub struct Options {
     pub seed: u64,
     /// Nodes in the cluster (1: a single-node cluster; more: brokers that are all controllers).
     pub nodes: usize,
+    /// Partitions of each topic.
     pub partitions: i32,
+    /// Topics written and read (`sim`, `sim2`, ...).
+    pub topics: usize,
     pub producers: u32,
     pub consumers: u32,
     /// Simulated length of the fault phase.
@@ -47,6 +50,7 @@ impl Options {
             seed,
             nodes: 1,
             partitions: 3,
+            topics: 1,
             producers: 3,
             consumers: 1,
             fault_phase: Duration::from_secs(20),
@@ -65,7 +69,8 @@ impl Options {
         swarm.draw_cluster_faults(&mut rng);
         Options {
             nodes,
-            partitions: 4,
+            partitions: 3,
+            topics: 2,
             swarm,
             ..Options::for_seed(seed)
         }
@@ -135,7 +140,11 @@ pub async fn run(opts: Options) -> Outcome {
     let start = tokio::time::Instant::now();
     let mut cluster = Cluster::start(opts.nodes, opts.seed, &settings(opts.nodes));
     let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
-    let w = Workload::new(addrs.clone(), opts.partitions);
+    let w = Workload::new(
+        addrs.clone(),
+        workload::topic_names(opts.topics),
+        opts.partitions,
+    );
     let sampling = Arc::new(AtomicBool::new(false));
     let sampler = tokio::spawn(observe::sample_leaders(
         cluster.live.clone(),
@@ -145,14 +154,18 @@ pub async fn run(opts: Options) -> Outcome {
 
     // Set-up and workload run on the client host (the supervisor has no address).
     let setup = {
-        let (addrs, partitions, rf) = (
+        let (addrs, topics, partitions, rf) = (
             addrs.clone(),
+            workload::topic_names(opts.topics),
             opts.partitions,
             replication_factor(opts.nodes),
         );
-        cluster
-            .client
-            .spawn(async move { create_topic(&addrs, partitions, rf).await })
+        cluster.client.spawn(async move {
+            for topic in &topics {
+                create_topic(&addrs, topic, partitions, rf).await?;
+            }
+            Ok::<(), String>(())
+        })
     };
     let created = setup.await.expect("set-up task");
     let mut tasks = Vec::new();
@@ -255,7 +268,12 @@ fn corrupt_first_batch(disk: &crate::disk::SimDisk, _partitions: i32) {
 
 /// Creates the workload topic through any broker (a cluster's are forwarded to the controller),
 /// retrying while the cluster forms.
-async fn create_topic(addrs: &[String], partitions: i32, rf: i16) -> Result<(), String> {
+async fn create_topic(
+    addrs: &[String],
+    topic: &str,
+    partitions: i32,
+    rf: i16,
+) -> Result<(), String> {
     let mut last = String::new();
     for attempt in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -264,7 +282,7 @@ async fn create_topic(addrs: &[String], partitions: i32, rf: i16) -> Result<(), 
             continue;
         };
         match Admin::new(&conn)
-            .create_topic(TOPIC, partitions, rf, &[])
+            .create_topic(topic, partitions, rf, &[])
             .await
         {
             Ok(()) => return Ok(()),
@@ -283,15 +301,15 @@ async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + budget;
     let p = ProcessId(9_999);
     let mut producers = workload::Producers::new();
-    for partition in 0..w.partitions {
+    for tp in w.partitions() {
         loop {
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!(
-                    "no acknowledged write on partition {partition} within {budget:?} after healing"
+                    "no acknowledged write on {tp} within {budget:?} after healing"
                 ));
             }
             let value = w.next_value();
-            if workload::send(w, p, &mut producers, partition, value).await {
+            if workload::send(w, p, &mut producers, &tp, value).await {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -306,17 +324,16 @@ async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
 async fn final_read(w: &Workload) {
     let p = ProcessId(10_000);
     let mut conns = workload::Connections::new();
-    for partition in 0..w.partitions {
-        let tp = TopicPartition::new(TOPIC, partition);
+    for tp in w.partitions() {
         let mut position = 0i64;
         for _attempt in 0..500 {
-            let Some(c) = workload::leader_connection(w, &mut conns, partition).await else {
+            let Some(c) = workload::leader_connection(w, &mut conns, &tp).await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             if !workload::poll_once(w, p, &c, &tp, &mut position, true).await {
                 conns.retain(|_, x| !Arc::ptr_eq(x, &c));
-                w.forget_leader(partition);
+                w.forget_leader(&tp);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }

@@ -29,6 +29,19 @@ use crate::history::{
 };
 
 pub const TOPIC: &str = "sim";
+
+/// The workload's topics: the first `n` of `sim`, `sim2`, `sim3`, ...
+pub fn topic_names(n: usize) -> Vec<String> {
+    (0..n.max(1))
+        .map(|i| {
+            if i == 0 {
+                TOPIC.to_string()
+            } else {
+                format!("{TOPIC}{}", i + 1)
+            }
+        })
+        .collect()
+}
 /// Longest a workload operation may take before it is recorded as indefinite.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -43,14 +56,16 @@ pub struct Workload {
     /// Every broker's address (the bootstrap list).
     pub addrs: Vec<String>,
     pub partitions: i32,
+    /// The topics written and read, each with `partitions` partitions.
+    pub topics: Vec<String>,
     /// Known leader address per partition.
-    leaders: Mutex<BTreeMap<i32, String>>,
+    leaders: Mutex<BTreeMap<TopicPartition, String>>,
     /// Rotates the broker asked for metadata.
     lookups: AtomicU64,
 }
 
 impl Workload {
-    pub fn new(addrs: Vec<String>, partitions: i32) -> Arc<Workload> {
+    pub fn new(addrs: Vec<String>, topics: Vec<String>, partitions: i32) -> Arc<Workload> {
         Arc::new(Workload {
             history: Mutex::new(History::new()),
             start: tokio::time::Instant::now(),
@@ -58,23 +73,33 @@ impl Workload {
             stop: AtomicBool::new(false),
             addrs,
             partitions,
+            topics,
             leaders: Mutex::new(BTreeMap::new()),
             lookups: AtomicU64::new(0),
         })
     }
 
-    /// The leader's address for `partition`, asking one broker's Metadata if unknown.
-    pub async fn leader(&self, partition: i32) -> Option<String> {
-        if let Some(a) = self.leaders.lock().expect("leaders lock").get(&partition) {
+    /// Every partition of every topic, in a fixed order.
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.topics
+            .iter()
+            .flat_map(|t| (0..self.partitions).map(move |p| TopicPartition::new(t.clone(), p)))
+            .collect()
+    }
+
+    /// The leader's address for `tp`, asking one broker's Metadata if unknown.
+    pub async fn leader(&self, tp: &TopicPartition) -> Option<String> {
+        if let Some(a) = self.leaders.lock().expect("leaders lock").get(tp) {
             return Some(a.clone());
         }
+        let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         let n = self.lookups.fetch_add(1, Ordering::Relaxed) as usize;
         let addr = &self.addrs[n % self.addrs.len()];
         let lookup = async {
             let conn = Connection::connect(addr, ConnectionConfig::default())
                 .await
                 .ok()?;
-            Admin::new(&conn).metadata(Some(&[TOPIC])).await.ok()
+            Admin::new(&conn).metadata(Some(&names)).await.ok()
         };
         let meta = tokio::time::timeout(Duration::from_secs(1), lookup)
             .await
@@ -87,21 +112,22 @@ impl Workload {
             .collect();
         let mut leaders = self.leaders.lock().expect("leaders lock");
         for t in &meta.topics {
+            let Some(name) = &t.name else { continue };
             for p in &t.partitions {
                 if let Some(a) = brokers.get(&p.leader_id.0) {
-                    leaders.insert(p.partition_index, a.clone());
+                    leaders.insert(
+                        TopicPartition::new(name.as_str(), p.partition_index),
+                        a.clone(),
+                    );
                 }
             }
         }
-        leaders.get(&partition).cloned()
+        leaders.get(tp).cloned()
     }
 
-    /// Forgets `partition`'s leader (after any error talking to it).
-    pub fn forget_leader(&self, partition: i32) {
-        self.leaders
-            .lock()
-            .expect("leaders lock")
-            .remove(&partition);
+    /// Forgets `tp`'s leader (after any error talking to it).
+    pub fn forget_leader(&self, tp: &TopicPartition) {
+        self.leaders.lock().expect("leaders lock").remove(tp);
     }
 
     fn now(&self) -> Instant {
@@ -164,10 +190,11 @@ pub type Producers = BTreeMap<String, Producer>;
 /// Sends one value after another until stopped.
 pub async fn run_producer(w: Arc<Workload>, p: ProcessId, pause: Duration) {
     let mut producers = Producers::new();
+    let tps = w.partitions();
     while !w.stopped() {
         let value = w.next_value();
-        let partition = (value % w.partitions as u64) as i32;
-        send(&w, p, &mut producers, partition, value).await;
+        let tp = &tps[(value % tps.len() as u64) as usize];
+        send(&w, p, &mut producers, tp, value).await;
         tokio::time::sleep(pause).await;
     }
 }
@@ -178,21 +205,20 @@ pub async fn send(
     w: &Workload,
     p: ProcessId,
     producers: &mut Producers,
-    partition: i32,
+    tp: &TopicPartition,
     value: u64,
 ) -> bool {
-    let Some(addr) = w.leader(partition).await else {
+    let Some(addr) = w.leader(tp).await else {
         tokio::time::sleep(Duration::from_millis(100)).await;
         return false;
     };
     let producer = producers
         .entry(addr.clone())
         .or_insert_with(|| Producer::new(&addr, producer_config()));
-    let tp = TopicPartition::new(TOPIC, partition);
     w.invoke(
         p,
         Call::Send {
-            tp,
+            tp: tp.clone(),
             values: vec![Value(value)],
             acks: Acks::All,
         },
@@ -201,8 +227,11 @@ pub async fn send(
         &[(&value.to_be_bytes(), None)],
         strata_node::clock::now_ms(),
     ));
-    let outcome =
-        tokio::time::timeout(OP_TIMEOUT, producer.produce_batch(TOPIC, partition, batch)).await;
+    let outcome = tokio::time::timeout(
+        OP_TIMEOUT,
+        producer.produce_batch(&tp.topic, tp.partition, batch),
+    )
+    .await;
     match outcome {
         Ok(ProduceOutcome::Ok { base_offset, .. }) => {
             w.ok(p, Reply::Send(SendAck::new(Offset(base_offset))));
@@ -215,15 +244,13 @@ pub async fn send(
         Err(_) => w.info(p, "timed out".into()),
     }
     producers.remove(&addr);
-    w.forget_leader(partition);
+    w.forget_leader(tp);
     false
 }
 
 /// Reads every partition from the start with `assign`, polling until stopped.
 pub async fn run_consumer(w: Arc<Workload>, p: ProcessId) {
-    let tps: Vec<TopicPartition> = (0..w.partitions)
-        .map(|i| TopicPartition::new(TOPIC, i))
-        .collect();
+    let tps = w.partitions();
     w.invoke(
         p,
         Call::Assign {
@@ -239,13 +266,13 @@ pub async fn run_consumer(w: Arc<Workload>, p: ProcessId) {
             if w.stopped() {
                 break;
             }
-            let Some(conn) = leader_connection(&w, &mut conns, tp.partition).await else {
+            let Some(conn) = leader_connection(&w, &mut conns, tp).await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             if !poll_once(&w, p, &conn, tp, &mut positions[i], false).await {
                 conns.retain(|_, c| !Arc::ptr_eq(c, &conn));
-                w.forget_leader(tp.partition);
+                w.forget_leader(tp);
             }
         }
     }
@@ -254,13 +281,13 @@ pub async fn run_consumer(w: Arc<Workload>, p: ProcessId) {
 /// A connection per leader address.
 pub type Connections = BTreeMap<String, Arc<Connection>>;
 
-/// A connection to `partition`'s leader, reusing an open one.
+/// A connection to `tp`'s leader, reusing an open one.
 pub async fn leader_connection(
     w: &Workload,
     conns: &mut Connections,
-    partition: i32,
+    tp: &TopicPartition,
 ) -> Option<Arc<Connection>> {
-    let addr = w.leader(partition).await?;
+    let addr = w.leader(tp).await?;
     if let Some(c) = conns.get(&addr).filter(|c| !c.is_broken()) {
         return Some(c.clone());
     }
@@ -276,7 +303,7 @@ pub async fn leader_connection(
             Some(c)
         }
         _ => {
-            w.forget_leader(partition);
+            w.forget_leader(tp);
             None
         }
     }
