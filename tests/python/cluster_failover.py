@@ -109,6 +109,48 @@ def elect(bootstrap, topic):
     describe(bootstrap, topic, wait_for_complete=False)
 
 
+def strict(bootstrap, topic):
+    """Creates `topic` with one partition, RF 3 and min.insync.replicas=3; prints the layout."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=3,
+                                            config={"min.insync.replicas": "3"})])
+    try:
+        futures[topic].result(timeout=60)
+    except KafkaException as e:
+        fail(f"create topic {topic}: {e}")
+    wait_isr(bootstrap, topic, 3)
+
+
+def wait_isr(bootstrap, topic, size):
+    """Waits until partition 0 has a leader and an ISR of `size`; prints it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.time() + LAYOUT_TIMEOUT_S
+    while True:
+        try:
+            p0 = admin.list_topics(topic, timeout=10).topics[topic].partitions[0]
+            if p0.leader >= 0 and len(p0.isrs) == size:
+                print(f"ISR {p0.leader} " + ",".join(str(r) for r in p0.isrs))
+                return
+        except (KafkaException, KeyError):
+            pass
+        if time.time() > deadline:
+            fail(f"partition 0 of {topic} never had an ISR of {size}")
+        time.sleep(0.5)
+
+
+def produce_one(bootstrap, topic):
+    """One acks=all message without retries; prints `DELIVERY ok <offset>` or the error name."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
+                  "message.send.max.retries": 0, "request.timeout.ms": 10000,
+                  "delivery.timeout.ms": 20000})
+    out = []
+    p.produce(topic, value=b"x", partition=0,
+              on_delivery=lambda err, msg: out.append(
+                  f"DELIVERY err {err.name()}" if err else f"DELIVERY ok {msg.offset()}"))
+    p.flush(30)
+    print(out[0] if out else "DELIVERY none")
+
+
 def create(bootstrap, topic):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS,
@@ -231,6 +273,14 @@ def main():
         count = int(sys.argv[4])
         seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 10.0
         produce(bootstrap, topic, count, seconds)
+    elif phase == "strict":
+        strict(bootstrap, topic)
+    elif phase == "isr2":
+        wait_isr(bootstrap, topic, 2)
+    elif phase == "strict_wait3":
+        wait_isr(bootstrap, topic, 3)
+    elif phase == "produce_one":
+        produce_one(bootstrap, topic)
     elif phase == "elect":
         elect(bootstrap, topic)
     elif phase == "consume":

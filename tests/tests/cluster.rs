@@ -128,6 +128,47 @@ fn acks_all_survives_leader_kill9() {
     );
 }
 
+/// `min.insync.replicas` holds acks=all writes back: with RF 3 and min.insync.replicas=3, once a
+/// follower is killed and fenced (the ISR shrinks to two), an acks=all write is refused with
+/// NOT_ENOUGH_REPLICAS; with the follower back in the ISR, writes succeed again.
+#[test]
+fn acks_all_refused_below_min_insync_replicas() {
+    let topic = "strict";
+    let mut cluster = StrataCluster::start(NODES);
+    let b = cluster.bootstrap();
+    let isr = run_python(SCRIPT, &["strict", &b, topic]);
+    let leader: i32 = isr
+        .lines()
+        .find_map(|l| l.strip_prefix("ISR "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ISR line:\n{isr}"));
+    let follower = (1..=NODES as i32)
+        .find(|n| *n != leader)
+        .expect("a follower");
+    assert_eq!(
+        run_python(SCRIPT, &["produce_one", &b, topic]).trim(),
+        "DELIVERY ok 0",
+        "a write with a full ISR"
+    );
+    cluster.kill9(follower);
+    run_python(SCRIPT, &["isr2", &b, topic]);
+    let refused = run_python(SCRIPT, &["produce_one", &b, topic]);
+    assert_eq!(
+        refused.trim(),
+        "DELIVERY err NOT_ENOUGH_REPLICAS",
+        "acks=all with 2 of min.insync.replicas=3 in sync"
+    );
+    cluster.restart(follower);
+    cluster.wait_ready();
+    run_python(SCRIPT, &["strict_wait3", &b, topic]);
+    let back = run_python(SCRIPT, &["produce_one", &b, topic]);
+    assert!(
+        back.trim().starts_with("DELIVERY ok "),
+        "writes succeed once the ISR is whole again: {back}"
+    );
+}
+
 /// Metadata from a fresh three-node cluster: all three brokers at their PLAINTEXT addresses,
 /// and a topic created with replication factor 3 has three replicas and a full ISR on every
 /// partition, with leadership spread over all brokers.
