@@ -56,6 +56,7 @@ use crate::types::{LeaderEpoch, Offset};
 mod index;
 pub mod leader_epoch_cache;
 mod partition_log;
+pub mod producer_state;
 mod recovery;
 #[cfg(test)]
 mod sealed_index_tests;
