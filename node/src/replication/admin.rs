@@ -32,6 +32,14 @@ const PROPAGATION_WAIT: Duration = Duration::from_secs(5);
 
 /// Fires a CreateTopics for an auto-created topic (defaults for partitions and replicas).
 pub fn auto_create(cluster: &Arc<ClusterState>, name: &str, _config: &Config) {
+    if !cluster
+        .creating
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.to_string())
+    {
+        return; // one request per topic at a time: clients poll Metadata while it runs
+    }
     let request = Request::CreateTopics(rpc::CreateTopicsRequest {
         topics: vec![NewTopic {
             name: name.to_string(),
@@ -57,6 +65,11 @@ pub fn auto_create(cluster: &Arc<ClusterState>, name: &str, _config: &Config) {
             Ok(other) => tracing::debug!(?other, "auto-create not served"),
             Err(e) => tracing::debug!(error = %e, "auto-create failed"),
         }
+        cluster
+            .creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
     });
 }
 

@@ -19,6 +19,9 @@ use strata_core::rpc::{AlterPartitionRequest, Request, Response};
 use strata_core::types::{NodeId, Offset};
 
 use super::role::Role;
+
+/// Pause before another AlterPartition after the controller refused one.
+const RETRY_AFTER_REJECTION: Duration = Duration::from_millis(200);
 use crate::broker::Broker;
 use crate::partition::Partition;
 
@@ -121,12 +124,17 @@ fn send(broker: &Arc<Broker>, p: &Arc<Partition>, proposal: (Vec<NodeId>, i32, i
                 None
             }
         };
+        let rejected = committed.is_none();
         {
             let mut role = p.role();
             if let Role::Leader(l) = &mut *role
                 && l.leader_epoch == leader_epoch
             {
-                l.alter_in_flight = false;
+                // A rejected change is forgotten at once (the pending ISR must not hold the
+                // high watermark), but the next attempt waits a little: a refusal usually
+                // means the metadata is about to change, and retrying on every follower fetch
+                // would flood the controller.
+                l.alter_in_flight = rejected;
                 match committed {
                     Some(c) if c.partition_epoch > l.isr.partition_epoch() => {
                         l.isr.on_isr_committed(c.isr, c.partition_epoch);
@@ -137,5 +145,13 @@ fn send(broker: &Arc<Broker>, p: &Arc<Partition>, proposal: (Vec<NodeId>, i32, i
             }
         }
         p.recompute_high_watermark();
+        if rejected {
+            tokio::time::sleep(RETRY_AFTER_REJECTION).await;
+            if let Role::Leader(l) = &mut *p.role()
+                && l.leader_epoch == leader_epoch
+            {
+                l.alter_in_flight = false;
+            }
+        }
     });
 }

@@ -49,6 +49,8 @@ pub struct ClusterState {
     pub broker_epoch: AtomicI64,
     /// The co-located controller, if this node is one (taken at shutdown).
     pub controller: Mutex<Option<ControllerHandle>>,
+    /// Topics an auto-create request is in flight for (one request per topic at a time).
+    pub creating: Mutex<BTreeSet<String>>,
     /// Leaders a fetcher task currently runs for.
     pub fetchers: Mutex<BTreeSet<NodeId>>,
     /// Set at shutdown: background tasks exit.

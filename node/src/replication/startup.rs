@@ -44,6 +44,7 @@ pub async fn open(config: Config, storage: Arc<dyn Storage>) -> anyhow::Result<A
         client: ControllerClient::new(voters, timeout),
         broker_epoch: AtomicI64::new(-1),
         controller: std::sync::Mutex::new(controller),
+        creating: Default::default(),
         fetchers: Default::default(),
         stopping: AtomicBool::new(false),
     });
