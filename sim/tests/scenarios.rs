@@ -7,18 +7,10 @@
 use madsim::runtime::{Handle, Runtime};
 use strata_sim::harness::nemesis::Swarm;
 use strata_sim::harness::run::{Options, Outcome, run};
+use strata_sim::harness::sweep::run_on_fresh_thread;
 
-/// Runs one seed on a fresh thread: madsim makes std's `HashMap` deterministic by seeding the
-/// thread's hash keys when a runtime starts, which only works on a thread that has not hashed
-/// yet — and madsim's own network tables (which connections a killed node closes first) are
-/// such maps. A seed run after others on the same thread would not replay.
 fn run_with(seed: u64, opts: Options) -> Outcome {
-    #[allow(clippy::disallowed_methods)]
-    std::thread::spawn(move || {
-        Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(run(opts))
-    })
-    .join()
-    .expect("simulation thread")
+    run_on_fresh_thread(seed, opts)
 }
 
 fn assert_clean(name: &str, seed: u64, out: &Outcome) {

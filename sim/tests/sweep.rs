@@ -5,56 +5,11 @@
 //! seed `s`. A failing seed prints the command that replays it.
 #![cfg(madsim)]
 
-use std::time::Instant;
-
-use madsim::runtime::Runtime;
-use strata_sim::harness::run::{Options, Outcome, run};
-
-fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("MADSIM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return vec![seed];
-    }
-    let n: u64 = std::env::var("STRATA_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    (0..n).collect()
-}
-
-fn run_seed(seed: u64) -> Outcome {
-    let rt = Runtime::with_seed_and_config(seed, madsim::Config::default());
-    rt.block_on(run(Options::for_seed(seed)))
-}
+use strata_sim::harness::run::Options;
+use strata_sim::harness::sweep::{seeds, sweep};
 
 #[test]
 fn random_sweep() {
-    let wall = Instant::now();
-    let (mut sim_secs, mut acked, mut failures) = (0.0, 0, Vec::new());
-    let seeds = seeds();
-    for &seed in &seeds {
-        let out = run_seed(seed);
-        sim_secs += out.sim_secs;
-        acked += out.acknowledged;
-        if !out.ok() {
-            eprintln!(
-                "seed {seed} FAILED (swarm {:?})\nliveness: {:?}\nfaults: {:?}\n{}\nreplay: MADSIM_TEST_SEED={seed} cargo sim --release --test sweep -- --nocapture",
-                Options::for_seed(seed).swarm,
-                out.liveness,
-                out.faults,
-                out.report.render(&out.history, 20)
-            );
-            failures.push(seed);
-        }
-    }
-    let secs = wall.elapsed().as_secs_f64();
-    println!(
-        "sweep: {} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes",
-        seeds.len(),
-        seeds.len() as f64 * 60.0 / secs,
-        sim_secs / secs
-    );
+    let failures = sweep("sweep", &seeds("STRATA_SIM_SEEDS", 300), Options::for_seed);
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }

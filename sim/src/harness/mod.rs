@@ -7,4 +7,5 @@ pub mod cluster;
 pub mod nemesis;
 pub mod observe;
 pub mod run;
+pub mod sweep;
 pub mod workload;
