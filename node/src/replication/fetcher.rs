@@ -171,7 +171,7 @@ async fn truncate(
                 .with_current_leader_epoch(*epoch)
                 .with_leader_epoch(latest),
         );
-        asked.push((p.clone(), *epoch, latest));
+        asked.push((p.clone(), *epoch));
     }
     if asked.is_empty() {
         return true;
@@ -204,9 +204,9 @@ async fn truncate(
     let mut refused = false;
     for t in &response.topics {
         for r in &t.partitions {
-            let Some((p, epoch, latest)) = asked
+            let Some((p, epoch)) = asked
                 .iter()
-                .find(|(p, _, _)| p.topic == t.topic.0.as_str() && p.index == r.partition)
+                .find(|(p, _)| p.topic == t.topic.0.as_str() && p.index == r.partition)
             else {
                 continue;
             };
@@ -216,7 +216,6 @@ async fn truncate(
                 refused = true;
                 continue;
             }
-            let _ = latest;
             let state = {
                 let guard = p.log();
                 let Some(log) = guard.as_ref() else { continue };

@@ -110,11 +110,11 @@ pub fn apply(broker: &Arc<Broker>, image: &MetadataImage) {
                 leader: None,
                 leader_epoch: -1,
             });
-            if p.has_log() {
-                if let Err(e) = p.delete() {
-                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e,
-                        "could not remove the deleted topic's files");
-                }
+            if p.has_log()
+                && let Err(e) = p.delete()
+            {
+                tracing::warn!(topic = %topic.name, partition = p.index, error = %e,
+                    "could not remove the deleted topic's files");
             }
         }
         tracing::info!(topic = %topic.name, "topic deleted");
@@ -175,9 +175,7 @@ fn update_role(
         }
         let leo = {
             let mut guard = partition.log();
-            let Some(log) = guard.as_mut() else {
-                return None;
-            };
+            let log = guard.as_mut()?;
             let leo = log.log_end_offset();
             if let Err(e) = log.maybe_assign_leader_epoch(LeaderEpoch(p.leader_epoch)) {
                 tracing::error!(topic = %topic.name, partition = partition.index, error = %e,
