@@ -324,6 +324,7 @@ fn image(u: &mut Unstructured<'_>) -> Result<MetadataImage> {
         })?;
         let t = TopicImage {
             name: string(u)?,
+            created_offset: u.arbitrary()?,
             configs: configs(u)?,
             partitions: partitions.into_iter().collect(),
         };
