@@ -13,12 +13,14 @@
 
 pub mod batch_validate;
 pub mod checkpoint_file;
+pub mod controller_ops;
 pub mod dispatch;
 pub mod durable;
 pub mod image;
 pub mod index_files;
 pub mod input;
 pub mod log_ops;
+pub mod quorum_step;
 pub mod rpc_decode;
 pub mod rpc_roundtrip;
 pub mod seeds;
@@ -26,8 +28,10 @@ pub mod segment_recovery;
 
 pub use batch_validate::batch_validate;
 pub use checkpoint_file::checkpoint_file;
+pub use controller_ops::controller_ops;
 pub use index_files::index_files;
 pub use log_ops::log_ops;
+pub use quorum_step::quorum_step;
 pub use rpc_decode::rpc_decode;
 pub use rpc_roundtrip::rpc_roundtrip;
 pub use segment_recovery::segment_recovery;
@@ -45,4 +49,6 @@ pub const TARGETS: &[Target] = &[
     ("dispatch", dispatch::dispatch_frame),
     ("rpc_decode", rpc_decode),
     ("rpc_roundtrip", rpc_roundtrip),
+    ("quorum_step", quorum_step),
+    ("controller_ops", controller_ops),
 ];

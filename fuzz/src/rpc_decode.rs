@@ -151,7 +151,7 @@ fn image() -> MetadataImage {
             "orders".into(),
             TopicImage {
                 name: "orders".into(),
-                created_offset: 3,
+                created_offset: 17,
                 configs: BTreeMap::from([("cleanup.policy".into(), "delete".into())]),
                 partitions: BTreeMap::from([(0, partition(Some(1))), (1, partition(None))]),
             },

@@ -39,6 +39,12 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in crate::rpc_roundtrip::seeds() {
         out.push(("rpc_roundtrip", name, bytes));
     }
+    for (name, bytes) in crate::quorum_step::seeds() {
+        out.push(("quorum_step", name, bytes));
+    }
+    for (name, bytes) in crate::controller_ops::seeds() {
+        out.push(("controller_ops", name, bytes));
+    }
     out
 }
 

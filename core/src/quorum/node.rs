@@ -14,6 +14,9 @@ use super::{
 use crate::storage::Storage;
 use crate::types::NodeId;
 
+/// Largest term or index a peer's message may carry (see [`Quorum::step`]).
+const MAX_TERM_OR_INDEX: u64 = i64::MAX as u64;
+
 /// A controller's Raft node. Single-threaded: the driver owns it and calls it in turn.
 pub struct Quorum {
     raw: RawNode<PersistedLog>,
@@ -75,8 +78,10 @@ impl Quorum {
         self.raw.tick();
     }
 
-    /// Steps a protobuf-encoded message received from voter `from`. Malformed or misaddressed
-    /// messages are rejected (the caller logs and drops them); nothing here panics on them.
+    /// Steps a protobuf-encoded message received from voter `from`. Malformed, misaddressed and
+    /// impossible messages (ones no correct peer sends, on which raft-rs would panic or diverge
+    /// from what recovery gives back: see `impossible`) are rejected; the caller logs and drops
+    /// them. Nothing here panics on network input (fuzzed by `fuzz/src/quorum_step.rs`).
     pub fn step(&mut self, from: NodeId, message: &[u8]) -> Result<(), QuorumError> {
         let bad = |reason: String| QuorumError::BadMessage { from, reason };
         if !self.config.voters.contains(&from) || from == self.config.node_id {
@@ -99,14 +104,122 @@ impl Quorum {
                 | MessageType::MsgPropose
                 | MessageType::MsgReadIndex
                 | MessageType::MsgReadIndexResp
+                | MessageType::MsgTransferLeader
+                | MessageType::MsgTimeoutNow
         ) {
-            // Local messages, and forwarded proposals/reads: we forward nothing.
+            // Local messages, and forwarded proposals/reads: we forward nothing. No node
+            // transfers leadership (raft-rs panics forwarding a MsgTransferLeader that carries
+            // a term, found by the `quorum_step` fuzz target).
             return Err(bad(format!("unexpected type {:?}", m.get_msg_type())));
         }
         if m.get_msg_type() == MessageType::MsgSnapshot && !self.snapshot_fits(&m) {
             return Err(bad("snapshot for another membership".into()));
         }
+        if let Some(reason) = self.impossible(&m) {
+            return Err(bad(reason));
+        }
         self.raw.step(m).map_err(|e| bad(e.to_string()))
+    }
+
+    /// Well-formed messages no correct peer sends, on which raft-rs would panic (`fatal!`)
+    /// instead of refusing them (found by the `quorum_step` fuzz target).
+    fn impossible(&self, m: &Message) -> Option<String> {
+        let log = &self.raw.raft.raft_log;
+        // Terms and indexes count elections and entries: none reaches 2^63, and raft-rs adds 1
+        // to them unchecked (a term of u64::MAX overflows the next campaign).
+        let snap = m.get_snapshot().get_metadata();
+        let numbers = [
+            m.term,
+            m.log_term,
+            m.index,
+            m.commit,
+            m.commit_term,
+            m.reject_hint,
+        ]
+        .into_iter()
+        .chain([m.request_snapshot, snap.index, snap.term])
+        .chain(m.get_entries().iter().flat_map(|e| [e.index, e.term]));
+        if numbers.into_iter().any(|n| n > MAX_TERM_OR_INDEX) {
+            return Some("a term or index beyond 2^63".into());
+        }
+        // raft-rs takes term 0 for a local message and skips every term check (a heartbeat of
+        // term 0 would be applied by any follower). Peers stamp every message they send with
+        // their term, which is at least 1 once anyone campaigned.
+        if m.term == 0 {
+            return Some("term 0 (a local message)".into());
+        }
+        // A leader's heartbeat commits at most what this node acknowledged in the leader's term
+        // (`min(matched, committed)`), and what it acknowledged is synced here. raft-rs
+        // `commit_to`s a current (or newer) heartbeat's commit unchecked; a stale one it only
+        // answers, so a stale leader may still learn the newer term from it.
+        if m.get_msg_type() == MessageType::MsgHeartbeat
+            && m.term >= self.raw.raft.term
+            && m.commit > log.last_index()
+        {
+            return Some(format!(
+                "heartbeat commits {} beyond the log end {}",
+                m.commit,
+                log.last_index()
+            ));
+        }
+        // A leader appends a slice of its log: consecutive indexes after `index`, terms that do
+        // not decrease, from `log_term` up to its own term. raft-rs slices the entries by index
+        // arithmetic (a gap or an overlap panics or corrupts the log).
+        if m.get_msg_type() == MessageType::MsgAppend {
+            // Only index 0 has term 0: raft-rs takes any index past its log end as having term
+            // 0, so `(25, 0)` would "match" an empty log and commit 25 entries it does not have.
+            if (m.index == 0) != (m.log_term == 0) {
+                return Some(format!("append after ({}, {})", m.index, m.log_term));
+            }
+            let (mut index, mut term) = (m.index, m.log_term.max(1));
+            for e in m.get_entries() {
+                if Some(e.index) != index.checked_add(1) || e.term < term || e.term > m.term {
+                    return Some(format!(
+                        "entry ({}, {}) does not follow ({index}, {term}) in an append of term {}",
+                        e.index, e.term, m.term
+                    ));
+                }
+                (index, term) = (e.index, e.term);
+            }
+        }
+        // A snapshot covers a non-empty prefix of the leader's log, whose terms are at most the
+        // leader's. A later term would be raised into the hard state only at recovery (the
+        // recovered term is at least the last log term), so memory and disk would disagree.
+        if m.get_msg_type() == MessageType::MsgSnapshot
+            && (snap.index == 0 || snap.term == 0 || snap.term > m.term)
+        {
+            return Some(format!(
+                "snapshot at ({}, {}) in a message of term {}",
+                snap.index, snap.term, m.term
+            ));
+        }
+        // Every later leader holds the committed entries (Leader Completeness, Raft §5.4), so a
+        // snapshot at or below our commit index has our term there. raft-rs ignores one below
+        // the commit index but installs one *at* it whose term differs: a committed entry would
+        // be replaced and handed to the state machine again.
+        if m.get_msg_type() == MessageType::MsgSnapshot
+            && snap.index <= log.committed
+            && log.term(snap.index).is_ok_and(|t| t != snap.term)
+        {
+            return Some(format!(
+                "snapshot at ({}, {}) contradicts the committed log",
+                snap.index, snap.term
+            ));
+        }
+        // A follower acknowledges at most what the leader sent it, a prefix of the leader's
+        // log; raft-rs would take a larger index as matched and slice its log past the end.
+        if m.get_msg_type() == MessageType::MsgAppendResponse
+            && !m.reject
+            && m.term >= self.raw.raft.term
+            && m.index > log.last_index()
+        {
+            return Some(format!(
+                "acknowledges index {} beyond the log end {}",
+                m.index,
+                log.last_index()
+            ));
+        }
+        None
     }
 
     /// A snapshot must carry our (fixed) voter set; raft-rs would adopt any membership.

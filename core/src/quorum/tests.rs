@@ -539,6 +539,146 @@ fn malformed_and_misaddressed_messages_are_rejected() {
     ));
 }
 
+/// raft-rs `commit_to`s a heartbeat's commit without checking it against the log and panics
+/// past its end. A correct leader never sends that (it commits at most what the follower
+/// acknowledged), so `step` refuses it (`fuzz/corpus/quorum_step/regression-heartbeat-commit-beyond-log`).
+#[test]
+fn heartbeat_committing_beyond_the_log_is_rejected() {
+    let mut c = Cluster::new(3, 17, 10_000);
+    let leader = c.run_until_leader();
+    c.propose(b"one");
+    let follower = c
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .find(|id| *id != leader)
+        .expect("follower");
+    let term = c.quorum(leader).term();
+    let q = c.quorum(follower);
+    let commit = q.commit_index();
+    let heartbeat = |term: u64, commit: u64| {
+        let mut m = raft::eraftpb::Message::default();
+        m.set_msg_type(raft::eraftpb::MessageType::MsgHeartbeat);
+        m.from = raft_id(leader);
+        m.to = raft_id(follower);
+        m.term = term;
+        m.commit = commit;
+        protobuf::Message::write_to_bytes(&m).expect("encode")
+    };
+    // Term 0 marks a local message in raft-rs: it would skip the term checks.
+    for t in [0, term, term + 1] {
+        assert!(matches!(
+            q.step(leader, &heartbeat(t, commit + 5)),
+            Err(QuorumError::BadMessage { .. })
+        ));
+    }
+    assert_eq!(q.term(), term, "a refused heartbeat does not move the term");
+    // What a leader really sends is taken.
+    q.step(leader, &heartbeat(term, commit))
+        .expect("a real heartbeat");
+    c.poll(follower);
+    c.deliver_all();
+    assert_eq!(c.leader(), Some(leader));
+}
+
+/// Well-formed messages no correct peer sends, on which raft-rs panics or takes a state that
+/// recovery would not give back; each was found by the `quorum_step` fuzz target
+/// (`fuzz/corpus/quorum_step/regression-*`). `step` refuses them all and the node keeps going.
+#[test]
+fn impossible_peer_messages_are_rejected() {
+    use raft::eraftpb::{Entry, Message, MessageType};
+    let mut c = Cluster::new(3, 17, 10_000);
+    let leader = c.run_until_leader();
+    c.propose(b"one");
+    let follower = c
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .find(|id| *id != leader)
+        .expect("follower");
+    let term = c.quorum(leader).term();
+    let base = |t: MessageType| {
+        let mut m = Message::default();
+        m.set_msg_type(t);
+        m.term = term;
+        m
+    };
+    let entry = |index: u64, term: u64| {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e
+    };
+    let mut cases: Vec<(&str, Message)> = Vec::new();
+    let mut m = base(MessageType::MsgHeartbeat);
+    m.term = u64::MAX;
+    cases.push(("a term of u64::MAX overflows the next campaign", m));
+    let mut m = base(MessageType::MsgAppend);
+    m.index = 25;
+    m.commit = 25;
+    cases.push((
+        "(25, term 0) matches past the log end and commits what is not there",
+        m,
+    ));
+    let mut m = base(MessageType::MsgAppend);
+    m.index = 2;
+    m.log_term = term;
+    m.entries = vec![entry(4, term)].into();
+    cases.push(("entries with a gap", m));
+    let mut m = base(MessageType::MsgAppend);
+    m.index = 2;
+    m.log_term = term;
+    m.entries = vec![entry(3, term + 1)].into();
+    cases.push(("an entry of a later term than the append", m));
+    let mut m = base(MessageType::MsgAppendResponse);
+    m.index = 1_000;
+    cases.push(("an acknowledgement past the log end", m));
+    for (index, snap_term) in [(9, term + 1), (u64::MAX, term), (0, term)] {
+        let mut m = base(MessageType::MsgSnapshot);
+        let meta = m.mut_snapshot().mut_metadata();
+        meta.index = index;
+        meta.term = snap_term;
+        meta.mut_conf_state().voters = vec![2, 3, 4];
+        cases.push(("a snapshot no leader has", m));
+    }
+    // Leadership transfer is not used: a follower forwarding a transfer request that carries
+    // a term panicked in raft-rs.
+    for t in [MessageType::MsgTransferLeader, MessageType::MsgTimeoutNow] {
+        cases.push(("leadership transfer", base(t)));
+    }
+    // A new leader's snapshot at our commit index, with another term than our entry there.
+    let committed = c.quorum(follower).commit_index();
+    assert!(committed >= 1, "the follower knows the entry is committed");
+    let mut m = base(MessageType::MsgSnapshot);
+    m.term = term + 1;
+    let meta = m.mut_snapshot().mut_metadata();
+    meta.index = committed;
+    meta.term = term + 1;
+    meta.mut_conf_state().voters = vec![2, 3, 4];
+    cases.push(("a snapshot replacing a committed entry", m));
+    for (why, mut m) in cases {
+        // The acknowledgement goes to the leader; everything else to the follower.
+        let (from, to) = if m.get_msg_type() == MessageType::MsgAppendResponse {
+            (follower, leader)
+        } else {
+            (leader, follower)
+        };
+        m.from = raft_id(from);
+        m.to = raft_id(to);
+        let bytes = protobuf::Message::write_to_bytes(&m).expect("encode");
+        assert!(
+            matches!(
+                c.quorum(to).step(from, &bytes),
+                Err(QuorumError::BadMessage { .. })
+            ),
+            "accepted: {why}"
+        );
+    }
+    // Nothing moved: the cluster goes on committing.
+    c.propose(b"two");
+    assert_eq!(c.node(leader).state, vec![b"one".to_vec(), b"two".to_vec()]);
+}
+
 #[test]
 fn config_is_validated() {
     let s: Arc<dyn Storage> = Arc::new(MemStorage::new());
