@@ -68,8 +68,11 @@ pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64) {
         assert!(last.last < end);
     }
     let batch = image::make_batch(7, 3, 10, 1_000);
+    // A leader appends in an epoch no older than any batch of its log (the log refuses an
+    // older one); the arbitrary `.log` may carry any `partitionLeaderEpoch`.
+    let epoch = strata_core::LeaderEpoch(log.latest_epoch().map_or(9, |e| e.0.max(9)));
     let info = log
-        .append(&batch, strata_core::LeaderEpoch(9), 0)
+        .append(&batch, epoch, 0)
         .unwrap_or_else(|e| panic!("append after recovery failed: {e}"));
     assert_eq!(
         info.first_offset, end,
@@ -77,7 +80,7 @@ pub fn check_recovered(storage: &MemStorage, config: LogConfig, base: i64) {
     );
     image::check_offsets(&log);
     let mut stamped = batch;
-    strata_core::batch::assign_offset(&mut stamped, end, strata_core::LeaderEpoch(9));
+    strata_core::batch::assign_offset(&mut stamped, end, epoch);
     let read = log
         .read(end, 1, log.log_end_offset())
         .unwrap_or_else(|e| panic!("read of the appended batch failed: {e}"));
