@@ -20,10 +20,14 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, ElectLeadersRequest, FetchRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     RequestHeader, RequestKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -207,6 +211,19 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                 }
                 ApiKey::CreatePartitions => {
                     RequestKind::CreatePartitions(CreatePartitionsRequest::default())
+                }
+                ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(
+                    OffsetForLeaderEpochRequest::default().with_topics(vec![
+                        OffsetForLeaderTopic::default()
+                            .with_topic(TopicName(StrBytes::from_static_str("fuzz")))
+                            .with_partitions(vec![
+                                OffsetForLeaderPartition::default().with_leader_epoch(0),
+                            ]),
+                    ]),
+                ),
+                ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+                ApiKey::DescribeCluster => {
+                    RequestKind::DescribeCluster(DescribeClusterRequest::default())
                 }
                 _ => continue,
             };
