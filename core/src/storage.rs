@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A directory tree of files, as the log sees it.
@@ -77,15 +78,27 @@ pub fn read_vec(file: &dyn StorageFile, offset: u64, len: usize) -> io::Result<V
 }
 
 /// Files kept in memory. Every write is "durable" at once; it models no crash. For unit tests,
-/// property tests and fuzzing of the log; the simulator has its own faulty disk.
+/// property tests and fuzzing of the log; the simulator has its own faulty disk. One fault can
+/// be injected: [`MemStorage::fail_syncs`] makes every fsync fail with EIO (clones share it).
 #[derive(Debug, Default, Clone)]
 pub struct MemStorage {
     files: Arc<Mutex<BTreeMap<PathBuf, Arc<MemFile>>>>,
+    fail_syncs: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
 pub struct MemFile {
     data: Mutex<Vec<u8>>,
+    fail_syncs: Arc<AtomicBool>,
+}
+
+/// The EIO an injected fsync failure returns.
+fn injected_eio(fail: &AtomicBool) -> io::Result<()> {
+    if fail.load(Ordering::Relaxed) {
+        Err(io::Error::other("injected EIO on fsync"))
+    } else {
+        Ok(())
+    }
 }
 
 impl MemFile {
@@ -105,6 +118,11 @@ impl MemStorage {
         MemStorage::default()
     }
 
+    /// From now on every `sync_data` and `sync_dir` fails with EIO (`true`), or succeeds again.
+    pub fn fail_syncs(&self, fail: bool) {
+        self.fail_syncs.store(fail, Ordering::Relaxed);
+    }
+
     fn files(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Arc<MemFile>>> {
         self.files.lock().expect("mem storage lock poisoned")
     }
@@ -122,6 +140,7 @@ impl MemStorage {
                 path.clone(),
                 Arc::new(MemFile {
                     data: Mutex::new(file.contents()),
+                    fail_syncs: copy.fail_syncs.clone(),
                 }),
             );
         }
@@ -136,7 +155,16 @@ impl MemStorage {
 
 impl Storage for MemStorage {
     fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        let file = self.files().entry(path.to_path_buf()).or_default().clone();
+        let file = self
+            .files()
+            .entry(path.to_path_buf())
+            .or_insert_with(|| {
+                Arc::new(MemFile {
+                    data: Mutex::default(),
+                    fail_syncs: self.fail_syncs.clone(),
+                })
+            })
+            .clone();
         Ok(file)
     }
 
@@ -185,7 +213,7 @@ impl Storage for MemStorage {
     }
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
-        Ok(())
+        injected_eio(&self.fail_syncs)
     }
 }
 
@@ -226,7 +254,7 @@ impl StorageFile for MemFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        Ok(())
+        injected_eio(&self.fail_syncs)
     }
 }
 

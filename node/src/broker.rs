@@ -478,7 +478,7 @@ impl Broker {
         if let Some(cluster) = &self.cluster {
             // KIP-590 style: the controller creates it; the client retries on
             // LEADER_NOT_AVAILABLE until the metadata reaches this broker.
-            crate::replication::admin::auto_create(cluster, name, &self.config);
+            crate::replication::admin::auto_create(cluster, name);
             return Err(BrokerError::Creating(name.to_string()));
         }
         match self.create_topic(name, self.config.num_partitions, BTreeMap::new(), false) {

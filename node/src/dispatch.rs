@@ -474,81 +474,15 @@ mod tests {
         assert_eq!(r.api_keys.len(), n);
     }
 
-    /// Storage whose fsyncs fail once `fail` is set (EIO on fdatasync).
-    #[derive(Debug, Clone)]
-    struct FailingSync {
-        inner: MemStorage,
-        fail: Arc<std::sync::atomic::AtomicBool>,
-    }
-    #[derive(Debug)]
-    struct FailingFile {
-        inner: Arc<dyn strata_core::storage::StorageFile>,
-        fail: Arc<std::sync::atomic::AtomicBool>,
-    }
-    impl strata_core::storage::Storage for FailingSync {
-        fn open(
-            &self,
-            p: &std::path::Path,
-        ) -> std::io::Result<Arc<dyn strata_core::storage::StorageFile>> {
-            Ok(Arc::new(FailingFile {
-                inner: self.inner.open(p)?,
-                fail: self.fail.clone(),
-            }))
-        }
-        fn list_dir(&self, d: &std::path::Path) -> std::io::Result<Vec<String>> {
-            self.inner.list_dir(d)
-        }
-        fn create_dir_all(&self, d: &std::path::Path) -> std::io::Result<()> {
-            self.inner.create_dir_all(d)
-        }
-        fn remove_file(&self, p: &std::path::Path) -> std::io::Result<()> {
-            self.inner.remove_file(p)
-        }
-        fn remove_dir_all(&self, d: &std::path::Path) -> std::io::Result<()> {
-            self.inner.remove_dir_all(d)
-        }
-        fn rename(&self, a: &std::path::Path, b: &std::path::Path) -> std::io::Result<()> {
-            self.inner.rename(a, b)
-        }
-        fn sync_dir(&self, d: &std::path::Path) -> std::io::Result<()> {
-            self.inner.sync_dir(d)
-        }
-    }
-    impl strata_core::storage::StorageFile for FailingFile {
-        fn len(&self) -> std::io::Result<u64> {
-            self.inner.len()
-        }
-        fn read_at(&self, b: &mut [u8], o: u64) -> std::io::Result<usize> {
-            self.inner.read_at(b, o)
-        }
-        fn write_at(&self, b: &[u8], o: u64) -> std::io::Result<()> {
-            self.inner.write_at(b, o)
-        }
-        fn set_len(&self, l: u64) -> std::io::Result<()> {
-            self.inner.set_len(l)
-        }
-        fn sync_data(&self) -> std::io::Result<()> {
-            if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
-                Err(std::io::Error::other("injected EIO"))
-            } else {
-                self.inner.sync_data()
-            }
-        }
-    }
-
     #[tokio::test]
     async fn fsync_error_is_never_acknowledged() {
-        let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let storage = FailingSync {
-            inner: MemStorage::new(),
-            fail: fail.clone(),
-        };
+        let storage = MemStorage::new();
         let config = Config::default().with("log.dirs", "/mem").expect("config");
-        let broker = Broker::open(config, Arc::new(storage)).expect("open");
+        let broker = Broker::open(config, Arc::new(storage.clone())).expect("open");
         broker
             .create_topic("t", 1, Default::default(), false)
             .expect("create");
-        fail.store(true, std::sync::atomic::Ordering::Relaxed);
+        storage.fail_syncs(true);
         let batch = strata_core::batch::build_batch(&[(b"v", None)], 5);
         let produce = ProduceRequest::default()
             .with_acks(1)

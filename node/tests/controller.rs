@@ -403,70 +403,6 @@ async fn garbage_frames_close_only_that_connection() {
     cluster.shutdown().await;
 }
 
-/// A disk whose `sync_data` fails once `fail` is set (EIO on fsync).
-#[derive(Debug, Clone, Default)]
-struct FailingSync {
-    inner: MemStorage,
-    fail: Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[derive(Debug)]
-struct FailingFile {
-    inner: Arc<dyn strata_core::storage::StorageFile>,
-    fail: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Storage for FailingSync {
-    fn open(
-        &self,
-        path: &std::path::Path,
-    ) -> std::io::Result<Arc<dyn strata_core::storage::StorageFile>> {
-        Ok(Arc::new(FailingFile {
-            inner: self.inner.open(path)?,
-            fail: self.fail.clone(),
-        }))
-    }
-    fn list_dir(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
-        self.inner.list_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
-        self.inner.remove_dir_all(dir)
-    }
-    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-}
-
-impl strata_core::storage::StorageFile for FailingFile {
-    fn len(&self) -> std::io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.inner.write_at(buf, offset)
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(std::io::Error::other("injected EIO"));
-        }
-        self.inner.sync_data()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsync_error_stops_the_controller() {
     let bound = ControllerService::bind("127.0.0.1:0").await.expect("bind");
@@ -475,7 +411,7 @@ async fn fsync_error_stops_the_controller() {
         host: "127.0.0.1".into(),
         port: bound.local_addr().port(),
     }];
-    let disk = FailingSync::default();
+    let disk = MemStorage::new();
     let handle = bound
         .start(
             service_config(NodeId(0), &voters, 10_000),
@@ -488,7 +424,7 @@ async fn fsync_error_stops_the_controller() {
         1,
     )
     .await;
-    disk.fail.store(true, std::sync::atomic::Ordering::Relaxed);
+    disk.fail_syncs(true);
     // The next proposal's append cannot be synced: the driver stops instead of answering.
     let client = ControllerClient::new(voters, Duration::from_millis(1500));
     let outcome = client

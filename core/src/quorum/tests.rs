@@ -727,77 +727,16 @@ fn single_voter_elects_itself() {
     );
 }
 
-/// A disk whose `sync_data` fails once `fail` is set.
-#[derive(Debug, Clone, Default)]
-struct FailingSync {
-    inner: MemStorage,
-    fail: Arc<std::sync::atomic::AtomicBool>,
-}
-
-#[derive(Debug)]
-struct FailingFile {
-    inner: Arc<dyn crate::storage::StorageFile>,
-    fail: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Storage for FailingSync {
-    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn crate::storage::StorageFile>> {
-        Ok(Arc::new(FailingFile {
-            inner: self.inner.open(path)?,
-            fail: self.fail.clone(),
-        }))
-    }
-    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list_dir(dir)
-    }
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn remove_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.remove_dir_all(dir)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-}
-
-impl crate::storage::StorageFile for FailingFile {
-    fn len(&self) -> std::io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.inner.write_at(buf, offset)
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(std::io::Error::other("injected EIO"));
-        }
-        self.inner.sync_data()
-    }
-}
-
 #[test]
 fn fsync_error_is_returned() {
-    let disk = FailingSync::default();
+    let disk = MemStorage::new();
     let (mut q, _) = Quorum::open(
         Arc::new(disk.clone()),
         Path::new(DIR),
         QuorumConfig::new(NodeId(1), vec![NodeId(1)]),
     )
     .expect("open");
-    disk.fail.store(true, std::sync::atomic::Ordering::Relaxed);
+    disk.fail_syncs(true);
     // Electing itself changes the term: the hard state sync fails.
     let mut failed = false;
     for _ in 0..40 {

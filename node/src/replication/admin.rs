@@ -22,7 +22,6 @@ use strata_core::types::NodeId;
 
 use super::ClusterState;
 use crate::broker::Broker;
-use crate::config::Config;
 use crate::dispatch::Handled;
 use crate::handlers::{str_bytes, topic_name};
 use crate::topic_config::validate_overrides;
@@ -31,7 +30,7 @@ use crate::topic_config::validate_overrides;
 const PROPAGATION_WAIT: Duration = Duration::from_secs(5);
 
 /// Fires a CreateTopics for an auto-created topic (defaults for partitions and replicas).
-pub fn auto_create(cluster: &Arc<ClusterState>, name: &str, _config: &Config) {
+pub fn auto_create(cluster: &Arc<ClusterState>, name: &str) {
     if !cluster
         .creating
         .lock()
