@@ -386,6 +386,7 @@ async fn produce_phase(args: &Args, router: &Arc<Router>) -> anyhow::Result<()> 
                     None => ProduceOutcome::Ok {
                         base_offset: -1,
                         after_indefinite: false,
+                        possible_duplicate: false,
                     },
                 };
                 lat.0.push(t0.elapsed().as_micros() as u64);

@@ -250,6 +250,15 @@ impl Connection {
         lock(&self.shared).closed.is_some()
     }
 
+    /// Gives up on the connection (a request timed out: the broker or the path to it is stuck):
+    /// every request in flight fails with [`ConnectionError::Closed`] (indefinite: it may still
+    /// be executed), later ones with [`ConnectionError::Broken`], and the reader stops. The
+    /// socket closes when the last handle is dropped.
+    pub fn close(&self, reason: &str) {
+        lock(&self.shared).fail_all(reason);
+        self.reader.abort();
+    }
+
     /// The address this connection was opened to.
     pub fn addr(&self) -> &str {
         &self.addr

@@ -10,9 +10,14 @@
 //!
 //! Connections are pooled per broker (`per_broker` of them, chosen by a caller's slot), so
 //! pipelined requests of different partitions can share or spread over sockets as they like.
+//!
+//! Every connect and every Metadata request is bounded by the request timeout; a connection
+//! whose Metadata request timed out is closed, so the next lookup asks another broker (a broker
+//! cut off from the client would otherwise hold the lookup forever).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::MetadataResponse;
 use strata_core::error::ErrorCode;
@@ -38,6 +43,8 @@ pub enum RouterError {
     },
     #[error("leader {0} is not among the brokers Metadata lists")]
     UnknownBroker(i32),
+    #[error("{0} timed out")]
+    Timeout(String),
 }
 
 /// One partition as Metadata describes it, with its replica set.
@@ -118,7 +125,24 @@ pub struct Router {
     bootstrap: Vec<String>,
     config: ConnectionConfig,
     per_broker: usize,
+    /// Bound on each connect and each Metadata request.
+    request_timeout: Duration,
     state: Mutex<State>,
+}
+
+/// Default bound on a connect or Metadata request (Kafka's `request.timeout.ms`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connects to `addr` within `timeout`.
+async fn connect(
+    addr: &str,
+    config: &ConnectionConfig,
+    timeout: Duration,
+) -> Result<Connection, RouterError> {
+    match tokio::time::timeout(timeout, Connection::connect(addr, config.clone())).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(RouterError::Timeout(format!("connect to {addr}"))),
+    }
 }
 
 impl Router {
@@ -129,11 +153,19 @@ impl Router {
             bootstrap: bootstrap.to_vec(),
             config,
             per_broker: per_broker.max(1),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             state: Mutex::new(State {
                 stale: true,
                 ..State::default()
             }),
         }
+    }
+
+    /// Bounds each connect and Metadata request by `timeout` instead of
+    /// [`DEFAULT_REQUEST_TIMEOUT`].
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Router {
+        self.request_timeout = timeout;
+        self
     }
 
     /// A live connection to some broker: a pooled one, else the first bootstrap that answers.
@@ -157,7 +189,7 @@ impl Router {
         let mut addrs: Vec<String> = st.view.brokers.values().cloned().collect();
         addrs.extend(self.bootstrap.iter().cloned());
         for addr in addrs {
-            match Connection::connect(&addr, self.config.clone()).await {
+            match connect(&addr, &self.config, self.request_timeout).await {
                 Ok(c) => return Ok(Arc::new(c)),
                 Err(e) => errors.push(e.to_string()),
             }
@@ -172,7 +204,19 @@ impl Router {
         topics: Option<&[&str]>,
     ) -> Result<MetadataResponse, RouterError> {
         let conn = self.any_connection_locked(st).await?;
-        let resp = Admin::new(&conn).metadata(topics).await?;
+        let resp =
+            match tokio::time::timeout(self.request_timeout, Admin::new(&conn).metadata(topics))
+                .await
+            {
+                Ok(resp) => resp?,
+                Err(_) => {
+                    conn.close("Metadata request timed out");
+                    return Err(RouterError::Timeout(format!(
+                        "Metadata from {}",
+                        conn.addr()
+                    )));
+                }
+            };
         st.view.apply(&resp);
         st.stale = false;
         Ok(resp)
@@ -240,7 +284,7 @@ impl Router {
         {
             return Ok((leader, Arc::clone(c)));
         }
-        let c = Arc::new(Connection::connect(&addr, self.config.clone()).await?);
+        let c = Arc::new(connect(&addr, &self.config, self.request_timeout).await?);
         *entry = Some(Arc::clone(&c));
         Ok((leader, c))
     }

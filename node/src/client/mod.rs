@@ -5,17 +5,27 @@
 //! It runs under madsim too (no threads, no `tokio::fs`, writes always flushed).
 //!
 //! - [`connection`]: framing, correlation ids, pipelining.
-//! - [`producer`]: raw v2 batches to a partition; outcomes distinguish *indefinite* results.
+//! - [`producer`]: the producer (leader routing, pipelining, retries, idempotent by default),
+//!   its outcomes (which distinguish *indefinite* results), and raw Produce helpers.
+//! - [`sequencer`]: the producer's per-partition rules (sequences, retries, resets), sans-IO.
+//! - [`sender`]: the producer's IO, one task per partition.
+//! - [`producer_id`]: InitProducerId, a producer id and epoch from the cluster.
 //! - [`consumer`]: assigned partitions, long-poll fetch, record decoding.
 //! - [`admin`]: Metadata, CreateTopics, ListOffsets.
+//! - [`metadata`]: leader routing.
 
 pub mod admin;
 pub mod connection;
 pub mod consumer;
 pub mod metadata;
 pub mod producer;
+pub mod producer_id;
+pub mod sender;
+pub mod sequencer;
 
 pub use admin::Admin;
 pub use connection::{Connection, ConnectionConfig, ConnectionError};
 pub use consumer::{ConsumedRecord, Consumer, FetchConfig};
-pub use producer::{IndefiniteReason, ProduceOutcome, Producer, ProducerConfig};
+pub use producer::{
+    IndefiniteReason, ProduceOutcome, Producer, ProducerConfig, ProducerConfigError,
+};

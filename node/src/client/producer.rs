@@ -1,18 +1,28 @@
-//! Producing raw v2 batches to one topic-partition, with retries that respect indefinite outcomes.
+//! Producing to topic-partitions: the [`Producer`], its settings, its outcomes, and the raw
+//! Produce request helpers that benchmarks and tests use directly.
 //!
-//! A produce attempt ends one of three ways, and the difference matters to every checker:
+//! A produce ends one of three ways, and the difference matters to every checker:
 //!
 //! - **Ok**: the broker acknowledged the batch at `base_offset`.
-//! - **Failed**: the broker refused the batch with a definite error (e.g. `CORRUPT_MESSAGE`,
-//!   `MESSAGE_TOO_LARGE`): it was not written.
+//! - **Failed**: the batch was definitely not written (a definite refusal such as
+//!   `CORRUPT_MESSAGE`, `MESSAGE_TOO_LARGE` or `NOT_ENOUGH_REPLICAS`, or it was never sent).
 //! - **Indefinite**: we cannot know. `NOT_LEADER_OR_FOLLOWER` (the old leader may have appended
 //!   before it lost leadership), `REQUEST_TIMED_OUT` and `NOT_ENOUGH_REPLICAS_AFTER_APPEND` (the
-//!   leader appended, replication did not finish in time), a connection lost after the request
-//!   was written, and any `acks=0` send. The write may or may not have happened (design §2).
+//!   leader appended, replication did not finish in time), a connection lost or a request timed
+//!   out after the request was written, and any `acks=0` send. The write may or may not have
+//!   happened (design §2).
 //!
-//! Retries do not erase that: once one attempt was indefinite, a later definite failure is
-//! reported as indefinite, and a later success is flagged `after_indefinite` (the batch may then
-//! be in the log twice, since this producer is not idempotent).
+//! The [`Producer`] is idempotent by default (`enable_idempotence`, as in Kafka clients since
+//! 3.0): it takes a producer id with InitProducerId and stamps every batch with it, an epoch and
+//! per-partition sequence numbers, so a retry that reaches a broker already holding the batch is
+//! answered with the original offsets instead of being written again. Its retries are then safe:
+//! they go on (bounded by `delivery_timeout_ms`) across leader changes, up to five batches per
+//! partition in flight. The rules live in [`super::sequencer`] (sans-IO) and the IO in
+//! [`super::sender`].
+//!
+//! Retries do not erase an indefinite attempt: a later definite failure is reported as
+//! indefinite, and a later success is flagged `after_indefinite`. Only without idempotence does
+//! that success mean the batch may be in the log twice (`possible_duplicate`).
 
 use std::sync::Arc;
 
@@ -23,9 +33,10 @@ use kafka_protocol::protocol::StrBytes;
 use strata_core::batch::build_batch;
 use strata_core::error::ErrorCode;
 use thiserror::Error;
-use tokio::sync::Mutex;
 
 use super::connection::{Connection, ConnectionConfig, ConnectionError, InFlight};
+use super::sender::{AttemptRecord, Sender};
+use super::sequencer::{AttemptResult, MAX_IN_FLIGHT_IDEMPOTENT, SequencerConfig};
 
 /// One record to produce: `(value, key)`.
 pub type ValueAndKey<'a> = (&'a [u8], Option<&'a [u8]>);
@@ -39,7 +50,7 @@ pub const PRODUCE_VERSIONS: (i16, i16) = (3, 11);
 pub enum IndefiniteReason {
     /// The broker answered with an error that leaves the write undecided.
     Broker(ErrorCode),
-    /// The connection broke after the request was written.
+    /// The connection broke, or the request timed out, after the request was written.
     ConnectionLost(String),
     /// `acks=0`: the broker never says.
     NoAcks,
@@ -48,11 +59,18 @@ pub enum IndefiniteReason {
 /// The result of producing one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProduceOutcome {
-    /// Acknowledged at `base_offset`. `after_indefinite`: an earlier attempt of the same batch
-    /// was indefinite, so the batch may also be in the log at another offset.
+    /// Acknowledged at `base_offset` (`-1`: the broker answered `DUPLICATE_SEQUENCE_NUMBER`,
+    /// written earlier at an offset it did not say).
+    ///
+    /// `after_indefinite`: an earlier attempt of the same batch was indefinite.
+    /// `possible_duplicate`: the batch may also be in the log at another offset. Only a
+    /// non-idempotent producer sets it (after an indefinite attempt); an idempotent producer's
+    /// retries carry the same producer id, epoch and sequence, so the broker writes the batch
+    /// once, and `Ok` after indefinite attempts is still exactly once.
     Ok {
         base_offset: i64,
         after_indefinite: bool,
+        possible_duplicate: bool,
     },
     /// Definitely not written.
     Failed(ErrorCode),
@@ -78,32 +96,102 @@ pub enum ProducerError {
     MissingPartition,
 }
 
-/// Producer settings.
+/// A [`ProducerConfig`] the producer refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProducerConfigError {
+    #[error("an idempotent producer needs acks=-1 (all), not {0}")]
+    IdempotenceNeedsAcksAll(i16),
+    #[error(
+        "an idempotent producer has 1..={MAX_IN_FLIGHT_IDEMPOTENT} batches in flight per partition, not {0}"
+    )]
+    IdempotenceInFlight(usize),
+    #[error("max_in_flight must be at least 1")]
+    NoInFlight,
+    #[error("request_timeout_ms must be positive")]
+    NoRequestTimeout,
+    #[error("no bootstrap address")]
+    NoBootstrap,
+}
+
+/// Producer settings (Kafka's names in brackets).
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// `0`, `1` or `-1` (all in-sync replicas).
+    /// Producer ids, epochs and sequence numbers, so that retries never write twice
+    /// [`enable.idempotence`, default true]. Needs `acks = -1` and `max_in_flight <= 5`.
+    pub enable_idempotence: bool,
+    /// `0`, `1` or `-1` (all in-sync replicas) [`acks`, default -1].
     pub acks: i16,
-    /// How long the broker may wait for replication before answering `REQUEST_TIMED_OUT`.
+    /// How long the broker may wait for replication before answering `REQUEST_TIMED_OUT` (the
+    /// Produce request's `timeout_ms`).
     pub timeout_ms: i32,
-    /// Attempts after the first one for retriable errors.
+    /// How long the producer waits for any response before it gives up on the connection (the
+    /// attempt is then indefinite) [`request.timeout.ms`, 30 s].
+    pub request_timeout_ms: u64,
+    /// Retries of one batch after its first attempt [`retries`, unbounded]: the delivery
+    /// timeout is what bounds them.
     pub retries: u32,
-    /// Pause between attempts.
+    /// Longest a batch may take from [`Producer::send`] to its outcome, retries included
+    /// [`delivery.timeout.ms`, 120 s].
+    pub delivery_timeout_ms: u64,
+    /// Pause before retrying [`retry.backoff.ms`, 100 ms].
     pub retry_backoff_ms: u64,
+    /// Unresolved batches per partition [`max.in.flight.requests.per.connection`, 5].
+    pub max_in_flight: usize,
     /// Target size of one batch when [`Producer::produce_values`] splits values into batches.
     pub batch_bytes: usize,
-    /// Settings of the connection the producer (re)opens.
+    /// Keep the last this many attempts for [`Producer::attempts`] (0: none). For simulations
+    /// and tests that must show which broker saw which attempt.
+    pub attempt_log: usize,
+    /// Settings of the connections the producer opens.
     pub connection: ConnectionConfig,
 }
 
 impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
+            enable_idempotence: true,
             acks: -1,
             timeout_ms: 30_000,
-            retries: 5,
+            request_timeout_ms: 30_000,
+            retries: u32::MAX,
+            delivery_timeout_ms: 120_000,
             retry_backoff_ms: 100,
+            max_in_flight: MAX_IN_FLIGHT_IDEMPOTENT,
             batch_bytes: 256 * 1024,
+            attempt_log: 0,
             connection: ConnectionConfig::default(),
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Refuses what Kafka refuses: idempotence without `acks=-1` or with more than five batches
+    /// in flight.
+    pub fn validate(&self) -> Result<(), ProducerConfigError> {
+        if self.max_in_flight == 0 {
+            return Err(ProducerConfigError::NoInFlight);
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(ProducerConfigError::NoRequestTimeout);
+        }
+        if self.enable_idempotence {
+            if self.acks != -1 {
+                return Err(ProducerConfigError::IdempotenceNeedsAcksAll(self.acks));
+            }
+            if self.max_in_flight > MAX_IN_FLIGHT_IDEMPOTENT {
+                return Err(ProducerConfigError::IdempotenceInFlight(self.max_in_flight));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn sequencer_config(&self) -> SequencerConfig {
+        SequencerConfig {
+            idempotent: self.enable_idempotence,
+            max_in_flight: self.max_in_flight,
+            retries: self.retries,
+            retry_backoff_ms: self.retry_backoff_ms,
+            delivery_timeout_ms: self.delivery_timeout_ms,
         }
     }
 }
@@ -166,36 +254,82 @@ pub fn partition_result(resp: &ProduceResponse, partition: i32) -> Option<(Error
         .map(|p| (ErrorCode(p.error_code), p.base_offset))
 }
 
-/// A producer for one broker. Reconnects after a connection loss.
+/// Strata's producer: routes each partition's batches to its leader (Metadata), pipelines up to
+/// `max_in_flight` batches per partition, retries, and is idempotent by default (see the module
+/// docs). Cheap to share by reference; one task per partition does the sending, and lives until
+/// the producer is dropped and its batches are done.
 pub struct Producer {
-    addr: String,
-    config: ProducerConfig,
-    conn: Mutex<Option<Arc<Connection>>>,
+    sender: Sender,
 }
 
 impl Producer {
-    pub fn new(addr: &str, config: ProducerConfig) -> Producer {
-        Producer {
-            addr: addr.to_string(),
-            config,
-            conn: Mutex::new(None),
+    /// A producer bootstrapping from `bootstrap` (`host:port`, or several separated by commas).
+    /// Panics on a config [`ProducerConfig::validate`] refuses; see [`Producer::try_new`].
+    pub fn new(bootstrap: &str, config: ProducerConfig) -> Producer {
+        let addrs: Vec<String> = bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        match Producer::try_new(&addrs, config) {
+            Ok(p) => p,
+            Err(e) => panic!("invalid producer config: {e}"),
         }
     }
 
-    /// The live connection, opened if there is none or the last one broke.
-    pub async fn connection(&self) -> Result<Arc<Connection>, ConnectionError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref().filter(|c| !c.is_broken()) {
-            return Ok(Arc::clone(c));
+    /// A producer bootstrapping from any of `bootstrap`.
+    pub fn try_new(
+        bootstrap: &[String],
+        config: ProducerConfig,
+    ) -> Result<Producer, ProducerConfigError> {
+        config.validate()?;
+        if bootstrap.is_empty() {
+            return Err(ProducerConfigError::NoBootstrap);
         }
-        let c = Arc::new(Connection::connect(&self.addr, self.config.connection.clone()).await?);
-        *guard = Some(Arc::clone(&c));
-        Ok(c)
+        Ok(Producer {
+            sender: Sender::new(bootstrap, config),
+        })
     }
 
-    /// Splits `values` (`(value, key)` pairs) into batches of about `batch_bytes` and produces
-    /// them one after another, all stamped `timestamp_ms`. Returns each batch's record count and
-    /// outcome, in order.
+    pub fn config(&self) -> &ProducerConfig {
+        self.sender.config()
+    }
+
+    /// Produces `records` as one batch to `topic`-`partition` and waits for its outcome.
+    /// Batches of one partition are written in the order of the calls. Dropping the future does
+    /// not withdraw the batch: it is still sent (its outcome is then unknown to the caller).
+    pub async fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[ValueAndKey<'_>],
+    ) -> ProduceOutcome {
+        if records.is_empty() {
+            return ProduceOutcome::Failed(ErrorCode::INVALID_RECORD);
+        }
+        let batch = Bytes::from(build_batch(records, crate::clock::now_ms()));
+        self.produce_batch(topic, partition, batch).await
+    }
+
+    /// Produces one raw v2 batch built by the caller (without producer id: the producer stamps
+    /// its own id, epoch and sequence when idempotent, recomputing the CRC). Without idempotence
+    /// `records` may hold several batches, sent as they are.
+    pub async fn produce_batch(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> ProduceOutcome {
+        match self.sender.enqueue(topic, partition, records) {
+            Ok(delivery) => delivery.await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Splits `values` (`(value, key)` pairs) into batches of about `batch_bytes`, all stamped
+    /// `timestamp_ms`, queues them at once (so they are pipelined), and waits for every outcome.
+    /// Returns each batch's record count and outcome, in order.
     pub async fn produce_values(
         &self,
         topic: &str,
@@ -203,81 +337,33 @@ impl Producer {
         values: &[ValueAndKey<'_>],
         timestamp_ms: i64,
     ) -> Vec<(usize, ProduceOutcome)> {
-        let mut out = Vec::new();
-        for chunk in chunk_by_bytes(values, self.config.batch_bytes) {
+        let mut queued = Vec::new();
+        for chunk in chunk_by_bytes(values, self.config().batch_bytes) {
             let batch = Bytes::from(build_batch(chunk, timestamp_ms));
-            let outcome = self.produce_batch(topic, partition, batch).await;
-            out.push((chunk.len(), outcome));
+            queued.push((chunk.len(), self.sender.enqueue(topic, partition, batch)));
+        }
+        let mut out = Vec::new();
+        for (n, q) in queued {
+            let outcome = match q {
+                Ok(delivery) => delivery.await,
+                Err(outcome) => outcome,
+            };
+            out.push((n, outcome));
         }
         out
     }
 
-    /// Produces one or more raw v2 batches, retrying as [`classify`] allows.
-    pub async fn produce_batch(
-        &self,
-        topic: &str,
-        partition: i32,
-        records: Bytes,
-    ) -> ProduceOutcome {
-        let mut indefinite: Option<IndefiniteReason> = None;
-        let mut attempt = 0;
-        loop {
-            let result = self.attempt(topic, partition, records.clone()).await;
-            let retriable = match &result {
-                ProduceOutcome::Ok { base_offset, .. } => {
-                    return ProduceOutcome::Ok {
-                        base_offset: *base_offset,
-                        after_indefinite: indefinite.is_some(),
-                    };
-                }
-                ProduceOutcome::Failed(code) => classify(*code) == ErrorClass::RetriableDefinite,
-                ProduceOutcome::Indefinite(IndefiniteReason::NoAcks) => return result,
-                ProduceOutcome::Indefinite(reason) => {
-                    indefinite = Some(reason.clone());
-                    true
-                }
-            };
-            if !retriable || attempt >= self.config.retries {
-                return match indefinite {
-                    Some(reason) => ProduceOutcome::Indefinite(reason),
-                    None => result,
-                };
-            }
-            attempt += 1;
-            tokio::time::sleep(std::time::Duration::from_millis(
-                self.config.retry_backoff_ms,
-            ))
-            .await;
-        }
+    /// The last `attempt_log` attempts, oldest first (empty unless configured).
+    pub fn attempts(&self) -> Vec<AttemptRecord> {
+        self.sender.attempts()
     }
 
-    /// One attempt, no retry.
-    async fn attempt(&self, topic: &str, partition: i32, records: Bytes) -> ProduceOutcome {
-        let conn = match self.connection().await {
-            Ok(c) => c,
-            // Nothing was sent: a definite failure, retriable like a missing leader.
-            Err(_) => return ProduceOutcome::Failed(ErrorCode::LEADER_NOT_AVAILABLE),
-        };
-        match start_produce(
-            &conn,
-            topic,
-            partition,
-            records,
-            self.config.acks,
-            self.config.timeout_ms,
-        )
-        .await
-        {
-            Ok(Some(in_flight)) => finish_produce(in_flight, partition).await,
-            Ok(None) => ProduceOutcome::Indefinite(IndefiniteReason::NoAcks),
-            Err(ProducerError::NotSent(e)) if e.is_indefinite() => {
-                ProduceOutcome::Indefinite(IndefiniteReason::ConnectionLost(e.to_string()))
-            }
-            Err(ProducerError::NotSent(e)) if e.is_connection_lost() => {
-                ProduceOutcome::Failed(ErrorCode::LEADER_NOT_AVAILABLE)
-            }
-            Err(_) => ProduceOutcome::Failed(ErrorCode::UNKNOWN_SERVER_ERROR),
-        }
+    /// A live connection to some broker of the cluster (for requests beside producing).
+    pub async fn connection(&self) -> Result<Arc<Connection>, ConnectionError> {
+        self.sender
+            .any_connection()
+            .await
+            .map_err(|e| ConnectionError::Closed(e.to_string()))
     }
 }
 
@@ -308,32 +394,49 @@ pub async fn start_produce(
     Ok(Some(in_flight))
 }
 
-/// Waits for a started Produce and turns the response into an outcome.
+/// Waits for a started Produce and says how the attempt ended.
+pub async fn finish_attempt(in_flight: InFlight<ProduceResponse>, partition: i32) -> AttemptResult {
+    match in_flight.wait().await {
+        Ok(resp) => match partition_result(&resp, partition) {
+            Some((code, base_offset)) => AttemptResult::Answered { code, base_offset },
+            // The broker answered without our partition: a broken response, and the write
+            // itself is undecided.
+            None => AttemptResult::NoAnswer("response without the partition".to_string()),
+        },
+        // Lost after it was written, or a response we could not decode (the broker did process
+        // something): undecided either way.
+        Err(e) => AttemptResult::NoAnswer(e.to_string()),
+    }
+}
+
+/// Waits for a started Produce and turns the response into the outcome of that one attempt.
 pub async fn finish_produce(
     in_flight: InFlight<ProduceResponse>,
     partition: i32,
 ) -> ProduceOutcome {
-    match in_flight.wait().await {
-        Ok(resp) => match partition_result(&resp, partition) {
-            Some((code, base_offset)) if code.is_ok() => ProduceOutcome::Ok {
-                base_offset,
-                after_indefinite: false,
-            },
-            Some((code, _)) if classify(code) == ErrorClass::RetriableIndefinite => {
-                ProduceOutcome::Indefinite(IndefiniteReason::Broker(code))
-            }
-            Some((code, _)) => ProduceOutcome::Failed(code),
-            // The broker answered without our partition: a broken response, and the write
-            // itself is undecided.
-            None => ProduceOutcome::Indefinite(IndefiniteReason::ConnectionLost(
-                "response without the partition".to_string(),
-            )),
+    single_attempt_outcome(finish_attempt(in_flight, partition).await)
+}
+
+/// The outcome of a batch sent once, without producer id.
+pub fn single_attempt_outcome(result: AttemptResult) -> ProduceOutcome {
+    match result {
+        AttemptResult::Answered { code, base_offset } if code.is_ok() => ProduceOutcome::Ok {
+            base_offset,
+            after_indefinite: false,
+            possible_duplicate: false,
         },
-        Err(e) if e.is_indefinite() => {
-            ProduceOutcome::Indefinite(IndefiniteReason::ConnectionLost(e.to_string()))
+        AttemptResult::Answered { code, .. }
+            if classify(code) == ErrorClass::RetriableIndefinite =>
+        {
+            ProduceOutcome::Indefinite(IndefiniteReason::Broker(code))
         }
-        // A response we could not decode: the broker did process something.
-        Err(e) => ProduceOutcome::Indefinite(IndefiniteReason::ConnectionLost(e.to_string())),
+        AttemptResult::Answered { code, .. } | AttemptResult::NotSent(code) => {
+            ProduceOutcome::Failed(code)
+        }
+        AttemptResult::NoAnswer(reason) => {
+            ProduceOutcome::Indefinite(IndefiniteReason::ConnectionLost(reason))
+        }
+        AttemptResult::NoAcks => ProduceOutcome::Indefinite(IndefiniteReason::NoAcks),
     }
 }
 
