@@ -339,3 +339,78 @@ fn cluster_regressions() {
         assert_clean("cluster_regression", seed, &out);
     }
 }
+
+/// Redpanda #3039: an idempotent producer's batch is appended and replicated by leader A while
+/// A's answer cannot reach the client; A is then cut off and leadership moves to B; the
+/// client's retry (same producer id, epoch, sequence) reaches B, which must answer with the
+/// original offset and write nothing. The assertions first check that the pattern really
+/// happened (A had the batch, the first attempt got no answer, a retry went to another broker),
+/// then that nothing was duplicated.
+#[test]
+fn redpanda_3039() {
+    use strata_node::client::ProduceOutcome;
+    use strata_node::client::sequencer::AttemptResult;
+    use strata_sim::harness::redpanda_3039::{self, describe};
+
+    for seed in [3039, 1, 2] {
+        println!("redpanda_3039: seed {seed}");
+        // On a fresh thread, as every seeded run (see `run_on_fresh_thread`).
+        #[allow(clippy::disallowed_methods)]
+        let seen = std::thread::spawn(move || {
+            Runtime::with_seed_and_config(seed, madsim::Config::default())
+                .block_on(redpanda_3039::run(seed))
+        })
+        .join()
+        .expect("simulation thread");
+        let attempts = describe(&seen.attempts);
+        let ctx = format!("seed {seed}, attempts:\n{attempts}");
+        // The pattern: A appended the batch ...
+        let offset = seen
+            .first_leader_had_it_at
+            .unwrap_or_else(|| panic!("leader {} never appended the batch; {ctx}", seen.first_leader));
+        // ... its answer never came back ...
+        let first = seen.attempts.first().unwrap_or_else(|| panic!("no attempt; {ctx}"));
+        assert_eq!(first.broker, seen.first_leader, "{ctx}");
+        assert!(
+            matches!(first.result, AttemptResult::NoAnswer(_)),
+            "the first attempt must have no answer; {ctx}"
+        );
+        // ... and a retry with the same identity and sequence reached another broker.
+        let last = seen.attempts.last().expect("at least one attempt");
+        assert!(
+            seen.attempts.iter().all(|a| a.stamp == first.stamp),
+            "every retry carries the same producer id, epoch and sequence; {ctx}"
+        );
+        assert_ne!(last.broker, seen.first_leader, "the retry went to a new leader; {ctx}");
+        assert_eq!(Some(last.broker), seen.new_leader, "{ctx}");
+        // The new leader answered with the original offset and wrote nothing.
+        assert_eq!(
+            last.result,
+            AttemptResult::Answered {
+                code: strata_core::ErrorCode::NONE,
+                base_offset: offset
+            },
+            "{ctx}"
+        );
+        assert!(
+            matches!(seen.outcome, Some(ProduceOutcome::Ok { base_offset, after_indefinite: true, possible_duplicate: false }) if base_offset == offset),
+            "acknowledged at the original offset: {:?}; {ctx}",
+            seen.outcome
+        );
+        assert_eq!(
+            seen.new_leader_log_end,
+            Some(offset + 1),
+            "the new leader appended nothing for the retry; {ctx}"
+        );
+        assert!(
+            seen.report.is_valid(),
+            "{ctx}\n{}",
+            seen.report.render(&seen.history, 20)
+        );
+        assert!(
+            seen.report.named("duplicate").is_empty(),
+            "no duplicate; {ctx}"
+        );
+        println!("redpanda_3039: seed {seed} ok, offset {offset}, leader {} -> {:?}\n{attempts}", seen.first_leader, seen.new_leader);
+    }
+}

@@ -6,11 +6,13 @@
 //! back from where phase 1 started with large fetches. Both phases print progress once a second
 //! and latency percentiles per request at the end.
 //!
-//! Against a cluster (`--bootstrap a,b,c`), every produce, ListOffsets and fetch goes to the
-//! partition's leader (a [`Router`] learns leaders from Metadata). A request answered with
-//! `NOT_LEADER_OR_FOLLOWER` or another retriable error, or lost with its connection, makes the
-//! router ask Metadata again and is sent again; such retries are counted and printed (the batch
-//! may then be in the log twice: this producer is not idempotent).
+//! Produces go through Strata's own [`Producer`], idempotent by default as users get it (a
+//! producer id from InitProducerId, per-partition sequence numbers, at most five batches in
+//! flight per partition); `--no-idempotence` sends plain batches instead. The producer routes
+//! each partition to its leader and retries batches answered with `NOT_LEADER_OR_FOLLOWER` or
+//! another retriable error, or lost with their connection, up to its delivery timeout; retries
+//! are counted and printed (with `--no-idempotence` a retried batch may be in the log twice).
+//! ListOffsets and fetches go to the partition's leader through a [`Router`].
 //!
 //! The bench never runs under the simulator, so it reads `/proc` with `std::fs` and the wall
 //! clock with `SystemTime`.
@@ -24,14 +26,14 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Parser;
 use strata_core::batch::{BatchIter, build_batch};
+
 use strata_core::error::ErrorCode;
 use strata_node::client::ConnectionConfig;
 use strata_node::client::admin::{Admin, AdminError, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 use strata_node::client::consumer::{FetchConfig, start_fetch};
 use strata_node::client::metadata::Router;
-use strata_node::client::producer::{
-    ErrorClass, IndefiniteReason, ProduceOutcome, classify, finish_produce, start_produce,
-};
+use strata_node::client::producer::{IndefiniteReason, ProduceOutcome};
+use strata_node::client::{Producer, ProducerConfig};
 use tokio::time::Instant;
 
 #[derive(Parser, Debug, Clone)]
@@ -67,11 +69,15 @@ struct Args {
     /// Payload bytes per produce batch.
     #[arg(long, default_value_t = 256 * 1024)]
     batch_bytes: usize,
-    /// Produce requests in flight per partition.
+    /// Produce requests in flight per partition (at most 5 with idempotence).
     #[arg(long, default_value_t = 4)]
     in_flight: usize,
+    /// `-1` (all), `1` or `0`; anything but `-1` needs `--no-idempotence`.
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     acks: i16,
+    /// Produce without producer id and sequence numbers (retries may then duplicate).
+    #[arg(long)]
+    no_idempotence: bool,
     /// Connections per broker, shared by the partition tasks it leads (round-robin).
     #[arg(long, default_value_t = 2)]
     connections: usize,
@@ -175,6 +181,9 @@ async fn main() -> Result<()> {
     if args.replication_factor < 1 {
         bail!("--replication-factor must be at least 1");
     }
+    if !args.no_idempotence && (args.acks != -1 || args.in_flight > 5) {
+        bail!("an idempotent producer needs --acks -1 and --in-flight <= 5 (or --no-idempotence)");
+    }
     let config = ConnectionConfig {
         client_id: "strata-bench".to_string(),
         ..ConnectionConfig::default()
@@ -218,7 +227,7 @@ async fn main() -> Result<()> {
     }
 
     if !args.consume_only {
-        produce_phase(&args, &router).await?;
+        produce_phase(&args, &args.bootstrap).await?;
     }
     if args.produce_only {
         return Ok(());
@@ -293,32 +302,42 @@ async fn list_offset(router: &Router, topic: &str, partition: i32, timestamp: i6
     bail!("list offsets of {topic}-{partition}: {last}")
 }
 
-/// True for outcomes that mean "leaders moved or are not ready": ask Metadata, send again.
-fn should_reroute(outcome: &ProduceOutcome) -> bool {
-    match outcome {
-        ProduceOutcome::Ok { .. } => false,
-        ProduceOutcome::Failed(code) => classify(*code) == ErrorClass::RetriableDefinite,
-        ProduceOutcome::Indefinite(IndefiniteReason::NoAcks) => false,
-        ProduceOutcome::Indefinite(_) => true,
+/// The producer the produce phase measures: the defaults users get, with the bench's knobs.
+fn producer_config(args: &Args) -> ProducerConfig {
+    ProducerConfig {
+        enable_idempotence: !args.no_idempotence,
+        acks: args.acks,
+        max_in_flight: args.in_flight,
+        connections_per_broker: args.connections,
+        connection: ConnectionConfig {
+            client_id: "strata-bench".to_string(),
+            ..ConnectionConfig::default()
+        },
+        ..ProducerConfig::default()
     }
 }
 
-async fn produce_phase(args: &Args, router: &Arc<Router>) -> anyhow::Result<()> {
+async fn produce_phase(args: &Args, bootstrap: &[String]) -> anyhow::Result<()> {
     let per_batch = (args.batch_bytes / args.message_size).max(1);
     let batch_payload = (per_batch * args.message_size) as u64;
     let total_batches = args.total_bytes.div_ceil(batch_payload).max(1);
     let value: Vec<u8> = (0..args.message_size).map(|i| (i % 251) as u8).collect();
     let values: Vec<(&[u8], Option<&[u8]>)> = (0..per_batch).map(|_| (&value[..], None)).collect();
     let batch = Bytes::from(build_batch(&values, now_ms()));
+    let producer = Arc::new(
+        Producer::try_new(bootstrap, producer_config(args))
+            .context("producer settings (idempotence needs --acks -1 and --in-flight <= 5)")?,
+    );
     println!(
-        "produce: {} batches of {} x {} B messages ({:.1} MiB), acks={}, {} in flight per partition, {} connections per broker",
+        "produce: {} batches of {} x {} B messages ({:.1} MiB), acks={}, {} in flight per partition, {} connections per broker, idempotence {}",
         total_batches,
         per_batch,
         args.message_size,
         mib(total_batches * batch_payload),
         args.acks,
         args.in_flight,
-        args.connections
+        args.connections,
+        if args.no_idempotence { "off" } else { "on" }
     );
 
     // Phase 1: produce.
@@ -330,86 +349,40 @@ async fn produce_phase(args: &Args, router: &Arc<Router>) -> anyhow::Result<()> 
     for p in 0..args.partitions {
         let batches = total_batches / args.partitions as u64
             + u64::from((p as u64) < total_batches % args.partitions as u64);
-        let (router, topic, batch, produced, a) = (
-            Arc::clone(router),
+        let (producer, topic, batch, produced, in_flight) = (
+            Arc::clone(&producer),
             args.topic.clone(),
             batch.clone(),
             Arc::clone(&produced),
-            args.clone(),
+            args.in_flight,
         );
         tasks.push(tokio::spawn(async move {
             let mut lat = Latencies::default();
             let mut window = VecDeque::new();
-            let (mut failures, mut retries) = (0u64, 0u64);
-            // Retries since the last acknowledged batch.
-            let mut streak = 0u64;
-            // Batches acknowledged, refused for good, or in the window.
-            let mut accounted = 0u64;
-            while accounted < batches || !window.is_empty() {
-                if accounted < batches && window.len() < a.in_flight {
+            let mut failures = 0u64;
+            let mut queued = 0u64;
+            while queued < batches || !window.is_empty() {
+                // Keep `in_flight` batches queued: the producer pipelines them (and holds back
+                // what its window does not allow).
+                if queued < batches && window.len() < in_flight {
                     let t0 = Instant::now();
-                    let sent = match router.leader_connection(&topic, p, p as usize).await {
-                        Ok((_, conn)) => {
-                            start_produce(&conn, &topic, p, batch.clone(), a.acks, 30_000)
-                                .await
-                                .map_err(|e| e.to_string())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    };
-                    match sent {
-                        Ok(f) => {
-                            window.push_back((t0, f));
-                            accounted += 1;
-                            continue;
-                        }
-                        Err(e) => {
-                            router.invalidate().await;
-                            // Nothing in the window to wait for: back off, then ask again.
-                            // Otherwise drain the window first; its outcomes decide the rest.
-                            if window.is_empty() {
-                                retries += 1;
-                                streak += 1;
-                                if streak > MAX_RETRIES_PER_PARTITION {
-                                    bail!("partition {p}: {e}");
-                                }
-                                tokio::time::sleep(RETRY_BACKOFF).await;
-                                continue;
-                            }
-                        }
-                    }
+                    let outcome = producer.enqueue(&topic, p, batch.clone());
+                    window.push_back((t0, outcome));
+                    queued += 1;
+                    continue;
                 }
-                let Some((t0, f)) = window.pop_front() else {
+                let Some((t0, queued_batch)) = window.pop_front() else {
                     break;
                 };
-                let outcome = match f {
-                    Some(f) => finish_produce(f, p).await,
-                    None => ProduceOutcome::Ok {
-                        base_offset: -1,
-                        after_indefinite: false,
-                        possible_duplicate: false,
-                    },
+                let outcome = match queued_batch {
+                    Ok(delivery) => delivery.await,
+                    Err(outcome) => outcome,
                 };
                 lat.0.push(t0.elapsed().as_micros() as u64);
                 match outcome {
-                    ProduceOutcome::Ok { .. } => {
+                    ProduceOutcome::Ok { .. }
+                    | ProduceOutcome::Indefinite(IndefiniteReason::NoAcks) => {
                         produced.fetch_add(batch_payload, Ordering::Relaxed);
-                        streak = 0;
-                    }
-                    other if should_reroute(&other) => {
-                        retries += 1;
-                        streak += 1;
-                        if retries <= 3 {
-                            eprintln!(
-                                "partition {p}: produce {other:?}; asking Metadata, resending"
-                            );
-                        }
-                        if streak > MAX_RETRIES_PER_PARTITION {
-                            bail!("partition {p}: giving up after {streak} retries: {other:?}");
-                        }
-                        // Send this batch again, to the leader Metadata names now.
-                        accounted -= 1;
-                        router.invalidate().await;
-                        tokio::time::sleep(RETRY_BACKOFF).await;
                     }
                     other => {
                         failures += 1;
@@ -419,17 +392,17 @@ async fn produce_phase(args: &Args, router: &Arc<Router>) -> anyhow::Result<()> 
                     }
                 }
             }
-            Ok::<_, anyhow::Error>((lat, failures, retries))
+            Ok::<_, anyhow::Error>((lat, failures))
         }));
     }
     let mut produce_lat = Latencies::default();
-    let (mut failures, mut retries) = (0, 0);
+    let mut failures = 0;
     for t in tasks {
-        let (lat, f, r) = t.await.context("produce task panicked")??;
+        let (lat, f) = t.await.context("produce task panicked")??;
         produce_lat.0.extend(lat.0);
         failures += f;
-        retries += r;
     }
+    let retries = producer.stats().retries;
     let produce_secs = start.elapsed().as_secs_f64();
     done.store(1, Ordering::Relaxed);
     let produced_bytes = produced.load(Ordering::Relaxed);

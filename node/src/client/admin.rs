@@ -62,6 +62,16 @@ impl<'a> Admin<'a> {
 
     /// The full Metadata response for `topics` (`None`: every topic).
     pub async fn metadata(&self, topics: Option<&[&str]>) -> Result<MetadataResponse, AdminError> {
+        self.metadata_creating(topics, false).await
+    }
+
+    /// As [`Admin::metadata`], letting the broker create missing topics when
+    /// `auto.create.topics.enable` is on (`allow_auto_topic_creation`, what producers send).
+    pub async fn metadata_creating(
+        &self,
+        topics: Option<&[&str]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<MetadataResponse, AdminError> {
         let version = self.conn.version_for(ApiKey::Metadata, METADATA_VERSIONS)?;
         let req = MetadataRequest::default()
             .with_topics(topics.map(|ts| {
@@ -72,7 +82,7 @@ impl<'a> Admin<'a> {
                     })
                     .collect()
             }))
-            .with_allow_auto_topic_creation(false);
+            .with_allow_auto_topic_creation(allow_auto_topic_creation);
         Ok(self.conn.request(&req, version).await?)
     }
 

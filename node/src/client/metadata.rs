@@ -127,6 +127,9 @@ pub struct Router {
     per_broker: usize,
     /// Bound on each connect and each Metadata request.
     request_timeout: Duration,
+    /// Whether Metadata may create the topics it asks about (producers: yes, as Kafka's
+    /// `allow.auto.create.topics` default).
+    auto_create: bool,
     state: Mutex<State>,
 }
 
@@ -154,6 +157,7 @@ impl Router {
             config,
             per_broker: per_broker.max(1),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            auto_create: false,
             state: Mutex::new(State {
                 stale: true,
                 ..State::default()
@@ -165,6 +169,12 @@ impl Router {
     /// [`DEFAULT_REQUEST_TIMEOUT`].
     pub fn with_request_timeout(mut self, timeout: Duration) -> Router {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Lets the broker create the topics leader lookups ask about (if it allows auto-creation).
+    pub fn with_auto_create(mut self, auto_create: bool) -> Router {
+        self.auto_create = auto_create;
         self
     }
 

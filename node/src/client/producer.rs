@@ -35,7 +35,7 @@ use strata_core::error::ErrorCode;
 use thiserror::Error;
 
 use super::connection::{Connection, ConnectionConfig, ConnectionError, InFlight};
-use super::sender::{AttemptRecord, Sender};
+use super::sender::{AttemptRecord, Delivery, ProducerStats, Sender};
 use super::sequencer::{AttemptResult, MAX_IN_FLIGHT_IDEMPOTENT, SequencerConfig};
 
 /// One record to produce: `(value, key)`.
@@ -111,6 +111,8 @@ pub enum ProducerConfigError {
     NoRequestTimeout,
     #[error("no bootstrap address")]
     NoBootstrap,
+    #[error("connections_per_broker must be at least 1")]
+    NoConnections,
 }
 
 /// Producer settings (Kafka's names in brackets).
@@ -142,6 +144,8 @@ pub struct ProducerConfig {
     /// Keep the last this many attempts for [`Producer::attempts`] (0: none). For simulations
     /// and tests that must show which broker saw which attempt.
     pub attempt_log: usize,
+    /// Connections per broker; partitions share them round-robin by index (a benchmark's knob).
+    pub connections_per_broker: usize,
     /// Settings of the connections the producer opens.
     pub connection: ConnectionConfig,
 }
@@ -159,6 +163,7 @@ impl Default for ProducerConfig {
             max_in_flight: MAX_IN_FLIGHT_IDEMPOTENT,
             batch_bytes: 256 * 1024,
             attempt_log: 0,
+            connections_per_broker: 1,
             connection: ConnectionConfig::default(),
         }
     }
@@ -173,6 +178,9 @@ impl ProducerConfig {
         }
         if self.request_timeout_ms == 0 {
             return Err(ProducerConfigError::NoRequestTimeout);
+        }
+        if self.connections_per_broker == 0 {
+            return Err(ProducerConfigError::NoConnections);
         }
         if self.enable_idempotence {
             if self.acks != -1 {
@@ -321,10 +329,27 @@ impl Producer {
         partition: i32,
         records: Bytes,
     ) -> ProduceOutcome {
-        match self.sender.enqueue(topic, partition, records) {
+        match self.enqueue(topic, partition, records) {
             Ok(delivery) => delivery.await,
             Err(outcome) => outcome,
         }
+    }
+
+    /// Queues one raw batch (as [`Producer::produce_batch`]) without waiting: call it several
+    /// times to pipeline, then await the [`Delivery`]s. `Err` is the outcome of a batch refused
+    /// before it was queued (not a single v2 batch without producer id, when idempotent).
+    pub fn enqueue(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> Result<Delivery, ProduceOutcome> {
+        self.sender.enqueue(topic, partition, records)
+    }
+
+    /// Attempts, retries and resets so far, over every partition.
+    pub fn stats(&self) -> ProducerStats {
+        self.sender.stats()
     }
 
     /// Splits `values` (`(value, key)` pairs) into batches of about `batch_bytes`, all stamped

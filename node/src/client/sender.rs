@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -37,6 +38,10 @@ use super::sequencer::{AttemptResult, BatchId, ProducerIdentity, SendOrder, Sequ
 
 /// Kafka's `COORDINATOR_NOT_AVAILABLE`: what a batch reports when no producer id could be had.
 const COORDINATOR_NOT_AVAILABLE: ErrorCode = ErrorCode(15);
+/// Kafka's other retriable InitProducerId errors.
+const COORDINATOR_LOAD_IN_PROGRESS: ErrorCode = ErrorCode(14);
+const NOT_COORDINATOR: ErrorCode = ErrorCode(16);
+const CONCURRENT_TRANSACTIONS: ErrorCode = ErrorCode(51);
 
 /// One attempt of one batch, as the producer saw it (see [`ProducerConfig::attempt_log`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +57,24 @@ pub struct AttemptRecord {
     /// The producer id, epoch and base sequence it carried.
     pub stamp: Option<(ProducerIdentity, Sequence)>,
     pub result: AttemptResult,
+}
+
+/// Counters over every partition of a producer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Produce requests written.
+    pub attempts: u64,
+    /// Of those, retries of a batch sent before.
+    pub retries: u64,
+    /// Epoch bumps or fresh producer ids after a lost sequence (see [`super::sequencer`]).
+    pub resets: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    resets: AtomicU64,
 }
 
 /// A batch waiting for its partition task.
@@ -87,6 +110,7 @@ struct Shared {
     /// The producer id and epoch new partitions start with; replaced only by a fresh id.
     identity: tokio::sync::Mutex<Option<ProducerIdentity>>,
     attempts: Mutex<VecDeque<AttemptRecord>>,
+    counters: Counters,
     start: tokio::time::Instant,
 }
 
@@ -176,14 +200,20 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(bootstrap: &[String], config: ProducerConfig) -> Sender {
-        let router = Router::new(bootstrap, config.connection.clone(), 1)
-            .with_request_timeout(Duration::from_millis(config.request_timeout_ms));
+        let router = Router::new(
+            bootstrap,
+            config.connection.clone(),
+            config.connections_per_broker,
+        )
+            .with_request_timeout(Duration::from_millis(config.request_timeout_ms))
+            .with_auto_create(true);
         Sender {
             shared: Arc::new(Shared {
                 router,
                 config,
                 identity: tokio::sync::Mutex::new(None),
                 attempts: Mutex::new(VecDeque::new()),
+                counters: Counters::default(),
                 start: tokio::time::Instant::now(),
             }),
             partitions: Mutex::new(BTreeMap::new()),
@@ -201,6 +231,15 @@ impl Sender {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         log.iter().cloned().collect()
+    }
+
+    pub fn stats(&self) -> ProducerStats {
+        let c = &self.shared.counters;
+        ProducerStats {
+            attempts: c.attempts.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            resets: c.resets.load(Ordering::Relaxed),
+        }
     }
 
     pub async fn any_connection(&self) -> Result<Arc<Connection>, RouterError> {
@@ -300,6 +339,20 @@ struct Answer {
     result: AttemptResult,
 }
 
+/// Whether InitProducerId may succeed if asked again (Kafka's retriable coordinator errors, a
+/// timeout, or no broker reachable); anything else (`UNSUPPORTED_VERSION`, ...) is final.
+fn id_error_is_retriable(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        COORDINATOR_LOAD_IN_PROGRESS
+            | COORDINATOR_NOT_AVAILABLE
+            | NOT_COORDINATOR
+            | CONCURRENT_TRANSACTIONS
+            | ErrorCode::REQUEST_TIMED_OUT
+            | ErrorCode::LEADER_NOT_AVAILABLE
+    )
+}
+
 /// Whether the leader should be looked up again after `result` (Kafka clients refresh
 /// Metadata on the same errors).
 fn leader_may_have_moved(result: &AttemptResult) -> bool {
@@ -330,8 +383,15 @@ async fn run_partition(
     let mut held: BTreeMap<BatchId, Held> = BTreeMap::new();
     let mut open = true;
     let mut last_identity: Option<ProducerIdentity> = None;
+    let mut resets = 0;
     loop {
         seq.handle_timeout(shared.now());
+        if seq.stats().resets > resets {
+            let new = seq.stats().resets - resets;
+            shared.counters.resets.fetch_add(new, Ordering::Relaxed);
+            resets = seq.stats().resets;
+            tracing::debug!(topic, partition, identity = ?seq.identity(), "producer sequence reset");
+        }
         while let Some((id, outcome)) = seq.poll_completion() {
             if let Some(h) = held.remove(&id) {
                 // The caller may have stopped waiting; the outcome then goes nowhere.
@@ -347,8 +407,13 @@ async fn run_partition(
                 Ok(id) => {
                     seq.set_identity(id);
                 }
-                Err(code) => seq.on_route_failed(shared.now(), code),
+                Err(code) if id_error_is_retriable(code) => seq.on_route_failed(shared.now(), code),
+                Err(code) => {
+                    tracing::warn!(?code, "no producer id: failing queued batches");
+                    seq.fail_unsequenced(code);
+                }
             }
+            continue;
         }
         if let Some(id) = seq.identity() {
             last_identity = Some(id);
@@ -391,7 +456,9 @@ async fn send_ready(
     let config = &shared.config;
     let route = tokio::time::timeout(
         shared.request_timeout(),
-        shared.router.leader_connection(topic, partition, 0),
+        shared
+            .router
+            .leader_connection(topic, partition, usize::try_from(partition).unwrap_or(0)),
     )
     .await;
     let (leader, conn) = match route {
@@ -408,6 +475,10 @@ async fn send_ready(
         }
     };
     while let Some(order) = seq.poll_send(shared.now(), leader) {
+        shared.counters.attempts.fetch_add(1, Ordering::Relaxed);
+        if order.attempt > 1 {
+            shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+        }
         let bytes = held
             .get_mut(&order.batch)
             .expect("every batch in the sequencer is held")

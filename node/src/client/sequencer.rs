@@ -361,6 +361,23 @@ impl Sequencer {
         })
     }
 
+    /// The producer cannot get an id at all (InitProducerId refused for good, e.g.
+    /// `UNSUPPORTED_VERSION`): every batch without a sequence fails with `code` now rather than
+    /// at its delivery timeout.
+    pub fn fail_unsequenced(&mut self, code: ErrorCode) {
+        let mut index = 0;
+        while index < self.entries.len() {
+            let e = &self.entries[index];
+            if e.sequence.is_none() && !e.in_flight && !e.acked {
+                let outcome = self.failure(index, code);
+                self.finish(index, outcome);
+            } else {
+                index += 1;
+            }
+        }
+        self.pop_acked_front();
+    }
+
     /// No leader, or no connection to it: nothing was sent. Backs off.
     pub fn on_route_failed(&mut self, now: Instant, code: ErrorCode) {
         self.route_error = Some(code);

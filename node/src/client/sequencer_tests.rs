@@ -351,6 +351,19 @@ fn the_delivery_timeout_fails_unsent_batches_and_keeps_possibly_written_ones_ind
 }
 
 #[test]
+fn a_producer_without_id_fails_its_batches_at_once() {
+    let mut s = Sequencer::new(config(true));
+    let b = s.enqueue(ms(0), 1);
+    assert!(s.needs_identity(ms(0)));
+    s.fail_unsequenced(ErrorCode::UNSUPPORTED_VERSION);
+    assert_eq!(
+        completions(&mut s),
+        vec![(b, ProduceOutcome::Failed(ErrorCode::UNSUPPORTED_VERSION))]
+    );
+    assert!(s.is_idle());
+}
+
+#[test]
 fn retries_zero_reports_the_first_failure() {
     let mut s = Sequencer::new(SequencerConfig {
         retries: 0,

@@ -103,6 +103,58 @@ mod tests {
         );
     }
 
+    /// The workload records an idempotent send as one operation, whatever retries the producer
+    /// made inside it. If the broker failed to deduplicate a retry (Redpanda #3039: the new
+    /// leader took the retry for new data), the batch is in the log twice while the history
+    /// shows one acknowledged send: the final read must still give it away, value by value.
+    #[test]
+    fn reports_a_retried_idempotent_batch_the_broker_wrote_twice() {
+        let mut b = Builder::new();
+        b.send_ok(1, "t", 0, &[1], 0);
+        // One send, acknowledged once (at the retry's offset) after internal retries.
+        let ack = b.send_ok(1, "t", 0, &[5, 6, 7], 4);
+        let read = b.final_read(
+            9,
+            "t",
+            0,
+            &[(0, 1), (1, 5), (2, 6), (3, 7), (4, 5), (5, 6), (6, 7)],
+            7,
+        );
+        let found = run(&b);
+        let values: Vec<u64> = found.iter().map(|d| d.value.0).collect();
+        assert_eq!(values, vec![5, 6, 7]);
+        assert_eq!(
+            found[0].at,
+            vec![
+                (tp("t", 0), Offset(1), vec![Source::Read(read)]),
+                (
+                    tp("t", 0),
+                    Offset(4),
+                    vec![Source::Ack(ack), Source::Read(read)]
+                ),
+            ]
+        );
+    }
+
+    /// An acknowledgement without offset (`DUPLICATE_SEQUENCE_NUMBER` from an older broker)
+    /// says nothing about position; reads alone still show the duplicate.
+    #[test]
+    fn reports_a_duplicate_behind_an_acknowledgement_without_offset() {
+        let mut b = Builder::new();
+        b.invoke_send(1, "t", 0, &[5], crate::history::Acks::All);
+        let t = b.tick();
+        b.history.ok(
+            crate::history::ProcessId(1),
+            t,
+            crate::history::Reply::Send(crate::history::SendAck {
+                base_offset: None,
+                leader_survived: false,
+            }),
+        );
+        b.final_read(9, "t", 0, &[(0, 5), (1, 5)], 2);
+        assert_eq!(run(&b).len(), 1);
+    }
+
     #[test]
     fn reports_a_value_in_two_partitions() {
         let mut b = Builder::new();

@@ -32,7 +32,7 @@ impl Builder {
         }
     }
 
-    fn tick(&mut self) -> Instant {
+    pub fn tick(&mut self) -> Instant {
         self.time += 1;
         Instant(self.time)
     }

@@ -213,11 +213,32 @@ impl Cluster {
         NetSim::current().clog_node(self.brokers[i].node);
     }
 
+    /// Cuts the client host off broker `i`, both ways; with `answers_only`, only what the
+    /// broker sends back (requests still arrive and are executed, their answers are held). The
+    /// broker still reaches every other broker. TCP data is held until healed.
+    pub fn isolate_client_from(&self, i: usize, answers_only: bool) {
+        let net = NetSim::current();
+        let (client, broker) = (self.client.id(), self.brokers[i].node);
+        net.clog_link(broker, client);
+        if !answers_only {
+            net.clog_link(client, broker);
+        }
+    }
+
+    /// Undoes [`Cluster::isolate_client_from`].
+    pub fn reconnect_client(&self, i: usize) {
+        let net = NetSim::current();
+        let (client, broker) = (self.client.id(), self.brokers[i].node);
+        net.unclog_link(broker, client);
+        net.unclog_link(client, broker);
+    }
+
     /// Heals every fault: resumes, reconnects and restarts every broker.
     pub fn heal_all(&mut self) {
         let net = NetSim::current();
         for i in 0..self.brokers.len() {
             net.unclog_node(self.brokers[i].node);
+            self.reconnect_client(i);
             self.resume(i);
             if self.brokers[i].down {
                 self.restart(i);

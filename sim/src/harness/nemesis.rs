@@ -4,7 +4,9 @@
 //! process kills, power loss (unsynced writes kept, dropped or torn), pauses, network
 //! isolation, EIO on write, EIO on fsync (the node stops acknowledging), and a full disk. In a
 //! cluster also: isolating the active controller, a partition leader, or a minority of nodes,
-//! and a power loss of every node at once.
+//! cutting the client host off one partition's leader (both ways, or only the leader's answers,
+//! so the leader appends a batch whose acknowledgement the client never sees: the Redpanda #3039
+//! pattern), and a power loss of every node at once.
 //! Read bit-flips are left to a named scenario (see [`Swarm::read_flips`]).
 
 use std::time::Duration;
@@ -42,6 +44,9 @@ pub struct Swarm {
     /// Clusters only: every node loses power at once (correlated failure; acks=-1 writes are
     /// fsynced on every ISR member, so they survive it).
     pub power_loss_all: bool,
+    /// Clusters only: cut the client host off a partition's leader (the leader still reaches
+    /// the other brokers). Producers retry elsewhere once leadership moves.
+    pub isolate_client_from_leader: bool,
     /// Mean time between two faults.
     pub interval: Duration,
 }
@@ -63,6 +68,7 @@ impl Swarm {
             isolate_leader: false,
             isolate_minority: false,
             power_loss_all: false,
+            isolate_client_from_leader: false,
             interval: Duration::from_millis(rng.random_range(300..3_000)),
         }
     }
@@ -73,6 +79,8 @@ impl Swarm {
         self.isolate_leader = rng.random_bool(0.4);
         self.isolate_minority = rng.random_bool(0.3);
         self.power_loss_all = rng.random_bool(0.2);
+        // Drawn last, so the faults above stay what each seed drew before this one existed.
+        self.isolate_client_from_leader = rng.random_bool(0.4);
     }
 
     /// No faults at all (the baseline scenario).
@@ -92,6 +100,7 @@ impl Swarm {
             isolate_leader: false,
             isolate_minority: false,
             power_loss_all: false,
+            isolate_client_from_leader: false,
             interval: Duration::from_secs(1),
         }
     }
@@ -113,6 +122,10 @@ impl Swarm {
             (self.isolate_leader, Fault::IsolateLeader),
             (self.isolate_minority, Fault::IsolateMinority),
             (self.power_loss_all, Fault::PowerLossAll),
+            (
+                self.isolate_client_from_leader,
+                Fault::IsolateClientFromLeader,
+            ),
         ];
         for (enabled, fault) in on {
             if enabled {
@@ -140,6 +153,9 @@ pub enum Fault {
     IsolateLeader,
     IsolateMinority,
     PowerLossAll,
+    /// The client cannot reach the leader of one partition (or, half the time, hears nothing
+    /// back from it).
+    IsolateClientFromLeader,
 }
 
 /// Drives faults for `duration` of simulated time, then heals them all.
@@ -174,6 +190,10 @@ impl Nemesis {
             let i = self.rng.random_range(0..n);
             let targets: Vec<usize> = match fault {
                 Fault::IsolateController => vec![cluster.active_controller().unwrap_or(i)],
+                Fault::IsolateClientFromLeader => {
+                    let partition = self.rng.random_range(0..3);
+                    vec![cluster.leader_of(partition).unwrap_or(i)]
+                }
                 Fault::IsolateLeader => vec![cluster.leader_of(0).unwrap_or(i)],
                 Fault::IsolateMinority => (0..(n - 1) / 2).map(|k| (i + k) % n).collect(),
                 Fault::PowerLossAll => (0..n).collect(),
@@ -209,6 +229,10 @@ impl Nemesis {
             | Fault::IsolateController
             | Fault::IsolateLeader
             | Fault::IsolateMinority => cluster.isolate(i),
+            Fault::IsolateClientFromLeader => {
+                let answers_only = self.rng.random_bool(0.5);
+                cluster.isolate_client_from(i, answers_only);
+            }
             Fault::WriteEio => cluster.brokers[i].disk.set_faults(DiskFaults {
                 write_eio_probability: 0.2,
                 ..DiskFaults::default()
@@ -253,6 +277,7 @@ impl Nemesis {
             | Fault::IsolateMinority => {
                 madsim::net::NetSim::current().unclog_node(cluster.brokers[i].node)
             }
+            Fault::IsolateClientFromLeader => cluster.reconnect_client(i),
             Fault::WriteEio | Fault::DiskFull | Fault::ReadFlips | Fault::SlowDisk => {
                 cluster.brokers[i].disk.set_faults(DiskFaults::default())
             }

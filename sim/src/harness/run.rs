@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use strata_core::ErrorCode;
 use strata_node::client::admin::AdminError;
-use strata_node::client::{Admin, Connection, ConnectionConfig};
+use strata_node::client::{Admin, Connection, ConnectionConfig, Producer};
 
 use super::cluster::Cluster;
 use super::nemesis::{Fault, Nemesis, Swarm};
@@ -108,7 +108,7 @@ impl Outcome {
 /// Broker settings for simulated runs: small segments and indexes so rolls, index lookups and
 /// checkpoints happen often; in a cluster, short timeouts so failures are detected within the
 /// fault phase.
-fn settings(nodes: usize) -> Vec<String> {
+pub fn settings(nodes: usize) -> Vec<String> {
     let mut s = vec![
         "log.segment.bytes=8192",
         "log.index.interval.bytes=256",
@@ -172,11 +172,11 @@ pub async fn run(opts: Options) -> Outcome {
     if created.is_ok() {
         for p in 0..opts.producers {
             let pause = Duration::from_millis(20 + 10 * u64::from(p));
-            tasks.push(cluster.client.spawn(workload::run_producer(
-                w.clone(),
-                ProcessId(p),
-                pause,
-            )));
+            tasks.push(
+                cluster
+                    .client
+                    .spawn(workload::run_producer(w.clone(), p, pause)),
+            );
         }
         for c in 0..opts.consumers {
             tasks.push(
@@ -268,7 +268,7 @@ fn corrupt_first_batch(disk: &crate::disk::SimDisk, _partitions: i32) {
 
 /// Creates the workload topic through any broker (a cluster's are forwarded to the controller),
 /// retrying while the cluster forms.
-async fn create_topic(
+pub async fn create_topic(
     addrs: &[String],
     topic: &str,
     partitions: i32,
@@ -296,11 +296,12 @@ async fn create_topic(
     Err(last)
 }
 
-/// The liveness check: one acknowledged write (on every partition) within `budget`.
+/// The liveness check: one acknowledged write (on every partition) within `budget`, from a new
+/// idempotent producer.
 async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + budget;
     let p = ProcessId(9_999);
-    let mut producers = workload::Producers::new();
+    let producer = Producer::new(&w.addrs.join(","), workload::producer_config(true));
     for tp in w.partitions() {
         loop {
             if tokio::time::Instant::now() >= deadline {
@@ -309,7 +310,7 @@ async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
                 ));
             }
             let value = w.next_value();
-            if workload::send(w, p, &mut producers, &tp, value).await {
+            if workload::send(w, p, &producer, &tp, &[value]).await {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,24 +1,23 @@
-//! Workload clients on the client host. Each producer and consumer is one history process with
-//! at most one operation in flight; every operation is recorded as invoke + ok / fail / info
+//! Workload clients on the client host. Every operation is recorded as invoke + ok / fail / info
 //! (indefinite). Values are unique `u64`s, written as the 8-byte big-endian record value.
 //!
-//! Producers send one value per batch with `acks=-1` and no client retries: a retry without
-//! idempotence may write a value twice, which the duplicate checker would rightly report.
+//! Producers are Strata's own [`Producer`], idempotent (the default) with `acks=-1`: each has
+//! [`SLOTS`] history processes sending concurrently, so up to five batches of a partition are in
+//! flight, each batch one to three values. The producer retries (same producer id, epoch and
+//! sequence, also to a new leader) until its delivery timeout, so an acknowledgement after
+//! indefinite attempts is a definite ack at the returned offset, and the duplicate checker judges
+//! the broker's deduplication. `Failed` is recorded as fail, `Indefinite` as info.
 //!
-//! Requests go to each partition's leader, found with Metadata from any broker and forgotten on
-//! any error (a new leader, a dead connection), as real clients do.
-//! An operation that takes longer than [`OP_TIMEOUT`] is recorded as indefinite and its
-//! connection dropped (the client has no request timeout of its own).
+//! The consumer's requests go to each partition's leader, found with Metadata from any broker and
+//! forgotten on any error (a new leader, a dead connection), as real clients do. A poll that
+//! takes longer than [`OP_TIMEOUT`] is recorded as indefinite and its connection dropped.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use strata_core::batch::build_batch;
 use strata_core::types::{Instant, Offset};
-use strata_node::client::producer::{ErrorClass, classify};
 use strata_node::client::{
     Admin, Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer,
     ProducerConfig,
@@ -42,7 +41,7 @@ pub fn topic_names(n: usize) -> Vec<String> {
         })
         .collect()
 }
-/// Longest a workload operation may take before it is recorded as indefinite.
+/// Longest a poll may take before it is recorded as indefinite.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the workload tasks share.
@@ -175,77 +174,99 @@ impl Workload {
     }
 }
 
-fn producer_config() -> ProducerConfig {
+/// History processes per producer: sends in flight at once (the producer keeps them in order
+/// per partition, at most five per partition).
+pub const SLOTS: u32 = 5;
+
+/// The workload's producer settings: idempotent with `acks=-1` (the defaults), timeouts short
+/// enough for the fault phase.
+pub fn producer_config(idempotent: bool) -> ProducerConfig {
     ProducerConfig {
+        enable_idempotence: idempotent,
         acks: -1,
         timeout_ms: 3_000,
-        retries: 0,
+        request_timeout_ms: 4_000,
+        delivery_timeout_ms: 12_000,
+        retry_backoff_ms: 100,
         ..ProducerConfig::default()
     }
 }
 
-/// A producer per leader address.
-pub type Producers = BTreeMap<String, Producer>;
-
-/// Sends one value after another until stopped.
-pub async fn run_producer(w: Arc<Workload>, p: ProcessId, pause: Duration) {
-    let mut producers = Producers::new();
-    let tps = w.partitions();
-    while !w.stopped() {
-        let value = w.next_value();
-        let tp = &tps[(value % tps.len() as u64) as usize];
-        send(&w, p, &mut producers, tp, value).await;
-        tokio::time::sleep(pause).await;
+/// One producer with [`SLOTS`] processes (`base * 10 + slot`), sending until stopped.
+pub async fn run_producer(w: Arc<Workload>, base: u32, pause: Duration) {
+    let producer = Arc::new(Producer::new(&w.addrs.join(","), producer_config(true)));
+    let mut slots = Vec::new();
+    for slot in 0..SLOTS {
+        let (w, producer) = (w.clone(), producer.clone());
+        let p = ProcessId(base * 10 + slot);
+        slots.push(tokio::spawn(async move {
+            let tps = w.partitions();
+            while !w.stopped() {
+                let first = w.next_value();
+                let tp = &tps[(first % tps.len() as u64) as usize];
+                // One to three values per batch.
+                let mut values = vec![first];
+                for _ in 0..first % 3 {
+                    values.push(w.next_value());
+                }
+                send(&w, p, &producer, tp, &values).await;
+                tokio::time::sleep(pause).await;
+            }
+        }));
+    }
+    for s in slots {
+        s.await.expect("producer slot");
     }
 }
 
-/// Sends one value to the partition's leader and records the outcome. Returns whether it was
-/// acknowledged. With no known leader nothing is sent (and nothing recorded).
+/// Sends `values` as one batch to `tp` and records the outcome. Returns whether it was
+/// acknowledged.
 pub async fn send(
     w: &Workload,
     p: ProcessId,
-    producers: &mut Producers,
+    producer: &Producer,
     tp: &TopicPartition,
-    value: u64,
+    values: &[u64],
 ) -> bool {
-    let Some(addr) = w.leader(tp).await else {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        return false;
-    };
-    let producer = producers
-        .entry(addr.clone())
-        .or_insert_with(|| Producer::new(&addr, producer_config()));
+    matches!(
+        send_recorded(w, p, producer, tp, values).await,
+        ProduceOutcome::Ok { .. }
+    )
+}
+
+/// As [`send`], returning the producer's outcome.
+pub async fn send_recorded(
+    w: &Workload,
+    p: ProcessId,
+    producer: &Producer,
+    tp: &TopicPartition,
+    values: &[u64],
+) -> ProduceOutcome {
     w.invoke(
         p,
         Call::Send {
             tp: tp.clone(),
-            values: vec![Value(value)],
+            values: values.iter().map(|v| Value(*v)).collect(),
             acks: Acks::All,
         },
     );
-    let batch = Bytes::from(build_batch(
-        &[(&value.to_be_bytes(), None)],
-        strata_node::clock::now_ms(),
-    ));
-    let outcome = tokio::time::timeout(
-        OP_TIMEOUT,
-        producer.produce_batch(&tp.topic, tp.partition, batch),
-    )
-    .await;
-    match outcome {
-        Ok(ProduceOutcome::Ok { base_offset, .. }) => {
-            w.ok(p, Reply::Send(SendAck::new(Offset(base_offset))));
-            return true;
+    let bytes: Vec<[u8; 8]> = values.iter().map(|v| v.to_be_bytes()).collect();
+    let records: Vec<(&[u8], Option<&[u8]>)> = bytes.iter().map(|b| (&b[..], None)).collect();
+    let outcome = producer.send(&tp.topic, tp.partition, &records).await;
+    match &outcome {
+        ProduceOutcome::Ok { base_offset, .. } => {
+            // An idempotent acknowledgement after indefinite attempts is still a definite one:
+            // the broker wrote the batch once, at this offset.
+            let ack = SendAck {
+                base_offset: (*base_offset >= 0).then_some(Offset(*base_offset)),
+                leader_survived: false,
+            };
+            w.ok(p, Reply::Send(ack));
         }
-        Ok(ProduceOutcome::Failed(code)) if classify(code) != ErrorClass::RetriableIndefinite => {
-            w.fail(p, format!("error code {}", code.0));
-        }
-        Ok(other) => w.info(p, format!("{other:?}")),
-        Err(_) => w.info(p, "timed out".into()),
+        ProduceOutcome::Failed(code) => w.fail(p, format!("error code {}", code.0)),
+        ProduceOutcome::Indefinite(reason) => w.info(p, format!("{reason:?}")),
     }
-    producers.remove(&addr);
-    w.forget_leader(tp);
-    false
+    outcome
 }
 
 /// Reads every partition from the start with `assign`, polling until stopped.
