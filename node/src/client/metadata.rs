@@ -133,15 +133,20 @@ pub struct Router {
     state: Mutex<State>,
 }
 
-/// Default bound on a connect or Metadata request (Kafka's `request.timeout.ms`).
+/// Default bound on a Metadata request (Kafka's `request.timeout.ms`).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest bound on one connect (Kafka's `socket.connection.setup.timeout.max.ms` is 30 s, its
+/// first try 10 s): the router's lock is held meanwhile, so a black-holed broker must not stall
+/// every partition's lookup for a whole request timeout.
+pub const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to `addr` within `timeout`.
+/// Connects to `addr` within `timeout` (at most [`MAX_CONNECT_TIMEOUT`]).
 async fn connect(
     addr: &str,
     config: &ConnectionConfig,
     timeout: Duration,
 ) -> Result<Connection, RouterError> {
+    let timeout = timeout.min(MAX_CONNECT_TIMEOUT);
     match tokio::time::timeout(timeout, Connection::connect(addr, config.clone())).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(RouterError::Timeout(format!("connect to {addr}"))),

@@ -205,8 +205,8 @@ impl Sender {
             config.connection.clone(),
             config.connections_per_broker,
         )
-            .with_request_timeout(Duration::from_millis(config.request_timeout_ms))
-            .with_auto_create(true);
+        .with_request_timeout(Duration::from_millis(config.request_timeout_ms))
+        .with_auto_create(true);
         Sender {
             shared: Arc::new(Shared {
                 router,
@@ -426,6 +426,11 @@ async fn run_partition(
         tokio::select! {
             biased;
             Some(a) = answers.recv() => {
+                tracing::debug!(
+                    topic, partition, broker = a.broker, batch = a.order.batch.0,
+                    attempt = a.order.attempt, stamp = ?a.order.stamp, result = ?a.result,
+                    "produce attempt ended"
+                );
                 shared.record(&topic, partition, &a.order, a.broker, &a.result);
                 if leader_may_have_moved(&a.result) {
                     shared.router.invalidate().await;

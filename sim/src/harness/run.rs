@@ -95,6 +95,8 @@ pub struct Outcome {
     /// Simulated seconds the run took.
     pub sim_secs: f64,
     pub acknowledged: usize,
+    /// Retries the workload's producers made inside their sends.
+    pub producer_retries: u64,
     /// What the harness saw of the nodes (clusters: leadership claims and replica copies).
     pub observations: Observations,
 }
@@ -232,6 +234,7 @@ pub async fn run(opts: Options) -> Outcome {
     sampling.store(true, Ordering::Relaxed);
     observations.leader_claims = sampler.await.expect("leader sampler");
 
+    let producer_retries = w.producer_retries.load(Ordering::Relaxed);
     let w = Arc::into_inner(w).expect("every workload task has finished");
     let history = w.history.into_inner().expect("history lock poisoned");
     let report = check_all_with(&history, &observations);
@@ -251,6 +254,7 @@ pub async fn run(opts: Options) -> Outcome {
         faults: nemesis.log,
         sim_secs: start.elapsed().as_secs_f64(),
         acknowledged,
+        producer_retries,
         observations,
     }
 }

@@ -8,8 +8,21 @@ use madsim::runtime::Runtime;
 
 use super::run::{Options, run};
 
+/// With `STRATA_SIM_LOG=<filter>` (e.g. `debug`, `strata_node::client=debug`), the nodes' and
+/// clients' tracing goes to stderr: for replaying one seed.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("STRATA_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    }
+}
+
 /// Seeds to run: `MADSIM_TEST_SEED=s` alone, else `0..$count_var` (default `default_count`).
 pub fn seeds(count_var: &str, default_count: u64) -> Vec<u64> {
+    init_logging();
     if let Some(seed) = std::env::var("MADSIM_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -27,11 +40,34 @@ pub fn seeds(count_var: &str, default_count: u64) -> Vec<u64> {
 pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64> {
     let wall = Instant::now();
     let (mut sim_secs, mut acked, mut failures) = (0.0, 0, Vec::new());
+    let (mut retries, mut indefinite, mut client_cuts) = (0u64, 0usize, 0usize);
     for &seed in seeds {
         let opts = options(seed);
-        let out = run_on_fresh_thread(seed, opts.clone());
+        let out = match try_run_on_fresh_thread(seed, opts.clone()) {
+            Ok(out) => out,
+            // A node's assertion (or the harness's) fired: the panic message is above.
+            Err(panic) => {
+                eprintln!(
+                    "seed {seed} PANICKED ({} node(s), swarm {:?}): {panic}\nreplay: MADSIM_TEST_SEED={seed} cargo sim --release --test {test} -- --nocapture",
+                    opts.nodes, opts.swarm
+                );
+                failures.push(seed);
+                continue;
+            }
+        };
         sim_secs += out.sim_secs;
         acked += out.acknowledged;
+        retries += out.producer_retries;
+        client_cuts += out
+            .faults
+            .iter()
+            .filter(|(_, f, _)| *f == super::nemesis::Fault::IsolateClientFromLeader)
+            .count();
+        indefinite += out
+            .history
+            .operations()
+            .filter(|o| o.outcome() == crate::history::OpKind::Info)
+            .count();
         if !out.ok() {
             eprintln!(
                 "seed {seed} FAILED ({} node(s), swarm {:?})\nliveness: {:?}\nfaults: {:?}\n{}\nreplay: MADSIM_TEST_SEED={seed} cargo sim --release --test {test} -- --nocapture",
@@ -46,7 +82,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     }
     let secs = wall.elapsed().as_secs_f64();
     println!(
-        "{test}: {} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes",
+        "{test}: {} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {indefinite} indefinite operations, {client_cuts} client-leader cuts",
         seeds.len(),
         seeds.len() as f64 * 60.0 / secs,
         sim_secs / secs
@@ -58,10 +94,24 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
 /// only takes on a thread that has not hashed yet, so a seed replays the same whether it runs
 /// alone or after others.
 pub fn run_on_fresh_thread(seed: u64, opts: Options) -> super::run::Outcome {
+    match try_run_on_fresh_thread(seed, opts) {
+        Ok(out) => out,
+        Err(panic) => panic!("seed {seed}: the simulation panicked: {panic}"),
+    }
+}
+
+/// As [`run_on_fresh_thread`], returning the panic message if the run panicked (a node's
+/// assertion, or the harness's), so a sweep can name the seed and go on.
+pub fn try_run_on_fresh_thread(seed: u64, opts: Options) -> Result<super::run::Outcome, String> {
     #[allow(clippy::disallowed_methods)]
     std::thread::spawn(move || {
         Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(run(opts))
     })
     .join()
-    .expect("simulation thread")
+    .map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without message".to_string())
+    })
 }

@@ -61,6 +61,9 @@ pub struct Workload {
     leaders: Mutex<BTreeMap<TopicPartition, String>>,
     /// Rotates the broker asked for metadata.
     lookups: AtomicU64,
+    /// Retries the producers made (summed when each producer stops): evidence that faults hit
+    /// sends whose outcomes the retries then hid.
+    pub producer_retries: AtomicU64,
 }
 
 impl Workload {
@@ -75,6 +78,7 @@ impl Workload {
             topics,
             leaders: Mutex::new(BTreeMap::new()),
             lookups: AtomicU64::new(0),
+            producer_retries: AtomicU64::new(0),
         })
     }
 
@@ -217,6 +221,8 @@ pub async fn run_producer(w: Arc<Workload>, base: u32, pause: Duration) {
     for s in slots {
         s.await.expect("producer slot");
     }
+    w.producer_retries
+        .fetch_add(producer.stats().retries, Ordering::Relaxed);
 }
 
 /// Sends `values` as one batch to `tp` and records the outcome. Returns whether it was
