@@ -380,6 +380,14 @@ impl Partition {
                 if s.failed {
                     return WaitOutcome::Failed;
                 }
+                // The epoch first: once it ended, the high watermark is another leader's
+                // (a follower takes its leader's), which may pass `offset` although this
+                // replica's batch there was truncated and replaced (sim cluster seed 1092: two
+                // sends acknowledged at one offset, one of them lost). The watch coalesces
+                // updates, so both can change between two looks.
+                if s.leader_epoch != leader_epoch {
+                    return WaitOutcome::NotLeader;
+                }
                 let mark = if all_replicas {
                     s.high_watermark
                 } else {
@@ -387,9 +395,6 @@ impl Partition {
                 };
                 if mark > offset {
                     return WaitOutcome::Reached;
-                }
-                if s.leader_epoch != leader_epoch {
-                    return WaitOutcome::NotLeader;
                 }
                 if rx.changed().await.is_err() {
                     return WaitOutcome::Failed;
