@@ -15,6 +15,7 @@ use strata_node::{Config, Server};
 
 #[madsim::test]
 async fn single_node_produce_and_fetch() {
+    strata_sim::harness::sweep::init_logging();
     let handle = Handle::current();
     let storage = MemStorage::new();
     handle

@@ -219,19 +219,20 @@ impl Router {
         topics: Option<&[&str]>,
     ) -> Result<MetadataResponse, RouterError> {
         let conn = self.any_connection_locked(st).await?;
-        let resp =
-            match tokio::time::timeout(self.request_timeout, Admin::new(&conn).metadata(topics))
-                .await
-            {
-                Ok(resp) => resp?,
-                Err(_) => {
-                    conn.close("Metadata request timed out");
-                    return Err(RouterError::Timeout(format!(
-                        "Metadata from {}",
-                        conn.addr()
-                    )));
-                }
-            };
+        // Only named topics are created, never "every topic".
+        let create = self.auto_create && topics.is_some_and(|t| !t.is_empty());
+        let admin = Admin::new(&conn);
+        let lookup = admin.metadata_creating(topics, create);
+        let resp = match tokio::time::timeout(self.request_timeout, lookup).await {
+            Ok(resp) => resp?,
+            Err(_) => {
+                conn.close("Metadata request timed out");
+                return Err(RouterError::Timeout(format!(
+                    "Metadata from {}",
+                    conn.addr()
+                )));
+            }
+        };
         st.view.apply(&resp);
         st.stale = false;
         Ok(resp)

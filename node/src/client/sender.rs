@@ -468,12 +468,18 @@ async fn send_ready(
     .await;
     let (leader, conn) = match route {
         Ok(Ok(found)) => found,
-        Ok(Err(RouterError::NoLeader { code, .. })) => {
+        Ok(Err(e)) => {
+            tracing::debug!(topic, partition, error = %e, "no leader to send to");
+            let code = match e {
+                RouterError::NoLeader { code, .. } => code,
+                _ => ErrorCode::LEADER_NOT_AVAILABLE,
+            };
             shared.router.invalidate().await;
             seq.on_route_failed(shared.now(), code);
             return;
         }
-        Ok(Err(_)) | Err(_) => {
+        Err(_) => {
+            tracing::debug!(topic, partition, "leader lookup timed out");
             shared.router.invalidate().await;
             seq.on_route_failed(shared.now(), ErrorCode::LEADER_NOT_AVAILABLE);
             return;
