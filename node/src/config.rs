@@ -188,6 +188,15 @@ pub const SETTINGS: &[Setting] = &[
         kind: Kind::Choice(&["delete"]),
     },
     Setting {
+        name: "producer.id.expiration.ms",
+        default: "86400000",
+        doc: "An idempotent producer idle this long is forgotten by each partition (checked in the retention pass).",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
         name: "log.retention.check.interval.ms",
         default: "300000",
         doc: "Period of the retention pass.",

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use strata_core::batch::TimestampType;
 use strata_core::log::LogConfig;
+use strata_core::log::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
 use thiserror::Error;
 
 use crate::config::{Config, I32, Kind, check_value};
@@ -197,6 +198,11 @@ pub fn log_config(overrides: &BTreeMap<String, String>, broker: &Config) -> LogC
             "LogAppendTime" => TimestampType::LogAppendTime,
             _ => TimestampType::CreateTime,
         },
+        // A broker setting in Kafka, not a topic one.
+        producer_id_expiration_ms: broker
+            .value("producer.id.expiration.ms")
+            .parse()
+            .unwrap_or(DEFAULT_PRODUCER_ID_EXPIRATION_MS),
     }
 }
 

@@ -11,6 +11,8 @@
 //! recovery-point                   text: "0\n<recovery point>\n<indexes durable below>\n"
 //! leader-epoch-checkpoint          text: "0\n<count>\n<epoch> <start offset>\n..." (see
 //!                                  leader_epoch_cache)
+//! 00000000000000052341.snapshot    idempotent-producer state below offset 52341 (see
+//!                                  producer_state for the format, producer_snapshots for when)
 //! ```
 //!
 //! ## Invariants
@@ -26,6 +28,10 @@
 //!   start exactly at it); truncation removes entries at or above the new log end, retention
 //!   moves the first entry up to the new log start. Epochs in the log never go backwards: an
 //!   append with an older epoch is refused ([`LogError::StaleLeaderEpoch`]).
+//! - The idempotent-producer state ([`producer_state`]) reflects exactly the batches below the
+//!   log end offset (`map_end_offset == log_end_offset` whenever the log has not failed): a
+//!   leader checks a producer's batches against it before writing and commits them after; a
+//!   follower applies what it replicates; a truncation rebuilds it from a snapshot and the log.
 //!
 //! ## Recovery (at open)
 //! Segments that may hold bytes written after the last `recovery-point` checkpoint, and any
@@ -40,6 +46,10 @@
 //! batches above the recovery point that it lacks are assigned from their headers; a missing or
 //! malformed checkpoint is rebuilt from every batch header; entries at or above the log end and
 //! below the log start are cut (see `PartitionLog::recover_leader_epochs`).
+//!
+//! Last, the producer state is loaded from the newest sound snapshot at or below the log end and
+//! the batches after it are replayed; snapshots above the log end are deleted first (see
+//! `producer_snapshots`).
 
 use std::io;
 use std::path::PathBuf;
@@ -56,6 +66,7 @@ use crate::types::{LeaderEpoch, Offset};
 mod index;
 pub mod leader_epoch_cache;
 mod partition_log;
+mod producer_snapshots;
 pub mod producer_state;
 mod recovery;
 #[cfg(test)]
@@ -65,6 +76,8 @@ mod segment;
 mod tests;
 #[cfg(test)]
 mod tests_epochs;
+#[cfg(test)]
+mod tests_producers;
 
 pub use leader_epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
 pub use partition_log::PartitionLog;
@@ -88,6 +101,9 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `producer.id.expiration.ms` (a broker setting in Kafka): an idempotent producer idle this
+    /// long is forgotten by the partition.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -101,6 +117,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
+            producer_id_expiration_ms: producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -144,6 +161,9 @@ pub enum LogError {
         epoch: LeaderEpoch,
         latest: LeaderEpoch,
     },
+    /// A producer's batch broke the idempotence rules (KIP-98): out of order, fenced epoch.
+    #[error("{0}")]
+    Producer(#[from] producer_state::ProducerStateError),
 }
 
 /// Wraps an IO error with the operation and file it happened on.
@@ -169,6 +189,7 @@ impl LogError {
             // no error code of their own either.
             LogError::OffsetMismatch { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
             LogError::StaleLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
+            LogError::Producer(e) => e.error_code(),
         }
     }
 }
@@ -184,8 +205,11 @@ pub struct AppendInfo {
     pub log_append_time_ms: i64,
     /// Log start offset after the append (Produce response field).
     pub log_start_offset: Offset,
-    /// Bytes written.
+    /// Bytes written (0 for a duplicate).
     pub bytes: usize,
+    /// The batches retried an idempotent producer's batch already in the log: nothing was
+    /// written, and the offsets are the original batch's.
+    pub duplicate: bool,
 }
 
 /// Result of a read: whole, CRC-checked batches.

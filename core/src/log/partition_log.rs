@@ -13,6 +13,7 @@ use crate::storage::Storage;
 use crate::types::{LeaderEpoch, Offset};
 
 use super::leader_epoch_cache::{self, EpochEndOffset, EpochEntry, LeaderEpochCache};
+use super::producer_state::{AppendCheck, ProducerStateManager, Truncation};
 use super::segment::{Segment, index_path, log_path, time_index_path};
 use super::{
     AppendInfo, FlushPlan, LogConfig, LogError, ReadResult, RetentionReport, TimestampOffset,
@@ -49,6 +50,8 @@ pub struct PartitionLog {
     pub(super) scratch: Vec<u8>,
     /// Which leader epoch wrote which offsets (KIP-101), persisted in `leader-epoch-checkpoint`.
     pub(super) epochs: LeaderEpochCache,
+    /// The idempotent producers' state (KIP-98) over every batch below the log end offset.
+    pub(super) producers: ProducerStateManager,
 }
 
 impl PartitionLog {
@@ -86,6 +89,11 @@ impl PartitionLog {
     /// Number of segments (for tests and metrics).
     pub fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+
+    /// The idempotent producers' state (for tests, metrics and DescribeProducers).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
     }
 
     pub(super) fn active(&self) -> &Segment {
@@ -138,6 +146,13 @@ impl PartitionLog {
                 self.log_end_offset()
             );
         }
+        if !self.failed {
+            assert_eq!(
+                self.producers.map_end_offset(),
+                self.log_end_offset(),
+                "the producer state covers exactly the log"
+            );
+        }
     }
 
     /// Validates a producer's record set, assigns offsets from the log end offset, stamps
@@ -160,10 +175,26 @@ impl PartitionLog {
                 latest,
             });
         }
-        let record_count: i64 = headers
-            .iter()
-            .map(|h| i64::from(h.last_offset_delta) + 1)
-            .sum();
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        // Idempotence (KIP-98): checked before anything is written, committed after.
+        let staged = match self.producers.check_leader_batches(&headers)? {
+            AppendCheck::New(staged) => staged,
+            AppendCheck::Duplicate(original) => {
+                return Ok(AppendInfo {
+                    first_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: if log_append_time {
+                        original.timestamp_ms
+                    } else {
+                        -1
+                    },
+                    log_start_offset: self.log_start_offset,
+                    bytes: 0,
+                    duplicate: true,
+                });
+            }
+        };
+        let record_count = staged.offset_count();
         self.maybe_roll(records.len() as u64, record_count, now_ms)?;
         // The epoch's first offset is durable in the checkpoint before any of its data is
         // written (a no-op for every append of an epoch but the first).
@@ -176,7 +207,6 @@ impl PartitionLog {
                 None
             };
 
-        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         let first_offset = self.log_end_offset();
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
@@ -200,12 +230,17 @@ impl PartitionLog {
             next,
             "append advanced the log end offset by the record count"
         );
+        let log_append_time_ms = if log_append_time { now_ms } else { -1 };
+        let last_offset = Offset(next.0 - 1);
+        self.producers
+            .commit(staged, first_offset, last_offset, log_append_time_ms);
         Ok(AppendInfo {
             first_offset,
-            last_offset: Offset(next.0 - 1),
-            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            last_offset,
+            log_append_time_ms,
             log_start_offset: self.log_start_offset,
             bytes: records.len(),
+            duplicate: false,
         })
     }
 
@@ -275,12 +310,18 @@ impl PartitionLog {
             next,
             "a replicated append ends where its last batch ends"
         );
+        // No checks: the leader made them. The same bookkeeping, so a follower that becomes
+        // leader deduplicates as its leader did.
+        for h in &headers {
+            self.producers.apply_replicated(h);
+        }
         Ok(AppendInfo {
             first_offset,
             last_offset: Offset(next.0 - 1),
             log_append_time_ms: -1,
             log_start_offset: self.log_start_offset,
             bytes: batches.len(),
+            duplicate: false,
         })
     }
 
@@ -356,8 +397,13 @@ impl PartitionLog {
         let mut pos = 0usize;
         for item in batch::BatchIter::new(stamped) {
             let (_, h) = item.expect("batches were validated before stamping");
-            seg.on_batch(start + pos as u64, &h, Some(interval), Some(now_ms))
-                .map_err(io_err("index", &index_path(&dir, base)))?;
+            if let Err(e) = seg.on_batch(start + pos as u64, &h, Some(interval), Some(now_ms)) {
+                // All or nothing, as for the data: the batches indexed so far go too.
+                if seg.truncate(start, next).is_err() {
+                    self.failed = true;
+                }
+                return Err(io_err("index", &index_path(&dir, base))(e));
+            }
             pos += h.total_size();
         }
         assert_eq!(pos, stamped.len(), "every stamped byte belongs to a batch");
@@ -393,6 +439,9 @@ impl PartitionLog {
         if self.active().base_offset == base {
             return Ok(()); // already empty
         }
+        // Kafka's roll: the producer state at the new segment's base, so that recovery and a
+        // truncation replay at most one segment.
+        self.write_producer_snapshot();
         let dir = self.dir.clone();
         self.active_mut()
             .seal()
@@ -618,9 +667,15 @@ impl PartitionLog {
             self.dir_generation += 1;
             report.log_start_offset = self.log_start_offset;
             self.assert_invariants();
+            self.producers.on_log_start_moved(self.log_start_offset);
+            self.delete_producer_snapshots_below(self.log_start_offset);
             // Epochs whose data is gone go too; the one covering the new start now starts there.
             // If this write fails the old entries stay: harmless, and recovery redoes it.
             self.epochs.truncate_from_start(self.log_start_offset)?;
+        }
+        let expired = self.producers.remove_expired(now_ms);
+        if expired > 0 {
+            tracing::info!(dir = %self.dir.display(), expired, "idle producers expired (producer.id.expiration.ms)");
         }
         self.assert_invariants();
         Ok(report)
@@ -649,6 +704,9 @@ impl PartitionLog {
             return Ok(());
         }
         let offset = offset.max(self.log_start_offset);
+        // Snapshots of the state past the cut go first, durably: data appended after the
+        // truncation must never be read with a snapshot of the batches it replaced.
+        self.delete_producer_snapshots_above(offset)?;
         // Drop whole segments that start at or after the cut, keeping at least the first.
         let doomed: Vec<Offset> = self
             .segments
@@ -685,6 +743,14 @@ impl PartitionLog {
             self.failed = true;
             return Err(e);
         }
+        if self.producers.truncate_to(self.log_end_offset()) == Truncation::RebuildNeeded {
+            // Truncation removed batches the state holds: a snapshot at or below the new end,
+            // then the log after it. If the log cannot be read, the state is unknown: fail.
+            if let Err(e) = self.rebuild_producer_state(i64::MIN) {
+                self.failed = true;
+                return Err(e);
+            }
+        }
         self.assert_invariants();
         Ok(())
     }
@@ -699,10 +765,12 @@ impl PartitionLog {
     /// Persists `flushed_offset` as the recovery point (see the module docs). Call it on clean
     /// shutdown after the last flush, and periodically. Writes a temporary file, syncs it, renames
     /// it over the old one and syncs the directory, so a crash leaves the old or the new value.
+    /// Also snapshots the producer state at the log end, so a restart replays nothing.
     pub fn checkpoint_recovery_point(&mut self) -> Result<(), LogError> {
         self.check_not_failed()?;
         super::recovery::write_recovery_point(&*self.storage, &self.dir, self.checkpoint())?;
         self.checkpointed = self.flushed_offset;
+        self.checkpoint_producer_state();
         Ok(())
     }
 

@@ -10,7 +10,8 @@ use crate::storage::{Storage, read_vec};
 use crate::types::Offset;
 
 use super::leader_epoch_cache::{self, CheckpointState, EpochEntry, LeaderEpochCache};
-use super::segment::{Segment, Step, index_path, log_path, parse_log_name, time_index_path};
+use super::producer_state::ProducerStateManager;
+use super::segment::{Segment, index_path, log_path, parse_log_name, time_index_path};
 use super::{CorruptBatch, LogConfig, LogError, PartitionLog, RecoveryReport, io_err};
 
 const RECOVERY_POINT: &str = "recovery-point";
@@ -85,7 +86,8 @@ impl PartitionLog {
         config: LogConfig,
         now_ms: i64,
     ) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        let _ = now_ms; // segment ages come from batch timestamps after a restart, as in Kafka
+        // Segment ages come from batch timestamps after a restart, as in Kafka; `now_ms` only
+        // expires producers found in a snapshot.
         storage
             .create_dir_all(&dir)
             .map_err(io_err("create log dir", &dir))?;
@@ -244,6 +246,7 @@ impl PartitionLog {
         let (epochs, epochs_state) = LeaderEpochCache::load(storage.clone(), dir.clone())?;
         let mut log = PartitionLog {
             epochs,
+            producers: ProducerStateManager::new(config.producer_id_expiration_ms),
             storage,
             dir,
             config,
@@ -259,6 +262,7 @@ impl PartitionLog {
             scratch: Vec::new(),
         };
         log.recover_leader_epochs(epochs_state, recovery_point)?;
+        log.load_producer_state(now_ms)?;
         log.assert_invariants();
         Ok((log, report))
     }
@@ -293,29 +297,19 @@ impl PartitionLog {
             .map_or(self.log_start_offset, |(b, _)| *b);
         for seg in self.segments.range(first..).map(|(_, s)| s) {
             let path = log_path(&self.dir, seg.base_offset);
-            let (mut pos, mut expected) = (0u64, seg.base_offset);
-            loop {
-                match seg
-                    .step(pos, expected)
-                    .map_err(io_err("read leader epochs", &path))?
-                {
-                    Step::End | Step::Broken(_) => break,
-                    Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
-                    Step::Batch(h) => {
-                        let epoch = h.partition_leader_epoch;
-                        if epoch.0 >= 0 && entries.last().is_none_or(|l| epoch > l.epoch) {
-                            leader_epoch_cache::assign_entry(
-                                &mut entries,
-                                EpochEntry {
-                                    epoch,
-                                    start_offset: h.base_offset,
-                                },
-                            );
-                        }
-                        (pos, expected) = (pos + h.total_size() as u64, h.next_offset());
-                    }
+            seg.walk_headers(0, seg.base_offset, |h| {
+                let epoch = h.partition_leader_epoch;
+                if epoch.0 >= 0 && entries.last().is_none_or(|l| epoch > l.epoch) {
+                    leader_epoch_cache::assign_entry(
+                        &mut entries,
+                        EpochEntry {
+                            epoch,
+                            start_offset: h.base_offset,
+                        },
+                    );
                 }
-            }
+            })
+            .map_err(io_err("read leader epochs", &path))?;
         }
         leader_epoch_cache::truncate_from_end(&mut entries, self.log_end_offset());
         leader_epoch_cache::truncate_from_start(&mut entries, self.log_start_offset);

@@ -366,24 +366,39 @@ impl Segment {
         // What the cut removed may have held the segment's newest timestamp and its last batch:
         // recompute both from what remains (truncation is rare; this walks headers only), so a
         // segment sealed again gets the right final `.timeindex` entry.
-        self.max_timestamp = -1;
-        self.last_batch_offset = None;
-        let (mut pos, mut expected) = (0u64, self.base_offset);
-        loop {
-            match self.step(pos, expected)? {
-                Step::End | Step::Broken(_) => break,
-                Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
-                Step::Batch(h) => {
-                    self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
-                    self.last_batch_offset = Some(h.base_offset);
-                    (pos, expected) = (pos + h.total_size() as u64, h.next_offset());
-                }
-            }
-        }
+        let (mut max_timestamp, mut last_batch_offset) = (-1, None);
+        self.walk_headers(0, self.base_offset, |h| {
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            last_batch_offset = Some(h.base_offset);
+        })?;
+        self.max_timestamp = max_timestamp;
+        self.last_batch_offset = last_batch_offset;
         if self.size == 0 {
             self.first_batch_time_ms = None;
         }
         Ok(())
+    }
+
+    /// Calls `f` on every batch header from `position` (where a batch starting at `expected`
+    /// should be) to the end of the segment, stepping over corrupt spans recovery kept and
+    /// stopping at the first break in the chain.
+    pub fn walk_headers(
+        &self,
+        position: u64,
+        expected: Offset,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> io::Result<()> {
+        let (mut pos, mut expected) = (position, expected);
+        loop {
+            match self.step(pos, expected)? {
+                Step::End | Step::Broken(_) => return Ok(()),
+                Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
+                Step::Batch(h) => {
+                    f(&h);
+                    (pos, expected) = (pos + h.total_size() as u64, h.next_offset());
+                }
+            }
+        }
     }
 
     /// What is at `position`, where the dense chain expects a batch starting at `expected`.
@@ -407,7 +422,7 @@ impl Segment {
     /// Where to start walking towards `offset`: the `.index` entry at or below it, if the batch
     /// there really starts at the offset the entry names (an index is derived data and may lie
     /// after disk damage), else the segment's start.
-    fn walk_start(&self, offset: Offset) -> io::Result<(u64, Offset)> {
+    pub(super) fn walk_start(&self, offset: Offset) -> io::Result<(u64, Offset)> {
         if let Some(e) = self.offset_index.floor(offset.0 - self.base_offset.0)? {
             let named = Offset(self.base_offset.0 + i64::from(e.relative_offset));
             if let Step::Batch(_) = self.step(u64::from(e.position), named)? {
