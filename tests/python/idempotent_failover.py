@@ -40,6 +40,7 @@ was read against what was acknowledged are done by the Rust test.
 """
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -168,6 +169,9 @@ class Confluent:
             "error_cb": on_error,
             "stats_cb": on_stats,
         }
+        if os.environ.get("STRATA_TEST_RDKAFKA_DEBUG"):
+            # e.g. `eos,msg,protocol`: librdkafka's own account of the failover, on stderr.
+            config["debug"] = os.environ["STRATA_TEST_RDKAFKA_DEBUG"]
         self.p = Producer(config)
 
     def send(self, topic, v, partition):
@@ -221,6 +225,8 @@ class RetryLog(logging.Handler):
 
     def emit(self, record):
         key = f"{record.levelname} {record.name}: {record.msg}"
+        if "retrying" in str(record.msg) and isinstance(record.args, tuple) and len(record.args) > 3:
+            key += f" [{record.args[3]}]"  # the error class the batch is retried for
         self.counts[key] = self.counts.get(key, 0) + 1
 
 

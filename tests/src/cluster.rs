@@ -128,6 +128,18 @@ impl StrataCluster {
         self.nodes[i].kill9();
     }
 
+    /// `SIGSTOP` node `id`: the process keeps its sockets and state but does nothing (no
+    /// fetches, no heartbeats, no responses) until [`StrataCluster::resume`]. Peers see a node
+    /// that is alive but silent, unlike after [`StrataCluster::kill9`].
+    pub fn pause(&mut self, id: i32) {
+        signal_node(&self.nodes[index(id, self.nodes.len())], id, libc::SIGSTOP);
+    }
+
+    /// `SIGCONT` node `id` after [`StrataCluster::pause`].
+    pub fn resume(&mut self, id: i32) {
+        signal_node(&self.nodes[index(id, self.nodes.len())], id, libc::SIGCONT);
+    }
+
     /// Starts node `id` again on its data directory and ports, and waits until its Kafka port
     /// accepts connections. Call [`StrataCluster::wait_ready`] to wait until it is registered
     /// again.
@@ -272,6 +284,19 @@ fn free_ports(n: usize) -> Vec<MemberPorts> {
             controller: c[1],
         })
         .collect()
+}
+
+/// Sends `sig` to node `id`'s process, which must be running.
+#[allow(unsafe_code)]
+fn signal_node(node: &StrataNode, id: i32, sig: libc::c_int) {
+    let pid = node
+        .pid()
+        .unwrap_or_else(|| panic!("node {id} is not running"));
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: `kill(2)` takes plain integers and touches no memory of ours. The pid is a child
+    // the node still holds (not reaped), so it cannot have been reused.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) for node {id} failed");
 }
 
 fn index(id: i32, n: usize) -> usize {
