@@ -47,6 +47,8 @@ impl ErrorCode {
     pub const BROKER_NOT_AVAILABLE: ErrorCode = ErrorCode(8);
     pub const REPLICA_NOT_AVAILABLE: ErrorCode = ErrorCode(9);
     pub const INVALID_RECORD: ErrorCode = ErrorCode(87);
+    pub const COORDINATOR_LOAD_IN_PROGRESS: ErrorCode = ErrorCode(14);
+    pub const INVALID_TRANSACTION_TIMEOUT: ErrorCode = ErrorCode(50);
 
     pub fn is_ok(self) -> bool {
         self == ErrorCode::NONE

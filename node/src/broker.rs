@@ -7,9 +7,13 @@
 //!   the same name is created, so old data never reappears.
 //! - `topics` is only held for short synchronous sections, never across an `.await`.
 //! - Admin operations are serialised by `admin` so the metadata file and the map agree.
+//! - Single node: `producer_id_block_end` is what the metadata file says (it changes only under
+//!   `admin`, after the file says so), so every save keeps the reservations (see
+//!   [`crate::producer_ids`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -25,6 +29,7 @@ use crate::metadata_store::{
     MetadataError, MetadataStore, StoredMetadata, StoredTopic, new_cluster_id,
 };
 use crate::partition::{Partition, Signals};
+use crate::producer_ids::{Block, BlockError, ProducerIds};
 use crate::replication::ClusterState;
 use crate::replication::role::Role;
 use crate::topic_config::{TopicError, fsync_before_ack, log_config, validate_topic_name};
@@ -62,6 +67,8 @@ pub enum BrokerError {
     NotController,
     #[error("topic `{0}` is being created")]
     Creating(String),
+    #[error("no producer id block: {0}")]
+    ProducerIds(BlockError),
 }
 
 impl BrokerError {
@@ -78,6 +85,8 @@ impl BrokerError {
             BrokerError::Log(e) => e.error_code(),
             BrokerError::NotController => ErrorCode::NOT_CONTROLLER,
             BrokerError::Creating(_) => ErrorCode::LEADER_NOT_AVAILABLE,
+            // Kafka: "Exhausted all producerIds".
+            BrokerError::ProducerIds(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
         }
     }
 }
@@ -105,6 +114,11 @@ pub struct Broker {
     origin: tokio::time::Instant,
     /// Membership, metadata image and controller link; `None` on a single-node cluster.
     cluster: Option<Arc<ClusterState>>,
+    /// Hands out producer ids (InitProducerId).
+    pub producer_ids: Arc<ProducerIds>,
+    /// Single node: the end of the last producer id block reserved in the metadata file (the
+    /// next block starts here). Changed only under `admin`, after the file is saved.
+    producer_id_block_end: AtomicI64,
 }
 
 impl Broker {
@@ -125,6 +139,7 @@ impl Broker {
                 let seed = clock::now_nanos() ^ ((config.node_id as u128) << 64);
                 let m = StoredMetadata {
                     cluster_id: new_cluster_id(seed),
+                    producer_id_block_end: 0,
                     topics: BTreeMap::new(),
                 };
                 store.save(&m)?;
@@ -145,6 +160,8 @@ impl Broker {
             append_signal: Arc::new(append_signal),
             origin: tokio::time::Instant::now(),
             cluster: None,
+            producer_ids: ProducerIds::new(),
+            producer_id_block_end: AtomicI64::new(meta.producer_id_block_end),
         };
         let mut topics = BTreeMap::new();
         for (name, t) in &meta.topics {
@@ -192,6 +209,9 @@ impl Broker {
             append_signal: Arc::new(append_signal),
             origin: tokio::time::Instant::now(),
             cluster: Some(cluster),
+            producer_ids: ProducerIds::new(),
+            // Unused: a cluster's blocks come from the controller.
+            producer_id_block_end: AtomicI64::new(0),
         }))
     }
 
@@ -376,6 +396,7 @@ impl Broker {
     fn stored(&self) -> StoredMetadata {
         StoredMetadata {
             cluster_id: self.cluster_id.clone(),
+            producer_id_block_end: self.producer_id_block_end.load(Ordering::SeqCst),
             topics: self
                 .topics()
                 .into_iter()
@@ -390,6 +411,27 @@ impl Broker {
                 })
                 .collect(),
         }
+    }
+
+    /// Single node: reserves the next `count` producer ids, `[end, end + count)` where `end` is
+    /// the stored end of the last block, by saving the new end in the metadata file. Returns
+    /// only after the save (fsync, rename, directory fsync) succeeded: no id of a block is handed
+    /// out before a restart would skip it.
+    pub fn reserve_producer_id_block(&self, count: i32) -> Result<Block, BrokerError> {
+        let _admin = self.admin_lock();
+        let first = self.producer_id_block_end.load(Ordering::SeqCst);
+        let block = Block::new(first, count).map_err(BrokerError::ProducerIds)?;
+        let mut meta = self.stored();
+        meta.producer_id_block_end = block.end();
+        self.save(&meta)?;
+        self.producer_id_block_end
+            .store(block.end(), Ordering::SeqCst);
+        tracing::debug!(
+            first = block.first(),
+            end = block.end(),
+            "reserved producer ids"
+        );
+        Ok(block)
     }
 
     /// Refuses to grow the broker past `max.partitions` partitions in all (KIP-578's name): every

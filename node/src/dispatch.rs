@@ -8,10 +8,15 @@
 //! - The ApiVersions response header is always v0 (no tagged fields), whatever the version.
 //! - A body that does not decode closes the connection.
 //!
+//! The protocol surface is [`SUPPORTED`]: data (Produce, Fetch, ListOffsets, Metadata,
+//! OffsetForLeaderEpoch), idempotent producers (InitProducerId; transactional ids are refused,
+//! see [`handlers::init_producer_id`]), admin (CreateTopics, DeleteTopics, CreatePartitions,
+//! DescribeConfigs, ElectLeaders, DescribeCluster) and ApiVersions.
+//!
 //! Handlers split into a synchronous part, run in request order (appends happen here, so the
 //! order of a connection's produce requests is the order of its appends), and an optional
-//! asynchronous part (waiting for fsync, long polls) whose result the connection writes back in
-//! request order.
+//! asynchronous part (waiting for fsync, long polls, the controller, a producer id block) whose
+//! result the connection writes back in request order.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,6 +51,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeCluster, 0, 1),
+    // v3+ carry KIP-360's producer id and epoch; v4 and v5 only allow new error codes
+    // (PRODUCER_FENCED, TRANSACTION_ABORTABLE) that only a transaction coordinator sends. v6
+    // (KIP-939 two-phase commit) is not stable in Kafka 4.1 and the crate cannot decode it.
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The advertised range of `key`, if we implement it.
@@ -211,6 +220,7 @@ fn route(broker: &Arc<Broker>, request: RequestKind, version: i16) -> Handled {
         RequestKind::DescribeConfigs(r) => Handled::Now(ResponseKind::DescribeConfigs(
             handlers::describe_configs::handle(broker, r),
         )),
+        RequestKind::InitProducerId(r) => handlers::init_producer_id::handle(broker, r),
         // Unreachable: `dispatch` refuses keys outside SUPPORTED before decoding.
         _ => Handled::Now(ResponseKind::ApiVersions(
             ApiVersionsResponse::default().with_error_code(ErrorCode::UNSUPPORTED_VERSION.0),

@@ -3,10 +3,10 @@
 //!
 //! Broker map: [`server`] binds and accepts, [`connection`] frames ([`framing`]) and pipelines,
 //! [`dispatch`] decodes and routes to [`handlers`] and encodes responses as chunked frames
-//! ([`response_buf`]: fetched records are never copied into a response buffer), which act on the [`broker`] state (topics of
-//! [`partition`]s over `strata_core::log::PartitionLog`, metadata in [`metadata_store`]), all
-//! through [`fs_storage`] — the only module touching `std::fs` — and [`clock`] — the only one
-//! reading the wall clock. [`config`], [`cluster_config`] and [`topic_config`] hold the settings
+//! ([`response_buf`]: fetched records are never copied into a response buffer), which act on the
+//! [`broker`] state (topics of [`partition`]s over `strata_core::log::PartitionLog`, metadata in
+//! [`metadata_store`], producer ids from [`producer_ids`]), all through [`fs_storage`] — the only
+//! module touching `std::fs` — and [`clock`] — the only one reading the wall clock. [`config`], [`cluster_config`] and [`topic_config`] hold the settings
 //! tables. In a cluster, [`controller`] runs the controller quorum and [`replication`] the broker's
 //! side (membership, roles, follower fetching, ISR changes); [`sync`] has the deterministic
 //! watch channel every waiter uses.
@@ -24,6 +24,7 @@ pub mod fs_storage;
 pub mod handlers;
 pub mod metadata_store;
 pub mod partition;
+pub mod producer_ids;
 pub mod replication;
 pub mod response_buf;
 pub mod server;

@@ -1,15 +1,21 @@
-//! Durable broker metadata: the cluster id and every topic's partition count and config overrides.
+//! Durable broker metadata of a single-node cluster: the cluster id, the end of the last producer
+//! id block reserved (see [`crate::producer_ids`]) and every topic's partition count and config
+//! overrides.
 //!
 //! File: `<log.dirs>/__strata_metadata/metadata.toml` (the directory name has no `-<n>` suffix,
 //! so it can never be mistaken for a partition directory `<topic>-<partition>`):
 //!
 //! ```toml
 //! cluster_id = "vG0n5pQ1Rk2xY3z4a5b6cw"
+//! producer_id_block_end = 2000
 //! [topics.orders]
 //! partitions = 3
 //! [topics.orders.configs]
 //! "retention.ms" = "1000"
 //! ```
+//!
+//! `producer_id_block_end` is absent from files written before producer ids existed (read as 0)
+//! and is never negative (a file that says otherwise is refused).
 //!
 //! Invariant: the file is replaced atomically (write `metadata.toml.tmp`, `sync_data`, rename,
 //! `sync_dir`), so after a crash it is either the old or the new version, never a mix. All access
@@ -57,6 +63,11 @@ pub struct StoredTopic {
 pub struct StoredMetadata {
     /// Generated once per data dir; reported in Metadata responses.
     pub cluster_id: String,
+    /// Producer ids below this were (or may have been) handed out: the next block starts here.
+    /// Written durably before any id of a new block is handed out, so ids never repeat, even
+    /// after a crash. (Before `topics`: TOML wants plain values before tables.)
+    #[serde(default)]
+    pub producer_id_block_end: i64,
     /// Topics by name.
     #[serde(default)]
     pub topics: BTreeMap<String, StoredTopic>,
@@ -107,12 +118,20 @@ impl MetadataStore {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| MetadataError::Parse {
+        let meta: StoredMetadata = toml::from_str(&text).map_err(|e| MetadataError::Parse {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if meta.producer_id_block_end < 0 {
+            return Err(MetadataError::Parse {
                 path,
-                reason: e.to_string(),
-            })
+                reason: format!(
+                    "producer_id_block_end is {}, below 0",
+                    meta.producer_id_block_end
+                ),
+            });
+        }
+        Ok(Some(meta))
     }
 
     /// Replaces the file atomically and durably.
@@ -192,8 +211,33 @@ mod tests {
                 configs: [("retention.ms".to_string(), "5".to_string())].into(),
             },
         );
+        meta.producer_id_block_end = 3000;
         store.save(&meta).expect("save");
         store.save(&meta).expect("save again");
         assert_eq!(store.load().expect("load"), Some(meta));
+    }
+
+    /// Files written before producer ids existed still load (the end reads as 0); a negative
+    /// end is refused rather than handing out negative ids (-1 means "no producer").
+    #[test]
+    fn producer_id_block_end_defaults_and_is_validated() {
+        let storage = MemStorage::new();
+        let store = MetadataStore::new(Arc::new(storage.clone()), Path::new("/d"));
+        let write = |text: &str| {
+            storage
+                .create_dir_all(Path::new("/d/__strata_metadata"))
+                .expect("dir");
+            let f = storage
+                .open(Path::new("/d/__strata_metadata/metadata.toml"))
+                .expect("open");
+            f.set_len(0).expect("truncate");
+            f.write_at(text.as_bytes(), 0).expect("write");
+        };
+        write("cluster_id = \"old\"\n[topics.t]\npartitions = 1\n");
+        let old = store.load().expect("load").expect("a file");
+        assert_eq!(old.producer_id_block_end, 0);
+        assert_eq!(old.topics["t"].partitions, 1);
+        write("cluster_id = \"bad\"\nproducer_id_block_end = -5\n");
+        assert!(matches!(store.load(), Err(MetadataError::Parse { .. })));
     }
 }

@@ -1,7 +1,7 @@
 //! The broker in-process on an ephemeral port with a temp data dir, spoken to with raw
 //! `kafka-protocol` frames over TCP: ApiVersions (including the KIP-511 fallback), CreateTopics,
-//! Produce, Fetch, ListOffsets, pipelining, restart recovery, and bad input that must close
-//! only the offending connection.
+//! Produce, Fetch, ListOffsets, pipelining, restart recovery, InitProducerId across restarts, and
+//! bad input that must close only the offending connection.
 
 use std::net::SocketAddr;
 
@@ -41,6 +41,13 @@ impl Running {
     async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.expect("join").expect("clean shutdown");
+    }
+
+    /// Stops the server without its shutdown (no final flush or checkpoint). Not a power loss:
+    /// the page cache keeps what was written.
+    async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 }
 
@@ -420,4 +427,68 @@ async fn bad_input_closes_only_that_connection() {
     drop(s);
     drop(fresh);
     server.stop().await;
+}
+
+/// A fresh producer id and epoch 0 for every idempotent InitProducerId, at every advertised
+/// version, never repeated: not on other connections, not after a clean restart, not after a
+/// restart without shutdown. A transactional id is refused (UNSUPPORTED_VERSION).
+#[tokio::test]
+async fn init_producer_id_never_repeats_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut previous_max = -1;
+    for round in 0..3 {
+        let server = start(dir.path()).await;
+        let mut a = TcpStream::connect(server.addr).await.expect("connect");
+        let mut b = TcpStream::connect(server.addr).await.expect("connect");
+        let av: ApiVersionsResponse = call(
+            &mut a,
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default(),
+        )
+        .await;
+        let k = av
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::InitProducerId as i16)
+            .expect("InitProducerId is advertised");
+        assert_eq!((k.min_version, k.max_version), (0, 5));
+        let mut ids = Vec::new();
+        for i in 0..60 {
+            let version = i % 6;
+            let s = if i % 2 == 0 { &mut a } else { &mut b };
+            let req = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000);
+            let resp: InitProducerIdResponse = call(s, ApiKey::InitProducerId, version, &req).await;
+            assert_eq!(resp.error_code, 0, "round {round}, v{version}");
+            assert_eq!(resp.producer_epoch, 0);
+            assert!(resp.producer_id.0 >= 0);
+            assert!(
+                seen.insert(resp.producer_id.0),
+                "producer id {} handed out twice (round {round})",
+                resp.producer_id.0
+            );
+            ids.push(resp.producer_id.0);
+        }
+        assert!(
+            ids.iter().all(|&id| id > previous_max),
+            "round {round}: ids {ids:?} not all above {previous_max}, the largest before the restart"
+        );
+        previous_max = ids.iter().copied().max().expect("ids");
+        let tx = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+            .with_transaction_timeout_ms(60_000);
+        let resp: InitProducerIdResponse = call(&mut a, ApiKey::InitProducerId, 4, &tx).await;
+        assert_eq!(resp.error_code, 35, "transactions are not supported");
+        assert_eq!((resp.producer_id.0, resp.producer_epoch), (-1, -1));
+        drop(a);
+        drop(b);
+        if round == 0 {
+            server.stop().await;
+        } else {
+            server.abort().await;
+        }
+    }
 }

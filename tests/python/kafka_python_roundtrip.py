@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""kafka-python against strata: admin create with a topic config, describe_configs, and a
-produce/consume round trip.
+"""kafka-python against strata: admin create with a topic config, describe_configs, a
+produce/consume round trip, and the default (idempotent) producer.
 
 Usage: kafka_python_roundtrip.py BOOTSTRAP. Exits non-zero with a message on the first failed
 check.
@@ -59,8 +59,8 @@ def main():
                                 f"(full result: {result!r})"[:2000])
     print("describe_configs shows retention.ms=12345")
 
-    # Idempotence off: the broker does not offer InitProducerId yet (idempotent producers are
-    # their own issue).
+    # Idempotence off here so the round trip does not depend on InitProducerId; the default
+    # (idempotent) producer is checked at the end.
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                              enable_idempotence=False)
     sent = {0: [], 1: []}
@@ -99,9 +99,36 @@ def main():
         check(end[tp] == len(sent[tp.partition]), f"end offset of {tp}: {end[tp]}")
     print(f"round trip of {COUNT} messages OK")
 
+    # kafka-python 2.1+ producers are idempotent by default: InitProducerId, then batches with
+    # producer id and sequence numbers. Two of them get two different producer ids.
+    ids = []
+    for round_ in range(2):
+        base = len(sent[0])
+        idem = KafkaProducer(bootstrap_servers=bootstrap)
+        check(idem.config["enable_idempotence"],
+              "kafka-python turned idempotence off (it does so for brokers it takes to be < 0.11)")
+        values = [f"idem-{round_}-{i}".encode() for i in range(100)]
+        futs = [idem.send(topic, value=v, partition=0) for v in values]
+        idem.flush(timeout=60)
+        offsets = [f.get(timeout=30).offset for f in futs]
+        check(offsets == list(range(base, base + 100)),
+              f"idempotent producer offsets {offsets[:5]}..., want from {base}")
+        pid = idem._transaction_manager.producer_id_and_epoch
+        check(pid.producer_id >= 0 and pid.epoch == 0,
+              f"idempotent producer holds producer id {pid.producer_id}, epoch {pid.epoch}")
+        ids.append(pid.producer_id)
+        idem.close()
+        sent[0].extend(values)
+        consumer.seek(tps[0], base)
+        got_idem = []
+        deadline = time.time() + 30
+        while len(got_idem) < 100 and time.time() < deadline:
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                got_idem.extend(r.value for r in records if tp.partition == 0)
+        check(got_idem == values, f"idempotent producer: read back {len(got_idem)} of 100")
+    check(ids[0] != ids[1], f"two producers got the same producer id {ids[0]}")
     consumer.close()
-    # kafka-python 2.1+ producers are idempotent by default and need InitProducerId, which comes
-    # with idempotent-producer support (issue 5); that check moves there.
+    print(f"default (idempotent) producer OK (producer ids {ids[0]}, {ids[1]})")
 
 
 if __name__ == "__main__":

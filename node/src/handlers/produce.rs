@@ -12,6 +12,10 @@
 //! - `timeout_ms` bounds the wait: REQUEST_TIMED_OUT (an indefinite outcome for the client).
 //! - An fsync failure answers KAFKA_STORAGE_ERROR and never acknowledges.
 //! - Records are never decompressed or rebuilt: the log validates the v2 batch headers and CRCs.
+//! - Idempotent producers (KIP-98): the log deduplicates. A retry of one of the producer's last
+//!   five batches is answered with the original offsets and waits for the same acknowledgement
+//!   as the original (its offsets below the high watermark, or durable for acks=1); a sequence
+//!   gap is OUT_OF_ORDER_SEQUENCE_NUMBER, a fenced epoch INVALID_PRODUCER_EPOCH.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,6 +121,9 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
                                                 now_ms,
                                             ) {
                                                 Ok(info) => {
+                                                    if info.duplicate {
+                                                        tracing::debug!(topic = %t.name, partition = pd.index, base_offset = info.first_offset.0, "idempotent retry: answered with the original offsets");
+                                                    }
                                                     Ok((info, log.log_end_offset().0, epoch))
                                                 }
                                                 Err(e) => {
