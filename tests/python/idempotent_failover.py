@@ -60,6 +60,9 @@ PACE = {"confluent": (20, 1_000, 1_000), "kafka-python": (6, 300, 300)}
 # STARTED comes this long after the first value, once one is acknowledged, so the first kill
 # hits a producer in full flow.
 WARMUP_S = 2.0
+# No value acknowledged this long after the start: the producer cannot work (e.g. a fatal
+# InitProducerId error); fail rather than leave the test waiting for STARTED.
+START_TIMEOUT_S = 60.0
 DELIVERY_TIMEOUT_MS = 120_000
 FLUSH_TIMEOUT_S = 150
 
@@ -330,6 +333,9 @@ def produce(client_name, bootstrap, topic, idempotence):
         if not started and acked and time.time() >= t0 + WARMUP_S:
             started = True
             print("STARTED", flush=True)
+        if not started and time.time() >= t0 + START_TIMEOUT_S:
+            fail(f"no value acknowledged after {START_TIMEOUT_S} s "
+                 f"({produced} produced, {len(failed)} failed: {list(failed.items())[:3]})")
         if time.time() >= next_large:
             burst(large_burst)
             next_large += LARGE_BURST_EVERY_S
