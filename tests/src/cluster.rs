@@ -55,7 +55,17 @@ impl StrataCluster {
     /// Like [`StrataCluster::start`], with `--set name=value` for each of `extra` on every node
     /// (after the fast settings, so they can override them).
     pub fn start_with(n: usize, extra: &[(&str, &str)]) -> StrataCluster {
+        StrataCluster::start_with_env(n, extra, &[])
+    }
+
+    /// Like [`StrataCluster::start_with`], with environment variables (e.g. `RUST_LOG`) for
+    /// every node's process.
+    pub fn start_with_env(n: usize, extra: &[(&str, &str)], env: &[(&str, &str)]) -> StrataCluster {
         assert!(n >= 1, "a cluster needs a node");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let ports = free_ports(n);
         let voters = ports
             .iter()
@@ -82,7 +92,7 @@ impl StrataCluster {
                     .chain(extra)
                     .map(|(k, v)| (k.to_string(), v.to_string())),
             );
-            nodes.push(StrataNode::launch(p.kafka, &settings));
+            nodes.push(StrataNode::launch_with_env(p.kafka, &settings, &env));
         }
         let mut cluster = StrataCluster { nodes, ports };
         for node in &mut cluster.nodes {

@@ -28,11 +28,12 @@
 //!   ProduceRequest) must show values sent again. kafka-python has no such counter: its retry
 //!   warnings are counted and printed, not asserted.
 //!
-//! What is not checked directly: that a given retried batch had really reached S before the
-//! kill (the client cannot tell a deduplicated answer from a first write, and the broker does
-//! not count them). `STRATA_TEST_IDEMPOTENCE=off` runs the same with idempotence off in the
-//! clients (same acks, in-flight limit and retries) and shows it: the checks then report
-//! duplicates.
+//! - with idempotence on, at least one retry was answered from a broker's producer state with
+//!   the original offsets (the brokers run with `strata_node::handlers::produce=debug`, which
+//!   logs each one): the kills really sent batches again that the new leader already had.
+//!
+//! `STRATA_TEST_IDEMPOTENCE=off` runs the same with idempotence off in the clients (same acks,
+//! in-flight limit and retries) and shows the checks have teeth: they then report duplicates.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Lines, Write};
@@ -106,7 +107,8 @@ fn idempotence() -> &'static str {
 fn run(client: Client) {
     let started = Instant::now();
     let topic = format!("idempotent-{}", client.arg());
-    let mut cluster = StrataCluster::start(NODES);
+    // The brokers log every deduplicated retry at debug level: counted below.
+    let mut cluster = StrataCluster::start_with_env(NODES, &[], &[("RUST_LOG", DEDUP_FILTER)]);
     let b = cluster.bootstrap();
     let mut layout = parse_layout(&run_python(SCRIPT, &["create", &b, &topic]));
 
@@ -178,7 +180,7 @@ fn run(client: Client) {
             .map_or("no retry counter".to_string(), |(n, what)| format!(
                 "{n} {what}"
             )),
-        deduplicated,
+        format!("{deduplicated} retries answered with the original offsets"),
         stat("producer_id"),
         stat("producer_epoch"),
         report.stats,
@@ -222,25 +224,31 @@ fn run(client: Client) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    if idempotence() == "on" {
+        // The pause makes the next leader hold batches whose requests the kill cut off: the
+        // client's retries of them must have reached it and been answered from its producer
+        // state, or this run did not exercise what it claims to.
+        assert!(
+            deduplicated > 0,
+            "{} (idempotence on): no broker answered a retry with the original offsets, so the \
+             kills did not exercise deduplication",
+            client.arg()
+        );
+    }
 }
 
 /// The broker's debug line for a retry answered with the original offsets
 /// (`node/src/handlers/produce.rs`).
 const DEDUP_LOG: &str = "idempotent retry: answered with the original offsets";
 
-/// How many retries the brokers logged as deduplicated. Their debug lines are off by default:
-/// `RUST_LOG=info,strata_node::handlers::produce=debug` (inherited by the brokers) turns them on.
-/// Printed, not asserted, because the test does not control the brokers' log filter.
-fn broker_deduplications(cluster: &StrataCluster) -> String {
-    let n: usize = (1..=NODES as i32)
+/// The brokers' log filter: info, plus the produce handler's debug lines (deduplications).
+const DEDUP_FILTER: &str = "info,strata_node::handlers::produce=debug";
+
+/// How many retries the brokers answered with the original offsets (their logs, [`DEDUP_LOG`]).
+fn broker_deduplications(cluster: &StrataCluster) -> usize {
+    (1..=NODES as i32)
         .map(|id| cluster.node(id).log().matches(DEDUP_LOG).count())
-        .sum();
-    if n == 0 && !std::env::var("RUST_LOG").is_ok_and(|f| f.contains("debug")) {
-        "deduplications not logged (RUST_LOG=info,strata_node::handlers::produce=debug shows them)"
-            .to_string()
-    } else {
-        format!("{n} retries answered with the original offsets")
-    }
+        .sum()
 }
 
 /// The produce phase, running while the test kills and restarts brokers. The script reads
