@@ -12,8 +12,10 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `STRATA_BIN` if set, else `target/release/strata`, else `target/debug/strata`; if none
-/// exists, builds the release binary once per test process.
+/// `STRATA_BIN` if set; otherwise `cargo build --release -p strata-node --bin strata` once per
+/// test process (a no-op when the binary is up to date) and `target/release/strata`. Always
+/// building matters: `cargo test -p strata-tests` does not rebuild the broker, and a stale binary
+/// would be tested without a word.
 pub fn strata_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -23,12 +25,6 @@ pub fn strata_bin() -> PathBuf {
             return p;
         }
         let root = workspace_root();
-        for profile in ["release", "debug"] {
-            let p = root.join("target").join(profile).join("strata");
-            if p.is_file() {
-                return p;
-            }
-        }
         let status = Command::new(env!("CARGO"))
             .args(["build", "--release", "-p", "strata-node", "--bin", "strata"])
             .current_dir(&root)

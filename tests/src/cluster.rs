@@ -55,7 +55,17 @@ impl StrataCluster {
     /// Like [`StrataCluster::start`], with `--set name=value` for each of `extra` on every node
     /// (after the fast settings, so they can override them).
     pub fn start_with(n: usize, extra: &[(&str, &str)]) -> StrataCluster {
+        StrataCluster::start_with_env(n, extra, &[])
+    }
+
+    /// Like [`StrataCluster::start_with`], with environment variables (e.g. `RUST_LOG`) for
+    /// every node's process.
+    pub fn start_with_env(n: usize, extra: &[(&str, &str)], env: &[(&str, &str)]) -> StrataCluster {
         assert!(n >= 1, "a cluster needs a node");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let ports = free_ports(n);
         let voters = ports
             .iter()
@@ -82,7 +92,7 @@ impl StrataCluster {
                     .chain(extra)
                     .map(|(k, v)| (k.to_string(), v.to_string())),
             );
-            nodes.push(StrataNode::launch(p.kafka, &settings));
+            nodes.push(StrataNode::launch_with_env(p.kafka, &settings, &env));
         }
         let mut cluster = StrataCluster { nodes, ports };
         for node in &mut cluster.nodes {
@@ -126,6 +136,18 @@ impl StrataCluster {
     pub fn kill9(&mut self, id: i32) {
         let i = index(id, self.nodes.len());
         self.nodes[i].kill9();
+    }
+
+    /// `SIGSTOP` node `id`: the process keeps its sockets and state but does nothing (no
+    /// fetches, no heartbeats, no responses) until [`StrataCluster::resume`]. Peers see a node
+    /// that is alive but silent, unlike after [`StrataCluster::kill9`].
+    pub fn pause(&mut self, id: i32) {
+        signal_node(&self.nodes[index(id, self.nodes.len())], id, libc::SIGSTOP);
+    }
+
+    /// `SIGCONT` node `id` after [`StrataCluster::pause`].
+    pub fn resume(&mut self, id: i32) {
+        signal_node(&self.nodes[index(id, self.nodes.len())], id, libc::SIGCONT);
     }
 
     /// Starts node `id` again on its data directory and ports, and waits until its Kafka port
@@ -272,6 +294,19 @@ fn free_ports(n: usize) -> Vec<MemberPorts> {
             controller: c[1],
         })
         .collect()
+}
+
+/// Sends `sig` to node `id`'s process, which must be running.
+#[allow(unsafe_code)]
+fn signal_node(node: &StrataNode, id: i32, sig: libc::c_int) {
+    let pid = node
+        .pid()
+        .unwrap_or_else(|| panic!("node {id} is not running"));
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: `kill(2)` takes plain integers and touches no memory of ours. The pid is a child
+    // the node still holds (not reaped), so it cannot have been reused.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) for node {id} failed");
 }
 
 fn index(id: i32, n: usize) -> usize {

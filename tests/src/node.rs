@@ -29,6 +29,8 @@ pub struct StrataNode {
     dir: tempfile::TempDir,
     port: u16,
     settings: Vec<(String, String)>,
+    /// Environment variables set for the process (e.g. `RUST_LOG`), on top of the test's own.
+    env: Vec<(String, String)>,
     /// Whether `--listen 127.0.0.1:PORT` is passed. Cluster members name their listeners
     /// (PLAINTEXT and CONTROLLER) in `settings` instead, and `--listen` would override them.
     listen_flag: bool,
@@ -55,6 +57,7 @@ impl StrataNode {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            env: Vec::new(),
             listen_flag: true,
             child: None,
         };
@@ -68,6 +71,15 @@ impl StrataNode {
     /// has formed, which needs the other members started too: start them all, then
     /// [`StrataNode::wait_until_listening`] on each (see [`crate::cluster`]).
     pub fn launch(port: u16, settings: &[(String, String)]) -> StrataNode {
+        StrataNode::launch_with_env(port, settings, &[])
+    }
+
+    /// [`StrataNode::launch`] with environment variables for the process.
+    pub fn launch_with_env(
+        port: u16,
+        settings: &[(String, String)],
+        env: &[(String, String)],
+    ) -> StrataNode {
         let dir = tempfile::Builder::new()
             .prefix("strata-e2e-")
             .tempdir()
@@ -77,6 +89,7 @@ impl StrataNode {
             dir,
             port,
             settings: settings.to_vec(),
+            env: env.to_vec(),
             listen_flag: false,
             child: None,
         };
@@ -138,6 +151,7 @@ impl StrataNode {
         for (k, v) in &self.settings {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

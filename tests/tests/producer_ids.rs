@@ -123,5 +123,8 @@ async fn producer_ids_are_unique_across_brokers_and_restarts() {
     assert_eq!(seen.ids.len(), 5 * NODES as usize * PER_BROKER);
     // 3 first incarnations, 3 single restarts, 3 after the full restart.
     assert!(seen.owners.len() >= 9, "blocks used: {:?}", seen.owners);
-    eprintln!("blocks of 1000 ids → (broker, incarnation): {:?}", seen.owners);
+    eprintln!(
+        "blocks of 1000 ids → (broker, incarnation): {:?}",
+        seen.owners
+    );
 }
