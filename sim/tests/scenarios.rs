@@ -343,10 +343,13 @@ fn cluster_power_loss_of_every_node() {
 /// 1092, 1194 and 1777 (idempotent workload): an old leader acknowledged an acks=-1 produce after
 /// its epoch ended, on the new leader's high watermark, though its batch had been truncated
 /// (two sends acknowledged at one offset, one lost; `Partition::wait_for_ack` now checks the
-/// epoch first).
+/// epoch first). 500: a follower's truncation cut the segment, then failed to lower the recovery
+/// point (EIO) and returned before the epoch cache and producer state followed; the next flush
+/// asserted on the mismatch (`PartitionLog::truncate_to` now fails the log on any error after the
+/// cut).
 #[test]
 fn cluster_regressions() {
-    for seed in [11, 399, 714, 756, 1092, 1194, 1777] {
+    for seed in [11, 399, 500, 714, 756, 1092, 1194, 1777] {
         let out = run_with(seed, Options::cluster_for_seed(seed));
         assert_clean("cluster_regression", seed, &out);
     }

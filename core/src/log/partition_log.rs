@@ -637,6 +637,7 @@ impl PartitionLog {
             ..Default::default()
         };
         let mut total = self.size_bytes();
+        let mut failure = None;
         loop {
             if self.segments.len() < 2 {
                 break;
@@ -651,7 +652,11 @@ impl PartitionLog {
                 break;
             }
             let size = first.size;
-            self.delete_segment_files(base)?;
+            if let Err(e) = self.delete_segment_files(base) {
+                // The segments deleted so far are gone: record that before answering.
+                failure = Some(e);
+                break;
+            }
             self.segments.remove(&base);
             total -= size;
             report.deleted_segments += 1;
@@ -673,6 +678,9 @@ impl PartitionLog {
             // If this write fails the old entries stay: harmless, and recovery redoes it.
             self.epochs.truncate_from_start(self.log_start_offset)?;
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
         let expired = self.producers.remove_expired(now_ms);
         if expired > 0 {
             tracing::info!(dir = %self.dir.display(), expired, "idle producers expired (producer.id.expiration.ms)");
@@ -681,11 +689,13 @@ impl PartitionLog {
         Ok(report)
     }
 
+    /// Removes a segment's files, the `.log` last: until it goes the segment stays whole (its
+    /// open handles keep serving, and recovery rebuilds indexes it finds missing).
     fn delete_segment_files(&self, base: Offset) -> Result<(), LogError> {
         for path in [
-            log_path(&self.dir, base),
-            index_path(&self.dir, base),
             time_index_path(&self.dir, base),
+            index_path(&self.dir, base),
+            log_path(&self.dir, base),
         ] {
             match self.storage.remove_file(&path) {
                 Ok(()) => {}
@@ -707,6 +717,18 @@ impl PartitionLog {
         // Snapshots of the state past the cut go first, durably: data appended after the
         // truncation must never be read with a snapshot of the batches it replaced.
         self.delete_producer_snapshots_above(offset)?;
+        // From here on the log is being changed: if a step fails, the segments, the recovery
+        // point, the epoch cache and the producer state may disagree. Refuse everything until a
+        // restart's recovery brings them in line again.
+        let result = self.cut_to(offset);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// The body of [`Self::truncate_to`], after the snapshots are gone.
+    fn cut_to(&mut self, offset: Offset) -> Result<(), LogError> {
         // Drop whole segments that start at or after the cut, keeping at least the first.
         let doomed: Vec<Offset> = self
             .segments
@@ -738,18 +760,13 @@ impl PartitionLog {
         }
         // After the log: a crash in between leaves entries at or above the log end, which
         // recovery removes. The cut may be below `offset` (it falls on a batch start). If the
-        // cache cannot follow, later appends would be credited to a wrong epoch: fail the log.
-        if let Err(e) = self.epochs.truncate_from_end(self.log_end_offset()) {
-            self.failed = true;
-            return Err(e);
-        }
+        // cache cannot follow, later appends would be credited to a wrong epoch (the caller
+        // fails the log).
+        self.epochs.truncate_from_end(self.log_end_offset())?;
         if self.producers.truncate_to(self.log_end_offset()) == Truncation::RebuildNeeded {
             // Truncation removed batches the state holds: a snapshot at or below the new end,
-            // then the log after it. If the log cannot be read, the state is unknown: fail.
-            if let Err(e) = self.rebuild_producer_state(i64::MIN) {
-                self.failed = true;
-                return Err(e);
-            }
+            // then the log after it.
+            self.rebuild_producer_state(i64::MIN)?;
         }
         self.assert_invariants();
         Ok(())

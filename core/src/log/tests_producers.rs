@@ -342,3 +342,37 @@ fn producer_state_is_rebuilt_from_the_log_without_any_snapshot() {
         Some(ProducerEpoch(2))
     );
 }
+
+#[test]
+fn a_truncation_that_fails_half_way_fails_the_log_and_recovery_mends_it() {
+    let s = MemStorage::new();
+    let mut log = open(&s);
+    let infos = produce(&mut log, 0, 4);
+    if let Some(plan) = log.begin_flush() {
+        plan.execute().expect("flush");
+        log.complete_flush(&plan);
+    }
+    log.checkpoint_recovery_point().expect("checkpoint");
+    for o in snapshots(&s) {
+        s.remove_file(&dir().join(producer_state::snapshot_file_name(o)))
+            .expect("remove");
+    }
+    // The segment is cut, then lowering the recovery point fails (cluster seed 500): the epoch
+    // cache and the producer state were never brought along, so the log must refuse service
+    // rather than serve (or assert on) a state that disagrees with it.
+    s.fail_syncs(true);
+    let err = log
+        .truncate_to(infos[1].first_offset)
+        .expect_err("EIO on the recovery point");
+    assert_eq!(err.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);
+    assert!(log.is_failed());
+    assert!(log.begin_flush().is_none());
+    assert!(append(&mut log, &pbatch(7, 0, 2, 2)).is_err());
+    drop(log);
+    s.fail_syncs(false);
+    let mut log = open(&s);
+    assert_eq!(log.log_end_offset(), infos[1].first_offset);
+    assert_eq!(last_seq(&log, 7), Some(1));
+    let again = append(&mut log, &pbatch(7, 0, 2, 2)).expect("written anew");
+    assert!(!again.duplicate);
+}
