@@ -6,8 +6,8 @@
 //! property violation is a crash libFuzzer reports. `fuzz_targets/*.rs` wrap them for
 //! `cargo fuzz`; `tests/corpus.rs` replays every file of `corpus/` through them in `cargo test`.
 //!
-//! Every log target runs on `MemStorage`, which has no IO errors: an `Err` from the log is a
-//! failure.
+//! Every log target runs on `MemStorage` (`log_ops` and `producer_ops` through `DurableStorage`,
+//! which models lost unsynced writes), which has no IO errors: an `Err` from the log is a failure.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -20,6 +20,10 @@ pub mod image;
 pub mod index_files;
 pub mod input;
 pub mod log_ops;
+pub mod producer_model;
+pub mod producer_ops;
+mod producer_replica;
+pub mod producer_snapshot;
 pub mod quorum_step;
 pub mod rpc_decode;
 pub mod rpc_roundtrip;
@@ -31,6 +35,8 @@ pub use checkpoint_file::checkpoint_file;
 pub use controller_ops::controller_ops;
 pub use index_files::index_files;
 pub use log_ops::log_ops;
+pub use producer_ops::producer_ops;
+pub use producer_snapshot::producer_snapshot;
 pub use quorum_step::quorum_step;
 pub use rpc_decode::rpc_decode;
 pub use rpc_roundtrip::rpc_roundtrip;
@@ -51,4 +57,6 @@ pub const TARGETS: &[Target] = &[
     ("rpc_roundtrip", rpc_roundtrip),
     ("quorum_step", quorum_step),
     ("controller_ops", controller_ops),
+    ("producer_ops", producer_ops),
+    ("producer_snapshot", producer_snapshot),
 ];

@@ -45,6 +45,12 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in crate::controller_ops::seeds() {
         out.push(("controller_ops", name, bytes));
     }
+    for (i, bytes) in producer_ops_seeds().into_iter().enumerate() {
+        out.push(("producer_ops", format!("seed-ops-{i}"), bytes));
+    }
+    for (name, bytes) in crate::producer_snapshot::seeds() {
+        out.push(("producer_snapshot", name, bytes));
+    }
     out
 }
 
@@ -211,4 +217,72 @@ fn kind(op: &ops::Op) -> u8 {
         Tick { .. } => 11,
         Probe { .. } => 12,
     }
+}
+
+/// Inputs for `producer_ops`, drawn like `log_ops_seeds`: kept if they use most operation kinds
+/// and most sequence choices, with a leader change, a crash and a retention pass.
+fn producer_ops_seeds() -> Vec<Vec<u8>> {
+    use crate::producer_ops::{Choice, Input, MAX_OPS, Op};
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut picked = Vec::new();
+    for _ in 0..50_000 {
+        if picked.len() == 4 {
+            break;
+        }
+        let bytes: Vec<u8> = (0..700)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let Some(input) = Input::decode(&bytes) else {
+            continue;
+        };
+        let ops = &input.ops[..input.ops.len().min(MAX_OPS)];
+        let kind = |op: &Op| match op {
+            Op::Produce(_) => 0u8,
+            Op::Replicate { .. } => 1,
+            Op::LeaderChange => 2,
+            Op::TruncateFollower { .. } => 3,
+            Op::Flush(_) => 4,
+            Op::Roll(_) => 5,
+            Op::Checkpoint(_) => 6,
+            Op::Retention { .. } => 7,
+            Op::Expire(_) => 8,
+            Op::Tick { .. } | Op::TickTo { .. } => 9,
+            Op::Crash { .. } => 10,
+            Op::Reopen(_) => 11,
+        };
+        let mut kinds: Vec<u8> = ops.iter().map(kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let mut choices: Vec<u8> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Produce(specs) => Some(specs),
+                _ => None,
+            })
+            .flatten()
+            .map(|s| match s.choice {
+                Choice::Next => 0u8,
+                Choice::ClientNext => 1,
+                Choice::Retry(_) => 2,
+                Choice::Gap(_) => 3,
+                Choice::NewEpoch => 4,
+                Choice::NewEpochAt(_) => 5,
+                Choice::OldEpoch => 6,
+                Choice::NearWrap(_) => 7,
+                Choice::NoProducer => 8,
+            })
+            .collect();
+        choices.sort_unstable();
+        choices.dedup();
+        let has = |k: u8| kinds.contains(&k);
+        if kinds.len() >= 10 && choices.len() >= 7 && has(2) && has(7) && has(10) {
+            picked.push(bytes);
+        }
+    }
+    picked
 }
