@@ -1,6 +1,6 @@
-//! Open findings of `producer_ops`, as deterministic scenarios on `strata-core`'s partition log.
-//! Each is `#[ignore]`d until fixed (it asserts the behaviour we want, which does not hold yet);
-//! run with `cargo test -p strata-fuzz --test producer_findings -- --ignored`.
+//! Findings of `producer_ops`, as deterministic scenarios on `strata-core`'s partition log. An
+//! open one is `#[ignore]`d until fixed (it asserts the behaviour we want); a fixed one stays as
+//! a regression test.
 
 use std::sync::Arc;
 
@@ -36,14 +36,13 @@ fn batch(pid: i64, seq: i32) -> Vec<u8> {
     )
 }
 
-/// A crash tears the roll snapshots (never fsynced); recovery rebuilds the state from the log
-/// start, correctly, but writes no snapshot back. Retention then makes one of those segments the
+/// Fixed. A crash tore the roll snapshots (then never fsynced); recovery rebuilt the state from
+/// the log start, correctly, but wrote no snapshot back. Retention then makes one of those segments the
 /// first: producer 7, whose batches all lie below the new log start, is held only in memory.
 /// A restart that loses nothing (kill -9, or any reopen before the next checkpoint) forgets it,
 /// and KIP-360 then takes any sequence from it — a retry of its last batch is written again.
 /// (Found by `producer_ops`, whose model allows it: see `Replica::start_snapshot_missing`.)
 #[test]
-#[ignore = "open finding: a crash-torn roll snapshot is never rewritten (see fuzz/README.md)"]
 fn producers_below_the_log_start_survive_a_clean_restart_after_an_earlier_crash() {
     let disk = DurableStorage::new(MemStorage::new());
     let mut log = open(&disk, config());

@@ -166,7 +166,8 @@ fn run(client: Client) {
         "{} (idempotence {}): {} values produced in {produce_took:?}, {} acknowledged, {} failed; \
          rounds (killed, successor, paused): {rounds:?}; \
          read {} records ({} duplicates, {} out of order); \
-         {}; broker: {}; producer id {} epoch {}; stats {:?}; whole run {:?}",
+         {}; broker: {deduplicated} retries answered with the original offsets; \
+         producer id {} epoch {}; stats {:?}; whole run {:?}",
         stat("client"),
         idempotence(),
         report.produced,
@@ -180,7 +181,6 @@ fn run(client: Client) {
             .map_or("no retry counter".to_string(), |(n, what)| format!(
                 "{n} {what}"
             )),
-        format!("{deduplicated} retries answered with the original offsets"),
         stat("producer_id"),
         stat("producer_epoch"),
         report.stats,

@@ -440,7 +440,7 @@ impl PartitionLog {
             return Ok(()); // already empty
         }
         // Kafka's roll: the producer state at the new segment's base, so that recovery and a
-        // truncation replay at most one segment.
+        // truncation replay at most one segment (best effort: an older one, or the log, serves).
         self.write_producer_snapshot();
         let dir = self.dir.clone();
         self.active_mut()
@@ -636,29 +636,44 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             ..Default::default()
         };
+        // Which segments go: the oldest, while expired or while the log is too big, never the
+        // active one.
         let mut total = self.size_bytes();
-        let mut failure = None;
-        loop {
-            if self.segments.len() < 2 {
-                break;
-            }
-            let (&base, first) = self.segments.iter().next().expect("at least two segments");
+        let mut doomed = Vec::new();
+        for (&base, seg) in self.segments.iter().take(self.segments.len() - 1) {
             let expired = self.config.retention_ms >= 0
-                && first.max_timestamp >= 0
-                && now_ms.saturating_sub(first.max_timestamp) > self.config.retention_ms;
+                && seg.max_timestamp >= 0
+                && now_ms.saturating_sub(seg.max_timestamp) > self.config.retention_ms;
             let too_big = self.config.retention_bytes >= 0
-                && total.saturating_sub(first.size) >= self.config.retention_bytes as u64;
+                && total.saturating_sub(seg.size) >= self.config.retention_bytes as u64;
             if !(expired || too_big) {
                 break;
             }
-            let size = first.size;
+            total -= seg.size;
+            doomed.push(base);
+        }
+        if let Some(&last) = doomed.last() {
+            let new_start = self
+                .segments
+                .range(last.next()..)
+                .next()
+                .map_or(self.log_end_offset(), |(b, _)| *b);
+            // Producers whose batches are all in the doomed segments must stay known after a
+            // restart. If no snapshot can be written (a full disk), space wins: retention goes
+            // on, and only a restart before the next snapshot would forget them.
+            if !self.ensure_producer_snapshot_from(new_start) {
+                tracing::warn!(dir = %self.dir.display(), "retention without a producer snapshot at the new log start");
+            }
+        }
+        let mut failure = None;
+        for base in doomed {
+            let size = self.segments.get(&base).map_or(0, |s| s.size);
             if let Err(e) = self.delete_segment_files(base) {
                 // The segments deleted so far are gone: record that before answering.
                 failure = Some(e);
                 break;
             }
             self.segments.remove(&base);
-            total -= size;
             report.deleted_segments += 1;
             report.deleted_bytes += size;
         }

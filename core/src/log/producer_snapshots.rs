@@ -9,9 +9,16 @@
 //!   unless one is already there; it replaces the previous checkpoint snapshot inside the active
 //!   segment. After a clean shutdown, the restart replays nothing.
 //!
-//! Snapshots are a cache of the log and are written without fsync: a torn or lost one fails its
-//! CRC or is missing, and an older one (or the log start) serves instead. A write failure is
-//! logged and otherwise ignored.
+//! - Before retention deletes segments, unless a snapshot already lies between the new log start
+//!   and the log end: at the log end (otherwise the producers whose batches are all in the
+//!   deleted segments would live only in memory, and be forgotten at the next restart).
+//!
+//! Every snapshot is made durable when written (file fsynced, then the directory), before an
+//! older one is deleted: the state of producers whose batches retention deleted exists nowhere
+//! else. Snapshots are written at most once per roll, per checkpoint interval and per retention
+//! pass, so the fsyncs are few. A write failure is logged and the file removed; a torn or
+//! missing snapshot (a crash during the write) fails its CRC or is not found, and an older one
+//! (or the log start) serves instead.
 //!
 //! ## Invariants
 //! - A snapshot at offset `o` describes the batches now in the log below `o`. So before a
@@ -19,8 +26,9 @@
 //!   synced): a snapshot of the replaced batches must never describe the ones appended after.
 //!   Recovery deletes every snapshot above the recovered log end the same way before the log is
 //!   used (a power loss can keep a snapshot and lose the log tail below it).
-//! - Retention deletes snapshots below the new log start; the snapshot at the log start (the
-//!   first segment's base, written when that segment was rolled) stays.
+//! - Retention deletes snapshots below the new log start, after making sure a durable one lies
+//!   at or above it (see above): the newest snapshot at or below the log end then always covers
+//!   every producer the log still remembers.
 //!
 //! ## Rebuild
 //! The newest snapshot at or below the log end that loads (corrupt ones are deleted), else an
@@ -71,9 +79,9 @@ impl PartitionLog {
         Ok(offsets)
     }
 
-    /// Writes the producer state as `<log end offset>.snapshot` (no fsync: see the module docs).
-    /// Best effort: a failure is logged and the partial file removed.
-    pub(super) fn write_producer_snapshot(&mut self) {
+    /// Writes the producer state as `<log end offset>.snapshot`, durably (file, then directory).
+    /// Best effort: a failure is logged, the partial file removed, and `false` returned.
+    pub(super) fn write_producer_snapshot(&mut self) -> bool {
         assert_eq!(
             self.producers.map_end_offset(),
             self.log_end_offset(),
@@ -81,15 +89,22 @@ impl PartitionLog {
         );
         let path = self.snapshot_path(self.producers.map_end_offset());
         let bytes = self.producers.snapshot();
-        let written = self.storage.open(&path).and_then(|f| {
-            f.set_len(0)?;
-            f.write_at(&bytes, 0)
-        });
+        let written = self
+            .storage
+            .open(&path)
+            .and_then(|f| {
+                f.set_len(0)?;
+                f.write_at(&bytes, 0)?;
+                f.sync_data()
+            })
+            .and_then(|()| self.storage.sync_dir(&self.dir));
         match written {
-            Ok(()) => self.dir_generation += 1,
+            Ok(()) => true,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "producer state snapshot not written");
                 let _ = self.storage.remove_file(&path);
+                self.dir_generation += 1;
+                false
             }
         }
     }
@@ -106,10 +121,9 @@ impl PartitionLog {
                 return;
             }
         };
-        if offsets.contains(&end) {
+        if offsets.contains(&end) || !self.write_producer_snapshot() {
             return;
         }
-        self.write_producer_snapshot();
         for o in offsets.into_iter().filter(|o| *o > active_base && *o < end) {
             let path = self.snapshot_path(o);
             if let Err(e) = self.storage.remove_file(&path) {
@@ -146,8 +160,24 @@ impl PartitionLog {
             .map_err(io_err("remove producer snapshots", &self.dir))
     }
 
+    /// Before retention moves the log start to `new_start`: makes sure a snapshot lies in
+    /// `new_start..=log end`, writing one at the log end if none does. `false` if none could be
+    /// written: retention must then wait, or the producers of the deleted segments would live
+    /// only in memory.
+    pub(super) fn ensure_producer_snapshot_from(&mut self, new_start: Offset) -> bool {
+        let end = self.log_end_offset();
+        match self.producer_snapshot_offsets() {
+            Ok(offsets) if offsets.iter().any(|o| *o >= new_start && *o <= end) => true,
+            Ok(_) => self.write_producer_snapshot(),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "producer snapshots not listed");
+                false
+            }
+        }
+    }
+
     /// Retention: deletes snapshots below the new log start. Best effort (a leftover one is
-    /// never the newest at or below the log end while the one at the log start exists).
+    /// never the newest at or below the log end: see [`Self::ensure_producer_snapshot_from`]).
     pub(super) fn delete_producer_snapshots_below(&mut self, offset: Offset) {
         let Ok(offsets) = self.producer_snapshot_offsets() else {
             return;

@@ -376,3 +376,44 @@ fn a_truncation_that_fails_half_way_fails_the_log_and_recovery_mends_it() {
     let again = append(&mut log, &pbatch(7, 0, 2, 2)).expect("written anew");
     assert!(!again.duplicate);
 }
+
+#[test]
+fn retention_leaves_a_snapshot_that_remembers_producers_of_deleted_segments() {
+    let s = MemStorage::new();
+    let mut log = open(&s);
+    append(&mut log, &pbatch(3, 0, 0, 2)).expect("producer 3");
+    produce(&mut log, 0, 30);
+    // No snapshot survived (say every write failed): retention must not leave producer 3, whose
+    // only batch is in the first segment, known to memory alone.
+    for o in snapshots(&s) {
+        s.remove_file(&dir().join(producer_state::snapshot_file_name(o)))
+            .expect("remove");
+    }
+    let mut cfg = config();
+    cfg.retention_bytes = 2_500;
+    log.set_config(cfg);
+    let report = log.enforce_retention(0).expect("retention");
+    assert!(report.deleted_segments > 0);
+    assert!(
+        log.log_start_offset() > Offset(1),
+        "producer 3's batch is gone"
+    );
+    let start = log.log_start_offset();
+    assert!(
+        snapshots(&s)
+            .iter()
+            .any(|o| *o >= start && *o <= log.log_end_offset()),
+        "a snapshot lies at or above the new log start: {:?}",
+        snapshots(&s)
+    );
+    drop(log);
+    let mut log = open(&s);
+    assert_eq!(
+        last_seq(&log, 3),
+        Some(1),
+        "a restart still knows producer 3"
+    );
+    let retry = append(&mut log, &pbatch(3, 0, 0, 2)).expect("duplicate");
+    assert!(retry.duplicate);
+    assert_eq!(retry.first_offset, Offset(0));
+}
