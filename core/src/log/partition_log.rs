@@ -103,6 +103,15 @@ impl PartitionLog {
             .expect("a log always has an active segment")
     }
 
+    /// The base offset of the segment holding `offset` (the first segment's below the log
+    /// start): where a walk of the batches from `offset` starts.
+    pub(super) fn segment_base_holding(&self, offset: Offset) -> Offset {
+        self.segments
+            .range(..=offset)
+            .next_back()
+            .map_or(self.log_start_offset, |(b, _)| *b)
+    }
+
     fn active_mut(&mut self) -> &mut Segment {
         self.segments
             .values_mut()

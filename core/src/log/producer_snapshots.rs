@@ -261,11 +261,7 @@ impl PartitionLog {
     /// Applies every batch from the state's map end to the log end, as replicated batches.
     fn replay_producer_batches(&self, state: &mut ProducerStateManager) -> Result<(), LogError> {
         let from = state.map_end_offset();
-        let first = self
-            .segments
-            .range(..=from)
-            .next_back()
-            .map_or(self.log_start_offset, |(b, _)| *b);
+        let first = self.segment_base_holding(from);
         for seg in self.segments.range(first..).map(|(_, s)| s) {
             let path = log_path(&self.dir, seg.base_offset);
             let (pos, expected) = if from > seg.base_offset {

@@ -290,11 +290,7 @@ impl PartitionLog {
             CheckpointState::Loaded => recovery_point.max(self.log_start_offset),
             CheckpointState::Missing | CheckpointState::Malformed => self.log_start_offset,
         };
-        let first = self
-            .segments
-            .range(..=from)
-            .next_back()
-            .map_or(self.log_start_offset, |(b, _)| *b);
+        let first = self.segment_base_holding(from);
         for seg in self.segments.range(first..).map(|(_, s)| s) {
             let path = log_path(&self.dir, seg.base_offset);
             seg.walk_headers(0, seg.base_offset, |h| {
