@@ -355,6 +355,23 @@ fn cluster_regressions() {
     }
 }
 
+/// Open findings of the cluster sweep, pinned but not yet fixed (run with `--ignored`). Seed 1787
+/// (3 nodes; power loss of all nodes, pauses, write EIO, a lossy network; with producer
+/// snapshots fsynced when written): acks=all writes at `sim2-1@632..637`, acknowledged with the
+/// high watermark at 638 and read there, are replaced after two brokers restart and one of them
+/// cannot open its log (read EIO during the scan): broker 2, whose log ended at 630, is elected
+/// in leader epoch 8 with an ISR of itself alone, and brokers 1 and 3 truncate 638 -> 630. How
+/// broker 2 came to be the whole ISR (epochs 6 and 7 are not in the info log) is not yet known;
+/// the same seed passes with unsynced snapshots, which only changes the schedule.
+#[test]
+#[ignore = "open finding: cluster seed 1787 loses acknowledged writes (see the doc comment)"]
+fn open_cluster_findings() {
+    for seed in [1787] {
+        let out = run_with(seed, Options::cluster_for_seed(seed));
+        assert_clean("open_cluster_finding", seed, &out);
+    }
+}
+
 /// Redpanda #3039: an idempotent producer's batch is appended and replicated by leader A while
 /// A's answer cannot reach the client; A is then cut off and leadership moves to B; the
 /// client's retry (same producer id, epoch, sequence) reaches B, which must answer with the

@@ -449,8 +449,10 @@ impl PartitionLog {
             return Ok(()); // already empty
         }
         // Kafka's roll: the producer state at the new segment's base, so that recovery and a
-        // truncation replay at most one segment (best effort: an older one, or the log, serves).
+        // truncation replay at most one segment (best effort: an older one, or the log, serves;
+        // only a failed directory fsync fails the log).
         self.write_producer_snapshot();
+        self.check_not_failed()?;
         let dir = self.dir.clone();
         self.active_mut()
             .seal()
@@ -671,6 +673,7 @@ impl PartitionLog {
             // restart. If no snapshot can be written (a full disk), space wins: retention goes
             // on, and only a restart before the next snapshot would forget them.
             if !self.ensure_producer_snapshot_from(new_start) {
+                self.check_not_failed()?;
                 tracing::warn!(dir = %self.dir.display(), "retention without a producer snapshot at the new log start");
             }
         }

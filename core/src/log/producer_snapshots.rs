@@ -89,21 +89,29 @@ impl PartitionLog {
         );
         let path = self.snapshot_path(self.producers.map_end_offset());
         let bytes = self.producers.snapshot();
-        let written = self
-            .storage
-            .open(&path)
-            .and_then(|f| {
-                f.set_len(0)?;
-                f.write_at(&bytes, 0)?;
-                f.sync_data()
-            })
-            .and_then(|()| self.storage.sync_dir(&self.dir));
-        match written {
+        let written = self.storage.open(&path).and_then(|f| {
+            f.set_len(0)?;
+            f.write_at(&bytes, 0)?;
+            f.sync_data()
+        });
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "producer state snapshot not written");
+            let _ = self.storage.remove_file(&path);
+            self.dir_generation += 1;
+            return false;
+        }
+        self.sync_log_dir()
+    }
+
+    /// Syncs the log directory. A failure fails the log: the kernel reports a failed directory
+    /// fsync once and may forget the changes it covered (segment creations and removals too),
+    /// so a later sync that succeeds proves nothing ("fsyncgate", as for data files).
+    fn sync_log_dir(&mut self) -> bool {
+        match self.storage.sync_dir(&self.dir) {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "producer state snapshot not written");
-                let _ = self.storage.remove_file(&path);
-                self.dir_generation += 1;
+                tracing::error!(dir = %self.dir.display(), error = %e, "directory fsync failed: the log refuses everything until a restart");
+                self.failed = true;
                 false
             }
         }
@@ -155,9 +163,11 @@ impl PartitionLog {
                 _ => {}
             }
         }
-        self.storage
-            .sync_dir(&self.dir)
-            .map_err(io_err("remove producer snapshots", &self.dir))
+        if self.sync_log_dir() {
+            Ok(())
+        } else {
+            Err(LogError::Failed(self.dir.clone()))
+        }
     }
 
     /// Before retention moves the log start to `new_start`: makes sure a snapshot lies in

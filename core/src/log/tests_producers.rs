@@ -417,3 +417,61 @@ fn retention_leaves_a_snapshot_that_remembers_producers_of_deleted_segments() {
     assert!(retry.duplicate);
     assert_eq!(retry.first_offset, Offset(0));
 }
+
+/// [`MemStorage`] whose directory fsyncs fail once `fail` is set (file fsyncs still succeed).
+#[derive(Debug)]
+struct DirSyncFails {
+    inner: MemStorage,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Storage for DirSyncFails {
+    fn open(
+        &self,
+        path: &std::path::Path,
+    ) -> std::io::Result<Arc<dyn crate::storage::StorageFile>> {
+        self.inner.open(path)
+    }
+    fn list_dir(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.inner.remove_dir_all(dir)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("injected EIO on a directory fsync"));
+        }
+        self.inner.sync_dir(dir)
+    }
+}
+
+#[test]
+fn a_failed_directory_fsync_while_snapshotting_fails_the_log() {
+    let storage = Arc::new(DirSyncFails {
+        inner: MemStorage::new(),
+        fail: false.into(),
+    });
+    let mut log = PartitionLog::open(storage.clone(), dir(), config(), 0)
+        .expect("open")
+        .0;
+    produce(&mut log, 0, 2);
+    // The roll's snapshot: its directory fsync fails, and the kernel may have forgotten the
+    // directory's other pending changes with it, so nothing more may be trusted (fsyncgate).
+    storage
+        .fail
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = log.roll().expect_err("the roll's directory fsync failed");
+    assert_eq!(err.error_code(), ErrorCode::KAFKA_STORAGE_ERROR);
+    assert!(log.is_failed());
+    assert!(append(&mut log, &pbatch(7, 0, 4, 2)).is_err());
+}
