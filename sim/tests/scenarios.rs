@@ -360,9 +360,12 @@ fn cluster_regressions() {
 /// snapshots fsynced when written): acks=all writes at `sim2-1@632..637`, acknowledged with the
 /// high watermark at 638 and read there, are replaced after two brokers restart and one of them
 /// cannot open its log (read EIO during the scan): broker 2, whose log ended at 630, is elected
-/// in leader epoch 8 with an ISR of itself alone, and brokers 1 and 3 truncate 638 -> 630. How
-/// broker 2 came to be the whole ISR (epochs 6 and 7 are not in the info log) is not yet known;
-/// the same seed passes with unsynced snapshots, which only changes the schedule.
+/// in leader epoch 8 with an ISR of itself alone, and brokers 1 and 3 truncate 638 -> 630. The
+/// ISR was {1, 2, 3} in epoch 5 (expanded at high watermark 626), so the high watermark of 638
+/// says broker 2 reported a durable log end of at least 638; after its power loss it recovered
+/// to 630 without a warning. Either it reported a durable end it did not have, or recovery (or
+/// the simulated disk) lost synced data; not yet known. The same seed passes with unsynced
+/// snapshots, which changes the schedule.
 #[test]
 #[ignore = "open finding: cluster seed 1787 loses acknowledged writes (see the doc comment)"]
 fn open_cluster_findings() {

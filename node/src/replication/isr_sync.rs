@@ -41,6 +41,8 @@ pub fn maybe_expand(broker: &Arc<Broker>, p: &Arc<Partition>) {
         l.alter_in_flight = true;
         (new_isr, l.leader_epoch, l.isr.partition_epoch())
     };
+    tracing::info!(topic = %p.topic, partition = p.index, isr = ?proposal.0,
+        leader_epoch = proposal.1, high_watermark = hw, "expanding the ISR: a follower caught up");
     send(broker, p, proposal);
 }
 
