@@ -129,7 +129,7 @@ pub async fn run(seed: u64) -> Seen {
     let w3 = w.clone();
     cluster
         .client
-        .spawn(async move { final_read(&w3).await })
+        .spawn(async move { super::run::final_read(&w3).await })
         .await
         .expect("final read task");
     drop(producer);
@@ -185,29 +185,6 @@ fn find_batch(cluster: &Cluster, i: usize, producer_id: Option<i64>) -> Option<i
         let (_, h) = item.ok()?;
         (h.producer_id == producer_id && h.base_sequence == 1).then_some(h.base_offset.0)
     })
-}
-
-/// Reads partition 0 from offset 0 up to the high watermark, recorded as final-read polls.
-async fn final_read(w: &Workload) {
-    let p = ProcessId(10_000);
-    let tp = TopicPartition::new(TOPIC, 0);
-    let mut conns = workload::Connections::new();
-    let mut position = 0i64;
-    for _attempt in 0..500 {
-        let Some(c) = workload::leader_connection(w, &mut conns, &tp).await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        if !workload::poll_once(w, p, &c, &tp, &mut position, true).await {
-            conns.clear();
-            w.forget_leader(&tp);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        if position >= w.last_high_watermark(p).unwrap_or(i64::MAX) {
-            break;
-        }
-    }
 }
 
 /// Every attempt's result in one line each, for failure messages.

@@ -326,7 +326,7 @@ async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
 /// Reads every partition from offset 0 up to its high watermark, recorded as final-read polls.
 /// Gives up on a partition after a bounded number of polls (the lost-write checker then reports
 /// a final read that stopped short).
-async fn final_read(w: &Workload) {
+pub(crate) async fn final_read(w: &Workload) {
     let p = ProcessId(10_000);
     let mut conns = workload::Connections::new();
     for tp in w.partitions() {
