@@ -20,7 +20,10 @@ pub fn init_logging() {
     }
 }
 
-/// Seeds to run: `MADSIM_TEST_SEED=s` alone, else `0..$count_var` (default `default_count`).
+/// Seeds to run: `MADSIM_TEST_SEED=s` alone, else `base..base + $count_var` (count default
+/// `default_count`), where `base` is `STRATA_SIM_SEED_BASE` (default 0). The base is what keeps a
+/// sweep from going stale: the default seeds are the ones the code was tuned against, so a review
+/// sweeps a range nobody ran before (`sim/sweep.sh` splits one over every core).
 pub fn seeds(count_var: &str, default_count: u64) -> Vec<u64> {
     init_logging();
     if let Some(seed) = std::env::var("MADSIM_TEST_SEED")
@@ -33,7 +36,13 @@ pub fn seeds(count_var: &str, default_count: u64) -> Vec<u64> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default_count);
-    (0..n).collect()
+    let base: u64 = match std::env::var("STRATA_SIM_SEED_BASE") {
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("STRATA_SIM_SEED_BASE={s:?} is not a seed number")),
+        Err(_) => 0,
+    };
+    (base..base.saturating_add(n)).collect()
 }
 
 /// Runs every seed (each on a fresh thread, see `run_on_fresh_thread`); returns the failing ones.
