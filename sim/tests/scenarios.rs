@@ -347,31 +347,24 @@ fn cluster_power_loss_of_every_node() {
 /// point (EIO) and returned before the epoch cache and producer state followed; the next flush
 /// asserted on the mismatch (`PartitionLog::truncate_to` now fails the log on any error after the
 /// cut).
+/// 1787: leader 3 proposed expanding the ISR of `sim2-1` back to {1, 2, 3}; the AlterPartition
+/// timed out (no active controller), the leader took the timeout for a refusal and dropped the
+/// pending ISR, and the high watermark ran to 638 over {1, 3} while broker 2 had 630. The
+/// proposal had reached the Raft log and a later controller committed it; after power loss of
+/// every node the re-registrations fenced 1 and 3 out of the ISR and broker 2 was elected with
+/// 630: `sim2-1@632..637` lost. An AlterPartition without an answer is now indefinite: the
+/// pending ISR holds the high watermark and the same proposal is resent until the outcome is
+/// known (`replication/isr_sync.rs`).
+/// 20006: a follower's KIP-101 truncation cut fsynced batches of leader epoch 0 and was not
+/// itself fsynced; it fetched the new leader's epoch-4 batch for offset 150 (its epoch cache
+/// now said epoch 4 starts at 150), the write failed (EIO), and a power loss undid the cut: the
+/// old batch came back under an epoch cache describing the new one, and the replica diverged
+/// below the high watermark. `PartitionLog::truncate_to` now makes the cut durable first.
 #[test]
 fn cluster_regressions() {
-    for seed in [11, 399, 500, 714, 756, 1092, 1194, 1777] {
+    for seed in [11, 399, 500, 714, 756, 1092, 1194, 1777, 1787, 20006] {
         let out = run_with(seed, Options::cluster_for_seed(seed));
         assert_clean("cluster_regression", seed, &out);
-    }
-}
-
-/// Open findings of the cluster sweep, pinned but not yet fixed (run with `--ignored`). Seed 1787
-/// (3 nodes; power loss of all nodes, pauses, write EIO, a lossy network; with producer
-/// snapshots fsynced when written): acks=all writes at `sim2-1@632..637`, acknowledged with the
-/// high watermark at 638 and read there, are replaced after two brokers restart and one of them
-/// cannot open its log (read EIO during the scan): broker 2, whose log ended at 630, is elected
-/// in leader epoch 8 with an ISR of itself alone, and brokers 1 and 3 truncate 638 -> 630. The
-/// ISR was {1, 2, 3} in epoch 5 (expanded at high watermark 626), so the high watermark of 638
-/// says broker 2 reported a durable log end of at least 638; after its power loss it recovered
-/// to 630 without a warning. Either it reported a durable end it did not have, or recovery (or
-/// the simulated disk) lost synced data; not yet known. The same seed passes with unsynced
-/// snapshots, which changes the schedule.
-#[test]
-#[ignore = "open finding: cluster seed 1787 loses acknowledged writes (see the doc comment)"]
-fn open_cluster_findings() {
-    for seed in [1787] {
-        let out = run_with(seed, Options::cluster_for_seed(seed));
-        assert_clean("open_cluster_finding", seed, &out);
     }
 }
 

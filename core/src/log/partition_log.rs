@@ -763,6 +763,7 @@ impl PartitionLog {
             .map(|(b, _)| *b)
             .filter(|b| *b > self.log_start_offset)
             .collect();
+        let deleted_segments = !doomed.is_empty();
         for base in doomed {
             self.delete_segment_files(base)?;
             self.segments.remove(&base);
@@ -776,6 +777,21 @@ impl PartitionLog {
             .map_err(io_err("truncate", &log_path(&dir, base)))?;
         seg.truncate(pos, next)
             .map_err(io_err("truncate", &log_path(&dir, base)))?;
+        // The cut is made durable before anything else changes (cluster seed 20006): what it
+        // removed may have been fsynced, and an undone cut brings it back after a power loss,
+        // behind an epoch cache and a recovery point that already describe the new log — a
+        // replica then keeps a batch of an old leader epoch below the high watermark where the
+        // others hold the new leader's. Truncation is rare (a role change), so one fsync of
+        // the segment, and of the directory if whole segments went, costs nothing that matters.
+        seg.log
+            .sync_data()
+            .map_err(io_err("sync truncation", &log_path(&dir, base)))?;
+        seg.synced_size = seg.size;
+        if deleted_segments {
+            self.storage
+                .sync_dir(&dir)
+                .map_err(io_err("sync truncation", &dir))?;
+        }
         self.truncations += 1;
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
         // The recovery point on disk must not stay above the new log end: batches appended next

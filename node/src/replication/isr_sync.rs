@@ -88,72 +88,133 @@ pub async fn run_shrinker(broker: Arc<Broker>) {
     }
 }
 
-/// Sends one AlterPartition and applies the answer.
+/// What an AlterPartition attempt told the leader.
+enum Outcome {
+    /// The controller's committed state of the partition (the change, or, with
+    /// `INVALID_UPDATE_VERSION`, the newer state it was refused against).
+    Committed(strata_core::metadata::PartitionRecord),
+    /// Refused against the very partition epoch the proposal was based on: nothing was
+    /// committed, and no earlier attempt of it can commit any more (the answering controller
+    /// applied everything earlier leaders committed before it served anything).
+    NotApplied,
+    /// No answer (timeout, no active controller), or the leadership or the broker's
+    /// registration moved on (`FENCED_LEADER_EPOCH`, `STALE_BROKER_EPOCH`, ...) so that the
+    /// metadata is about to replace this role: the pending ISR keeps holding the high watermark
+    /// and the same proposal goes again until the outcome is known.
+    Unknown,
+}
+
+/// Sends an AlterPartition and applies the answer, resending the same proposal while its
+/// outcome is unknown.
+///
+/// A timed-out AlterPartition is *indefinite*, never a rejection (cluster seed 1787): the
+/// controller may have logged it and a later controller may still commit it. Forgetting the
+/// pending ISR then lets the high watermark run ahead of a follower the controller is about to
+/// put back into the ISR — which may then be elected with less than was acknowledged. So, as
+/// Kafka's `Partition` does, the pending state stays until the change is known committed (an
+/// answer, or the partition's record in the metadata log, see [`super::reconcile`]) or known
+/// not applied.
 fn send(broker: &Arc<Broker>, p: &Arc<Partition>, proposal: (Vec<NodeId>, i32, i32)) {
     let Some(cluster) = broker.cluster() else {
         return;
     };
     let (new_isr, leader_epoch, partition_epoch) = proposal;
-    let request = Request::AlterPartition(AlterPartitionRequest {
-        broker_id: cluster.node_id,
-        broker_epoch: cluster.broker_epoch.load(Ordering::SeqCst),
-        topic: p.topic.clone(),
-        partition: p.index,
-        leader_epoch,
-        partition_epoch,
-        new_isr,
-    });
     let p = p.clone();
     tokio::spawn(async move {
-        let answer = cluster.client.send(request).await;
-        let committed = match answer {
-            Ok(Response::AlterPartition {
-                error_code,
-                partition,
-            }) => {
-                if error_code != ErrorCode::NONE.0 {
-                    tracing::info!(topic = %p.topic, partition = p.index, error = error_code,
-                        "AlterPartition refused");
-                }
-                partition.filter(|_| error_code == ErrorCode::NONE.0)
-            }
-            Ok(other) => {
-                tracing::debug!(?other, "AlterPartition not served");
-                None
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "AlterPartition failed");
-                None
-            }
-        };
-        let rejected = committed.is_none();
-        {
-            let mut role = p.role();
-            if let Role::Leader(l) = &mut *role
-                && l.leader_epoch == leader_epoch
-            {
-                // A rejected change is forgotten at once (the pending ISR must not hold the
-                // high watermark), but the next attempt waits a little: a refusal usually
-                // means the metadata is about to change, and retrying on every follower fetch
-                // would flood the controller.
-                l.alter_in_flight = rejected;
-                match committed {
-                    Some(c) if c.partition_epoch > l.isr.partition_epoch() => {
-                        l.isr.on_isr_committed(c.isr, c.partition_epoch);
+        loop {
+            let request = Request::AlterPartition(AlterPartitionRequest {
+                broker_id: cluster.node_id,
+                broker_epoch: cluster.broker_epoch.load(Ordering::SeqCst),
+                topic: p.topic.clone(),
+                partition: p.index,
+                leader_epoch,
+                partition_epoch,
+                new_isr: new_isr.clone(),
+            });
+            let outcome = match cluster.client.send(request).await {
+                Ok(Response::AlterPartition {
+                    error_code,
+                    partition,
+                }) => {
+                    if error_code != ErrorCode::NONE.0 {
+                        tracing::info!(topic = %p.topic, partition = p.index, error = error_code,
+                            "AlterPartition refused");
                     }
-                    Some(_) => {}
-                    None => l.isr.on_isr_rejected(),
+                    match (ErrorCode(error_code), partition) {
+                        // The controller checks the leader epoch before the partition epoch, so
+                        // an INVALID_UPDATE_VERSION record is this leadership's committed state.
+                        (ErrorCode::NONE | ErrorCode::INVALID_UPDATE_VERSION, Some(c))
+                            if c.leader_epoch == leader_epoch
+                                && c.leader == Some(cluster.node_id) =>
+                        {
+                            Outcome::Committed(c)
+                        }
+                        (ErrorCode::INELIGIBLE_REPLICA, _) => Outcome::NotApplied,
+                        _ => Outcome::Unknown,
+                    }
                 }
+                Ok(other) => {
+                    tracing::debug!(?other, "AlterPartition not served");
+                    Outcome::Unknown
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "AlterPartition failed");
+                    Outcome::Unknown
+                }
+            };
+            let retry = {
+                let mut role = p.role();
+                let Role::Leader(l) = &mut *role else { break };
+                if l.leader_epoch != leader_epoch {
+                    break; // a new leadership has its own state
+                }
+                if l.isr.partition_epoch() != partition_epoch {
+                    // The metadata log already told the outcome (reconcile committed a newer
+                    // partition state, which ended the pending change).
+                    l.alter_in_flight = false;
+                    false
+                } else {
+                    match outcome {
+                        Outcome::Committed(c) => {
+                            if c.partition_epoch > l.isr.partition_epoch() {
+                                l.isr.on_isr_committed(c.isr, c.partition_epoch);
+                            } else {
+                                // The same state (an ISR equal to the committed one).
+                                l.isr.on_isr_rejected();
+                            }
+                            l.alter_in_flight = false;
+                            false
+                        }
+                        Outcome::NotApplied => {
+                            l.isr.on_isr_rejected();
+                            true // alter_in_flight stays set through the pause below
+                        }
+                        Outcome::Unknown => true,
+                    }
+                }
+            };
+            p.recompute_high_watermark();
+            if !retry {
+                break;
             }
-        }
-        p.recompute_high_watermark();
-        if rejected {
+            // A pause before the next attempt: a refusal or silence usually means the metadata
+            // is about to change, and retrying at once would flood the controller.
             tokio::time::sleep(RETRY_AFTER_REJECTION).await;
-            if let Role::Leader(l) = &mut *p.role()
-                && l.leader_epoch == leader_epoch
-            {
-                l.alter_in_flight = false;
+            if cluster.stopping.load(Ordering::Relaxed) {
+                break;
             }
+            let mut role = p.role();
+            let Role::Leader(l) = &mut *role else { break };
+            if l.leader_epoch != leader_epoch {
+                break;
+            }
+            if l.isr.pending().is_none() {
+                // Not applied (or resolved by the metadata meanwhile): the next proposal comes
+                // from `maybe_expand` / the shrinker, from the committed ISR.
+                l.alter_in_flight = false;
+                break;
+            }
+            // Still pending with an unknown outcome: send the same proposal again.
         }
     });
 }

@@ -341,3 +341,56 @@ fn segments_recovered_after_a_kill_survive_power_loss() {
     };
     sweep(opts, |f| matches!(f, Finding::FlushedLost(_)));
 }
+
+/// Regression (cluster seed 20006): a follower's KIP-101 truncation cut fsynced batches, the
+/// leader's batches for the same offsets were appended, and a power loss undid the unsynced
+/// `set_len`: the cut batches of the old leader epoch came back below the new ones, and the
+/// replica kept them while its epoch cache described the new leader's. A truncation is durable
+/// before `truncate_to` returns: after any crash, no offset at or above the cut serves a batch
+/// the cut removed.
+#[test]
+fn a_truncation_survives_power_loss() {
+    for seed in 0..SEEDS {
+        let disk = SimDisk::new(seed);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut log, _) =
+            PartitionLog::open(disk.storage(), dir(), config(), 0).expect("open a new log");
+        let mut old = BTreeMap::new();
+        let n = rng.random_range(2..30);
+        append(&mut log, &mut rng, n, &mut old);
+        assert!(flush(&mut log), "no faults");
+        let cut = *old
+            .keys()
+            .nth(rng.random_range(1..old.len()))
+            .expect("at least two batches");
+        log.truncate_to(cut).expect("truncate");
+        // The new leader's batches for the same offsets, not yet flushed.
+        let mut new = BTreeMap::new();
+        let n = rng.random_range(0..10);
+        for _ in 0..n {
+            let mut b = new_batch(&mut rng, 1_000 + new.len());
+            let info = log.append(&b, LeaderEpoch(2), 0).expect("append");
+            batch::assign_offset(&mut b, info.first_offset, LeaderEpoch(2));
+            new.insert(info.first_offset, b);
+        }
+        drop(log);
+        disk.crash(&mut rng);
+        let (log, _) = PartitionLog::open(disk.storage(), dir(), config(), 0)
+            .unwrap_or_else(|e| panic!("seed {seed}: reopen: {e}"));
+        let cut_away: Vec<&Vec<u8>> = old.range(cut..).map(|(_, b)| b).collect();
+        let mut offset = cut;
+        while offset < log.log_end_offset() {
+            let got = read_one(&log, offset).unwrap_or_else(|e| panic!("seed {seed}: read {offset}: {e}"));
+            assert!(
+                !cut_away.contains(&&got),
+                "seed {seed}: offset {offset} serves a batch the truncation to {cut} removed"
+            );
+            let h = batch::BatchIter::new(&got)
+                .next()
+                .expect("one batch")
+                .expect("a whole batch")
+                .1;
+            offset = h.next_offset();
+        }
+    }
+}
