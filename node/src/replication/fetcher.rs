@@ -386,6 +386,13 @@ async fn fetch(
                     }
                     match log.append_replicated(records.clone(), crate::clock::now_ms()) {
                         Ok(_) => Some(log.log_end_offset().0),
+                        // Said once: a failed log refuses every later append the same way
+                        // until a restart's recovery (the replica is offline meanwhile).
+                        Err(e @ strata_core::log::LogError::Failed(_)) => {
+                            tracing::debug!(topic = %p.topic, partition = p.index, error = %e,
+                                "cannot append replicated batches");
+                            None
+                        }
                         Err(e) => {
                             tracing::error!(topic = %p.topic, partition = p.index, error = %e,
                                 "cannot append replicated batches");

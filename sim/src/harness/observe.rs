@@ -82,18 +82,29 @@ fn progress(cluster: &Cluster) -> BTreeMap<TopicPartition, (Option<(i64, i64)>, 
 }
 
 /// Waits (at most `budget`) until every partition has a leader whose high watermark is its log
-/// end and every replica's log end equals it.
-pub async fn await_convergence(cluster: &Cluster, budget: Duration) -> bool {
+/// end and every replica's log end equals it; `Err` names the partitions that did not get there
+/// (a liveness failure: after the heal, replication must catch up).
+pub async fn await_convergence(cluster: &Cluster, budget: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + budget;
     loop {
-        let converged = progress(cluster).values().all(|(leader, ends)| {
-            leader.is_some_and(|(leo, hw)| hw == leo && ends.iter().all(|e| *e == leo))
-        });
-        if converged {
-            return true;
+        let lagging: Vec<String> = progress(cluster)
+            .into_iter()
+            .filter(|(_, (leader, ends))| {
+                !leader.is_some_and(|(leo, hw)| hw == leo && ends.iter().all(|e| *e == leo))
+            })
+            .map(|(tp, (leader, ends))| match leader {
+                Some((leo, hw)) => format!("{tp} (leader log end {leo}, high watermark {hw}, replica log ends {ends:?})"),
+                None => format!("{tp} (no leader; replica log ends {ends:?})"),
+            })
+            .collect();
+        if lagging.is_empty() {
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return false;
+            return Err(format!(
+                "replicas did not converge within {budget:?} after healing: {}",
+                lagging.join("; ")
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -131,7 +131,8 @@ pub async fn run(seed: u64) -> Seen {
         .client
         .spawn(async move { super::run::final_read(&w3).await })
         .await
-        .expect("final read task");
+        .expect("final read task")
+        .unwrap_or_else(|e| panic!("redpanda_3039 scenario: {e}"));
     drop(producer);
     let w = std::sync::Arc::into_inner(w).expect("the workload is no longer shared");
     let history = w.history.into_inner().expect("history lock poisoned");

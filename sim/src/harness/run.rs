@@ -217,9 +217,12 @@ pub async fn run(opts: Options) -> Outcome {
     for t in tasks {
         t.await.expect("workload task");
     }
+    // Liveness, continued: the final read must reach every partition's high watermark, and a
+    // cluster's replicas must converge. A run that stalls fails with its seed.
+    let mut liveness = liveness;
     if liveness.is_ok() {
         let w2 = w.clone();
-        cluster
+        liveness = cluster
             .client
             .spawn(async move { final_read(&w2).await })
             .await
@@ -228,7 +231,7 @@ pub async fn run(opts: Options) -> Outcome {
     let mut observations = Observations::default();
     if opts.nodes > 1 && liveness.is_ok() {
         // Replicas must converge once healed; the divergence checker then compares them.
-        observe::await_convergence(&cluster, opts.liveness_budget).await;
+        liveness = observe::await_convergence(&cluster, opts.liveness_budget).await;
         observe::snapshot_replicas(&cluster, &mut observations);
     }
     sampling.store(true, Ordering::Relaxed);
@@ -324,13 +327,15 @@ async fn await_write(w: &Workload, budget: Duration) -> Result<(), String> {
 }
 
 /// Reads every partition from offset 0 up to its high watermark, recorded as final-read polls.
-/// Gives up on a partition after a bounded number of polls (the lost-write checker then reports
-/// a final read that stopped short).
-pub(crate) async fn final_read(w: &Workload) {
+/// Gives up on a partition after a bounded number of polls: `Err` names the partitions whose
+/// read stopped short (a liveness failure; the lost-write checker also reports what it missed).
+pub(crate) async fn final_read(w: &Workload) -> Result<(), String> {
     let p = ProcessId(10_000);
     let mut conns = workload::Connections::new();
+    let mut short = Vec::new();
     for tp in w.partitions() {
         let mut position = 0i64;
+        let mut done = false;
         for _attempt in 0..500 {
             let Some(c) = workload::leader_connection(w, &mut conns, &tp).await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -343,8 +348,20 @@ pub(crate) async fn final_read(w: &Workload) {
                 continue;
             }
             if position >= w.last_high_watermark(p).unwrap_or(i64::MAX) {
+                done = true;
                 break;
             }
         }
+        if !done {
+            short.push(format!("{tp} (read up to {position})"));
+        }
+    }
+    if short.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the final read could not reach the high watermark of {}",
+            short.join(", ")
+        ))
     }
 }
