@@ -58,9 +58,10 @@ printf '%s\n' "${chunks[@]}" | xargs -P "$jobs" -L 1 bash -c '
 ' || true
 
 secs=$(( $(date +%s) - start ))
-failed=$(grep -hoE '^seed [0-9]+ (FAILED|PANICKED)' "$out"/*.log | awk '{print $2}' | sort -n | uniq || true)
-# A chunk that died without naming a seed (killed, or the harness itself broke) is a failure too.
-broken=$(grep -L "^$test: " "$out"/*.log || true)
+failed=$(grep -hoE '(^|[^0-9])seed [0-9]+ (FAILED|PANICKED)' "$out"/*.log | grep -oE '[0-9]+' | sort -n | uniq || true)
+# A chunk that died without its summary line (killed, or the harness itself broke) is a
+# failure too.
+broken=$(grep -LE "$test: [0-9]+ seeds in" "$out"/*.log || true)
 echo "sweep $kind $base..$((base + count - 1)): $count seeds in ${secs}s"
 if [ -n "$broken" ]; then
     echo "chunks that did not finish:"; echo "$broken"
