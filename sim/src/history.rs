@@ -96,10 +96,16 @@ pub enum OpKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     /// Produce `values`, in order, as one batch to one partition.
+    ///
+    /// `resends`: the producer resends a batch that may already be written under a bumped
+    /// epoch of its producer id (librdkafka's and the Java client's KIP-360 epoch bump, our
+    /// `ResetPolicy::ResendUnderNewEpoch`). Such a batch may legitimately be in the log once per
+    /// epoch; the checkers allow that, and only that (see `checker::producer_fencing`).
     Send {
         tp: TopicPartition,
         values: Vec<Value>,
         acks: Acks,
+        resends: bool,
     },
     /// Fetch `tp` starting at the consumer's position `from_offset`. `final_read` marks the
     /// end-of-run full read that the lost-write checker judges against.
@@ -138,6 +144,9 @@ pub struct SendAck {
     /// leader that acknowledged an `acks=1` send never crashed or lost power afterwards, so the
     /// write must survive like an `acks=-1` one.
     pub leader_survived: bool,
+    /// The producer says the batch may also be in the log at another position: it resent the
+    /// batch under a new epoch after an attempt that may have written it (`Call::Send::resends`).
+    pub possible_duplicate: bool,
 }
 
 impl SendAck {
@@ -145,6 +154,7 @@ impl SendAck {
         SendAck {
             base_offset: Some(base_offset),
             leader_survived: false,
+            possible_duplicate: false,
         }
     }
 }
@@ -159,6 +169,45 @@ pub struct PollResult {
     pub high_watermark: Offset,
     /// The partition's `log_start_offset` in the same response.
     pub log_start_offset: Offset,
+    /// The producer fields of every batch the records came in, in log order (empty if the
+    /// recorder does not know them). A batch may start before the first record returned.
+    pub batches: Vec<BatchStamp>,
+}
+
+/// Where one record batch lies and the idempotent-producer fields of its v2 header
+/// (`producerId` bytes 43..51, `producerEpoch` 51..53, `baseSequence` 53..57): what the broker
+/// judged when it accepted the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BatchStamp {
+    pub base_offset: Offset,
+    /// The batch's last offset (`baseOffset + lastOffsetDelta`).
+    pub last_offset: Offset,
+    /// `-1`: no producer id (not idempotent).
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl BatchStamp {
+    /// The sequence of the record at `offset` (wrapping at `i32::MAX` as Kafka's sequences do).
+    pub fn sequence_at(&self, offset: Offset) -> i32 {
+        wrapping_sequence(self.base_sequence, offset.0 - self.base_offset.0)
+    }
+
+    /// The batch's last sequence.
+    pub fn last_sequence(&self) -> i32 {
+        self.sequence_at(self.last_offset)
+    }
+
+    pub fn contains(&self, offset: Offset) -> bool {
+        self.base_offset <= offset && offset <= self.last_offset
+    }
+}
+
+/// `base + delta` in Kafka's sequence space (`0..=i32::MAX`, wrapping to 0).
+pub fn wrapping_sequence(base: i32, delta: i64) -> i32 {
+    let space = i64::from(i32::MAX) + 1;
+    (i64::from(base) + delta).rem_euclid(space) as i32
 }
 
 /// One recorded event: an invocation or a completion.
@@ -540,13 +589,22 @@ impl fmt::Display for ProcessId {
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Call::Send { tp, values, acks } => {
+            Call::Send {
+                tp,
+                values,
+                acks,
+                resends,
+            } => {
                 let acks = match acks {
                     Acks::None => "0",
                     Acks::Leader => "1",
                     Acks::All => "all",
                 };
-                write!(f, "send {tp} acks={acks} [{}]", join(values.iter()))
+                write!(f, "send {tp} acks={acks} [{}]", join(values.iter()))?;
+                if *resends {
+                    f.write_str(" resends")?;
+                }
+                Ok(())
             }
             Call::Poll {
                 tp,
@@ -585,6 +643,9 @@ impl fmt::Display for Reply {
                 if ack.leader_survived {
                     f.write_str(" leader-survived")?;
                 }
+                if ack.possible_duplicate {
+                    f.write_str(" possible-duplicate")?;
+                }
                 Ok(())
             }
             Reply::Poll(result) => {
@@ -595,7 +656,26 @@ impl fmt::Display for Reply {
                     join(records),
                     result.high_watermark,
                     result.log_start_offset
-                )
+                )?;
+                let stamps = result
+                    .batches
+                    .iter()
+                    .filter(|b| b.producer_id >= 0)
+                    .map(|b| {
+                        format!(
+                            "{}..{}:pid{}/e{}/s{}",
+                            b.base_offset,
+                            b.last_offset,
+                            b.producer_id,
+                            b.producer_epoch,
+                            b.base_sequence
+                        )
+                    });
+                let stamps = join(stamps);
+                if !stamps.is_empty() {
+                    write!(f, " batches [{stamps}]")?;
+                }
+                Ok(())
             }
             Reply::Assign | Reply::Seek => f.write_str("done"),
         }
@@ -626,6 +706,7 @@ mod tests {
                 tp: tp(),
                 values: vec![Value(7)],
                 acks: Acks::All,
+                resends: false,
             },
         );
         let p = h.invoke(
@@ -656,6 +737,7 @@ mod tests {
                 tp: tp(),
                 values: vec![Value(1)],
                 acks: Acks::All,
+                resends: false,
             },
         );
         let op = h.operations().next().expect("one operation");
@@ -672,6 +754,7 @@ mod tests {
                 tp: tp(),
                 values: vec![Value(1), Value(2)],
                 acks: Acks::Leader,
+                resends: false,
             },
         );
         let ok = h.ok(
@@ -734,6 +817,7 @@ mod tests {
                 tp: tp(),
                 values: vec![Value(17), Value(18)],
                 acks: Acks::All,
+                resends: false,
             },
         );
         h.invoke(

@@ -42,6 +42,20 @@ pub struct ConsumedRecord {
     pub timestamp: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
+    /// The batch the record came in: its offsets and producer fields, as the broker wrote them.
+    pub batch: BatchProducer,
+}
+
+/// Where a fetched batch lies and the idempotent-producer fields of its v2 header (bytes 43..57:
+/// `producerId`, `producerEpoch`, `baseSequence`). Checkers of idempotence judge these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchProducer {
+    pub base_offset: i64,
+    pub last_offset_delta: i32,
+    /// `-1` for a batch without producer id.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 /// What one partition returned in one fetch.
@@ -131,6 +145,13 @@ pub fn decode_records(
             position,
             reason: e.to_string(),
         })?;
+        let stamp = BatchProducer {
+            base_offset: header.base_offset.0,
+            last_offset_delta: header.last_offset_delta,
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            base_sequence: header.base_sequence,
+        };
         out.extend(
             set.records
                 .into_iter()
@@ -140,6 +161,7 @@ pub fn decode_records(
                     timestamp: r.timestamp,
                     key: r.key,
                     value: r.value,
+                    batch: stamp,
                 }),
         );
     }

@@ -25,7 +25,8 @@ pub mod sequencer;
 
 pub use admin::Admin;
 pub use connection::{Connection, ConnectionConfig, ConnectionError};
-pub use consumer::{ConsumedRecord, Consumer, FetchConfig};
+pub use consumer::{BatchProducer, ConsumedRecord, Consumer, FetchConfig};
 pub use producer::{
     IndefiniteReason, ProduceOutcome, Producer, ProducerConfig, ProducerConfigError,
 };
+pub use sequencer::ResetPolicy;

@@ -36,7 +36,7 @@ use thiserror::Error;
 
 use super::connection::{Connection, ConnectionConfig, ConnectionError, InFlight};
 use super::sender::{AttemptRecord, Delivery, ProducerStats, Sender};
-use super::sequencer::{AttemptResult, MAX_IN_FLIGHT_IDEMPOTENT, SequencerConfig};
+use super::sequencer::{AttemptResult, MAX_IN_FLIGHT_IDEMPOTENT, ResetPolicy, SequencerConfig};
 
 /// One record to produce: `(value, key)`.
 pub type ValueAndKey<'a> = (&'a [u8], Option<&'a [u8]>);
@@ -63,10 +63,12 @@ pub enum ProduceOutcome {
     /// written earlier at an offset it did not say).
     ///
     /// `after_indefinite`: an earlier attempt of the same batch was indefinite.
-    /// `possible_duplicate`: the batch may also be in the log at another offset. Only a
-    /// non-idempotent producer sets it (after an indefinite attempt); an idempotent producer's
-    /// retries carry the same producer id, epoch and sequence, so the broker writes the batch
-    /// once, and `Ok` after indefinite attempts is still exactly once.
+    /// `possible_duplicate`: the batch may also be in the log at another offset. A
+    /// non-idempotent producer sets it after an indefinite attempt, an idempotent one only under
+    /// [`ResetPolicy::ResendUnderNewEpoch`] for a batch resent under a new epoch after an
+    /// indefinite attempt; otherwise an idempotent producer's retries carry the same producer
+    /// id, epoch and sequence, so the broker writes the batch once, and `Ok` after indefinite
+    /// attempts is still exactly once.
     Ok {
         base_offset: i64,
         after_indefinite: bool,
@@ -139,6 +141,10 @@ pub struct ProducerConfig {
     pub retry_backoff_ms: u64,
     /// Unresolved batches per partition [`max.in.flight.requests.per.connection`, 5].
     pub max_in_flight: usize,
+    /// What an epoch bump after a lost sequence does with batches that may already be written:
+    /// complete them indefinite (default), or resend them under the new epoch as librdkafka and
+    /// the Java client do (see [`super::sequencer`]).
+    pub reset_policy: ResetPolicy,
     /// Target size of one batch when [`Producer::produce_values`] splits values into batches.
     pub batch_bytes: usize,
     /// Keep the last this many attempts for [`Producer::attempts`] (0: none). For simulations
@@ -161,6 +167,7 @@ impl Default for ProducerConfig {
             delivery_timeout_ms: 120_000,
             retry_backoff_ms: 100,
             max_in_flight: MAX_IN_FLIGHT_IDEMPOTENT,
+            reset_policy: ResetPolicy::default(),
             batch_bytes: 256 * 1024,
             attempt_log: 0,
             connections_per_broker: 1,
@@ -200,6 +207,7 @@ impl ProducerConfig {
             retries: self.retries,
             retry_backoff_ms: self.retry_backoff_ms,
             delivery_timeout_ms: self.delivery_timeout_ms,
+            reset_policy: self.reset_policy,
         }
     }
 }

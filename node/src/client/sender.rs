@@ -34,7 +34,9 @@ use super::producer::{
     IndefiniteReason, ProduceOutcome, ProducerConfig, ProducerError, finish_attempt, start_produce,
 };
 use super::producer_id::init_producer_id;
-use super::sequencer::{AttemptResult, BatchId, ProducerIdentity, SendOrder, Sequencer};
+use super::sequencer::{
+    AttemptResult, BatchId, ProducerIdentity, SendOrder, Sequencer, SequencerStats,
+};
 
 /// Kafka's `COORDINATOR_NOT_AVAILABLE`: what a batch reports when no producer id could be had.
 const COORDINATOR_NOT_AVAILABLE: ErrorCode = ErrorCode(15);
@@ -68,6 +70,11 @@ pub struct ProducerStats {
     pub retries: u64,
     /// Epoch bumps or fresh producer ids after a lost sequence (see [`super::sequencer`]).
     pub resets: u64,
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` / `UNKNOWN_PRODUCER_ID` on a partition's first
+    /// unacknowledged batch: a broker that kept its producer state never answers it.
+    pub sequence_refusals: u64,
+    /// Possibly written batches resent under a new epoch (`ResetPolicy::ResendUnderNewEpoch`).
+    pub resent: u64,
 }
 
 #[derive(Default)]
@@ -75,6 +82,8 @@ struct Counters {
     attempts: AtomicU64,
     retries: AtomicU64,
     resets: AtomicU64,
+    sequence_refusals: AtomicU64,
+    resent: AtomicU64,
 }
 
 /// A batch waiting for its partition task.
@@ -239,6 +248,8 @@ impl Sender {
             attempts: c.attempts.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             resets: c.resets.load(Ordering::Relaxed),
+            sequence_refusals: c.sequence_refusals.load(Ordering::Relaxed),
+            resent: c.resent.load(Ordering::Relaxed),
         }
     }
 
@@ -383,15 +394,28 @@ async fn run_partition(
     let mut held: BTreeMap<BatchId, Held> = BTreeMap::new();
     let mut open = true;
     let mut last_identity: Option<ProducerIdentity> = None;
-    let mut resets = 0;
+    let mut seen = SequencerStats::default();
     loop {
         seq.handle_timeout(shared.now());
-        if seq.stats().resets > resets {
-            let new = seq.stats().resets - resets;
-            shared.counters.resets.fetch_add(new, Ordering::Relaxed);
-            resets = seq.stats().resets;
-            tracing::debug!(topic, partition, identity = ?seq.identity(), "producer sequence reset");
+        let stats = seq.stats().clone();
+        if stats.sequence_refusals > seen.sequence_refusals {
+            let new = stats.sequence_refusals - seen.sequence_refusals;
+            shared
+                .counters
+                .sequence_refusals
+                .fetch_add(new, Ordering::Relaxed);
+            tracing::warn!(topic, partition, identity = ?seq.identity(), "the broker refused the sequence of the first unacknowledged batch");
         }
+        if stats.resent > seen.resent {
+            let new = stats.resent - seen.resent;
+            shared.counters.resent.fetch_add(new, Ordering::Relaxed);
+        }
+        if stats.resets > seen.resets {
+            let new = stats.resets - seen.resets;
+            shared.counters.resets.fetch_add(new, Ordering::Relaxed);
+            tracing::debug!(topic, partition, identity = ?seq.identity(), resent = stats.resent - seen.resent, "producer sequence reset");
+        }
+        seen = stats;
         while let Some((id, outcome)) = seq.poll_completion() {
             if let Some(h) = held.remove(&id) {
                 // The caller may have stopped waiting; the outcome then goes nowhere.

@@ -65,6 +65,32 @@
 //! InitProducerId when the epoch is exhausted or was fenced. Kafka's client instead resends such
 //! batches under the new epoch; we prefer an indefinite outcome to a possible duplicate.
 //!
+//! ## The resend policy (librdkafka's and the Java client's, opt-in)
+//!
+//! With [`ResetPolicy::ResendUnderNewEpoch`] a reset that bumps the epoch completes nothing: every
+//! unacknowledged batch, possibly written ones included, loses its sequence and is sent again
+//! under the bumped epoch from sequence 0, in queue order. This is what librdkafka's idempotent
+//! producer does after `rd_kafka_idemp_drain_epoch_bump` (KIP-360: drain the requests in flight,
+//! bump the epoch locally — a non-transactional producer does not ask InitProducerId — and
+//! restart the sequences at the first unacknowledged message), and what the Java client does
+//! since 2.5. A possibly written batch may then be in the log twice, once per epoch: its
+//! outcome says so (`possible_duplicate` on `Ok`; `Indefinite` otherwise). The broker must still
+//! write it at most once per epoch, and never under the old epoch once the new one is written
+//! (fencing). A reset that needs a fresh producer id (the epoch was fenced or is exhausted)
+//! behaves as under the default policy: librdkafka treats a fenced idempotent producer as fatal.
+//! The simulator's workload uses this policy to show that the broker's producer-state rules hold
+//! against clients that resend across epochs.
+//!
+//! ## Sequence refusals
+//!
+//! `OUT_OF_ORDER_SEQUENCE_NUMBER` or `UNKNOWN_PRODUCER_ID` on the first unacknowledged batch is
+//! counted in [`SequencerStats::sequence_refusals`]. A broker that keeps its producer state
+//! (no expiration, no acknowledged data lost) never answers it: every batch before that one
+//! under the identity was acknowledged, so it is in every later leader's log, and the batch
+//! either follows it or is a cached duplicate (at most five are unresolved). The simulator
+//! counts these as anomalies: a dedup window or sequence check that is wrong shows up here
+//! first, whatever the reset policy.
+//!
 //! Without idempotence the same machine sends batches without producer id; retries may then
 //! write a batch twice, which the outcome says (`possible_duplicate`).
 
@@ -103,6 +129,18 @@ impl ProducerIdentity {
     }
 }
 
+/// What a reset that bumps the epoch does with the batches that may already be written (see the
+/// module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResetPolicy {
+    /// Complete them `Indefinite`: never written twice (our default).
+    #[default]
+    CompletePossiblyWritten,
+    /// Resend them under the bumped epoch from sequence 0, as librdkafka and the Java client
+    /// do: they may be written twice, once per epoch.
+    ResendUnderNewEpoch,
+}
+
 /// The settings the state machine needs (from [`super::ProducerConfig`]).
 #[derive(Debug, Clone)]
 pub struct SequencerConfig {
@@ -114,6 +152,8 @@ pub struct SequencerConfig {
     pub retry_backoff_ms: u64,
     /// How long a batch may take from queueing to its outcome.
     pub delivery_timeout_ms: u64,
+    /// What an epoch bump does with possibly written batches.
+    pub reset_policy: ResetPolicy,
 }
 
 /// One attempt the driver must make: send batch `batch`, stamped with `stamp` if idempotent.
@@ -155,6 +195,9 @@ struct Entry {
     possibly_written: Option<IndefiniteReason>,
     /// The last definite refusal, reported if the batch fails.
     last_refusal: Option<ErrorCode>,
+    /// Possibly written under an earlier identity and resent under a newer one
+    /// ([`ResetPolicy::ResendUnderNewEpoch`]): it may be in the log twice.
+    resent: bool,
 }
 
 /// Counters for tests and reports.
@@ -164,6 +207,11 @@ pub struct SequencerStats {
     pub retries: u64,
     /// Resets that bumped the epoch or asked for a fresh producer id.
     pub resets: u64,
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER` / `UNKNOWN_PRODUCER_ID` answers to the first
+    /// unacknowledged batch (see the module docs: a broker that keeps its state never sends one).
+    pub sequence_refusals: u64,
+    /// Possibly written batches resent under a new epoch.
+    pub resent: u64,
 }
 
 /// The send state of one partition. See the module docs.
@@ -237,6 +285,7 @@ impl Sequencer {
             acked: false,
             possibly_written: None,
             last_refusal: None,
+            resent: false,
         });
         id
     }
@@ -427,6 +476,9 @@ impl Sequencer {
                         self.entries[index].last_refusal = Some(code);
                         // Only the first unacknowledged batch tells us the broker lost our
                         // sequence; behind an unresolved batch it is that batch's consequence.
+                        if index == 0 && !fresh_id {
+                            self.stats.sequence_refusals += 1;
+                        }
                         if fresh_id || index == 0 {
                             self.reset_due = true;
                             self.fresh_id_due |= fresh_id;
@@ -507,7 +559,7 @@ impl Sequencer {
             ProduceOutcome::Ok {
                 base_offset,
                 after_indefinite,
-                possible_duplicate: after_indefinite && !idempotent,
+                possible_duplicate: (after_indefinite && !idempotent) || entry.resent,
             },
         ));
         self.pop_acked_front();
@@ -572,6 +624,9 @@ impl Sequencer {
     fn reset(&mut self) {
         assert_eq!(self.in_flight, 0, "a reset waits for every attempt");
         self.stats.resets += 1;
+        let resend = self.config.reset_policy == ResetPolicy::ResendUnderNewEpoch
+            && !self.fresh_id_due
+            && self.identity.and_then(ProducerIdentity::bumped).is_some();
         let mut index = 0;
         while index < self.entries.len() {
             let e = &mut self.entries[index];
@@ -579,7 +634,11 @@ impl Sequencer {
                 self.entries.remove(index);
                 continue;
             }
-            if e.sequence.is_some()
+            if resend && e.sequence.is_some() && e.possibly_written.is_some() {
+                // librdkafka's epoch bump: resent under the new epoch, possibly a second copy.
+                e.resent = true;
+                self.stats.resent += 1;
+            } else if e.sequence.is_some()
                 && let Some(reason) = e.possibly_written.clone()
             {
                 // Under a new identity a copy already written would not be recognised.

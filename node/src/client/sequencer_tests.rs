@@ -20,6 +20,7 @@ fn config(idempotent: bool) -> SequencerConfig {
         retries: u32::MAX,
         retry_backoff_ms: 100,
         delivery_timeout_ms: 10_000,
+        reset_policy: ResetPolicy::default(),
     }
 }
 
@@ -236,6 +237,114 @@ fn out_of_order_on_the_first_batch_bumps_the_epoch_and_never_resends_a_possibly_
     );
     assert_eq!(done[0].0, ids[0]);
     assert_eq!(s.identity(), Some(id(7, 1)), "the epoch is bumped locally");
+}
+
+/// librdkafka's KIP-360 epoch bump (`rd_kafka_idemp_drain_epoch_bump`): after the in-flight
+/// attempts drained, every unacknowledged batch, the possibly written ones too, goes again under
+/// epoch + 1 with sequences from 0, and a possibly written one says it may be in the log twice.
+#[test]
+fn the_resend_policy_resends_possibly_written_batches_under_the_bumped_epoch_from_sequence_zero() {
+    let mut s = Sequencer::new(SequencerConfig {
+        reset_policy: ResetPolicy::ResendUnderNewEpoch,
+        ..config(true)
+    });
+    let first = s.enqueue(ms(0), 1);
+    s.set_identity(id(7, 0));
+    let o = send_all(&mut s, ms(0), A);
+    s.on_result(ms(0), &o[0], ok(0));
+    assert_eq!(completions(&mut s), vec![(first, acked(0, false))]);
+    let ids: Vec<BatchId> = (0..3).map(|_| s.enqueue(ms(0), 2)).collect();
+    let o = send_all(&mut s, ms(0), A);
+    assert_eq!(seqs(&o), vec![(0, 1), (0, 3), (0, 5)]);
+    // The first is possibly written; the others come back out of order behind it.
+    s.on_result(
+        ms(1),
+        &o[0],
+        AttemptResult::NoAnswer("connection reset".into()),
+    );
+    s.on_result(ms(1), &o[1], err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER));
+    s.on_result(ms(1), &o[2], err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER));
+    assert_eq!(s.stats().sequence_refusals, 0, "behind an unresolved batch");
+    // Its retry is refused out of order: the broker says it lost our sequence.
+    let o2 = send_all(&mut s, ms(200), A);
+    assert_eq!(seqs(&o2), vec![(0, 1), (0, 3), (0, 5)]);
+    s.on_result(
+        ms(201),
+        &o2[0],
+        err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+    );
+    assert_eq!(
+        s.stats().resets,
+        0,
+        "a reset waits for every attempt in flight"
+    );
+    s.on_result(
+        ms(201),
+        &o2[1],
+        err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+    );
+    s.on_result(
+        ms(202),
+        &o2[2],
+        err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+    );
+    assert_eq!(s.stats().resets, 1);
+    assert_eq!(s.stats().sequence_refusals, 1);
+    assert_eq!(s.stats().resent, 1, "only the first was possibly written");
+    assert!(completions(&mut s).is_empty(), "nothing ends at the reset");
+    assert_eq!(s.identity(), Some(id(7, 1)), "the epoch is bumped locally");
+    // Epoch 1 from sequence 0, one batch until the broker knows the new epoch, in queue order.
+    let o3 = send_all(&mut s, ms(400), A);
+    assert_eq!(seqs(&o3), vec![(1, 0)]);
+    assert_eq!(o3[0].batch, ids[0]);
+    assert_eq!(o3[0].attempt, 3);
+    s.on_result(ms(401), &o3[0], ok(10));
+    let o4 = send_all(&mut s, ms(401), A);
+    assert_eq!(seqs(&o4), vec![(1, 2), (1, 4)]);
+    s.on_result(ms(402), &o4[0], ok(12));
+    s.on_result(ms(402), &o4[1], ok(14));
+    assert_eq!(
+        completions(&mut s),
+        vec![
+            (
+                ids[0],
+                ProduceOutcome::Ok {
+                    base_offset: 10,
+                    after_indefinite: true,
+                    possible_duplicate: true,
+                }
+            ),
+            (ids[1], acked(12, false)),
+            (ids[2], acked(14, false)),
+        ],
+        "the resent batch may also be in the log under epoch 0"
+    );
+    assert!(s.is_idle());
+}
+
+/// A fenced epoch is not bumped but replaced: librdkafka treats it as fatal for an idempotent
+/// producer, so the resend policy does not resend possibly written batches under a fresh id.
+#[test]
+fn the_resend_policy_does_not_resend_under_a_fresh_producer_id() {
+    let mut s = Sequencer::new(SequencerConfig {
+        reset_policy: ResetPolicy::ResendUnderNewEpoch,
+        ..config(true)
+    });
+    let b = s.enqueue(ms(0), 1);
+    s.set_identity(id(7, 0));
+    let o = send_all(&mut s, ms(0), A);
+    s.on_result(ms(1), &o[0], AttemptResult::NoAnswer("timed out".into()));
+    let o = send_all(&mut s, ms(200), A);
+    s.on_result(ms(201), &o[0], err(ErrorCode::INVALID_PRODUCER_EPOCH));
+    assert_eq!(s.stats().resent, 0);
+    assert_eq!(
+        completions(&mut s),
+        vec![(
+            b,
+            ProduceOutcome::Indefinite(IndefiniteReason::ConnectionLost("timed out".into()))
+        )]
+    );
+    assert_eq!(s.identity(), None, "a fresh producer id is due");
 }
 
 #[test]

@@ -7,13 +7,20 @@
 //!
 //! Jepsen checks per key (partition); we also catch a value in two partitions, which with unique
 //! values can only be a duplicate.
+//!
+//! One exception: a producer that resends possibly written batches under a bumped epoch
+//! (librdkafka's KIP-360 epoch bump, `Call::Send::resends`) may leave one copy per epoch, which
+//! no broker can prevent. Such copies are allowed when the reads show each under the same
+//! producer id and a different, growing epoch, and the send may have been written before it was
+//! resent ([`super::producer_fencing::cross_epoch_copies`]); two copies under one epoch, or an
+//! old-epoch copy after a newer one, are still reported (here and by producer-state).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use strata_core::types::Offset;
 
-use super::{Analysis, Source};
+use super::{Analysis, Source, producer_fencing};
 use crate::history::{OpIndex, TopicPartition, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +50,7 @@ impl fmt::Display for Duplicate {
 }
 
 pub fn check(analysis: &Analysis<'_>) -> Vec<Duplicate> {
+    let batches = producer_fencing::batches(analysis);
     let mut positions: BTreeMap<Value, Vec<(TopicPartition, Offset, Vec<Source>)>> =
         BTreeMap::new();
     for (tp, offsets) in &analysis.observed {
@@ -58,6 +66,11 @@ pub fn check(analysis: &Analysis<'_>) -> Vec<Duplicate> {
     positions
         .into_iter()
         .filter(|(_, at)| at.len() > 1)
+        .filter(|(value, at)| {
+            let places: Vec<(TopicPartition, Offset)> =
+                at.iter().map(|(tp, o, _)| (tp.clone(), *o)).collect();
+            !producer_fencing::cross_epoch_copies(analysis, &batches, *value, &places)
+        })
         .map(|(value, at)| Duplicate { value, at })
         .collect()
 }
@@ -149,6 +162,7 @@ mod tests {
             crate::history::Reply::Send(crate::history::SendAck {
                 base_offset: None,
                 leader_survived: false,
+                possible_duplicate: false,
             }),
         );
         b.final_read(9, "t", 0, &[(0, 5), (1, 5)], 2);

@@ -41,6 +41,7 @@ pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
 pub mod poll_skip;
 pub mod precommitted_read;
+pub mod producer_fencing;
 pub mod replica_divergence;
 pub mod split_brain;
 pub mod unseen;
@@ -195,6 +196,11 @@ pub enum Anomaly {
     G1a(g1a::AbortedRead),
     PrecommittedRead(precommitted_read::PrecommittedRead),
     HighWatermarkRegression(high_watermark::HighWatermarkRegression),
+    SameEpochDuplicate(producer_fencing::SameEpochDuplicate),
+    FencedEpochWrite(producer_fencing::FencedEpochWrite),
+    SequenceGap(producer_fencing::SequenceGap),
+    /// Counted by the clients, not judged on the history (see [`producer_fencing`]).
+    SequenceRefused(producer_fencing::SequenceRefused),
     // Judged on the harness's observations of the nodes, not on the history.
     SplitBrain(split_brain::SplitBrain),
     EpochWentBack(split_brain::EpochWentBack),
@@ -216,6 +222,10 @@ impl Anomaly {
             Anomaly::G1a(_) => "G1a",
             Anomaly::PrecommittedRead(_) => "precommitted-read",
             Anomaly::HighWatermarkRegression(_) => "high-watermark-regression",
+            Anomaly::SameEpochDuplicate(_) => "same-epoch-duplicate",
+            Anomaly::FencedEpochWrite(_) => "fenced-epoch-write",
+            Anomaly::SequenceGap(_) => "sequence-gap",
+            Anomaly::SequenceRefused(_) => "sequence-refused",
             Anomaly::SplitBrain(_) => "split-brain",
             Anomaly::EpochWentBack(_) => "epoch-went-back",
             Anomaly::Diverged(_) => "diverged",
@@ -236,7 +246,11 @@ impl Anomaly {
             Anomaly::G1a(a) => a.ops(),
             Anomaly::PrecommittedRead(a) => a.ops(),
             Anomaly::HighWatermarkRegression(a) => a.ops(),
-            Anomaly::SplitBrain(_)
+            Anomaly::SameEpochDuplicate(a) => a.ops(),
+            Anomaly::FencedEpochWrite(a) => a.ops(),
+            Anomaly::SequenceGap(a) => a.ops(),
+            Anomaly::SequenceRefused(_)
+            | Anomaly::SplitBrain(_)
             | Anomaly::EpochWentBack(_)
             | Anomaly::Diverged(_)
             | Anomaly::MissingBelowHighWatermark(_) => Vec::new(),
@@ -258,6 +272,10 @@ impl fmt::Display for Anomaly {
             Anomaly::G1a(a) => a.fmt(f),
             Anomaly::PrecommittedRead(a) => a.fmt(f),
             Anomaly::HighWatermarkRegression(a) => a.fmt(f),
+            Anomaly::SameEpochDuplicate(a) => a.fmt(f),
+            Anomaly::FencedEpochWrite(a) => a.fmt(f),
+            Anomaly::SequenceGap(a) => a.fmt(f),
+            Anomaly::SequenceRefused(a) => a.fmt(f),
             Anomaly::SplitBrain(a) => a.fmt(f),
             Anomaly::EpochWentBack(a) => a.fmt(f),
             Anomaly::Diverged(a) => a.fmt(f),
@@ -402,6 +420,25 @@ fn check_history(history: &History) -> Report {
         high_watermark::check(&analysis)
             .into_iter()
             .map(Anomaly::HighWatermarkRegression),
+    );
+    let producers = producer_fencing::check(&analysis);
+    anomalies.extend(
+        producers
+            .same_epoch_duplicates
+            .into_iter()
+            .map(Anomaly::SameEpochDuplicate),
+    );
+    anomalies.extend(
+        producers
+            .fenced_epoch_writes
+            .into_iter()
+            .map(Anomaly::FencedEpochWrite),
+    );
+    anomalies.extend(
+        producers
+            .sequence_gaps
+            .into_iter()
+            .map(Anomaly::SequenceGap),
     );
     Report { anomalies }
 }

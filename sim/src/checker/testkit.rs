@@ -4,7 +4,8 @@
 use strata_core::types::{Instant, Offset};
 
 use crate::history::{
-    Acks, Call, History, OpIndex, PollResult, ProcessId, Reply, SendAck, TopicPartition, Value,
+    Acks, BatchStamp, Call, History, OpIndex, PollResult, ProcessId, Reply, SendAck,
+    TopicPartition, Value,
 };
 
 pub(crate) struct Builder {
@@ -45,6 +46,18 @@ impl Builder {
         vs: &[u64],
         acks: Acks,
     ) -> OpIndex {
+        self.invoke_send_with(p, topic, partition, vs, acks, false)
+    }
+
+    fn invoke_send_with(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        vs: &[u64],
+        acks: Acks,
+        resends: bool,
+    ) -> OpIndex {
         let t = self.tick();
         self.history.invoke(
             ProcessId(p),
@@ -53,6 +66,7 @@ impl Builder {
                 tp: tp(topic, partition),
                 values: values(vs),
                 acks,
+                resends,
             },
         )
     }
@@ -122,13 +136,80 @@ impl Builder {
     }
 
     pub fn ok_poll(&mut self, p: u32, rs: &[(i64, u64)], hw: i64, lso: i64) -> OpIndex {
+        self.ok_poll_stamped(p, rs, hw, lso, Vec::new())
+    }
+
+    fn ok_poll_stamped(
+        &mut self,
+        p: u32,
+        rs: &[(i64, u64)],
+        hw: i64,
+        lso: i64,
+        batches: Vec<BatchStamp>,
+    ) -> OpIndex {
         let t = self.tick();
         let result = PollResult {
             records: records(rs),
             high_watermark: Offset(hw),
             log_start_offset: Offset(lso),
+            batches,
         };
         self.history.ok(ProcessId(p), t, Reply::Poll(result))
+    }
+
+    /// A send by a resending producer (`resends`) that ended indefinite.
+    pub fn resend_info(&mut self, p: u32, topic: &str, partition: i32, vs: &[u64]) -> OpIndex {
+        self.invoke_resend(p, topic, partition, vs);
+        let t = self.tick();
+        self.history.info(ProcessId(p), t, "timeout")
+    }
+
+    /// A send by a resending producer, acknowledged at `base`, `possible_duplicate` as given.
+    pub fn resend_ok(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        vs: &[u64],
+        base: i64,
+        possible_duplicate: bool,
+    ) -> OpIndex {
+        self.invoke_resend(p, topic, partition, vs);
+        let t = self.tick();
+        let ack = SendAck {
+            possible_duplicate,
+            ..SendAck::new(Offset(base))
+        };
+        self.history.ok(ProcessId(p), t, Reply::Send(ack))
+    }
+
+    fn invoke_resend(&mut self, p: u32, topic: &str, partition: i32, vs: &[u64]) -> OpIndex {
+        self.invoke_send_with(p, topic, partition, vs, Acks::All, true)
+    }
+
+    /// One final-read poll of a whole partition from offset 0 returning `rs` in `batches`, each
+    /// `(base offset, last offset, producer id, epoch, base sequence)`.
+    pub fn final_read_stamped(
+        &mut self,
+        p: u32,
+        topic: &str,
+        partition: i32,
+        rs: &[(i64, u64)],
+        batches: &[(i64, i64, i64, i16, i32)],
+        hw: i64,
+    ) -> OpIndex {
+        self.invoke_poll(p, topic, partition, 0, true);
+        let batches = batches
+            .iter()
+            .map(|&(base, last, pid, epoch, seq)| BatchStamp {
+                base_offset: Offset(base),
+                last_offset: Offset(last),
+                producer_id: pid,
+                producer_epoch: epoch,
+                base_sequence: seq,
+            })
+            .collect();
+        self.ok_poll_stamped(p, rs, hw, 0, batches)
     }
 
     /// A poll from `from` returning `rs` with high watermark `hw` and log start 0.

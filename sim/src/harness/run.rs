@@ -16,7 +16,7 @@ use super::cluster::Cluster;
 use super::nemesis::{Fault, Nemesis, Swarm};
 use super::observe;
 use super::workload::{self, TOPIC, Workload};
-use crate::checker::{Report, check_all_with};
+use crate::checker::{Anomaly, Report, check_all_with, producer_fencing};
 use crate::history::{History, ProcessId};
 use crate::observation::Observations;
 
@@ -31,6 +31,9 @@ pub struct Options {
     /// Topics written and read (`sim`, `sim2`, ...).
     pub topics: usize,
     pub producers: u32,
+    /// The producers (by index) that resend possibly written batches under a bumped epoch
+    /// (librdkafka's policy, see `workload::resending_producer_config`); the others never do.
+    pub resend_producers: Vec<u32>,
     pub consumers: u32,
     /// Simulated length of the fault phase.
     pub fault_phase: Duration,
@@ -46,12 +49,14 @@ impl Options {
     /// The swarm options drawn from `seed`.
     pub fn for_seed(seed: u64) -> Options {
         let mut rng = StdRng::seed_from_u64(seed);
+        let producers = 3;
         Options {
             seed,
             nodes: 1,
             partitions: 3,
             topics: 1,
-            producers: 3,
+            producers,
+            resend_producers: draw_resend_producers(seed, producers),
             consumers: 1,
             fault_phase: Duration::from_secs(20),
             liveness_budget: Duration::from_secs(30),
@@ -85,6 +90,13 @@ impl Options {
     }
 }
 
+/// Each producer resends with probability 1/2, drawn from its own stream of `seed` so that the
+/// swarm options of a seed stay what they were before resending producers existed.
+fn draw_resend_producers(seed: u64, producers: u32) -> Vec<u32> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5e5e_17d0_0000_0000);
+    (0..producers).filter(|_| rng.random_bool(0.5)).collect()
+}
+
 /// What a run produced.
 pub struct Outcome {
     pub history: History,
@@ -97,6 +109,8 @@ pub struct Outcome {
     pub acknowledged: usize,
     /// Retries the workload's producers made inside their sends.
     pub producer_retries: u64,
+    /// Possibly written batches the resending producers sent again under a new epoch.
+    pub producer_resent: u64,
     /// What the harness saw of the nodes (clusters: leadership claims and replica copies).
     pub observations: Observations,
 }
@@ -174,10 +188,11 @@ pub async fn run(opts: Options) -> Outcome {
     if created.is_ok() {
         for p in 0..opts.producers {
             let pause = Duration::from_millis(20 + 10 * u64::from(p));
+            let resends = opts.resend_producers.contains(&p);
             tasks.push(
                 cluster
                     .client
-                    .spawn(workload::run_producer(w.clone(), p, pause)),
+                    .spawn(workload::run_producer(w.clone(), p, pause, resends)),
             );
         }
         for c in 0..opts.consumers {
@@ -238,9 +253,14 @@ pub async fn run(opts: Options) -> Outcome {
     observations.leader_claims = sampler.await.expect("leader sampler");
 
     let producer_retries = w.producer_retries.load(Ordering::Relaxed);
+    let producer_resent = w.producer_resent.load(Ordering::Relaxed);
+    let sequence_refusals = w.sequence_refusals.load(Ordering::Relaxed);
     let w = Arc::into_inner(w).expect("every workload task has finished");
     let history = w.history.into_inner().expect("history lock poisoned");
-    let report = check_all_with(&history, &observations);
+    let mut report = check_all_with(&history, &observations);
+    report
+        .anomalies
+        .extend(producer_fencing::check_refusals(sequence_refusals).map(Anomaly::SequenceRefused));
     tracing::info!(
         claims = observations.leader_claims.len(),
         replicas = observations.replicas.len(),
@@ -258,6 +278,7 @@ pub async fn run(opts: Options) -> Outcome {
         sim_secs: start.elapsed().as_secs_f64(),
         acknowledged,
         producer_retries,
+        producer_resent,
         observations,
     }
 }

@@ -50,6 +50,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     let wall = Instant::now();
     let (mut sim_secs, mut acked, mut failures) = (0.0, 0, Vec::new());
     let (mut retries, mut indefinite, mut client_cuts) = (0u64, 0usize, 0usize);
+    let mut resent = 0u64;
     for &seed in seeds {
         let opts = options(seed);
         let out = match try_run_on_fresh_thread(seed, opts.clone()) {
@@ -67,6 +68,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
         sim_secs += out.sim_secs;
         acked += out.acknowledged;
         retries += out.producer_retries;
+        resent += out.producer_resent;
         client_cuts += out
             .faults
             .iter()
@@ -91,7 +93,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     }
     let secs = wall.elapsed().as_secs_f64();
     println!(
-        "{test}: {} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {indefinite} indefinite operations, {client_cuts} client-leader cuts",
+        "{test}: {} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {resent} resent under a new epoch, {indefinite} indefinite operations, {client_cuts} client-leader cuts",
         seeds.len(),
         seeds.len() as f64 * 60.0 / secs,
         sim_secs / secs

@@ -8,6 +8,16 @@
 //! indefinite attempts is a definite ack at the returned offset, and the duplicate checker judges
 //! the broker's deduplication. `Failed` is recorded as fail, `Indefinite` as info.
 //!
+//! Some producers (drawn from the seed, [`super::run::Options::resend_producers`]) *resend*
+//! instead: on a lost sequence or a gap they bump the epoch and resend every unacknowledged
+//! batch, possibly written ones included, as librdkafka and the Java client do
+//! ([`ResetPolicy::ResendUnderNewEpoch`]), with a shorter delivery timeout so that gaps (and
+//! hence epoch bumps with attempts of the old epoch still on the wire) happen often. Their
+//! sends are recorded with `resends`, and an acknowledgement of a resent batch with
+//! `possible_duplicate`: one copy per epoch is then legitimate, a second copy under one epoch or
+//! an old-epoch copy after a newer epoch is not (`checker::producer_fencing`). Every poll
+//! records each batch's producer id, epoch and base sequence for that checker.
+//!
 //! The consumer's requests go to each partition's leader, found with Metadata from any broker and
 //! forgotten on any error (a new leader, a dead connection), as real clients do. A poll that
 //! takes longer than [`OP_TIMEOUT`] is recorded as indefinite and its connection dropped.
@@ -20,11 +30,11 @@ use std::time::Duration;
 use strata_core::types::{Instant, Offset};
 use strata_node::client::{
     Admin, Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer,
-    ProducerConfig,
+    ProducerConfig, ResetPolicy,
 };
 
 use crate::history::{
-    Acks, Call, History, PollResult, ProcessId, Reply, SendAck, TopicPartition, Value,
+    Acks, BatchStamp, Call, History, PollResult, ProcessId, Reply, SendAck, TopicPartition, Value,
 };
 
 pub const TOPIC: &str = "sim";
@@ -64,6 +74,12 @@ pub struct Workload {
     /// Retries the producers made (summed when each producer stops): evidence that faults hit
     /// sends whose outcomes the retries then hid.
     pub producer_retries: AtomicU64,
+    /// Possibly written batches the resending producers sent again under a new epoch.
+    pub producer_resent: AtomicU64,
+    /// Answers `OUT_OF_ORDER_SEQUENCE_NUMBER` / `UNKNOWN_PRODUCER_ID` to a partition's first
+    /// unacknowledged batch, over every producer: a broker that keeps its producer state never
+    /// sends one (see `strata_node::client::sequencer`), so the run reports each as an anomaly.
+    pub sequence_refusals: AtomicU64,
 }
 
 impl Workload {
@@ -79,6 +95,8 @@ impl Workload {
             leaders: Mutex::new(BTreeMap::new()),
             lookups: AtomicU64::new(0),
             producer_retries: AtomicU64::new(0),
+            producer_resent: AtomicU64::new(0),
+            sequence_refusals: AtomicU64::new(0),
         })
     }
 
@@ -196,9 +214,27 @@ pub fn producer_config(idempotent: bool) -> ProducerConfig {
     }
 }
 
-/// One producer with [`SLOTS`] processes (`base * 10 + slot`), sending until stopped.
-pub async fn run_producer(w: Arc<Workload>, base: u32, pause: Duration) {
-    let producer = Arc::new(Producer::new(&w.addrs.join(","), producer_config(true)));
+/// The resending producer's settings ([`ResetPolicy::ResendUnderNewEpoch`]): as
+/// [`producer_config`], with request and delivery timeouts short enough that batches expire
+/// during faults, leaving gaps that bump the epoch while older attempts may still arrive.
+pub fn resending_producer_config() -> ProducerConfig {
+    ProducerConfig {
+        reset_policy: ResetPolicy::ResendUnderNewEpoch,
+        request_timeout_ms: 2_000,
+        delivery_timeout_ms: 5_000,
+        ..producer_config(true)
+    }
+}
+
+/// One producer with [`SLOTS`] processes (`base * 10 + slot`), sending until stopped; a
+/// resending one if `resends`.
+pub async fn run_producer(w: Arc<Workload>, base: u32, pause: Duration, resends: bool) {
+    let config = if resends {
+        resending_producer_config()
+    } else {
+        producer_config(true)
+    };
+    let producer = Arc::new(Producer::new(&w.addrs.join(","), config));
     let mut slots = Vec::new();
     for slot in 0..SLOTS {
         let (w, producer) = (w.clone(), producer.clone());
@@ -221,8 +257,12 @@ pub async fn run_producer(w: Arc<Workload>, base: u32, pause: Duration) {
     for s in slots {
         s.await.expect("producer slot");
     }
+    let stats = producer.stats();
     w.producer_retries
-        .fetch_add(producer.stats().retries, Ordering::Relaxed);
+        .fetch_add(stats.retries, Ordering::Relaxed);
+    w.producer_resent.fetch_add(stats.resent, Ordering::Relaxed);
+    w.sequence_refusals
+        .fetch_add(stats.sequence_refusals, Ordering::Relaxed);
 }
 
 /// Sends `values` as one batch to `tp` and records the outcome. Returns whether it was
@@ -248,24 +288,31 @@ pub async fn send_recorded(
     tp: &TopicPartition,
     values: &[u64],
 ) -> ProduceOutcome {
+    let resends = producer.config().reset_policy == ResetPolicy::ResendUnderNewEpoch;
     w.invoke(
         p,
         Call::Send {
             tp: tp.clone(),
             values: values.iter().map(|v| Value(*v)).collect(),
             acks: Acks::All,
+            resends,
         },
     );
     let bytes: Vec<[u8; 8]> = values.iter().map(|v| v.to_be_bytes()).collect();
     let records: Vec<(&[u8], Option<&[u8]>)> = bytes.iter().map(|b| (&b[..], None)).collect();
     let outcome = producer.send(&tp.topic, tp.partition, &records).await;
     match &outcome {
-        ProduceOutcome::Ok { base_offset, .. } => {
+        ProduceOutcome::Ok {
+            base_offset,
+            possible_duplicate,
+            ..
+        } => {
             // An idempotent acknowledgement after indefinite attempts is still a definite one:
-            // the broker wrote the batch once, at this offset.
+            // the broker wrote the batch once, at this offset (once per epoch if resent).
             let ack = SendAck {
                 base_offset: (*base_offset >= 0).then_some(Offset(*base_offset)),
                 leader_survived: false,
+                possible_duplicate: *possible_duplicate,
             };
             w.ok(p, Reply::Send(ack));
         }
@@ -375,7 +422,19 @@ pub async fn poll_once(
                 return false;
             }
             let mut records = Vec::new();
+            let mut batches: Vec<BatchStamp> = Vec::new();
             for r in &f.records {
+                if batches.last().map(|b| b.base_offset.0) != Some(r.batch.base_offset) {
+                    batches.push(BatchStamp {
+                        base_offset: Offset(r.batch.base_offset),
+                        last_offset: Offset(
+                            r.batch.base_offset + i64::from(r.batch.last_offset_delta),
+                        ),
+                        producer_id: r.batch.producer_id,
+                        producer_epoch: r.batch.producer_epoch,
+                        base_sequence: r.batch.base_sequence,
+                    });
+                }
                 let value = r
                     .value
                     .as_deref()
@@ -393,6 +452,7 @@ pub async fn poll_once(
                     records,
                     high_watermark: Offset(f.high_watermark),
                     log_start_offset: Offset(f.log_start_offset),
+                    batches,
                 }),
             );
             true
