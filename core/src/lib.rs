@@ -46,6 +46,7 @@
 pub mod batch;
 pub mod controller;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod quorum;
