@@ -49,7 +49,8 @@
 //! ## Invariants (asserted, also in release builds)
 //!
 //! - A group's generation never goes back in what it writes (`Group::metadata_value`).
-//! - Empty ⇔ no members; the leader is a member, and there is one when there are members.
+//! - Empty has no members, Stable and CompletingRebalance have some; the leader is a
+//!   member, and there is one when there are members.
 //! - Every member of a Stable group has an assignment; Stable/CompletingRebalance have a
 //!   selected protocol; joins are parked only while PreparingRebalance, syncs never then.
 //! - Members and pending members of a group ≤ `group.max.size`; the static-member map

@@ -23,7 +23,16 @@ fn offset_commit_fencing_table() {
     h.take(leave);
     let m0 = members[0].as_str();
     let long = "x".repeat(40_000);
-    let cases: Vec<(&str, i16, &str, i32, &str, Option<&str>, ErrorCode)> = vec![
+    type Case<'a> = (
+        &'a str,
+        i16,
+        &'a str,
+        i32,
+        &'a str,
+        Option<&'a str>,
+        ErrorCode,
+    );
+    let cases: Vec<Case> = vec![
         (
             "absent group, generation -1",
             9,
@@ -209,7 +218,7 @@ fn kip_211_retention() {
         );
     }
     assert!(
-        h.c.latest_image().offsets.get("standalone").is_none(),
+        !h.c.latest_image().offsets.contains_key("standalone"),
         "expired"
     );
     assert!(
@@ -240,7 +249,7 @@ fn kip_211_retention() {
     );
     assert!(h.c.group_state("live").is_none());
     assert!(
-        h.c.latest_image().groups.get("live").is_none(),
+        !h.c.latest_image().groups.contains_key("live"),
         "tombstoned"
     );
     let reloaded = h.reload();
