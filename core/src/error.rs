@@ -1,7 +1,7 @@
 //! Kafka error codes as data. Handlers put these in responses; they are never panics.
 
 /// A Kafka protocol error code (the `error_code` field of responses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ErrorCode(pub i16);
 
 impl ErrorCode {
@@ -49,6 +49,24 @@ impl ErrorCode {
     pub const INVALID_RECORD: ErrorCode = ErrorCode(87);
     pub const COORDINATOR_LOAD_IN_PROGRESS: ErrorCode = ErrorCode(14);
     pub const INVALID_TRANSACTION_TIMEOUT: ErrorCode = ErrorCode(50);
+
+    // Group coordinator (classic protocol, KIP-394, KIP-345, KIP-496).
+    pub const OFFSET_METADATA_TOO_LARGE: ErrorCode = ErrorCode(12);
+    pub const COORDINATOR_NOT_AVAILABLE: ErrorCode = ErrorCode(15);
+    pub const NOT_COORDINATOR: ErrorCode = ErrorCode(16);
+    pub const ILLEGAL_GENERATION: ErrorCode = ErrorCode(22);
+    pub const INCONSISTENT_GROUP_PROTOCOL: ErrorCode = ErrorCode(23);
+    pub const INVALID_GROUP_ID: ErrorCode = ErrorCode(24);
+    pub const UNKNOWN_MEMBER_ID: ErrorCode = ErrorCode(25);
+    pub const INVALID_SESSION_TIMEOUT: ErrorCode = ErrorCode(26);
+    pub const REBALANCE_IN_PROGRESS: ErrorCode = ErrorCode(27);
+    pub const NON_EMPTY_GROUP: ErrorCode = ErrorCode(68);
+    pub const GROUP_ID_NOT_FOUND: ErrorCode = ErrorCode(69);
+    pub const MEMBER_ID_REQUIRED: ErrorCode = ErrorCode(79);
+    pub const GROUP_MAX_SIZE_REACHED: ErrorCode = ErrorCode(81);
+    pub const FENCED_INSTANCE_ID: ErrorCode = ErrorCode(82);
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: ErrorCode = ErrorCode(86);
+    pub const UNSTABLE_OFFSET_COMMIT: ErrorCode = ErrorCode(88);
 
     pub fn is_ok(self) -> bool {
         self == ErrorCode::NONE

@@ -40,12 +40,16 @@
 //! only by `replay` of committed records; [`quorum::Quorum`] wraps raft-rs and persists through
 //! the storage seam inside `poll_ready`; [`replica`] holds the leader's ISR/high-watermark rules
 //! and the follower's truncation rule. See ARCHITECTURE.md ("The cluster").
+//! [`group::GroupCoordinator`] follows the same contract for consumer groups: decisions return
+//! replies and `__consumer_offsets` records, state changes by `replay`, and replies that wait
+//! on records are released by `on_high_watermark`.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod batch;
 pub mod controller;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod quorum;

@@ -1,0 +1,68 @@
+//! What the offsets partition's records replay to: committed offsets and each group's last
+//! GroupMetadata. The only state of the coordinator that survives a failover; it changes only by
+//! [`GroupImage::apply`] of records read from (or appended to) the log.
+
+use std::collections::BTreeMap;
+
+use super::records::{GroupMetadataValue, GroupRecord, OffsetCommitValue};
+
+/// Offsets of one group, by (topic, partition).
+pub type GroupOffsets = BTreeMap<(String, i32), OffsetCommitValue>;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupImage {
+    /// Committed offsets by group (a group with none is absent).
+    pub offsets: BTreeMap<String, GroupOffsets>,
+    /// The last GroupMetadata of each group (a tombstone removes it).
+    pub groups: BTreeMap<String, GroupMetadataValue>,
+}
+
+impl GroupImage {
+    /// Applies one record (Kafka's `GroupMetadataManager.replay` / `OffsetMetadataManager.replay`
+    /// for classic groups: the last value of a key wins, a tombstone removes it).
+    pub fn apply(&mut self, record: &GroupRecord) {
+        match record {
+            GroupRecord::OffsetCommit { key, value } => {
+                let slot = (key.topic.clone(), key.partition);
+                match value {
+                    Some(v) => {
+                        self.offsets
+                            .entry(key.group.clone())
+                            .or_default()
+                            .insert(slot, v.clone());
+                    }
+                    None => {
+                        if let Some(offsets) = self.offsets.get_mut(&key.group) {
+                            offsets.remove(&slot);
+                            if offsets.is_empty() {
+                                self.offsets.remove(&key.group);
+                            }
+                        }
+                    }
+                }
+            }
+            GroupRecord::GroupMetadata { group, value } => match value {
+                // Log data is not ours to assert on: the generation rule is asserted where
+                // records are emitted (`Group::metadata_record`).
+                Some(v) => {
+                    self.groups.insert(group.clone(), v.clone());
+                }
+                None => {
+                    self.groups.remove(group);
+                }
+            },
+        }
+    }
+
+    /// The group ids the image knows (with metadata, offsets or both).
+    pub fn group_ids(&self) -> impl Iterator<Item = &String> {
+        let mut ids: Vec<&String> = self.groups.keys().chain(self.offsets.keys()).collect();
+        ids.sort();
+        ids.dedup();
+        ids.into_iter()
+    }
+
+    pub fn offset(&self, group: &str, topic: &str, partition: i32) -> Option<&OffsetCommitValue> {
+        self.offsets.get(group)?.get(&(topic.to_owned(), partition))
+    }
+}
