@@ -282,15 +282,23 @@ impl Op {
                 });
             }
             14 => return Ok(Op::Failover),
-            _ => {
-                if u.arbitrary()? {
-                    return Ok(Op::InstallSnapshot);
-                }
-                Request::FetchMetadata {
+            _ => match u.int_in_range(0u8..=3)? {
+                0 => return Ok(Op::InstallSnapshot),
+                1 => Request::FetchMetadata {
                     from_offset: 0,
                     max_wait_ms: 0,
+                },
+                _ => {
+                    let broker_id = broker(u)?;
+                    Request::OfflineReplicas {
+                        broker_id,
+                        broker_epoch: epoch(u, image, broker_id)?,
+                        partitions: (0..u.int_in_range(0..=3)?)
+                            .map(|_| partition(u, image))
+                            .collect::<Result<_>>()?,
+                    }
                 }
-            }
+            },
         };
         Ok(Op::Handle(request))
     }
@@ -491,13 +499,13 @@ impl Harness {
 }
 
 fn round_trip(image: &MetadataImage) -> MetadataImage {
-    let bytes = postcard::to_allocvec(image).expect("serialising an image into a Vec");
-    postcard::from_bytes(&bytes).expect("an encoded image decodes")
+    let bytes = strata_core::metadata::encode_image(image);
+    strata_core::metadata::decode_image(&bytes).expect("an encoded image decodes")
 }
 
 /// Seeds: three brokers registering and catching up, topics created, an ISR shrunk, preferred
-/// leaders elected, producer ids, a controlled shutdown, session expiry, failover, a snapshot
-/// install, more partitions and a delete; with and without unclean election.
+/// leaders elected, producer ids, a controlled shutdown, session expiry, failover, an offline
+/// replica, a snapshot install, more partitions and a delete; with and without unclean election.
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
     // Bytes as `config` and `Op::read` read them: `int_in_range` takes the (big-endian) bytes
     // modulo the range size; `ratio(1, k)` is false for byte 1, `ratio(3, 4)` true for byte 0.
@@ -536,7 +544,8 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     ops.push(vec![14]); // failover
     ops.push(register(2)); // a new incarnation
     ops.push(heartbeat(2, false));
-    ops.push(vec![15, 1]); // snapshot install
+    ops.push(vec![15, 2, 1, 1, 1, 1, 1, 0]); // broker 1's replica of a-0 is offline
+    ops.push(vec![15, 0]); // snapshot install
     ops.push(vec![13, 7, 0x0f, 0xa0]); // 28 s: rebalance
     ops.push(vec![10, 1, 1, 0, 5, 1]); // CreatePartitions: a to 4
     ops.push(vec![12, 1, 3, 1]);

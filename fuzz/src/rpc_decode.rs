@@ -124,6 +124,11 @@ fn records() -> Vec<MetadataRecord> {
             broker_epoch: 3,
             next_producer_id: 2000,
         },
+        MetadataRecord::OfflineReplicas {
+            broker_id: NodeId(2),
+            broker_epoch: 40,
+            partitions: vec![("orders".into(), 0), ("orders".into(), 1)],
+        },
     ]
 }
 
@@ -157,6 +162,10 @@ fn image() -> MetadataImage {
             },
         )]),
         next_producer_id: 5000,
+        offline_replicas: BTreeMap::from([(
+            NodeId(2),
+            std::collections::BTreeSet::from([("orders".to_string(), 1)]),
+        )]),
     }
 }
 
@@ -406,6 +415,21 @@ fn envelopes() -> Vec<(&'static str, Envelope)> {
                 },
             ),
         ),
+        (
+            "request-offline-replicas",
+            request(
+                12,
+                Request::OfflineReplicas {
+                    broker_id: NodeId(2),
+                    broker_epoch: 40,
+                    partitions: vec![("orders".into(), 1)],
+                },
+            ),
+        ),
+        (
+            "response-offline-replicas",
+            response(12, Response::OfflineReplicas { error_code: 77 }),
+        ),
     ]
 }
 
@@ -435,8 +459,8 @@ mod tests {
             .iter()
             .map(std::mem::discriminant)
             .collect::<std::collections::HashSet<_>>();
-        assert_eq!(requests.len(), 9, "one seed per Request variant");
-        assert_eq!(responses.len(), 8, "one seed per Response variant");
-        assert_eq!(records.len(), 8, "one record per MetadataRecord variant");
+        assert_eq!(requests.len(), 10, "one seed per Request variant");
+        assert_eq!(responses.len(), 9, "one seed per Response variant");
+        assert_eq!(records.len(), 9, "one record per MetadataRecord variant");
     }
 }

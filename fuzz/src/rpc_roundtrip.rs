@@ -29,9 +29,9 @@ pub fn rpc_roundtrip(data: &[u8]) {
 
 /// Variant counts, kept honest by the exhaustive matches in [`kinds`].
 pub const ENVELOPES: usize = 3;
-pub const REQUESTS: usize = 9;
-pub const RESPONSES: usize = 8;
-pub const RECORDS: usize = 8;
+pub const REQUESTS: usize = 10;
+pub const RESPONSES: usize = 9;
+pub const RECORDS: usize = 9;
 
 /// Which variant an envelope is, as `(envelope, request or response, delta, record kinds)`:
 /// exhaustive matches, so a new variant fails to compile here until the generator (and the
@@ -51,6 +51,7 @@ pub fn kinds(e: &Envelope) -> (usize, Option<usize>, Vec<usize>) {
                 Request::CreatePartitions(_) => 6,
                 Request::ElectLeaders(_) => 7,
                 Request::AllocateProducerIds { .. } => 8,
+                Request::OfflineReplicas { .. } => 9,
             }),
             Vec::new(),
         ),
@@ -69,6 +70,7 @@ pub fn kinds(e: &Envelope) -> (usize, Option<usize>, Vec<usize>) {
                 Response::Topics(_) => 5,
                 Response::ProducerIds { .. } => 6,
                 Response::Error { .. } => 7,
+                Response::OfflineReplicas { .. } => 8,
             };
             (2, Some(kind), records)
         }
@@ -85,6 +87,7 @@ fn record_kind(r: &MetadataRecord) -> usize {
         MetadataRecord::Partition(_) => 5,
         MetadataRecord::RemoveTopic { .. } => 6,
         MetadataRecord::ProducerIds { .. } => 7,
+        MetadataRecord::OfflineReplicas { .. } => 8,
     }
 }
 
@@ -196,9 +199,14 @@ fn request(u: &mut Unstructured<'_>) -> Result<Request> {
                 None
             },
         }),
-        _ => Request::AllocateProducerIds {
+        8 => Request::AllocateProducerIds {
             broker_id: node(u)?,
             broker_epoch: u.arbitrary()?,
+        },
+        _ => Request::OfflineReplicas {
+            broker_id: node(u)?,
+            broker_epoch: u.arbitrary()?,
+            partitions: list(u, 4, |u| Ok((string(u)?, u.arbitrary()?)))?,
         },
     })
 }
@@ -244,9 +252,12 @@ fn response(u: &mut Unstructured<'_>) -> Result<Response> {
             first_producer_id: u.arbitrary()?,
             count: u.arbitrary()?,
         },
-        _ => Response::Error {
+        7 => Response::Error {
             error_code: u.arbitrary()?,
             message: string(u)?,
+        },
+        _ => Response::OfflineReplicas {
+            error_code: u.arbitrary()?,
         },
     })
 }
@@ -289,10 +300,15 @@ fn metadata_record(u: &mut Unstructured<'_>) -> Result<MetadataRecord> {
         },
         5 => MetadataRecord::Partition(partition_record(u)?),
         6 => MetadataRecord::RemoveTopic { name: string(u)? },
-        _ => MetadataRecord::ProducerIds {
+        7 => MetadataRecord::ProducerIds {
             broker_id: node(u)?,
             broker_epoch: u.arbitrary()?,
             next_producer_id: u.arbitrary()?,
+        },
+        _ => MetadataRecord::OfflineReplicas {
+            broker_id: node(u)?,
+            broker_epoch: u.arbitrary()?,
+            partitions: list(u, 4, |u| Ok((string(u)?, u.arbitrary()?)))?,
         },
     })
 }
@@ -336,6 +352,16 @@ fn image(u: &mut Unstructured<'_>) -> Result<MetadataImage> {
         brokers: brokers.into_iter().collect(),
         topics: topics.into_iter().collect(),
         next_producer_id: u.arbitrary()?,
+        offline_replicas: list(u, 2, |u| {
+            Ok((
+                node(u)?,
+                list(u, 3, |u| Ok((string(u)?, u.arbitrary()?)))?
+                    .into_iter()
+                    .collect(),
+            ))
+        })?
+        .into_iter()
+        .collect(),
     })
 }
 

@@ -75,7 +75,7 @@ impl Controller {
             && new_isr
                 .iter()
                 .filter(|r| !current.isr.contains(r))
-                .all(|r| changes.is_unfenced(*r));
+                .all(|r| changes.is_eligible(*r, topic, request.partition));
         if !eligible {
             return failed(ErrorCode::INELIGIBLE_REPLICA, None);
         }

@@ -118,7 +118,9 @@ impl Controller {
                 broker_epoch,
             });
             // Partitions waiting for it (it is their last ISR member) come back online.
-            elect_leaderless(&mut changes, unclean, |t| t.replicas.contains(&broker_id));
+            elect_leaderless(&mut changes, unclean, |_, _, t| {
+                t.replicas.contains(&broker_id)
+            });
             false
         } else {
             broker.fenced
@@ -161,41 +163,61 @@ pub(super) fn fence_expired(
 }
 
 /// The partition changes of fencing `broker` (which `changes` already shows fenced): it leaves
-/// every ISR where others remain, and where it led, the first replica in the new ISR that is
-/// unfenced takes over (none: the partition goes offline, unless unclean election is on).
+/// every ISR where others remain, and where it led, the first eligible replica in the new ISR
+/// takes over (none: the partition goes offline, unless unclean election is on).
 pub(super) fn fence_partitions(changes: &mut Changes<'_>, broker: NodeId, unclean: bool) {
     assert!(
         !changes.is_unfenced(broker),
         "fence the broker before moving its partitions"
     );
     for (topic, index) in changes.all_partitions() {
-        let Some(current) = changes.partition(&topic, index) else {
-            continue;
-        };
-        if !current.isr.contains(&broker) && current.leader != Some(broker) {
-            continue;
-        }
-        let isr = if current.isr.len() > 1 {
-            current
-                .isr
-                .iter()
-                .copied()
-                .filter(|r| *r != broker)
-                .collect()
-        } else {
-            current.isr.clone() // never empty: the last member stays, fenced
-        };
-        let leader = current.leader.filter(|l| *l != broker);
-        let mut next = Target {
-            replicas: current.replicas.clone(),
-            isr,
-            leader,
-        };
-        if next.leader.is_none()
-            && let Some(elected) = elect(changes, &next, unclean)
-        {
-            next = elected;
-        }
-        changes.set_partition(&topic, index, next);
+        remove_replica(changes, &topic, index, broker, unclean);
     }
+}
+
+/// Takes `broker`'s replica of `topic`-`index`, which may no longer lead or stay in sync (its
+/// broker is fenced, or the replica is offline), out of the partition's ISR and leadership: it
+/// leaves the ISR unless it is the last member (an ISR is never empty: the replica with every
+/// committed record is remembered and leads again when it is back), and if it led, the first
+/// eligible replica of the new ISR takes over (none: the partition goes offline, unless unclean
+/// election is on). Nothing changes when it neither leads nor is in the ISR.
+pub(super) fn remove_replica(
+    changes: &mut Changes<'_>,
+    topic: &str,
+    index: i32,
+    broker: NodeId,
+    unclean: bool,
+) {
+    assert!(
+        !changes.is_eligible(broker, topic, index),
+        "mark the replica fenced or offline before moving {topic}-{index} off broker {broker}"
+    );
+    let Some(current) = changes.partition(topic, index) else {
+        return;
+    };
+    if !current.isr.contains(&broker) && current.leader != Some(broker) {
+        return;
+    }
+    let isr = if current.isr.len() > 1 {
+        current
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| *r != broker)
+            .collect()
+    } else {
+        current.isr.clone() // never empty: the last member stays
+    };
+    let leader = current.leader.filter(|l| *l != broker);
+    let mut next = Target {
+        replicas: current.replicas.clone(),
+        isr,
+        leader,
+    };
+    if next.leader.is_none()
+        && let Some(elected) = elect(changes, topic, index, &next, unclean)
+    {
+        next = elected;
+    }
+    changes.set_partition(topic, index, next);
 }

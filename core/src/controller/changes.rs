@@ -42,6 +42,9 @@ pub(super) struct Changes<'a> {
     removed_topics: BTreeSet<String>,
     /// Partitions changed or created in this batch.
     partitions: BTreeMap<(String, i32), Target>,
+    /// Offline replica sets of brokers registered or reporting in this batch (replacing the
+    /// image's).
+    offline: BTreeMap<NodeId, BTreeSet<(String, i32)>>,
 }
 
 impl<'a> Changes<'a> {
@@ -53,6 +56,7 @@ impl<'a> Changes<'a> {
             created_topics: BTreeSet::new(),
             removed_topics: BTreeSet::new(),
             partitions: BTreeMap::new(),
+            offline: BTreeMap::new(),
         }
     }
 
@@ -67,9 +71,20 @@ impl<'a> Changes<'a> {
             "partition changes go through set_partition"
         );
         match &record {
-            MetadataRecord::RegisterBroker { broker_id, .. }
-            | MetadataRecord::FenceBroker { broker_id, .. } => {
+            MetadataRecord::RegisterBroker { broker_id, .. } => {
                 self.fenced.insert(*broker_id, true);
+                self.offline.insert(*broker_id, BTreeSet::new());
+            }
+            MetadataRecord::FenceBroker { broker_id, .. } => {
+                self.fenced.insert(*broker_id, true);
+            }
+            MetadataRecord::OfflineReplicas {
+                broker_id,
+                partitions,
+                ..
+            } => {
+                self.offline
+                    .insert(*broker_id, partitions.iter().cloned().collect());
             }
             MetadataRecord::UnfenceBroker { broker_id, .. } => {
                 self.fenced.insert(*broker_id, false);
@@ -101,6 +116,32 @@ impl<'a> Changes<'a> {
             Some(fenced) => !fenced,
             None => self.image.brokers.get(&broker).is_some_and(|b| !b.fenced),
         }
+    }
+
+    /// The partitions whose replica on `broker` is offline, as this batch sees them.
+    pub fn offline_replicas(&self, broker: NodeId) -> BTreeSet<(String, i32)> {
+        match self.offline.get(&broker) {
+            Some(set) => set.clone(),
+            None => self
+                .image
+                .offline_replicas
+                .get(&broker)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn is_offline(&self, broker: NodeId, topic: &str, partition: i32) -> bool {
+        match self.offline.get(&broker) {
+            Some(set) => set.contains(&(topic.to_string(), partition)),
+            None => self.image.is_replica_offline(broker, topic, partition),
+        }
+    }
+
+    /// Whether `broker`'s replica of `topic`-`partition` may lead it or join its ISR: the
+    /// broker is unfenced and the replica is not offline.
+    pub fn is_eligible(&self, broker: NodeId, topic: &str, partition: i32) -> bool {
+        self.is_unfenced(broker) && !self.is_offline(broker, topic, partition)
     }
 
     /// Unfenced brokers, by id.
@@ -220,9 +261,21 @@ impl<'a> Changes<'a> {
                 && old.is_none_or(|o| o.leader != Some(leader))
             {
                 assert!(
-                    self.is_unfenced(leader),
-                    "a new leader is unfenced: {topic}-{index} -> {leader}"
+                    self.is_eligible(leader, topic, *index),
+                    "a new leader is unfenced and its replica not offline: {topic}-{index} -> {leader}"
                 );
+            }
+            // (A sole member may be ineligible by the end of the batch: unclean election picked
+            // it, then its broker was fenced in the same batch. It stays as the last member.)
+            if let Some(o) = old
+                && target.isr.len() > 1
+            {
+                for added in target.isr.iter().filter(|r| !o.isr.contains(r)) {
+                    assert!(
+                        self.is_eligible(*added, topic, *index),
+                        "a multi-member ISR grows only by unfenced, online replicas: {topic}-{index} + {added}"
+                    );
+                }
             }
             let record = PartitionRecord {
                 topic: topic.clone(),

@@ -39,13 +39,16 @@
 //! - Every emitted partition record keeps `leader ∈ ISR ⊆ replicas`, a non-empty ISR, and bumps
 //!   the partition epoch by one per change and the leader epoch by one exactly when the leader
 //!   changes (KIP-497; `changes::check_partition_change`).
-//! - A newly chosen leader is unfenced; a fenced broker leads nothing and is in no ISR except as
-//!   its last member.
+//! - A newly chosen leader is unfenced and its replica is not offline; an ISR grows only by such
+//!   replicas; a fenced broker, and an offline replica, lead nothing and are in no ISR except as
+//!   its last member (`changes::Changes::finish`, and `MetadataImage::replay` for offline
+//!   replicas).
 //! - Broker epochs of successive registrations of a broker strictly grow.
 //! - Producer id blocks are disjoint and increasing (KIP-730).
 //!
 //! Files: `brokers.rs` (register, heartbeat, fence, unfence), `election.rs` (clean, unclean and
-//! preferred election, KIP-460), `assignment.rs` (replica placement), `topics.rs` (create,
+//! preferred election, KIP-460), `offline.rs` (offline replicas, KIP-858 per partition),
+//! `assignment.rs` (replica placement), `topics.rs` (create,
 //! delete, create partitions), `alter_partition.rs` (KIP-497), `producer_ids.rs` (KIP-730),
 //! `changes.rs` (the staged batch every decision goes through).
 
@@ -55,6 +58,7 @@ mod brokers;
 mod changes;
 mod config;
 mod election;
+mod offline;
 mod producer_ids;
 mod topics;
 
@@ -179,6 +183,11 @@ impl Controller {
                 broker_id,
                 broker_epoch,
             } => self.handle_allocate_producer_ids(*broker_id, *broker_epoch),
+            Request::OfflineReplicas {
+                broker_id,
+                broker_epoch,
+                partitions,
+            } => self.handle_offline_replicas(*broker_id, *broker_epoch, partitions),
         };
         if is_error(&response) {
             assert!(
@@ -202,7 +211,7 @@ impl Controller {
             });
         }
         brokers::fence_expired(&mut self.sessions, &self.config, now, &mut changes);
-        election::elect_leaderless(&mut changes, unclean, |_| true);
+        election::elect_leaderless(&mut changes, unclean, |_, _, _| true);
         if self.config.auto_leader_rebalance {
             let due = match self.last_rebalance_check {
                 None => {
@@ -229,8 +238,14 @@ impl Controller {
             || changes.all_partitions().iter().any(|(topic, index)| {
                 changes.partition(topic, *index).is_some_and(|p| {
                     p.leader.is_none()
-                        && election::elect(&changes, &p, self.config.unclean_leader_election)
-                            .is_some()
+                        && election::elect(
+                            &changes,
+                            topic,
+                            *index,
+                            &p,
+                            self.config.unclean_leader_election,
+                        )
+                        .is_some()
                 })
             });
         if due_now {
@@ -268,6 +283,7 @@ fn is_error(response: &Response) -> bool {
         Response::Heartbeat { error_code, .. }
         | Response::AlterPartition { error_code, .. }
         | Response::ProducerIds { error_code, .. }
+        | Response::OfflineReplicas { error_code }
         | Response::Error { error_code, .. } => *error_code != ErrorCode::NONE.0,
         Response::NotController { .. } => true,
         Response::Registered { .. } | Response::Metadata(_) | Response::Topics(_) => false,

@@ -1,6 +1,6 @@
 //! The metadata image: what replaying the metadata log up to `offset` gives.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,12 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     /// The first producer id not yet handed out.
     pub next_producer_id: i64,
+    /// Per broker, the partitions whose replica on it is offline, as its current incarnation
+    /// last reported them ([`MetadataRecord::OfflineReplicas`]); brokers with none are absent.
+    /// An offline replica leads nothing and is in no ISR except as its last member. Cleared by
+    /// the broker's next registration; a deleted topic's entries go with it. Last field: a
+    /// snapshot of an older image ends before it (see [`super::snapshot`]).
+    pub offline_replicas: BTreeMap<NodeId, BTreeSet<(String, i32)>>,
 }
 
 impl MetadataImage {
@@ -77,6 +83,7 @@ impl MetadataImage {
             self.apply(offset, record);
         }
         self.offset = offset;
+        self.assert_offline_replicas();
     }
 
     fn apply(&mut self, offset: u64, record: &MetadataRecord) {
@@ -102,6 +109,8 @@ impl MetadataImage {
                         fenced: true,
                     },
                 );
+                // A new incarnation opened its logs afresh: it reports what is still offline.
+                self.offline_replicas.remove(broker_id);
             }
             MetadataRecord::FenceBroker {
                 broker_id,
@@ -125,6 +134,10 @@ impl MetadataImage {
             MetadataRecord::Partition(p) => self.apply_partition(p),
             MetadataRecord::RemoveTopic { name } => {
                 self.topics.remove(name);
+                for set in self.offline_replicas.values_mut() {
+                    set.retain(|(topic, _)| topic != name);
+                }
+                self.offline_replicas.retain(|_, set| !set.is_empty());
             }
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
@@ -134,6 +147,64 @@ impl MetadataImage {
                     "producer id blocks only move forward"
                 );
                 self.next_producer_id = *next_producer_id;
+            }
+            MetadataRecord::OfflineReplicas {
+                broker_id,
+                broker_epoch,
+                partitions,
+            } => self.set_offline(*broker_id, *broker_epoch, partitions),
+        }
+    }
+
+    fn set_offline(&mut self, broker_id: NodeId, broker_epoch: i64, partitions: &[(String, i32)]) {
+        if self
+            .brokers
+            .get(&broker_id)
+            .is_none_or(|b| b.broker_epoch != broker_epoch)
+        {
+            tracing::error!(%broker_id, broker_epoch, "offline replicas of an unknown broker epoch: skipped");
+            return;
+        }
+        let set: BTreeSet<(String, i32)> = partitions.iter().cloned().collect();
+        if set.is_empty() {
+            self.offline_replicas.remove(&broker_id);
+        } else {
+            self.offline_replicas.insert(broker_id, set);
+        }
+    }
+
+    /// Whether broker `broker`'s replica of `topic`-`partition` is offline.
+    pub fn is_replica_offline(&self, broker: NodeId, topic: &str, partition: i32) -> bool {
+        self.offline_replicas
+            .get(&broker)
+            .is_some_and(|set| set.contains(&(topic.to_string(), partition)))
+    }
+
+    /// The offline-replica invariants, checked after every replayed batch (records of one
+    /// batch apply together: the `OfflineReplicas` record comes before the partition records
+    /// that move leadership away): every offline replica is an assigned replica of an existing
+    /// partition, leads nothing, and is in its ISR only as the last member.
+    fn assert_offline_replicas(&self) {
+        for (broker, set) in &self.offline_replicas {
+            assert!(!set.is_empty(), "empty offline sets are not kept");
+            for (topic, index) in set {
+                let Some(p) = self.partition(topic, *index) else {
+                    panic!(
+                        "broker {broker}: offline replica of a missing partition {topic}-{index}"
+                    );
+                };
+                assert!(
+                    p.replicas.contains(broker),
+                    "broker {broker}: offline replica of {topic}-{index} it is not assigned: {p:?}"
+                );
+                assert!(
+                    p.leader != Some(*broker),
+                    "an offline replica never leads: broker {broker}, {topic}-{index} {p:?}"
+                );
+                assert!(
+                    !p.isr.contains(broker) || p.isr.len() == 1,
+                    "an offline replica is in the ISR only as its last member: broker {broker}, {topic}-{index} {p:?}"
+                );
             }
         }
     }

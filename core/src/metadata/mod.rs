@@ -11,9 +11,17 @@
 //!   bumps `leader_epoch`; every change of leader or ISR bumps `partition_epoch` (KIP-497).
 //! - A leader, when there is one, is a member of the ISR; the ISR is a non-empty subset of the
 //!   replicas.
+//! - An offline replica (`MetadataImage::offline_replicas`) is an assigned replica of an
+//!   existing partition, never its leader, and in its ISR only as the last member (checked
+//!   after every replayed batch).
+//!
+//! Compatibility: [`MetadataRecord`] variants and the image's fields are only ever appended, so
+//! a newer node replays an older log and decodes an older snapshot ([`decode_image`]).
 
 mod image;
 mod records;
+mod snapshot;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use records::{MetadataRecord, PartitionRecord, RecordBatch};
+pub use snapshot::{decode_image, encode_image};

@@ -54,6 +54,16 @@ pub enum MetadataRecord {
         broker_epoch: i64,
         next_producer_id: i64,
     },
+    /// The partitions whose replica on broker `broker_id` (incarnation `broker_epoch`) is
+    /// offline: its log failed (an fsync or a write that could not be cut back, a failed
+    /// truncation, corruption past recovery) or would not open. The full set, sorted, replacing
+    /// the broker's previous one (empty: every replica is back). KIP-858's offline log
+    /// directories, at partition granularity. A new registration of the broker clears it.
+    OfflineReplicas {
+        broker_id: NodeId,
+        broker_epoch: i64,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 /// The full state of a partition as the controller decided it.

@@ -62,6 +62,16 @@ pub enum Request {
         broker_id: NodeId,
         broker_epoch: i64,
     },
+    /// The partitions whose replica on this broker is offline (its log failed or would not
+    /// open): the full set, replacing the previous report; empty when every replica is back.
+    /// KIP-858's `OfflineLogDirs` of the heartbeat, per partition, as its own request so that
+    /// the heartbeat's encoding stays as it was. Sent whenever the set changes and after each
+    /// registration, before the heartbeat that unfences.
+    OfflineReplicas {
+        broker_id: NodeId,
+        broker_epoch: i64,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,5 +171,10 @@ pub enum Response {
     Error {
         error_code: i16,
         message: String,
+    },
+    /// Answer to [`Request::OfflineReplicas`]: `STALE_BROKER_EPOCH` for an old incarnation,
+    /// else the report is committed (and leaderships moved).
+    OfflineReplicas {
+        error_code: i16,
     },
 }

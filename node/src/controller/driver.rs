@@ -404,8 +404,7 @@ impl Driver {
 
     async fn compact(&mut self) -> anyhow::Result<()> {
         let applied = self.applied;
-        let data = postcard::to_allocvec(self.controller.image())
-            .expect("serialising an image into a Vec cannot fail");
+        let data = strata_core::metadata::encode_image(self.controller.image());
         let mut quorum = self.quorum.take().expect("quorum present");
         let (quorum, result) = off_reactor(self.storage.latency_hint(), move || {
             let result = quorum.compact(applied, data);
@@ -436,7 +435,7 @@ impl Driver {
     }
 
     fn install(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
-        let image: MetadataImage = postcard::from_bytes(&snapshot.data)
+        let image: MetadataImage = strata_core::metadata::decode_image(&snapshot.data)
             .map_err(|e| anyhow::anyhow!("snapshot at {} does not decode: {e}", snapshot.index))?;
         anyhow::ensure!(
             image.offset == snapshot.index,

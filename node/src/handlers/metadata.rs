@@ -40,7 +40,8 @@ fn topic_response(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
 
 /// A topic as the cluster's metadata image describes it.
 fn cluster_topic_response(image: &MetadataImage, t: &TopicImage) -> MetadataResponseTopic {
-    let offline = |r: &NodeId| image.brokers.get(r).is_none_or(|b| b.fenced);
+    // Kafka's offline replicas: on a dead (fenced) broker, or offline there (KIP-858).
+    let fenced = |r: &NodeId| image.brokers.get(r).is_none_or(|b| b.fenced);
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&t.name)))
         .with_partitions(
@@ -48,8 +49,12 @@ fn cluster_topic_response(image: &MetadataImage, t: &TopicImage) -> MetadataResp
                 .iter()
                 .map(|(&index, p)| {
                     let ids = |v: &[NodeId]| v.iter().map(|n| BrokerId(n.0)).collect::<Vec<_>>();
-                    let offline_replicas: Vec<NodeId> =
-                        p.replicas.iter().copied().filter(offline).collect();
+                    let offline_replicas: Vec<NodeId> = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| fenced(r) || image.is_replica_offline(*r, &t.name, index))
+                        .collect();
                     MetadataResponsePartition::default()
                         .with_partition_index(index)
                         .with_error_code(if p.leader.is_some() {

@@ -4,10 +4,19 @@
 //!   controller once a heartbeat reports it has replayed the metadata up to its registration.
 //! - Heartbeats every `broker.heartbeat.interval.ms`; `STALE_BROKER_EPOCH` (the controller
 //!   fenced this incarnation, e.g. after a long pause) means register again.
+//! - Offline replicas (a failed log, or one that would not open; see `replicas`): before each
+//!   heartbeat, when the set differs from the last one the controller accepted, the whole set
+//!   goes in an `OfflineReplicas` request (KIP-858's offline log directories, per partition).
+//!   A registration clears the controller's copy, so the set is reported again after it,
+//!   before the heartbeat that unfences this incarnation: an offline replica is never elected
+//!   because the controller had not heard of it yet, except on a fresh start, where no log is
+//!   open before the first metadata arrives (the report then follows within a heartbeat
+//!   interval, and moves the leadership on).
 //! - Metadata: a long-poll `FetchMetadata` from the image's offset; each answer is replayed in
 //!   order (or replaces the image when the controller sends a whole one) and then reconciled
 //!   onto the local partitions.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,6 +26,7 @@ use strata_core::rpc::{MetadataDelta, Request, Response};
 
 use super::reconcile;
 use crate::broker::Broker;
+use crate::replication::ClusterState;
 
 /// Pause after a failed controller request.
 const RETRY: Duration = Duration::from_millis(100);
@@ -63,31 +73,95 @@ pub async fn run_heartbeats(broker: Arc<Broker>) {
     if register(&broker).await.is_none() {
         return;
     }
+    // What the controller holds for this incarnation: nothing right after a registration.
+    let mut reported: BTreeSet<(String, i32)> = BTreeSet::new();
     loop {
         if cluster.stopping.load(Ordering::Relaxed) {
             return;
         }
-        let request = Request::Heartbeat {
-            broker_id: cluster.node_id,
-            broker_epoch: cluster.broker_epoch.load(Ordering::SeqCst),
-            metadata_offset: cluster.image().offset,
-            want_shutdown: false,
+        let stale = match report_offline(&broker, &cluster, &mut reported).await {
+            Report::Stale => true,
+            Report::Done => match heartbeat(&cluster).await {
+                Some(code) => code == ErrorCode::STALE_BROKER_EPOCH.0,
+                None => false,
+            },
         };
-        match cluster.client.send(request).await {
-            Ok(Response::Heartbeat { error_code, .. })
-                if error_code == ErrorCode::STALE_BROKER_EPOCH.0 =>
-            {
-                tracing::warn!("the controller fenced this broker's epoch; registering again");
-                if register(&broker).await.is_none() {
-                    return;
-                }
-                continue;
+        if stale {
+            tracing::warn!("the controller fenced this broker's epoch; registering again");
+            if register(&broker).await.is_none() {
+                return;
             }
-            Ok(Response::Heartbeat { .. }) => {}
-            Ok(other) => tracing::debug!(?other, "unexpected heartbeat answer"),
-            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+            reported.clear();
+            continue;
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// One heartbeat; its error code, if the controller answered one.
+async fn heartbeat(cluster: &ClusterState) -> Option<i16> {
+    let request = Request::Heartbeat {
+        broker_id: cluster.node_id,
+        broker_epoch: cluster.broker_epoch.load(Ordering::SeqCst),
+        metadata_offset: cluster.image().offset,
+        want_shutdown: false,
+    };
+    match cluster.client.send(request).await {
+        Ok(Response::Heartbeat { error_code, .. }) => Some(error_code),
+        Ok(other) => {
+            tracing::debug!(?other, "unexpected heartbeat answer");
+            None
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "heartbeat failed");
+            None
+        }
+    }
+}
+
+/// How reporting offline replicas ended.
+enum Report {
+    /// Nothing to say, said, or to be tried again at the next heartbeat.
+    Done,
+    /// The controller no longer knows this incarnation: register again.
+    Stale,
+}
+
+/// Sends this broker's offline replicas when they differ from `reported` (what the controller
+/// last accepted), and remembers them once accepted.
+async fn report_offline(
+    broker: &Arc<Broker>,
+    cluster: &ClusterState,
+    reported: &mut BTreeSet<(String, i32)>,
+) -> Report {
+    let offline = broker.offline_replicas(&cluster.image(), cluster.node_id);
+    if offline == *reported {
+        return Report::Done;
+    }
+    let request = Request::OfflineReplicas {
+        broker_id: cluster.node_id,
+        broker_epoch: cluster.broker_epoch.load(Ordering::SeqCst),
+        partitions: offline.iter().cloned().collect(),
+    };
+    match cluster.client.send(request).await {
+        Ok(Response::OfflineReplicas { error_code }) if error_code == ErrorCode::NONE.0 => {
+            tracing::warn!(offline = ?offline, "the controller knows this broker's offline replicas");
+            *reported = offline;
+            Report::Done
+        }
+        Ok(Response::OfflineReplicas { error_code })
+            if error_code == ErrorCode::STALE_BROKER_EPOCH.0 =>
+        {
+            Report::Stale
+        }
+        Ok(other) => {
+            tracing::debug!(?other, "offline replicas not accepted yet");
+            Report::Done
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "offline replicas report failed");
+            Report::Done
+        }
     }
 }
 

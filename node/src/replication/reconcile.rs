@@ -9,6 +9,10 @@
 //!   committed ISR changes.
 //! - Follower in a newer epoch → [`Role::Follower`] that must truncate (KIP-279) before it
 //!   fetches; a fetcher task for its leader is started if none runs.
+//! - A replica whose log failed, or would not open, is offline: it neither leads nor follows
+//!   (role `Remote`) whatever the image says, until the controller, told by `membership`, has
+//!   moved leadership away. A failed log stays failed until a restart; an open that failed is
+//!   retried at every image change.
 //! - Until the image shows this broker registered with its *current* broker epoch and unfenced,
 //!   it neither leads nor follows anything: a restarted broker must not act on leaderships of
 //!   its previous incarnation (it may have lost unsynced data those followers already hold; a
@@ -26,8 +30,8 @@ use strata_core::metadata::{MetadataImage, PartitionImage, TopicImage};
 use strata_core::replica::IsrState;
 use strata_core::types::{LeaderEpoch, NodeId};
 
-use super::fetcher;
 use super::role::{LeaderState, Role};
+use super::{fetcher, replicas};
 use crate::broker::{Broker, Topic};
 use crate::partition::Partition;
 use crate::topic_config::min_insync_replicas;
@@ -137,7 +141,7 @@ fn update_role(
     me: NodeId,
     active: bool,
 ) -> Option<NodeId> {
-    if !partition.has_log() || !active {
+    if !partition.has_log() || !active || replicas::log_failed(partition) {
         let stale = match &*partition.role() {
             Role::Remote {
                 leader,

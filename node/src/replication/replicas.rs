@@ -1,4 +1,13 @@
-//! Opening a replica's log in cluster mode, with the topic incarnation check.
+//! Opening a replica's log in cluster mode, with the topic incarnation check; and which of this
+//! broker's replicas are offline.
+//!
+//! A replica is **offline** here when its log failed (`PartitionLog::is_failed`: an fsync
+//! error, a write or truncation that could not be cut back, a failed directory fsync) or could
+//! not be opened (the partition is then served as a log-less entry although the image assigns
+//! it here). A failed log stays failed until the broker restarts; an open that failed is tried
+//! again at the next metadata change. The set goes to the controller (`membership`), which
+//! moves leadership away and takes the replica out of the ISR (`strata_core::controller`,
+//! `offline.rs`).
 //!
 //! `partition.metadata` in each partition directory (after Kafka's file of that name):
 //!
@@ -11,12 +20,14 @@
 //! directory whose marker is missing or names another incarnation holds no data of this topic
 //! and is emptied before use.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use strata_core::log::LogError;
-use strata_core::metadata::TopicImage;
+use strata_core::metadata::{MetadataImage, TopicImage};
 use strata_core::storage::{Storage, read_vec};
+use strata_core::types::NodeId;
 
 use super::role::Role;
 use crate::broker::{Broker, BrokerError};
@@ -100,5 +111,42 @@ impl Broker {
                 leader_epoch: -1,
             },
         )
+    }
+}
+
+/// Whether the partition's local log failed (it holds one, and it refuses everything).
+pub(crate) fn log_failed(partition: &Partition) -> bool {
+    partition.state().failed || partition.log().as_ref().is_some_and(|l| l.is_failed())
+}
+
+impl Broker {
+    /// The partitions whose replica on this broker (`me`) is offline: assigned here by `image`,
+    /// and served by this broker (for the same incarnation of the topic) with a failed log or
+    /// with none. Partitions the broker has not reconciled yet are left out.
+    pub(crate) fn offline_replicas(
+        &self,
+        image: &MetadataImage,
+        me: NodeId,
+    ) -> BTreeSet<(String, i32)> {
+        let mut offline = BTreeSet::new();
+        for (name, served) in self.topics() {
+            let Some(topic) = image
+                .topics
+                .get(&name)
+                .filter(|t| t.created_offset == served.created_offset)
+            else {
+                continue;
+            };
+            for partition in &served.partitions {
+                let assigned = topic
+                    .partitions
+                    .get(&partition.index)
+                    .is_some_and(|p| p.replicas.contains(&me));
+                if assigned && (!partition.has_log() || log_failed(partition)) {
+                    offline.insert((name.clone(), partition.index));
+                }
+            }
+        }
+        offline
     }
 }

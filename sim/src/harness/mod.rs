@@ -2,11 +2,12 @@
 //! simulated disks ([`cluster`]), workload clients that record a history ([`workload`]), a
 //! nemesis that injects faults drawn per seed ([`nemesis`]), and one run of it all —
 //! fault phase, liveness phase, final read, checkers ([`run`]); and staged scenarios that
-//! need more choreography than a nemesis draw ([`redpanda_3039`]).
+//! need more choreography than a nemesis draw ([`redpanda_3039`], [`offline_replica`]).
 
 pub mod cluster;
 pub mod nemesis;
 pub mod observe;
+pub mod offline_replica;
 pub mod redpanda_3039;
 pub mod run;
 pub mod sweep;

@@ -5,6 +5,7 @@ mod alter_partition;
 mod brokers;
 mod election;
 mod model;
+mod offline;
 mod topics;
 
 use std::collections::BTreeMap;
@@ -161,8 +162,9 @@ pub(super) fn code(result: &TopicResult) -> ErrorCode {
     ErrorCode(result.error_code)
 }
 
-/// Image invariants the controller promises (beyond what replay asserts): fenced brokers lead
-/// nothing and are only ever the last member of an ISR; leaders are registered.
+/// Image invariants the controller promises (beyond what replay asserts): fenced brokers and
+/// offline replicas lead nothing and are only ever the last member of an ISR; leaders are
+/// registered.
 pub(super) fn check_image(image: &MetadataImage) {
     for topic in image.topics.values() {
         let indexes: Vec<i32> = topic.partitions.keys().copied().collect();
@@ -172,11 +174,14 @@ pub(super) fn check_image(image: &MetadataImage) {
             topic.name
         );
         for (index, p) in &topic.partitions {
-            let fenced = |r: &NodeId| image.brokers.get(r).is_none_or(|b| b.fenced);
+            let fenced = |r: &NodeId| {
+                image.brokers.get(r).is_none_or(|b| b.fenced)
+                    || image.is_replica_offline(*r, &topic.name, *index)
+            };
             if let Some(leader) = p.leader {
                 assert!(
                     !fenced(&leader),
-                    "{}-{index}: leader {leader} is fenced",
+                    "{}-{index}: leader {leader} is fenced or offline",
                     topic.name
                 );
                 assert!(p.isr.contains(&leader));
@@ -184,7 +189,7 @@ pub(super) fn check_image(image: &MetadataImage) {
             if p.isr.len() > 1 {
                 assert!(
                     !p.isr.iter().any(fenced),
-                    "{}-{index}: a fenced broker in a multi-member ISR {:?}",
+                    "{}-{index}: a fenced or offline replica in a multi-member ISR {:?}",
                     topic.name,
                     p.isr
                 );

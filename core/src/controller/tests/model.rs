@@ -41,6 +41,13 @@ enum Op {
     ElectAll,
     ProducerIds(i32),
     Reactivate,
+    /// The broker reports offline the replicas it holds that `mask` selects (in partition
+    /// order, bit i for the i-th), maybe with an old epoch.
+    Offline {
+        broker: i32,
+        mask: u16,
+        stale: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,6 +65,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::ElectAll),
         1 => (1..=5i32).prop_map(Op::ProducerIds),
         1 => Just(Op::Reactivate),
+        3 => (1..=5i32, any::<u16>(), prop::bool::weighted(0.1))
+            .prop_map(|(broker, mask, stale)| Op::Offline { broker, mask, stale }),
     ]
 }
 
@@ -263,6 +272,50 @@ fn run(h: &mut Harness, op: &Op) {
             }
         }
         Op::Reactivate => h.controller.on_activated(h.now),
+        Op::Offline {
+            broker,
+            mask,
+            stale,
+        } => {
+            let Some(epoch) = epoch_of(h, broker) else {
+                return;
+            };
+            let held: Vec<(String, i32)> = h
+                .image()
+                .topics
+                .values()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .filter(|(_, p)| p.replicas.contains(&NodeId(broker)))
+                        .map(|(i, _)| (t.name.clone(), *i))
+                })
+                .collect();
+            let partitions: Vec<(String, i32)> = held
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < 16 && mask & (1 << i) != 0)
+                .map(|(_, tp)| tp.clone())
+                .collect();
+            let response = h.handle(Request::OfflineReplicas {
+                broker_id: NodeId(broker),
+                broker_epoch: if stale { epoch - 1 } else { epoch },
+                partitions: partitions.clone(),
+            });
+            match response {
+                Response::OfflineReplicas { error_code: 0 } => {
+                    let now: Vec<(String, i32)> = h
+                        .image()
+                        .offline_replicas
+                        .get(&NodeId(broker))
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default();
+                    assert_eq!(now, partitions, "the report is the broker's set");
+                }
+                Response::OfflineReplicas { error_code: 77 } => assert!(stale),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
 
