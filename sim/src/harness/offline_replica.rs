@@ -71,7 +71,7 @@ pub async fn run(seed: u64) -> Seen {
         tasks.push(
             cluster
                 .client
-                .spawn(workload::run_producer(w.clone(), p, pause)),
+                .spawn(workload::run_producer(w.clone(), p, pause, false)),
         );
     }
     tasks.push(
@@ -157,7 +157,8 @@ pub async fn run(seed: u64) -> Seen {
         .client
         .spawn(async move { final_read(&w3).await })
         .await
-        .expect("final read task");
+        .expect("final read task")
+        .unwrap_or_else(|e| panic!("offline_replica scenario: {e}"));
     let w = Arc::into_inner(w).expect("the workload is no longer shared");
     let history = w.history.into_inner().expect("history lock poisoned");
     let report = check_all(&history);
