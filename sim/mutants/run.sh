@@ -7,12 +7,11 @@
 #
 # For each patch: `git apply` it to this work tree (reverted afterwards, also on failure or
 # Ctrl-C), build the simulator's test binaries it needs (`cargo sim --release --no-run --test ..`),
-# then try the targets named on
-# its `Target:` header line in order — `single` (the single-node sweep), `cluster` (the cluster
+# then try the targets named on its `Target:` header line in order — `single` (the single-node sweep), `cluster` (the cluster
 # sweep), `scenario:<test>` (one test of sim/tests/scenarios.rs) — until one fails. A sweep runs
 # at most SEEDS seeds (default 300) from SEED_BASE (default 0) and stops at the first failing
 # seed (STRATA_SIM_STOP_AT_FIRST=1). Prints one table row per patch: caught or not, by what (the
-# first anomaly the checkers name, the liveness failure, or the assertion that fired) and after
+# anomalies the checkers found, the liveness failure, or the assertion that fired) and after
 # how many seeds. Logs: target/mutants/<patch>/<target>.log. Exits 1 if any planted bug survived
 # or a patch no longer applies or builds.
 #
@@ -65,9 +64,9 @@ for line in sys.stdin:
 # checkers named, or the liveness failure.
 caught_by() {
     local log=$1 what
-    what=$(grep -m1 -oE '^seed [0-9]+ PANICKED .*\): .*' "$log" | sed -E 's/^.*\): //' | cut -c1-70)
+    what=$(grep -m1 -oE 'seed [0-9]+ PANICKED .*\): .*' "$log" | sed -E 's/^.*\): //' | cut -c1-70)
     if [ -n "$what" ]; then echo "assertion: $what"; return; fi
-    what=$(grep -m1 -oE 'history INVALID: [a-z0-9_-]+' "$log" | sed 's/history INVALID: //')
+    what=$(grep -m1 -oE 'history INVALID: .*' "$log" | sed 's/history INVALID: //')
     if [ -n "$what" ]; then echo "$what"; return; fi
     if grep -qE '^liveness: Err' "$log"; then
         echo "liveness: $(grep -m1 -oE '^liveness: Err.*' "$log" | sed 's/^liveness: Err(//' | cut -c1-60)"
@@ -139,7 +138,7 @@ for patch in "${patches[@]}"; do
         case "$t" in
             scenario:*) n="scenario \`$fn\`" ;;
             *)
-                seed=$(grep -m1 -oE '^seed [0-9]+ (FAILED|PANICKED)' "$log" | awk '{print $2}')
+                seed=$(grep -m1 -oE 'seed [0-9]+ (FAILED|PANICKED)' "$log" | awk '{print $2}')
                 if [ -n "$seed" ]; then n="$((seed - base + 1)) ($t seed $seed)"; else n="? ($t)"; fi
                 ;;
         esac
