@@ -72,8 +72,10 @@ caught_by() {
         echo "liveness: $(grep -m1 -oE '^liveness: Err.*' "$log" | sed 's/^liveness: Err(//' | cut -c1-60)"
         return
     fi
-    what=$(grep -m1 -oE "panicked at [^ ]+" "$log" -A1 | tail -1 | cut -c1-70)
-    echo "test failed: ${what:-see log}"
+    # A scenario's assertion: where it fired and the first line of its message.
+    where=$(grep -m1 -oE 'panicked at [^ ]+' "$log" | sed 's/panicked at //; s/:$//')
+    what=$(grep -m1 -A1 'panicked at' "$log" | tail -1 | cut -c1-70)
+    echo "assertion at ${where:-?}: ${what:-see log}"
 }
 
 rows=()
