@@ -1,6 +1,10 @@
 //! A sweep: one simulated run per seed, each seed's options drawn by `options`, every failure
 //! printed with the command that replays it, and a summary line (seeds per minute, simulated
 //! seconds, acknowledged writes). Used by `sim/tests/sweep.rs` and `sim/tests/sweep_cluster.rs`.
+//!
+//! `STRATA_SIM_STOP_AT_FIRST=1` stops a sweep at its first failing seed (the summary line then
+//! counts only the seeds run): for hunting a bug rather than surveying a range, as the planted-bug
+//! runner `sim/mutants/run.sh` does, where one failure is all it needs and the rest is wasted time.
 
 use std::time::Instant;
 
@@ -45,13 +49,25 @@ pub fn seeds(count_var: &str, default_count: u64) -> Vec<u64> {
     (base..base.saturating_add(n)).collect()
 }
 
-/// Runs every seed (each on a fresh thread, see `run_on_fresh_thread`); returns the failing ones.
+/// `STRATA_SIM_STOP_AT_FIRST` set to anything but empty or `0`.
+fn stop_at_first() -> bool {
+    std::env::var("STRATA_SIM_STOP_AT_FIRST").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Runs every seed (each on a fresh thread, see `run_on_fresh_thread`); returns the failing ones
+/// (only the first with `STRATA_SIM_STOP_AT_FIRST=1`).
 pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64> {
     let wall = Instant::now();
     let (mut sim_secs, mut acked, mut failures) = (0.0, 0, Vec::new());
     let (mut retries, mut indefinite, mut client_cuts) = (0u64, 0usize, 0usize);
     let mut resent = 0u64;
+    let stop_at_first = stop_at_first();
+    let mut ran = 0usize;
     for &seed in seeds {
+        if stop_at_first && !failures.is_empty() {
+            break;
+        }
+        ran += 1;
         let opts = options(seed);
         let out = match try_run_on_fresh_thread(seed, opts.clone()) {
             Ok(out) => out,
@@ -93,9 +109,8 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     }
     let secs = wall.elapsed().as_secs_f64();
     println!(
-        "{test}: {} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {resent} resent under a new epoch, {indefinite} indefinite operations, {client_cuts} client-leader cuts",
-        seeds.len(),
-        seeds.len() as f64 * 60.0 / secs,
+        "{test}: {ran} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {resent} resent under a new epoch, {indefinite} indefinite operations, {client_cuts} client-leader cuts",
+        ran as f64 * 60.0 / secs,
         sim_secs / secs
     );
     failures
