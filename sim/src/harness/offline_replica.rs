@@ -18,10 +18,10 @@ use strata_core::types::NodeId;
 use strata_node::client::Producer;
 
 use super::cluster::Cluster;
-use super::run::{create_topic, final_read, settings};
-use super::workload::{self, TOPIC, Workload};
+use super::run::{final_read, staged_three_node_partition};
+use super::workload::{self, TOPIC};
 use crate::checker::{Report, check_all};
-use crate::history::{History, ProcessId, TopicPartition};
+use crate::history::{History, ProcessId};
 
 /// What the staged run saw, each partition state from the active controller's image.
 pub struct Seen {
@@ -50,21 +50,7 @@ pub const SENDS_WHILE_OFFLINE: usize = 20;
 
 /// The staged run (call inside a madsim runtime).
 pub async fn run(seed: u64) -> Seen {
-    let mut cluster = Cluster::start(3, seed, &settings(3));
-    let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
-    let w = Workload::new(addrs.clone(), vec![TOPIC.to_string()], 1);
-    let tp = TopicPartition::new(TOPIC, 0);
-    let created = {
-        let addrs = addrs.clone();
-        cluster
-            .client
-            .spawn(async move { create_topic(&addrs, TOPIC, 1, 3).await })
-            .await
-            .expect("set-up task")
-    };
-    if let Err(e) = created {
-        panic!("seed {seed}: could not create the topic: {e}");
-    }
+    let (mut cluster, _addrs, w, tp) = staged_three_node_partition(seed).await;
     let mut tasks = Vec::new();
     for p in 0..2 {
         let pause = Duration::from_millis(20 + 10 * u64::from(p));

@@ -18,10 +18,10 @@ use strata_node::client::sequencer::AttemptResult;
 use strata_node::client::{ProduceOutcome, Producer};
 
 use super::cluster::Cluster;
-use super::run::{create_topic, settings};
-use super::workload::{self, TOPIC, Workload};
+use super::run::staged_three_node_partition;
+use super::workload::{self, TOPIC};
 use crate::checker::{Report, check_all};
-use crate::history::{History, ProcessId, TopicPartition};
+use crate::history::{History, ProcessId};
 
 /// The value of the batch the pattern is about.
 pub const VALUE: u64 = 3039;
@@ -46,22 +46,7 @@ pub struct Seen {
 
 /// The staged run (call inside a madsim runtime).
 pub async fn run(seed: u64) -> Seen {
-    let mut cluster = Cluster::start(3, seed, &settings(3));
-    let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
-    let w = Workload::new(addrs.clone(), vec![TOPIC.to_string()], 1);
-    let tp = TopicPartition::new(TOPIC, 0);
-
-    let created = {
-        let addrs = addrs.clone();
-        cluster
-            .client
-            .spawn(async move { create_topic(&addrs, TOPIC, 1, 3).await })
-            .await
-            .expect("set-up task")
-    };
-    if let Err(e) = created {
-        panic!("seed {seed}: could not create the topic: {e}");
-    }
+    let (mut cluster, addrs, w, tp) = staged_three_node_partition(seed).await;
     let producer = std::sync::Arc::new(Producer::new(
         &addrs.join(","),
         strata_node::client::ProducerConfig {

@@ -294,6 +294,29 @@ fn corrupt_first_batch(disk: &crate::disk::SimDisk, _partitions: i32) {
     }
 }
 
+/// The set-up of a staged scenario: a three-node cluster and one partition of [`TOPIC`] with
+/// replication factor 3, created before anything else happens.
+pub async fn staged_three_node_partition(
+    seed: u64,
+) -> (Cluster, Vec<String>, Arc<Workload>, crate::history::TopicPartition) {
+    let cluster = Cluster::start(3, seed, &settings(3));
+    let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
+    let w = Workload::new(addrs.clone(), vec![TOPIC.to_string()], 1);
+    let tp = crate::history::TopicPartition::new(TOPIC, 0);
+    let created = {
+        let addrs = addrs.clone();
+        cluster
+            .client
+            .spawn(async move { create_topic(&addrs, TOPIC, 1, 3).await })
+            .await
+            .expect("set-up task")
+    };
+    if let Err(e) = created {
+        panic!("seed {seed}: could not create the topic: {e}");
+    }
+    (cluster, addrs, w, tp)
+}
+
 /// Creates the workload topic through any broker (a cluster's are forwarded to the controller),
 /// retrying while the cluster forms.
 pub async fn create_topic(
