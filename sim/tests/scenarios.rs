@@ -163,7 +163,10 @@ fn corrupt_byte_in_an_old_segment() {
     assert!(
         out.liveness.is_ok()
             || out.liveness
-                == Err("the final read could not reach the high watermark of sim-0 (read up to 0)".into()),
+                == Err(
+                    "the final read could not reach the high watermark of sim-0 (read up to 0)"
+                        .into()
+                ),
         "the node starts and takes writes: {:?}",
         out.liveness
     );

@@ -380,7 +380,8 @@ fn a_truncation_survives_power_loss() {
         let cut_away: Vec<&Vec<u8>> = old.range(cut..).map(|(_, b)| b).collect();
         let mut offset = cut;
         while offset < log.log_end_offset() {
-            let got = read_one(&log, offset).unwrap_or_else(|e| panic!("seed {seed}: read {offset}: {e}"));
+            let got = read_one(&log, offset)
+                .unwrap_or_else(|e| panic!("seed {seed}: read {offset}: {e}"));
             assert!(
                 !cut_away.contains(&&got),
                 "seed {seed}: offset {offset} serves a batch the truncation to {cut} removed"

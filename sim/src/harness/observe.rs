@@ -93,7 +93,9 @@ pub async fn await_convergence(cluster: &Cluster, budget: Duration) -> Result<()
                 !leader.is_some_and(|(leo, hw)| hw == leo && ends.iter().all(|e| *e == leo))
             })
             .map(|(tp, (leader, ends))| match leader {
-                Some((leo, hw)) => format!("{tp} (leader log end {leo}, high watermark {hw}, replica log ends {ends:?})"),
+                Some((leo, hw)) => format!(
+                    "{tp} (leader log end {leo}, high watermark {hw}, replica log ends {ends:?})"
+                ),
                 None => format!("{tp} (no leader; replica log ends {ends:?})"),
             })
             .collect();

@@ -298,7 +298,12 @@ fn corrupt_first_batch(disk: &crate::disk::SimDisk, _partitions: i32) {
 /// replication factor 3, created before anything else happens.
 pub async fn staged_three_node_partition(
     seed: u64,
-) -> (Cluster, Vec<String>, Arc<Workload>, crate::history::TopicPartition) {
+) -> (
+    Cluster,
+    Vec<String>,
+    Arc<Workload>,
+    crate::history::TopicPartition,
+) {
     let cluster = Cluster::start(3, seed, &settings(3));
     let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
     let w = Workload::new(addrs.clone(), vec![TOPIC.to_string()], 1);
