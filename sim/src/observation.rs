@@ -13,6 +13,8 @@
 //! - [`LeaderClaim`]s may be recorded in any order; the checker orders them by `at` (ties keep
 //!   recording order). Sample only brokers that serve requests: a claim is what the node would
 //!   act on (accept produce requests as leader of that epoch).
+//! - [`HighWatermarkSample`]s of one replica (same `node`, `replica`, `tp`) are recorded in the
+//!   order that replica published them; samples of different replicas interleave freely.
 //! - [`ReplicaCopy`]s are read once, at the end of the run, after the liveness phase healed
 //!   every fault and the cluster converged. `batches` are in offset order, each the exact bytes
 //!   of one record batch (v2, 61-byte header included) as the replica stores it.
@@ -87,11 +89,27 @@ impl ReplicaCopy {
     }
 }
 
+/// A node published a new high watermark for its replica of `tp` (recorded by a watcher of the
+/// replica's state, so every value that stayed published long enough for a task to wake on it
+/// is seen, not only those a periodic sample happens to hit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HighWatermarkSample {
+    pub at: Instant,
+    pub node: NodeId,
+    /// Which replica object of that node: distinct for every incarnation (a restart, or the
+    /// replica created again), equal for every sample of one.
+    pub replica: u64,
+    pub tp: TopicPartition,
+    pub high_watermark: Offset,
+}
+
 /// Everything the harness observed of the nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observations {
     /// Leadership as each node saw it, sampled during the whole run.
     pub leader_claims: Vec<LeaderClaim>,
+    /// Every high watermark each replica published, in the order each replica published them.
+    pub high_watermarks: Vec<HighWatermarkSample>,
     /// Every replica's log at the end of the run.
     pub replicas: Vec<ReplicaCopy>,
     /// The leader's high watermark per partition at the end.
@@ -103,6 +121,7 @@ pub struct Observations {
 impl Observations {
     pub fn is_empty(&self) -> bool {
         self.leader_claims.is_empty()
+            && self.high_watermarks.is_empty()
             && self.replicas.is_empty()
             && self.final_high_watermarks.is_empty()
             && self.final_isr.is_empty()

@@ -6,9 +6,10 @@
 //! history. The checkers live outside the code they check (TigerBeetle's habit) and only read the
 //! history: they know nothing of nodes, leaders or disks.
 //!
-//! Two more judge the harness's [`Observations`] of the nodes instead ([`split_brain`],
-//! [`replica_divergence`]: one leader per (partition, leader epoch), replicas byte-identical
-//! below the high watermark); [`check_all_with`] runs them together with the history checkers.
+//! Three more judge the harness's [`Observations`] of the nodes instead ([`split_brain`],
+//! [`replica_divergence`], [`replica_high_watermark`]: one leader per (partition, leader epoch),
+//! replicas byte-identical below the high watermark, no replica's published high watermark
+//! going back); [`check_all_with`] runs them together with the history checkers.
 //! Their anomalies cite no history events.
 //!
 //! Definitions follow Jepsen's Kafka workload (`jepsen.tests.kafka`) where Jepsen has the
@@ -43,6 +44,7 @@ pub mod poll_skip;
 pub mod precommitted_read;
 pub mod producer_fencing;
 pub mod replica_divergence;
+pub mod replica_high_watermark;
 pub mod split_brain;
 pub mod unseen;
 
@@ -206,6 +208,7 @@ pub enum Anomaly {
     EpochWentBack(split_brain::EpochWentBack),
     Diverged(replica_divergence::Diverged),
     MissingBelowHighWatermark(replica_divergence::MissingBelowHighWatermark),
+    ReplicaHighWatermarkRegression(replica_high_watermark::ReplicaHighWatermarkRegression),
 }
 
 impl Anomaly {
@@ -230,6 +233,7 @@ impl Anomaly {
             Anomaly::EpochWentBack(_) => "epoch-went-back",
             Anomaly::Diverged(_) => "diverged",
             Anomaly::MissingBelowHighWatermark(_) => "missing-below-hw",
+            Anomaly::ReplicaHighWatermarkRegression(_) => "replica-high-watermark-regression",
         }
     }
 
@@ -253,7 +257,8 @@ impl Anomaly {
             | Anomaly::SplitBrain(_)
             | Anomaly::EpochWentBack(_)
             | Anomaly::Diverged(_)
-            | Anomaly::MissingBelowHighWatermark(_) => Vec::new(),
+            | Anomaly::MissingBelowHighWatermark(_)
+            | Anomaly::ReplicaHighWatermarkRegression(_) => Vec::new(),
         }
     }
 }
@@ -280,6 +285,7 @@ impl fmt::Display for Anomaly {
             Anomaly::EpochWentBack(a) => a.fmt(f),
             Anomaly::Diverged(a) => a.fmt(f),
             Anomaly::MissingBelowHighWatermark(a) => a.fmt(f),
+            Anomaly::ReplicaHighWatermarkRegression(a) => a.fmt(f),
         }
     }
 }
@@ -372,6 +378,11 @@ pub fn check_observations(observations: &Observations) -> Vec<Anomaly> {
             .missing
             .into_iter()
             .map(Anomaly::MissingBelowHighWatermark),
+    );
+    anomalies.extend(
+        replica_high_watermark::check(observations)
+            .into_iter()
+            .map(Anomaly::ReplicaHighWatermarkRegression),
     );
     anomalies
 }

@@ -1,29 +1,43 @@
 //! The harness's in-process observations of the nodes (see [`crate::observation`]): leadership
-//! claims sampled during the run, and every replica's log once the healed cluster converged.
+//! claims sampled during the run, every high watermark each replica published (a watcher task per
+//! replica incarnation), and every replica's log once the healed cluster converged.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use strata_core::batch::BatchIter;
 use strata_core::types::{Instant, LeaderEpoch, NodeId, Offset};
 use strata_node::broker::Broker;
+use strata_node::partition::Partition;
 use strata_node::replication::role::Role;
 
 use super::cluster::{Cluster, Live};
 use crate::history::TopicPartition;
-use crate::observation::{BatchCopy, LeaderClaim, Observations, ReplicaCopy};
+use crate::observation::{BatchCopy, HighWatermarkSample, LeaderClaim, Observations, ReplicaCopy};
 
 /// How often leadership is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
-/// Samples every running node's leaderships until `stop` is set; returns the claims.
+/// What [`sample_leaders`] saw.
+pub struct Sampled {
+    pub leader_claims: Vec<LeaderClaim>,
+    pub high_watermarks: Vec<HighWatermarkSample>,
+}
+
+/// Samples every running node's leaderships until `stop` is set, and watches the high watermark
+/// of every replica (each node's partitions that hold a log) from the first sample that finds
+/// it: a watcher task per replica incarnation records every value it wakes on.
 pub async fn sample_leaders(
     live: Live,
     start: tokio::time::Instant,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<LeaderClaim> {
+) -> Sampled {
     let mut claims = Vec::new();
+    let high_watermarks = Arc::new(Mutex::new(Vec::new()));
+    // Per (node, partition): the replica being watched and its incarnation number.
+    let mut watched: BTreeMap<(usize, TopicPartition), (Weak<Partition>, u64)> = BTreeMap::new();
+    let mut incarnations = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let at = Instant(start.elapsed().as_nanos() as u64);
         let brokers: Vec<(usize, Arc<Broker>)> = {
@@ -36,20 +50,75 @@ pub async fn sample_leaders(
         for (i, b) in brokers {
             for t in b.topics().values() {
                 for p in &t.partitions {
+                    let tp = TopicPartition::new(t.name.clone(), p.index);
                     if let Some(epoch) = leader_epoch(&p.role()) {
                         claims.push(LeaderClaim {
                             at,
                             node: NodeId(i as i32 + 1),
-                            tp: TopicPartition::new(t.name.clone(), p.index),
+                            tp: tp.clone(),
                             leader_epoch: LeaderEpoch(epoch),
                         });
+                    }
+                    let known = watched
+                        .get(&(i, tp.clone()))
+                        .and_then(|(w, _)| w.upgrade())
+                        .is_some_and(|old| Arc::ptr_eq(&old, p));
+                    if !known && p.has_log() {
+                        watched.insert((i, tp.clone()), (Arc::downgrade(p), incarnations));
+                        tokio::spawn(watch_high_watermark(
+                            p.clone(),
+                            (NodeId(i as i32 + 1), incarnations, tp),
+                            start,
+                            stop.clone(),
+                            high_watermarks.clone(),
+                        ));
+                        incarnations += 1;
                     }
                 }
             }
         }
         tokio::time::sleep(SAMPLE_EVERY).await;
     }
-    claims
+    // The watchers notice `stop` within one period.
+    tokio::time::sleep(SAMPLE_EVERY * 2).await;
+    let high_watermarks = std::mem::take(&mut *high_watermarks.lock().expect("samples lock"));
+    Sampled {
+        leader_claims: claims,
+        high_watermarks,
+    }
+}
+
+/// Records every high watermark `p` publishes until it is dropped or `stop` is set. Holds only
+/// the receiver, so a replica that goes away (a killed node) ends its watcher.
+async fn watch_high_watermark(
+    p: Arc<Partition>,
+    (node, replica, tp): (NodeId, u64, TopicPartition),
+    start: tokio::time::Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    out: Arc<Mutex<Vec<HighWatermarkSample>>>,
+) {
+    let mut rx = p.subscribe();
+    drop(p);
+    let mut last = None;
+    loop {
+        let hw = rx.borrow_and_update().high_watermark;
+        if last != Some(hw) {
+            last = Some(hw);
+            out.lock().expect("samples lock").push(HighWatermarkSample {
+                at: Instant(start.elapsed().as_nanos() as u64),
+                node,
+                replica,
+                tp: tp.clone(),
+                high_watermark: Offset(hw),
+            });
+        }
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(Err(_)) = tokio::time::timeout(SAMPLE_EVERY, rx.changed()).await {
+            return;
+        }
+    }
 }
 
 fn leader_epoch(role: &Role) -> Option<i32> {

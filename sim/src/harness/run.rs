@@ -250,7 +250,9 @@ pub async fn run(opts: Options) -> Outcome {
         observe::snapshot_replicas(&cluster, &mut observations);
     }
     sampling.store(true, Ordering::Relaxed);
-    observations.leader_claims = sampler.await.expect("leader sampler");
+    let sampled = sampler.await.expect("leader sampler");
+    observations.leader_claims = sampled.leader_claims;
+    observations.high_watermarks = sampled.high_watermarks;
 
     let producer_retries = w.producer_retries.load(Ordering::Relaxed);
     let producer_resent = w.producer_resent.load(Ordering::Relaxed);
@@ -263,6 +265,7 @@ pub async fn run(opts: Options) -> Outcome {
         .extend(producer_fencing::check_refusals(sequence_refusals).map(Anomaly::SequenceRefused));
     tracing::info!(
         claims = observations.leader_claims.len(),
+        high_watermarks = observations.high_watermarks.len(),
         replicas = observations.replicas.len(),
         "observations"
     );
