@@ -8,7 +8,8 @@
 # Builds the sweep test once, then runs chunks of CHUNK seeds (default 100) as separate processes
 # of the test binary, JOBS at a time (default: the number of cores), each with
 # STRATA_SIM_SEED_BASE / STRATA_SIM_(CLUSTER_)SEEDS set to its chunk. Every chunk's output is kept
-# under target/sweeps/<kind>-<base>-<count>/; the exit status is 1 if any seed failed.
+# under target/sweeps/<kind>-<base>-<count>/, with the copy of the test binary the chunks run (so
+# a rebuild during a long sweep changes nothing); the exit status is 1 if any seed failed.
 #
 # Pick a base nobody ran before when reviewing a change (DEVELOPERS.md keeps the list of bases
 # already used): the default sweep's seeds 0..500 are the ones the code was tuned against.
@@ -40,6 +41,9 @@ fi
 out=target/sweeps/$kind-$base-$count
 rm -rf "$out"
 mkdir -p "$out"
+# The sweep runs its own copy of the binary, so a rebuild while it runs changes nothing.
+cp "$bin" "$out/$test.bin"
+bin=$PWD/$out/$test.bin
 echo "sweep $kind seeds $base..$((base + count - 1)) on $jobs jobs, chunks of $chunk; logs in $out"
 start=$(date +%s)
 

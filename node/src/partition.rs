@@ -433,9 +433,14 @@ async fn execute_off_reactor(plan: FlushPlan) -> Result<(FlushPlan, std::io::Res
     }
     #[cfg(madsim)]
     {
-        // The simulated disk answers at once; wait out its modelled latency in simulated time.
-        tokio::time::sleep(plan.latency_hint()).await;
+        // The simulated disk answers at once. The fsync takes effect first and the modelled
+        // latency is waited out after it, in simulated time: appends made meanwhile are not
+        // covered by it (as on a real disk, where an fsync need not cover writes issued while
+        // it runs), so a plan that leaves out a file written before it is not rescued by an
+        // fsync that happens to run late (planted bug 02).
+        let latency = plan.latency_hint();
         let r = plan.execute();
+        tokio::time::sleep(latency).await;
         Ok((plan, r))
     }
 }

@@ -16,7 +16,7 @@ MUTANTS += [
         }
         self.publish_durable_end(log_end_offset);
         self.recompute_high_watermark();"""),
-    ("02-group-commit-skips-sealed-segments", "single cluster",
+    ("02-group-commit-skips-sealed-segments", "single scenario:group_commit_across_segment_rolls",
      "the group commit fsyncs only the active segment, not one rolled since the last flush",
      "core/src/log/partition_log.rs",
      """        for seg in self.segments.values() {

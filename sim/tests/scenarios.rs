@@ -135,6 +135,36 @@ fn slow_disk() {
     assert_clean("slow_disk", 16, &out);
 }
 
+/// Group commits across segment rolls: many producers on one partition of small segments, a
+/// slow disk (so appends land while a flush is in flight and rolls happen between a flush's plan
+/// and the next), then power losses. Every segment written since the last flush must be in the
+/// next one, not only the active segment: a sealed segment's unsynced tail that an
+/// acknowledgement covered is lost at the next power loss otherwise (planted bug 02).
+#[test]
+fn group_commit_across_segment_rolls() {
+    for seed in [17, 18, 19] {
+        let opts = Options {
+            producers: 8,
+            partitions: 1,
+            ..Options::with_swarm(
+                seed,
+                only(|s| {
+                    s.slow_disk = true;
+                    s.power_loss = true;
+                    s.interval = std::time::Duration::from_millis(700);
+                }),
+            )
+        };
+        let out = run_with(seed, opts);
+        assert_clean("group_commit_across_segment_rolls", seed, &out);
+        println!(
+            "group_commit_across_segment_rolls: seed {seed}: {} acknowledged, faults {:?}",
+            out.acknowledged,
+            out.faults.iter().map(|f| f.1).collect::<Vec<_>>()
+        );
+    }
+}
+
 /// Transient bit-flips on disk reads: every batch is CRC-checked when read, so a flipped one is
 /// refused (the consumer retries), never served; nothing is lost.
 #[test]
