@@ -40,7 +40,7 @@ MUTANTS += [
      "core/src/log/leader_epoch_cache.rs",
      """    let Some(higher) = entries.iter().find(|e| e.epoch > requested) else {""",
      """    let Some(higher) = entries.iter().find(|e| e.epoch >= requested) else {"""),
-    ("06-kip279-trusts-leader-offset", "cluster",
+    ("06-kip279-trusts-leader-offset", "scenario:kip279_divergent_epoch cluster",
      "KIP-279: the follower truncates to the leader's end offset for the epoch, not the smaller of both",
      "core/src/replica/truncation.rs",
      """                offset: follower.end_offset.min(leader.end_offset).min(leo),""",

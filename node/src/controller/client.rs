@@ -278,13 +278,20 @@ impl Connection {
                 .expect("pending lock poisoned")
                 .remove(&correlation_id);
         };
-        if self.out.send(bytes).await.is_err() {
-            forget();
-            return Err("connection closed".into());
-        }
-        match tokio::time::timeout(timeout, rx).await {
+        // The timeout covers the queueing too: a writer stuck on an unreachable peer fills the
+        // queue, and a request must not wait for it longer than its timeout.
+        let exchange = async {
+            if self.out.send(bytes).await.is_err() {
+                return Err("connection closed".to_string());
+            }
+            rx.await.map_err(|_| "connection closed".to_string())
+        };
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err("connection closed".into()),
+            Ok(Err(e)) => {
+                forget();
+                Err(e)
+            }
             Err(_) => {
                 forget();
                 Err("request timed out".into())

@@ -2,9 +2,11 @@
 //! simulated disks ([`cluster`]), workload clients that record a history ([`workload`]), a
 //! nemesis that injects faults drawn per seed ([`nemesis`]), and one run of it all —
 //! fault phase, liveness phase, final read, checkers ([`run`]); and staged scenarios that
-//! need more choreography than a nemesis draw ([`redpanda_3039`], [`offline_replica`]).
+//! need more choreography than a nemesis draw ([`redpanda_3039`], [`offline_replica`],
+//! [`divergent_epoch`]).
 
 pub mod cluster;
+pub mod divergent_epoch;
 pub mod nemesis;
 pub mod observe;
 pub mod offline_replica;

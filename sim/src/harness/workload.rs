@@ -294,7 +294,11 @@ pub async fn send_recorded(
         Call::Send {
             tp: tp.clone(),
             values: values.iter().map(|v| Value(*v)).collect(),
-            acks: Acks::All,
+            acks: match producer.config().acks {
+                0 => Acks::None,
+                1 => Acks::Leader,
+                _ => Acks::All,
+            },
             resends,
         },
     );
