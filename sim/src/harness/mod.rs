@@ -2,9 +2,12 @@
 //! simulated disks ([`cluster`]), workload clients that record a history ([`workload`]), a
 //! nemesis that injects faults drawn per seed ([`nemesis`]), and one run of it all —
 //! fault phase, liveness phase, final read, checkers ([`run`]); and staged scenarios that
-//! need more choreography than a nemesis draw ([`redpanda_3039`], [`offline_replica`]).
+//! need more choreography than a nemesis draw ([`redpanda_3039`], [`offline_replica`],
+//! [`deposed_leader_wait`], [`min_insync`], [`zombie_epoch`]).
 
 pub mod cluster;
+pub mod deposed_leader_wait;
+pub mod min_insync;
 pub mod nemesis;
 pub mod observe;
 pub mod offline_replica;
@@ -12,3 +15,4 @@ pub mod redpanda_3039;
 pub mod run;
 pub mod sweep;
 pub mod workload;
+pub mod zombie_epoch;
