@@ -370,7 +370,11 @@ fn cluster_power_loss_of_every_node() {
 #[test]
 fn cluster_regressions() {
     for seed in [11, 399, 500, 714, 756, 1092, 1194, 1777, 1787, 20006] {
-        let out = run_with(seed, Options::cluster_for_seed(seed));
+        // The schedule each seed failed with: faults added to the swarm since stay off (11 and
+        // 1092 draw the leader-peer cut, which would change their schedules).
+        let mut opts = Options::cluster_for_seed(seed);
+        opts.swarm.isolate_leader_from_peers = false;
+        let out = run_with(seed, opts);
         assert_clean("cluster_regression", seed, &out);
     }
 }
