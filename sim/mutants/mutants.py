@@ -76,7 +76,7 @@ MUTANTS += [
      "node/src/handlers/produce.rs",
      """                .wait_for_ack(w.last_offset, acks == -1, w.leader_epoch, left)""",
      """                .wait_for_ack(w.last_offset, false, w.leader_epoch, left)"""),
-    ("12-ack-wait-skips-epoch-fence", "cluster scenario:cluster_regressions",
+    ("12-ack-wait-skips-epoch-fence", "scenario:deposed_leader_wait",
      "a waiting produce is acknowledged by the high watermark of a later leader epoch",
      "node/src/partition.rs",
      """                if s.leader_epoch != leader_epoch {
@@ -97,7 +97,7 @@ MUTANTS += [
             // The old incarnation""",
      """        if previous.is_some_and(|p| p.fenced) {
             // The old incarnation"""),
-    ("15-min-insync-not-checked", "cluster",
+    ("15-min-insync-not-checked", "scenario:min_insync_replicas",
      "acks=-1 ignores min.insync.replicas, before and after the append",
      "node/src/handlers/produce.rs",
      ("""            if acks == -1 && l.isr.isr().len() < l.min_insync_replicas {""",
@@ -114,7 +114,7 @@ MUTANTS += [
      "core/src/log/producer_state.rs",
      """                || updated_last_seq.is_followed_by(first_seq))""",
      """                || first_seq.0 > updated_last_seq.0)"""),
-    ("18-older-producer-epoch-accepted", "single cluster",
+    ("18-older-producer-epoch-accepted", "scenario:zombie_producer_epoch",
      "a batch of an older producer epoch is not fenced with INVALID_PRODUCER_EPOCH",
      "core/src/log/producer_state.rs",
      """            if epoch < updated_epoch {

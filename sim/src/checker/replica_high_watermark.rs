@@ -1,7 +1,7 @@
 //! replica-high-watermark-regression: a replica published a lower high watermark than it had
 //! published before.
 //!
-//! Judges the harness's [`HighWatermarkSample`]s, not the client history. Not in Jepsen; one of
+//! Judges the harness's [`HighWatermarkSample`](crate::observation::HighWatermarkSample)s, not the client history. Not in Jepsen; one of
 //! Strata's own claims (design §4: the high watermark never goes back). The consumer-side
 //! [`high_watermark`](super::high_watermark) checker sees only what fetches return, and a leader
 //! serves no fetch until its high watermark reached its epoch's start, so a drop at the start of
@@ -20,7 +20,7 @@ use std::fmt;
 use strata_core::types::{Instant, NodeId, Offset};
 
 use crate::history::TopicPartition;
-use crate::observation::{At, HighWatermarkSample, Observations};
+use crate::observation::{At, Observations};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaHighWatermarkRegression {
@@ -79,6 +79,7 @@ pub fn check(observations: &Observations) -> Vec<ReplicaHighWatermarkRegression>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observation::HighWatermarkSample;
 
     fn sample(at: u64, node: i32, replica: u64, hw: i64) -> HighWatermarkSample {
         HighWatermarkSample {

@@ -7,8 +7,11 @@
 //!
 //! With more than one node, the nodes form one cluster: every node is a broker and a voter of
 //! the controller quorum (KRaft's combined mode), its `CONTROLLER` listener on port
-//! [`CONTROLLER_PORT`]. Each running node's broker state is published in [`Cluster::live`], so
-//! the harness can observe roles and logs in-process (madsim runs every node in one process).
+//! [`CONTROLLER_PORT`]; or, with [`Cluster::start_with_dedicated_controller`], the brokers are
+//! brokers only and one more node is the quorum's only voter and no broker (KRaft's isolated
+//! mode), so a broker can be cut off from the other brokers and still reach the controller.
+//! Each running node's broker state is published in [`Cluster::live`], so the harness can
+//! observe roles and logs in-process (madsim runs every node in one process).
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -44,6 +47,9 @@ pub struct Broker {
     pub down: bool,
     /// Whether the harness has it paused.
     pub paused: bool,
+    /// A controller and no broker ([`Cluster::start_with_dedicated_controller`]): nothing
+    /// listens at `addr`.
+    pub controller_only: bool,
 }
 
 /// The brokers, and the host the clients run on.
@@ -58,10 +64,34 @@ impl Cluster {
     /// Starts `n` brokers with `settings` (`name=value`, as `--set`) on fresh disks seeded from
     /// `seed`.
     pub fn start(n: usize, seed: u64, settings: &[String]) -> Cluster {
+        Cluster::start_nodes(n, false, seed, settings)
+    }
+
+    /// Starts `brokers` nodes that are brokers only, and one more (the last index, node id
+    /// `brokers + 1`) that is the controller quorum's only voter and no broker, with `settings`
+    /// on fresh disks seeded from `seed`. Cutting a broker off the other brokers then leaves it
+    /// the controller (in the combined mode every broker is also a voter).
+    pub fn start_with_dedicated_controller(
+        brokers: usize,
+        seed: u64,
+        settings: &[String],
+    ) -> Cluster {
+        assert!(brokers > 1, "a dedicated controller serves a cluster");
+        Cluster::start_nodes(brokers + 1, true, seed, settings)
+    }
+
+    /// Starts `n` nodes; with `dedicated_controller`, the last is the only voter and no broker.
+    fn start_nodes(
+        n: usize,
+        dedicated_controller: bool,
+        seed: u64,
+        settings: &[String],
+    ) -> Cluster {
         let handle = Handle::current();
         let mut brokers = Vec::new();
         let live: Live = Arc::new(Mutex::new(vec![None; n]));
-        let voters = (1..=n)
+        let voter_ids = if dedicated_controller { n..=n } else { 1..=n };
+        let voters = voter_ids
             .map(|i| format!("{i}@10.0.0.{i}:{CONTROLLER_PORT}"))
             .collect::<Vec<_>>()
             .join(",");
@@ -73,10 +103,19 @@ impl Cluster {
             let addr = format!("{ip}:{PORT}");
             let disk = SimDisk::new(seed.wrapping_mul(31).wrapping_add(i as u64));
             let node_disk = disk.clone();
+            let controller_only = dedicated_controller && i + 1 == n;
             let mut sets = settings.to_vec();
             sets.push(format!("node.id={}", i + 1));
             if n > 1 {
                 sets.push(format!("controller.quorum.voters={voters}"));
+            }
+            if controller_only {
+                sets.push("process.roles=controller".to_string());
+                sets.push(format!("listeners=CONTROLLER://{ip}:{CONTROLLER_PORT}"));
+            } else if dedicated_controller {
+                sets.push("process.roles=broker".to_string());
+                sets.push(format!("listeners=PLAINTEXT://{addr}"));
+            } else if n > 1 {
                 sets.push(format!(
                     "listeners=PLAINTEXT://{addr},CONTROLLER://{ip}:{CONTROLLER_PORT}"
                 ));
@@ -105,6 +144,7 @@ impl Cluster {
                 node: node.id(),
                 down: false,
                 paused: false,
+                controller_only,
             });
         }
         let client = handle
@@ -233,12 +273,52 @@ impl Cluster {
         net.unclog_link(client, broker);
     }
 
+    /// Cuts node `i` off every other node of the cluster (the other brokers, and the controller
+    /// quorum, also a dedicated controller), both ways, while the client host still reaches it
+    /// both ways: a leader that clients keep writing to but that can neither replicate nor hear
+    /// that the controller deposed it. TCP data is held until healed.
+    pub fn isolate_from_peers(&self, i: usize) {
+        let others: Vec<usize> = (0..self.brokers.len()).filter(|&j| j != i).collect();
+        self.cut_links(i, &others);
+    }
+
+    /// Cuts node `i` off each of `others`, both ways; every other link stays (the client's
+    /// too). TCP data is held until healed.
+    pub fn cut_links(&self, i: usize, others: &[usize]) {
+        let net = NetSim::current();
+        for &j in others {
+            let (a, b) = (self.brokers[i].node, self.brokers[j].node);
+            net.clog_link(a, b);
+            net.clog_link(b, a);
+        }
+    }
+
+    /// Undoes [`Cluster::isolate_from_peers`] and [`Cluster::cut_links`] for node `i`.
+    pub fn reconnect_peers(&self, i: usize) {
+        let net = NetSim::current();
+        for j in (0..self.brokers.len()).filter(|&j| j != i) {
+            let (a, b) = (self.brokers[i].node, self.brokers[j].node);
+            net.unclog_link(a, b);
+            net.unclog_link(b, a);
+        }
+    }
+
+    /// The addresses clients connect to (every node but a dedicated controller).
+    pub fn client_addrs(&self) -> Vec<String> {
+        self.brokers
+            .iter()
+            .filter(|b| !b.controller_only)
+            .map(|b| b.addr.clone())
+            .collect()
+    }
+
     /// Heals every fault: resumes, reconnects and restarts every broker.
     pub fn heal_all(&mut self) {
         let net = NetSim::current();
         for i in 0..self.brokers.len() {
             net.unclog_node(self.brokers[i].node);
             self.reconnect_client(i);
+            self.reconnect_peers(i);
             self.resume(i);
             if self.brokers[i].down {
                 self.restart(i);

@@ -3,10 +3,12 @@
 //! nemesis that injects faults drawn per seed ([`nemesis`]), and one run of it all —
 //! fault phase, liveness phase, final read, checkers ([`run`]); and staged scenarios that
 //! need more choreography than a nemesis draw ([`redpanda_3039`], [`offline_replica`],
-//! [`divergent_epoch`]).
+//! [`deposed_leader_wait`], [`min_insync`], [`zombie_epoch`], [`divergent_epoch`]).
 
 pub mod cluster;
+pub mod deposed_leader_wait;
 pub mod divergent_epoch;
+pub mod min_insync;
 pub mod nemesis;
 pub mod observe;
 pub mod offline_replica;
@@ -14,3 +16,4 @@ pub mod redpanda_3039;
 pub mod run;
 pub mod sweep;
 pub mod workload;
+pub mod zombie_epoch;

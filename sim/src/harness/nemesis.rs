@@ -6,7 +6,9 @@
 //! cluster also: isolating the active controller, a partition leader, or a minority of nodes,
 //! cutting the client host off one partition's leader (both ways, or only the leader's answers,
 //! so the leader appends a batch whose acknowledgement the client never sees: the Redpanda #3039
-//! pattern), and a power loss of every node at once.
+//! pattern), cutting a partition's leader off from every other node while the client still
+//! reaches it (it takes appends it can neither replicate nor learn it was deposed for), and a
+//! power loss of every node at once.
 //! Read bit-flips are left to a named scenario (see [`Swarm::read_flips`]).
 
 use std::time::Duration;
@@ -47,6 +49,10 @@ pub struct Swarm {
     /// Clusters only: cut the client host off a partition's leader (the leader still reaches
     /// the other brokers). Producers retry elsewhere once leadership moves.
     pub isolate_client_from_leader: bool,
+    /// Clusters only: cut a partition's leader off from every other node (the other brokers and
+    /// the controller quorum) while the client still reaches it both ways: it appends what the
+    /// client sends, cannot replicate it, and is deposed without hearing of it.
+    pub isolate_leader_from_peers: bool,
     /// Mean time between two faults.
     pub interval: Duration,
 }
@@ -69,6 +75,7 @@ impl Swarm {
             isolate_minority: false,
             power_loss_all: false,
             isolate_client_from_leader: false,
+            isolate_leader_from_peers: false,
             interval: Duration::from_millis(rng.random_range(300..3_000)),
         }
     }
@@ -79,8 +86,9 @@ impl Swarm {
         self.isolate_leader = rng.random_bool(0.4);
         self.isolate_minority = rng.random_bool(0.3);
         self.power_loss_all = rng.random_bool(0.2);
-        // Drawn last, so the faults above stay what each seed drew before this one existed.
+        // Drawn last, so the faults above stay what each seed drew before these existed.
         self.isolate_client_from_leader = rng.random_bool(0.4);
+        self.isolate_leader_from_peers = rng.random_bool(0.4);
     }
 
     /// No faults at all (the baseline scenario).
@@ -101,6 +109,7 @@ impl Swarm {
             isolate_minority: false,
             power_loss_all: false,
             isolate_client_from_leader: false,
+            isolate_leader_from_peers: false,
             interval: Duration::from_secs(1),
         }
     }
@@ -125,6 +134,10 @@ impl Swarm {
             (
                 self.isolate_client_from_leader,
                 Fault::IsolateClientFromLeader,
+            ),
+            (
+                self.isolate_leader_from_peers,
+                Fault::IsolateLeaderFromPeers,
             ),
         ];
         for (enabled, fault) in on {
@@ -156,6 +169,9 @@ pub enum Fault {
     /// The client cannot reach the leader of one partition (or, half the time, hears nothing
     /// back from it).
     IsolateClientFromLeader,
+    /// The leader of one partition is cut off from every other node; the client still reaches
+    /// it.
+    IsolateLeaderFromPeers,
 }
 
 /// Drives faults for `duration` of simulated time, then heals them all.
@@ -190,7 +206,7 @@ impl Nemesis {
             let i = self.rng.random_range(0..n);
             let targets: Vec<usize> = match fault {
                 Fault::IsolateController => vec![cluster.active_controller().unwrap_or(i)],
-                Fault::IsolateClientFromLeader => {
+                Fault::IsolateClientFromLeader | Fault::IsolateLeaderFromPeers => {
                     let partition = self.rng.random_range(0..3);
                     vec![cluster.leader_of(partition).unwrap_or(i)]
                 }
@@ -233,6 +249,7 @@ impl Nemesis {
                 let answers_only = self.rng.random_bool(0.5);
                 cluster.isolate_client_from(i, answers_only);
             }
+            Fault::IsolateLeaderFromPeers => cluster.isolate_from_peers(i),
             Fault::WriteEio => cluster.brokers[i].disk.set_faults(DiskFaults {
                 write_eio_probability: 0.2,
                 ..DiskFaults::default()
@@ -278,6 +295,7 @@ impl Nemesis {
                 madsim::net::NetSim::current().unclog_node(cluster.brokers[i].node)
             }
             Fault::IsolateClientFromLeader => cluster.reconnect_client(i),
+            Fault::IsolateLeaderFromPeers => cluster.reconnect_peers(i),
             Fault::WriteEio | Fault::DiskFull | Fault::ReadFlips | Fault::SlowDisk => {
                 cluster.brokers[i].disk.set_faults(DiskFaults::default())
             }

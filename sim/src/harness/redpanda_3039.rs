@@ -18,9 +18,9 @@ use strata_node::client::sequencer::AttemptResult;
 use strata_node::client::{ProduceOutcome, Producer};
 
 use super::cluster::Cluster;
-use super::run::staged_three_node_partition;
+use super::run::{final_check, settle_isr, staged_three_node_partition};
 use super::workload::{self, TOPIC};
-use crate::checker::{Report, check_all};
+use crate::checker::Report;
 use crate::history::{History, ProcessId};
 
 /// The value of the batch the pattern is about.
@@ -110,18 +110,8 @@ pub async fn run(seed: u64) -> Seen {
         .collect();
 
     // Heal, and read the partition back for the checkers.
-    cluster.heal_all();
-    let w3 = w.clone();
-    cluster
-        .client
-        .spawn(async move { super::run::final_read(&w3).await })
-        .await
-        .expect("final read task")
-        .unwrap_or_else(|e| panic!("redpanda_3039 scenario: {e}"));
     drop(producer);
-    let w = std::sync::Arc::into_inner(w).expect("the workload is no longer shared");
-    let history = w.history.into_inner().expect("history lock poisoned");
-    let report = check_all(&history);
+    let (history, report) = final_check(&mut cluster, w, "redpanda_3039").await;
     Seen {
         first_leader,
         first_leader_had_it_at,
@@ -131,22 +121,6 @@ pub async fn run(seed: u64) -> Seen {
         outcome,
         history,
         report,
-    }
-}
-
-/// Waits until partition 0's leader has every replica in its ISR (so A's appends replicate).
-async fn settle_isr(cluster: &Cluster) {
-    for _ in 0..100 {
-        let full = cluster.live_brokers().into_iter().any(|(_, b)| {
-            b.partition(TOPIC, 0).is_some_and(|p| match &*p.role() {
-                strata_node::replication::role::Role::Leader(l) => l.isr.isr().len() == 3,
-                _ => false,
-            })
-        });
-        if full {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

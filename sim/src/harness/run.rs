@@ -16,7 +16,7 @@ use super::cluster::Cluster;
 use super::nemesis::{Fault, Nemesis, Swarm};
 use super::observe;
 use super::workload::{self, TOPIC, Workload};
-use crate::checker::{Anomaly, Report, check_all_with, producer_fencing};
+use crate::checker::{Anomaly, Report, check_all, check_all_with, producer_fencing};
 use crate::history::{History, ProcessId};
 use crate::observation::Observations;
 
@@ -297,18 +297,31 @@ fn corrupt_first_batch(disk: &crate::disk::SimDisk, _partitions: i32) {
     }
 }
 
-/// The set-up of a staged scenario: a three-node cluster and one partition of [`TOPIC`] with
-/// replication factor 3, created before anything else happens.
-pub async fn staged_three_node_partition(
-    seed: u64,
-) -> (
+/// What a staged scenario starts with: the cluster, the brokers' addresses, the workload (its
+/// history) and the one partition.
+pub type Staged = (
     Cluster,
     Vec<String>,
     Arc<Workload>,
     crate::history::TopicPartition,
-) {
-    let cluster = Cluster::start(3, seed, &settings(3));
-    let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
+);
+
+/// The set-up of a staged scenario: a three-node cluster and one partition of [`TOPIC`] with
+/// replication factor 3, created before anything else happens.
+pub async fn staged_three_node_partition(seed: u64) -> Staged {
+    staged_partition(Cluster::start(3, seed, &settings(3)), seed).await
+}
+
+/// As [`staged_three_node_partition`], with three brokers that are brokers only and a fourth
+/// node, index 3, that is the controller quorum alone
+/// ([`Cluster::start_with_dedicated_controller`]).
+pub async fn staged_three_brokers_and_a_controller(seed: u64) -> Staged {
+    let cluster = Cluster::start_with_dedicated_controller(3, seed, &settings(3));
+    staged_partition(cluster, seed).await
+}
+
+async fn staged_partition(cluster: Cluster, seed: u64) -> Staged {
+    let addrs = cluster.client_addrs();
     let w = Workload::new(addrs.clone(), vec![TOPIC.to_string()], 1);
     let tp = crate::history::TopicPartition::new(TOPIC, 0);
     let created = {
@@ -416,4 +429,169 @@ pub(crate) async fn final_read(w: &Workload) -> Result<(), String> {
             short.join(", ")
         ))
     }
+}
+
+/// Waits until partition 0's leader has every replica in its ISR (so its appends replicate), at
+/// most 10 s.
+pub async fn settle_isr(cluster: &Cluster) {
+    for _ in 0..100 {
+        let full = (0..cluster.brokers.len())
+            .filter_map(|i| replica_view(cluster, i))
+            .any(|v| v.leader_epoch.is_some() && v.isr.len() == 3);
+        if full {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `f` every 50 ms of simulated time until it finds something, at most `budget`.
+pub async fn wait_until<T>(budget: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + budget;
+    loop {
+        if let Some(found) = f() {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What one broker says of its replica of partition 0 of [`TOPIC`], read in-process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaView {
+    /// Its leader epoch while it leads the partition.
+    pub leader_epoch: Option<i32>,
+    /// The high watermark it publishes.
+    pub high_watermark: i64,
+    pub log_end_offset: Option<i64>,
+    /// While it leads: the committed ISR (node ids), else empty.
+    pub isr: Vec<i32>,
+    /// While it leads: the effective `min.insync.replicas`.
+    pub min_insync_replicas: Option<usize>,
+    /// While it leads: the assigned replicas, the preferred leader first.
+    pub replicas: Vec<i32>,
+}
+
+/// Broker `i`'s view of partition 0 (`None`: down, or no such partition there yet).
+pub fn replica_view(cluster: &Cluster, i: usize) -> Option<ReplicaView> {
+    let (_, b) = cluster.live_brokers().into_iter().find(|(j, _)| *j == i)?;
+    let p = b.partition(TOPIC, 0)?;
+    let high_watermark = p.state().high_watermark;
+    let log_end_offset = p.log().as_ref().map(|l| l.log_end_offset().0);
+    let role = p.role();
+    let (isr, min_insync_replicas, replicas) = match &*role {
+        strata_node::replication::role::Role::Leader(l) => (
+            l.isr.isr().iter().map(|n| n.0).collect(),
+            Some(l.min_insync_replicas),
+            l.isr.replicas().iter().map(|n| n.0).collect(),
+        ),
+        _ => (Vec::new(), None, Vec::new()),
+    };
+    Some(ReplicaView {
+        leader_epoch: role.leader_epoch(),
+        high_watermark,
+        log_end_offset,
+        isr,
+        min_insync_replicas,
+        replicas,
+    })
+}
+
+/// The warm-up of a staged scenario: one acks=-1 write (process 1) that must be acknowledged,
+/// then a leader of partition 0 with every replica in its ISR. Returns the leader's index.
+pub async fn warm_up(
+    cluster: &Cluster,
+    w: &Arc<Workload>,
+    tp: &crate::history::TopicPartition,
+    seed: u64,
+) -> usize {
+    let (w1, tp1) = (w.clone(), tp.clone());
+    let warmed = cluster
+        .client
+        .spawn(async move {
+            let producer = Producer::new(&w1.addrs.join(","), workload::producer_config(true));
+            let value = w1.next_value();
+            workload::send(&w1, ProcessId(1), &producer, &tp1, &[value]).await
+        })
+        .await
+        .expect("warm-up task");
+    assert!(warmed, "seed {seed}: the warm-up batch was acknowledged");
+    settle_isr(cluster).await;
+    cluster
+        .leader_of(0)
+        .unwrap_or_else(|| panic!("seed {seed}: no leader after the warm-up"))
+}
+
+/// The end of a staged scenario: heals every fault, reads the partition back (the final read)
+/// and judges the history with every checker. Panics, naming `scenario`, if the final read
+/// cannot reach the high watermark.
+pub async fn final_check(
+    cluster: &mut Cluster,
+    w: Arc<Workload>,
+    scenario: &str,
+) -> (History, Report) {
+    cluster.heal_all();
+    let w2 = w.clone();
+    cluster
+        .client
+        .spawn(async move { final_read(&w2).await })
+        .await
+        .expect("final read task")
+        .unwrap_or_else(|e| panic!("{scenario} scenario: {e}"));
+    let w = Arc::into_inner(w).expect("the workload is no longer shared");
+    let history = w.history.into_inner().expect("history lock poisoned");
+    let report = check_all(&history);
+    (history, report)
+}
+
+/// One Produce attempt of `records` (whole v2 batches) to partition 0 of [`TOPIC`] at `addr`,
+/// on a connection of its own, and the broker's answer (call on the client host).
+pub async fn produce_once(
+    addr: &str,
+    records: bytes::Bytes,
+    acks: i16,
+    timeout_ms: i32,
+) -> strata_node::client::sequencer::AttemptResult {
+    use strata_node::client::producer::{finish_attempt, start_produce};
+    use strata_node::client::sequencer::AttemptResult;
+    let conn = match Connection::connect(addr, ConnectionConfig::default()).await {
+        Ok(c) => c,
+        Err(e) => return AttemptResult::NoAnswer(e.to_string()),
+    };
+    match start_produce(&conn, TOPIC, 0, records, acks, timeout_ms).await {
+        Ok(Some(in_flight)) => finish_attempt(in_flight, 0).await,
+        Ok(None) => AttemptResult::NoAnswer("acks=0".into()),
+        Err(e) => AttemptResult::NoAnswer(e.to_string()),
+    }
+}
+
+/// Sends `n` fresh values to partition 0, one acks=-1 batch each, as process `p` from the client
+/// host with a producer bootstrapped from `bootstrap`; returns how many were acknowledged.
+pub async fn send_values(
+    cluster: &Cluster,
+    w: &Arc<Workload>,
+    bootstrap: &[String],
+    p: ProcessId,
+    n: usize,
+) -> usize {
+    let (w, bootstrap) = (w.clone(), bootstrap.join(","));
+    cluster
+        .client
+        .spawn(async move {
+            let producer = Producer::new(&bootstrap, workload::producer_config(true));
+            let tp = crate::history::TopicPartition::new(TOPIC, 0);
+            let mut acknowledged = 0;
+            for _ in 0..n {
+                let value = w.next_value();
+                if workload::send(&w, p, &producer, &tp, &[value]).await {
+                    acknowledged += 1;
+                }
+            }
+            acknowledged
+        })
+        .await
+        .expect("send task")
 }

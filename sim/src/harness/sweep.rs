@@ -60,6 +60,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     let wall = Instant::now();
     let (mut sim_secs, mut acked, mut failures) = (0.0, 0, Vec::new());
     let (mut retries, mut indefinite, mut client_cuts) = (0u64, 0usize, 0usize);
+    let mut peer_cuts = 0usize;
     let mut resent = 0u64;
     let stop_at_first = stop_at_first();
     let mut ran = 0usize;
@@ -85,11 +86,9 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
         acked += out.acknowledged;
         retries += out.producer_retries;
         resent += out.producer_resent;
-        client_cuts += out
-            .faults
-            .iter()
-            .filter(|(_, f, _)| *f == super::nemesis::Fault::IsolateClientFromLeader)
-            .count();
+        let count = |fault| out.faults.iter().filter(|(_, f, _)| *f == fault).count();
+        client_cuts += count(super::nemesis::Fault::IsolateClientFromLeader);
+        peer_cuts += count(super::nemesis::Fault::IsolateLeaderFromPeers);
         indefinite += out
             .history
             .operations()
@@ -109,7 +108,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     }
     let secs = wall.elapsed().as_secs_f64();
     println!(
-        "{test}: {ran} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {resent} resent under a new epoch, {indefinite} indefinite operations, {client_cuts} client-leader cuts",
+        "{test}: {ran} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {resent} resent under a new epoch, {indefinite} indefinite operations, {client_cuts} client-leader cuts, {peer_cuts} leader-peer cuts",
         ran as f64 * 60.0 / secs,
         sim_secs / secs
     );

@@ -305,7 +305,13 @@ pub async fn send_recorded(
     let bytes: Vec<[u8; 8]> = values.iter().map(|v| v.to_be_bytes()).collect();
     let records: Vec<(&[u8], Option<&[u8]>)> = bytes.iter().map(|b| (&b[..], None)).collect();
     let outcome = producer.send(&tp.topic, tp.partition, &records).await;
-    match &outcome {
+    record_outcome(w, p, &outcome);
+    outcome
+}
+
+/// Completes process `p`'s invoked send with `outcome`: ok (at its offset), fail, or info.
+pub fn record_outcome(w: &Workload, p: ProcessId, outcome: &ProduceOutcome) {
+    match outcome {
         ProduceOutcome::Ok {
             base_offset,
             possible_duplicate,
@@ -323,7 +329,6 @@ pub async fn send_recorded(
         ProduceOutcome::Failed(code) => w.fail(p, format!("error code {}", code.0)),
         ProduceOutcome::Indefinite(reason) => w.info(p, format!("{reason:?}")),
     }
-    outcome
 }
 
 /// Reads every partition from the start with `assign`, polling until stopped.
