@@ -353,7 +353,7 @@ pub fn api_versions_fallback(correlation_id: i32) -> BytesMut {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -365,7 +365,12 @@ mod tests {
     use kafka_protocol::protocol::StrBytes;
     use strata_core::storage::MemStorage;
 
-    fn request<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Bytes {
+    pub(crate) fn request<T: Encodable>(
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &T,
+    ) -> Bytes {
         let mut buf = BytesMut::new();
         RequestHeader::default()
             .with_request_api_key(key as i16)
@@ -377,7 +382,7 @@ mod tests {
         buf.freeze()
     }
 
-    async fn round_trip<T: Encodable, R: Decodable>(
+    pub(crate) async fn round_trip<T: Encodable, R: Decodable>(
         broker: &Arc<Broker>,
         key: ApiKey,
         version: i16,

@@ -33,7 +33,9 @@ pub fn encode(records: &[GroupRecord], now_ms: i64) -> anyhow::Result<Bytes> {
             producer_epoch: NO_PRODUCER_EPOCH,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: NO_SEQUENCE,
+            // The crate starts a new batch wherever `offset - sequence` changes; the batch's
+            // base sequence is the first record's, so this gives one batch with NO_SEQUENCE.
+            sequence: NO_SEQUENCE.wrapping_add(i as i32),
             timestamp: now_ms,
             key: Some(Bytes::from(r.encode_key())),
             value: r.encode_value().map(Bytes::from),

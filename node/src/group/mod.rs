@@ -297,3 +297,6 @@ pub async fn gather<A>(
 pub async fn wait(pending: Pending) -> Result<Response, ErrorCode> {
     pending?.await.map_err(|_| ErrorCode::NOT_COORDINATOR)
 }
+
+#[cfg(test)]
+mod tests;
