@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """confluent-kafka (librdkafka) consumer groups against strata (issue 12).
 
-Usage: confluent_groups.py BOOTSTRAP SCENARIO, SCENARIO one of:
+Usage: confluent_groups.py BOOTSTRAP SCENARIO [REPLICATION_FACTOR], SCENARIO one of:
   rebalance-ASSIGNOR  three members on a 6-partition topic, each partition owned by exactly one
                       and every message consumed once; a fourth joins and one leaves: the group
                       rebalances, consumption resumes from the committed offsets, nothing skipped
@@ -53,9 +53,14 @@ class Member(MemberThread):
             self.ledger.commit_failed(msg.partition(), msg.offset())
 
 
+# The topics' replication factor (argument 3; 1 by default, for a single broker).
+REPLICATION_FACTOR = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+
+
 def create(bootstrap, topic, partitions):
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=REPLICATION_FACTOR)
+    admin.create_topics([new])[topic].result(30)
 
 
 def produce(bootstrap, topic, partitions, per_partition, ends):
