@@ -152,13 +152,14 @@ def rebalance_scenario(client, topic, group, timeout=90):
     leaving.stop()
     wait_for(lambda: ledger.count() == 1200 and stable(members, n), timeout,
              "three members to consume 1200 messages after m1 left")
-    check_owners(owners(members), n, f"{what}, after m1 left")
+    final = owners(members)
+    check_owners(final, n, f"{what}, after m1 left")
     repeats = ledger.check_complete(ends, f"{what}, after the rebalances")
     for m in members:
         m.stop()
     got = client.committed(group, topic, n)
     check(got == ends, f"{what}: committed offsets {got}, want the log ends {ends}")
-    print(f"{what}: after m4 joined and m1 left, {owners(members)} own the partitions; "
+    print(f"{what}: after m4 joined and m1 left, {final} own the partitions; "
           f"1200 messages consumed, none skipped, {repeats} again after a fenced commit; "
           f"committed offsets are the log ends")
 

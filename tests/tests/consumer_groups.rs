@@ -3,7 +3,7 @@
 //! kcat's balanced consumer (`-G`) is checked here.
 
 use strata_tests::StrataNode;
-use strata_tests::tools::{run_kcat, run_python};
+use strata_tests::tools::{run_kcat, run_node, run_python};
 
 fn confluent(scenario: &str) {
     let node = StrataNode::start();
@@ -72,6 +72,54 @@ fn kafka_python_resumes_at_committed_offset() {
 #[test]
 fn kafka_python_two_groups_each_get_every_message() {
     kafka_python("two-groups");
+}
+
+fn aiokafka(scenario: &str) {
+    let node = StrataNode::start();
+    let out = run_python("aiokafka_groups.py", &[&node.bootstrap(), scenario]);
+    assert!(out.contains("OK"), "script output:\n{out}");
+}
+
+fn kafkajs(scenario: &str) {
+    let node = StrataNode::start();
+    let out = run_node("kafkajs_groups.js", &[&node.bootstrap(), scenario]);
+    assert!(out.contains("OK"), "script output:\n{out}");
+}
+
+/// aiokafka (non-flexible group API versions): three members, a fourth joins, one leaves.
+#[test]
+fn aiokafka_three_members_then_join_and_leave() {
+    aiokafka("rebalance");
+}
+
+/// aiokafka: commit, close, and a new consumer resumes at the commit.
+#[test]
+fn aiokafka_resumes_at_committed_offset() {
+    aiokafka("restart");
+}
+
+/// aiokafka: two groups on one topic each consume every message.
+#[test]
+fn aiokafka_two_groups_each_get_every_message() {
+    aiokafka("two-groups");
+}
+
+/// KafkaJS (npm; its consumer is group-only): three members, a fourth joins, one leaves.
+#[test]
+fn kafkajs_three_members_then_join_and_leave() {
+    kafkajs("rebalance");
+}
+
+/// KafkaJS: commit, close, and a new consumer resumes at the commit.
+#[test]
+fn kafkajs_resumes_at_committed_offset() {
+    kafkajs("restart");
+}
+
+/// KafkaJS: two groups on one topic each consume every message.
+#[test]
+fn kafkajs_two_groups_each_get_every_message() {
+    kafkajs("two-groups");
 }
 
 /// `kcat -G`: a balanced consumer reads every message and commits on exit; the next run of
