@@ -5,16 +5,28 @@
 use strata_tests::StrataNode;
 use strata_tests::tools::{run_kcat, run_node, run_python};
 
-fn confluent(scenario: &str) {
+/// Runs `script SCENARIO` with `run` (Python or node) against a fresh broker; the script
+/// checks and prints OK.
+fn on_fresh_broker(run: fn(&str, &[&str]) -> String, script: &str, scenario: &str) {
     let node = StrataNode::start();
-    let out = run_python("confluent_groups.py", &[&node.bootstrap(), scenario]);
-    assert!(out.contains("OK"), "script output:\n{out}");
+    let out = run(script, &[&node.bootstrap(), scenario]);
+    assert!(out.contains("OK"), "{script} {scenario} output:\n{out}");
+}
+
+fn confluent(scenario: &str) {
+    on_fresh_broker(run_python, "confluent_groups.py", scenario);
 }
 
 fn kafka_python(scenario: &str) {
-    let node = StrataNode::start();
-    let out = run_python("kafka_python_groups.py", &[&node.bootstrap(), scenario]);
-    assert!(out.contains("OK"), "script output:\n{out}");
+    on_fresh_broker(run_python, "kafka_python_groups.py", scenario);
+}
+
+fn aiokafka(scenario: &str) {
+    on_fresh_broker(run_python, "aiokafka_groups.py", scenario);
+}
+
+fn kafkajs(scenario: &str) {
+    on_fresh_broker(run_node, "kafkajs_groups.js", scenario);
 }
 
 /// confluent-kafka, range assignor: three members on six partitions own each partition once
@@ -72,18 +84,6 @@ fn kafka_python_resumes_at_committed_offset() {
 #[test]
 fn kafka_python_two_groups_each_get_every_message() {
     kafka_python("two-groups");
-}
-
-fn aiokafka(scenario: &str) {
-    let node = StrataNode::start();
-    let out = run_python("aiokafka_groups.py", &[&node.bootstrap(), scenario]);
-    assert!(out.contains("OK"), "script output:\n{out}");
-}
-
-fn kafkajs(scenario: &str) {
-    let node = StrataNode::start();
-    let out = run_node("kafkajs_groups.js", &[&node.bootstrap(), scenario]);
-    assert!(out.contains("OK"), "script output:\n{out}");
 }
 
 /// aiokafka (non-flexible group API versions): three members, a fourth joins, one leaves.
