@@ -48,21 +48,18 @@ pub fn handle(broker: &Arc<Broker>, req: ListGroupsRequest, version: i16) -> Han
         let mut error = ErrorCode::NONE;
         let mut groups = Vec::new();
         for pending in submitted {
-            match wait(pending).await {
-                Ok(Response::ListGroups(r)) => {
-                    if r.error_code != ErrorCode::NONE && error == ErrorCode::NONE {
-                        error = r.error_code;
-                    }
-                    groups.extend(r.groups.into_iter().map(|g| {
-                        ListedGroup::default()
-                            .with_group_id(GroupId(str_bytes(&g.group_id)))
-                            .with_protocol_type(str_bytes(&g.protocol_type))
-                            .with_group_state(str_bytes(&g.group_state))
-                            .with_group_type(str_bytes("classic"))
-                    }));
+            // Anything else: the coordinator ended meanwhile, its groups are another broker's.
+            if let Ok(Response::ListGroups(r)) = wait(pending).await {
+                if r.error_code != ErrorCode::NONE && error == ErrorCode::NONE {
+                    error = r.error_code;
                 }
-                // The coordinator ended meanwhile: its groups are another broker's now.
-                Ok(_) | Err(_) => {}
+                groups.extend(r.groups.into_iter().map(|g| {
+                    ListedGroup::default()
+                        .with_group_id(GroupId(str_bytes(&g.group_id)))
+                        .with_protocol_type(str_bytes(&g.protocol_type))
+                        .with_group_state(str_bytes(&g.group_state))
+                        .with_group_type(str_bytes("classic"))
+                }));
             }
         }
         ResponseKind::ListGroups(
