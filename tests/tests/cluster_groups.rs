@@ -31,6 +31,32 @@ fn confluent_group_rebalances_on_three_nodes() {
 /// offsets: nothing skipped, no acknowledged commit lost, the final commits are the log ends.
 #[test]
 fn confluent_group_survives_coordinator_kill9() {
+    run_failover(|cluster, coordinator| {
+        cluster.kill9(coordinator);
+        vec![coordinator]
+    });
+}
+
+/// As above, but every broker is killed with `kill -9` and restarted: the acknowledged commits
+/// were fsynced on every ISR member, so they all come back.
+#[test]
+fn confluent_group_survives_kill9_of_every_broker() {
+    run_failover(|cluster, _| {
+        for id in 1..=3 {
+            cluster.kill9(id);
+        }
+        for id in 1..=3 {
+            cluster.restart(id);
+        }
+        cluster.wait_ready();
+        Vec::new()
+    });
+}
+
+/// Runs the `failover` scenario of `confluent_groups.py` on three nodes: when the script names
+/// the group's coordinator, `kill` acts on the cluster (returning the nodes it left down, which
+/// are restarted at the end) and the script goes on.
+fn run_failover(kill: impl FnOnce(&mut StrataCluster, i32) -> Vec<i32>) {
     ensure_python_clients();
     let mut cluster = StrataCluster::start(3);
     let script = python_script("confluent_groups.py");
@@ -46,22 +72,24 @@ fn confluent_group_survives_coordinator_kill9() {
     let mut stdin = child.stdin.take().expect("piped stdin");
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut lines = Vec::new();
-    let mut killed = None;
+    let mut kill = Some(kill);
+    let mut down = Vec::new();
     for line in stdout.lines() {
         let line = line.expect("read the script's stdout");
         if let Some(id) = line.strip_prefix("COORDINATOR ") {
             let id: i32 = id.trim().parse().expect("a node id");
-            cluster.kill9(id);
+            if let Some(kill) = kill.take() {
+                down = kill(&mut cluster, id);
+            }
             writeln!(stdin, "KILLED").expect("tell the script");
             stdin.flush().expect("flush");
-            killed = Some(id);
         }
         lines.push(line);
     }
     let status = child.wait().expect("wait for the script");
     let output = lines.join("\n");
     assert!(
-        status.success() && output.contains("OK"),
+        status.success() && output.contains("OK") && kill.is_none(),
         "failover script failed ({status})\n--- stdout ---\n{output}\n--- stderr tail ---\n{}\n{}",
         tail(
             &std::fs::read_to_string(stderr.path()).unwrap_or_default(),
@@ -69,9 +97,10 @@ fn confluent_group_survives_coordinator_kill9() {
         ),
         cluster.log_tails(60)
     );
-    let killed = killed.expect("the script named the coordinator");
     println!("{output}");
-    cluster.restart(killed);
+    for id in down {
+        cluster.restart(id);
+    }
 }
 
 fn tail(s: &str, lines: usize) -> String {
