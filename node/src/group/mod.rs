@@ -165,8 +165,10 @@ impl GroupCoordinators {
         }
     }
 
+    /// The live slot of `partition`; reconciles first when there is none (or it ended), so a
+    /// request never waits for the role-change task.
     fn slot(&self, broker: &Arc<Broker>, partition: i32) -> Option<Arc<Slot>> {
-        if let Some(slot) = self.slots().get(&partition) {
+        if let Some(slot) = self.slots().get(&partition).filter(|s| !s.is_ended()) {
             return Some(slot.clone());
         }
         self.reconcile(broker);

@@ -397,3 +397,71 @@ async fn group_life_and_reload() {
         ErrorCode::GROUP_ID_NOT_FOUND.0
     );
 }
+
+/// The offsets partition's leadership ends while a commit waits for the high watermark (its
+/// flusher stopped, so nothing becomes durable): the parked reply fails with NOT_COORDINATOR,
+/// requests meanwhile get NOT_COORDINATOR, and leading again reloads the coordinator.
+#[tokio::test]
+async fn losing_leadership_fails_parked_commits_and_unloads() {
+    use crate::replication::role::Role;
+    let broker = open(&MemStorage::new());
+    broker
+        .create_topic("t", 1, Default::default(), false)
+        .expect("topic");
+    assert_eq!(find(&broker, 3, "g").await.error_code, 0);
+    let partition = super::GroupCoordinators::partition_of(&broker, "g").expect("partition");
+    let offsets = broker
+        .partition(OFFSETS_TOPIC, partition)
+        .expect("offsets partition");
+    // Wait until the coordinator is loaded (a fetch answers without error).
+    for _ in 0..100 {
+        if fetch_v7(&broker, 7).await.error_code == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    offsets.stop();
+    let pending = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let r: OffsetCommitResponse =
+                round_trip(&broker, ApiKey::OffsetCommit, 8, &commit(-1, "", "t", 5)).await;
+            r
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !pending.is_finished(),
+        "the commit waits for the high watermark"
+    );
+    offsets.set_role(Role::Remote {
+        leader: None,
+        leader_epoch: 1,
+    });
+    let r = pending.await.expect("the commit task");
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ErrorCode::NOT_COORDINATOR.0
+    );
+    assert_eq!(
+        fetch_v7(&broker, 7).await.error_code,
+        ErrorCode::NOT_COORDINATOR.0
+    );
+    // Leading again: a new coordinator loads the log (the unacknowledged commit was appended,
+    // so it is there once the high watermark passes it) and answers.
+    offsets.set_role(Role::Sole);
+    let mut fetched = fetch_v7(&broker, 7).await;
+    for _ in 0..100 {
+        if fetched.error_code == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        fetched = fetch_v7(&broker, 7).await;
+    }
+    assert_eq!(
+        fetched.error_code,
+        ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.0,
+        "the reloaded coordinator waits for the high watermark to reach the log end (the \
+         stopped flusher never moves it)"
+    );
+}
