@@ -255,13 +255,7 @@ impl Partition {
             let log = guard.as_mut().ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
             let info = log
                 .append(records, LeaderEpoch(leader_epoch), now_ms)
-                .map_err(|e| {
-                    tracing::debug!(topic = %self.topic, partition = self.index, error = %e, "append refused");
-                    e.error_code()
-                })?;
-            if info.duplicate {
-                tracing::debug!(topic = %self.topic, partition = self.index, base_offset = info.first_offset.0, "idempotent retry: answered with the original offsets");
-            }
+                .map_err(|e| e.error_code())?;
             (info, log.log_end_offset().0, leader_epoch)
         };
         self.on_appended(log_end_offset);

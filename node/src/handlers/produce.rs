@@ -86,6 +86,10 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
                             } else {
                                 match p.append_as_leader(&records, acks, None, now_ms) {
                                     Ok(a) => {
+                                        if a.info.duplicate {
+                                            // tests/idempotence.rs looks for this line.
+                                            tracing::debug!(topic = %t.name, partition = pd.index, base_offset = a.info.first_offset.0, "idempotent retry: answered with the original offsets");
+                                        }
                                         waits.push(Appended {
                                             topic: ti,
                                             slot,
@@ -99,7 +103,10 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
                                             .with_log_append_time_ms(a.info.log_append_time_ms)
                                             .with_log_start_offset(a.info.log_start_offset.0)
                                     }
-                                    Err(code) => error_response(pd.index, code),
+                                    Err(code) => {
+                                        tracing::debug!(topic = %t.name, partition = pd.index, error = ?code, "append refused");
+                                        error_response(pd.index, code)
+                                    }
                                 }
                             }
                         }
