@@ -14,14 +14,24 @@ if ! command -v kcat >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq kcat
 fi
-if ! python3 -c "import confluent_kafka, kafka" >/dev/null 2>&1; then
-    echo "installing confluent-kafka and kafka-python"
+if ! python3 -c "import confluent_kafka, kafka, aiokafka" >/dev/null 2>&1; then
+    echo "installing confluent-kafka, kafka-python and aiokafka"
     # Debian's system python refuses plain pip installs (PEP 668); pyenv's does not.
-    python3 -m pip install -q confluent-kafka kafka-python \
-        || python3 -m pip install -q --break-system-packages confluent-kafka kafka-python
+    python3 -m pip install -q confluent-kafka kafka-python aiokafka \
+        || python3 -m pip install -q --break-system-packages confluent-kafka kafka-python aiokafka
+fi
+if ! command -v npm >/dev/null 2>&1; then
+    echo "installing node and npm"
+    apt-get update -qq
+    apt-get install -y -qq nodejs npm
+fi
+if [ ! -d tests/js/node_modules/kafkajs ]; then
+    echo "installing kafkajs (tests/js/package.json)"
+    (cd tests/js && npm install --no-audit --no-fund)
 fi
 kcat -V 2>&1 | head -1
-python3 -c "import confluent_kafka, kafka; print('confluent-kafka', confluent_kafka.__version__, 'librdkafka', confluent_kafka.libversion()[0], 'kafka-python', kafka.__version__)"
+python3 -c "import confluent_kafka, kafka, aiokafka; print('confluent-kafka', confluent_kafka.__version__, 'librdkafka', confluent_kafka.libversion()[0], 'kafka-python', kafka.__version__, 'aiokafka', aiokafka.__version__)"
+node -e "console.log('node', process.version, 'kafkajs', require('./tests/js/node_modules/kafkajs/package.json').version)"
 
 echo "== build =="
 cargo build --release --workspace --bins

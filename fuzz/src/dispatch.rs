@@ -150,6 +150,108 @@ pub fn dispatch_frame(data: &[u8]) {
     }
 }
 
+/// A plausible consumer-group request: a first join (KIP-394 answers MEMBER_ID_REQUIRED from
+/// v4; earlier versions wait out the initial rebalance delay in paused time), requests of an
+/// unknown member, a standalone commit (generation -1) and the admin APIs.
+fn group_seed(key: ApiKey, version: i16, topic: TopicName) -> RequestKind {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    use kafka_protocol::messages::*;
+    let group = || GroupId(StrBytes::from_static_str("fuzz-group"));
+    let member = || StrBytes::from_static_str("fuzz-member");
+    match key {
+        // v4+ batch their keys (KIP-699) and have no single key.
+        ApiKey::FindCoordinator if version >= 4 => RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("fuzz-group")]),
+        ),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("fuzz-group")),
+        ),
+        ApiKey::JoinGroup => RequestKind::JoinGroup(
+            JoinGroupRequest::default()
+                .with_group_id(group())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(Bytes::from_static(b"m")),
+                ]),
+        ),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(
+            SyncGroupRequest::default()
+                .with_group_id(group())
+                .with_generation_id(1)
+                .with_member_id(member()),
+        ),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(
+            HeartbeatRequest::default()
+                .with_group_id(group())
+                .with_generation_id(1)
+                .with_member_id(member()),
+        ),
+        // v3+ name a batch of members (KIP-345), earlier versions one.
+        ApiKey::LeaveGroup if version >= 3 => RequestKind::LeaveGroup(
+            LeaveGroupRequest::default()
+                .with_group_id(group())
+                .with_members(vec![MemberIdentity::default().with_member_id(member())]),
+        ),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(
+            LeaveGroupRequest::default()
+                .with_group_id(group())
+                .with_member_id(member()),
+        ),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(
+            OffsetCommitRequest::default()
+                .with_group_id(group())
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic)
+                        .with_partitions(vec![
+                            OffsetCommitRequestPartition::default().with_committed_offset(1),
+                        ]),
+                ]),
+        ),
+        // v8+ batch their groups.
+        ApiKey::OffsetFetch if version >= 8 => {
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default().with_group_id(group()),
+            ]))
+        }
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(
+            OffsetFetchRequest::default()
+                .with_group_id(group())
+                .with_topics(Some(Vec::new())),
+        ),
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DescribeGroups => {
+            RequestKind::DescribeGroups(DescribeGroupsRequest::default().with_groups(vec![group()]))
+        }
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+            DeleteGroupsRequest::default().with_groups_names(vec![group()]),
+        ),
+        _ => RequestKind::OffsetDelete(
+            OffsetDeleteRequest::default()
+                .with_group_id(group())
+                .with_topics(vec![
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(topic)
+                        .with_partitions(vec![OffsetDeleteRequestPartition::default()]),
+                ]),
+        ),
+    }
+}
+
 /// Seed frames: a plausible request of every API key and version we advertise.
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let topic = || TopicName(StrBytes::from_static_str("fuzz"));
@@ -231,6 +333,17 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                         .with_transactional_id(None)
                         .with_transaction_timeout_ms(60_000),
                 ),
+                ApiKey::FindCoordinator
+                | ApiKey::JoinGroup
+                | ApiKey::SyncGroup
+                | ApiKey::Heartbeat
+                | ApiKey::LeaveGroup
+                | ApiKey::OffsetCommit
+                | ApiKey::OffsetFetch
+                | ApiKey::ListGroups
+                | ApiKey::DescribeGroups
+                | ApiKey::DeleteGroups
+                | ApiKey::OffsetDelete => group_seed(key, version, topic()),
                 _ => continue,
             };
             let mut buf = bytes::BytesMut::new();

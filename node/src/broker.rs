@@ -25,6 +25,7 @@ use thiserror::Error;
 
 use crate::clock;
 use crate::config::Config;
+use crate::group::GroupCoordinators;
 use crate::metadata_store::{
     MetadataError, MetadataStore, StoredMetadata, StoredTopic, new_cluster_id,
 };
@@ -110,6 +111,11 @@ pub struct Broker {
     pub data_signal: Arc<watch::Sender<u64>>,
     /// Bumped whenever any log end moves; followers' long-polling fetches wait on it.
     pub append_signal: Arc<watch::Sender<u64>>,
+    /// Bumped whenever a partition's role or the topic map changes: the group coordinators
+    /// follow the offsets topic's leadership on it.
+    pub role_signal: Arc<watch::Sender<u64>>,
+    /// The group coordinators of the `__consumer_offsets` partitions this broker leads.
+    pub groups: Arc<GroupCoordinators>,
     /// Origin of the monotonic [`Broker::now`].
     origin: tokio::time::Instant,
     /// Membership, metadata image and controller link; `None` on a single-node cluster.
@@ -149,6 +155,8 @@ impl Broker {
         };
         let (data_signal, _) = watch::channel(0u64);
         let (append_signal, _) = watch::channel(0u64);
+        let (role_signal, _) = watch::channel(0u64);
+        let groups = Arc::new(GroupCoordinators::new(&config));
         let broker = Broker {
             config,
             storage,
@@ -158,6 +166,8 @@ impl Broker {
             admin: Mutex::new(()),
             data_signal: Arc::new(data_signal),
             append_signal: Arc::new(append_signal),
+            role_signal: Arc::new(role_signal),
+            groups,
             origin: tokio::time::Instant::now(),
             cluster: None,
             producer_ids: ProducerIds::new(),
@@ -198,6 +208,8 @@ impl Broker {
             })?;
         let (data_signal, _) = watch::channel(0u64);
         let (append_signal, _) = watch::channel(0u64);
+        let (role_signal, _) = watch::channel(0u64);
+        let groups = Arc::new(GroupCoordinators::new(&config));
         Ok(Arc::new(Broker {
             config,
             storage,
@@ -207,6 +219,8 @@ impl Broker {
             admin: Mutex::new(()),
             data_signal: Arc::new(data_signal),
             append_signal: Arc::new(append_signal),
+            role_signal: Arc::new(role_signal),
+            groups,
             origin: tokio::time::Instant::now(),
             cluster: Some(cluster),
             producer_ids: ProducerIds::new(),
@@ -238,13 +252,15 @@ impl Broker {
         Signals {
             data: self.data_signal.clone(),
             append: self.append_signal.clone(),
+            roles: self.role_signal.clone(),
         }
     }
 
-    /// Wakes every long poll (topics appeared or went away).
+    /// Wakes every long poll and the group coordinators (topics appeared or went away).
     pub fn wake_waiters(&self) {
         self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
         self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
+        self.role_signal.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Serialises admin operations and metadata reconciles.
@@ -268,6 +284,7 @@ impl Broker {
             }
         }
         *self.topics.write().unwrap_or_else(|p| p.into_inner()) = topics;
+        self.role_signal.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     pub(crate) fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
@@ -504,6 +521,7 @@ impl Broker {
         for p in &topic.partitions {
             self.spawn_flusher(p);
         }
+        self.role_signal.send_modify(|v| *v = v.wrapping_add(1));
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
@@ -550,7 +568,7 @@ impl Broker {
             }
         }
         // Wake fetches waiting on this topic so they notice it is gone.
-        self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
+        self.wake_waiters();
         tracing::info!(topic = name, "deleted topic");
         Ok(())
     }
@@ -605,6 +623,7 @@ impl Broker {
         for p in &added {
             self.spawn_flusher(p);
         }
+        self.role_signal.send_modify(|v| *v = v.wrapping_add(1));
         tracing::info!(topic = name, from = current, to = count, "added partitions");
         Ok(())
     }

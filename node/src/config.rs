@@ -197,6 +197,72 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "offsets.topic.num.partitions",
+        default: "50",
+        doc: "Partitions of __consumer_offsets, created on the first FindCoordinator (a group's coordinator is the leader of partition abs(hash(group)) % this).",
+        kind: Kind::Int {
+            min: 1,
+            max: 10_000,
+        },
+    },
+    Setting {
+        name: "offsets.topic.replication.factor",
+        default: "-1",
+        doc: "Replication factor of __consumer_offsets; -1 = min(3, live brokers) when it is created.",
+        kind: Kind::Int {
+            min: -1,
+            max: i16::MAX as i64,
+        },
+    },
+    Setting {
+        name: "group.min.session.timeout.ms",
+        default: "6000",
+        doc: "Shortest consumer session timeout (shorter: INVALID_SESSION_TIMEOUT).",
+        kind: Kind::Int { min: 0, max: I32 },
+    },
+    Setting {
+        name: "group.max.session.timeout.ms",
+        default: "1800000",
+        doc: "Longest consumer session timeout (longer: INVALID_SESSION_TIMEOUT).",
+        kind: Kind::Int { min: 0, max: I32 },
+    },
+    Setting {
+        name: "group.initial.rebalance.delay.ms",
+        default: "3000",
+        doc: "How long the first rebalance of an empty group waits for more members (KIP-134).",
+        kind: Kind::Int { min: 0, max: I32 },
+    },
+    Setting {
+        name: "group.max.size",
+        default: "1000",
+        doc: "Most members (and pending members) of one consumer group (more: GROUP_MAX_SIZE_REACHED).",
+        kind: Kind::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+    },
+    Setting {
+        name: "offsets.retention.minutes",
+        default: "10080",
+        doc: "Committed offsets of a group empty this long (or standalone commits this old) expire (KIP-211).",
+        kind: Kind::Int { min: 1, max: I32 },
+    },
+    Setting {
+        name: "offsets.retention.check.interval.ms",
+        default: "600000",
+        doc: "How often each group coordinator looks for expired offsets.",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "offset.metadata.max.bytes",
+        default: "4096",
+        doc: "Longest metadata string of a committed offset (longer: OFFSET_METADATA_TOO_LARGE).",
+        kind: Kind::Int { min: 0, max: I32 },
+    },
+    Setting {
         name: "log.retention.check.interval.ms",
         default: "300000",
         doc: "Period of the retention pass.",

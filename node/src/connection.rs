@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use crate::sync::watch;
 
 use crate::broker::Broker;
-use crate::dispatch::{Reply, dispatch};
+use crate::dispatch::{Reply, dispatch_from};
 use crate::framing::next_frame;
 
 /// Read buffer growth step.
@@ -51,7 +51,7 @@ pub async fn serve(
     'conn: loop {
         loop {
             match next_frame(&mut buf, limits.max_frame) {
-                Ok(Some(frame)) => match dispatch(&broker, frame) {
+                Ok(Some(frame)) => match dispatch_from(&broker, frame, Some(peer)) {
                     Ok(Reply::None) => {}
                     Ok(reply) => {
                         if tx.send(reply).await.is_err() {

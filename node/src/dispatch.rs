@@ -11,7 +11,9 @@
 //! The protocol surface is [`SUPPORTED`]: data (Produce, Fetch, ListOffsets, Metadata,
 //! OffsetForLeaderEpoch), idempotent producers (InitProducerId; transactional ids are refused,
 //! see [`handlers::init_producer_id`]), admin (CreateTopics, DeleteTopics, CreatePartitions,
-//! DescribeConfigs, ElectLeaders, DescribeCluster) and ApiVersions.
+//! DescribeConfigs, ElectLeaders, DescribeCluster), consumer groups (FindCoordinator, JoinGroup,
+//! SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
+//! DeleteGroups, OffsetDelete: see [`crate::group`]) and ApiVersions.
 //!
 //! Handlers split into a synchronous part, run in request order (appends happen here, so the
 //! order of a connection's produce requests is the order of its appends), and an optional
@@ -55,7 +57,29 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // (PRODUCER_FENCED, TRANSACTION_ABORTABLE) that only a transaction coordinator sends. v6
     // (KIP-939 two-phase commit) is not stable in Kafka 4.1 and the crate cannot decode it.
     (ApiKey::InitProducerId, 0, 5),
+    // Consumer groups (classic protocol), see `crate::group`. OffsetCommit v10 and
+    // OffsetFetch v10 use topic ids; DescribeGroups v6 changes unknown-group answers (KIP-1043).
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
+
+/// Who sent a request: JoinGroup stores it with the member (DescribeGroups shows it).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The request header's `client_id` ("" when null).
+    pub client_id: String,
+    /// The peer's address as Kafka shows it (`/127.0.0.1`); "" when unknown.
+    pub host: String,
+}
 
 /// The advertised range of `key`, if we implement it.
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -142,8 +166,17 @@ fn prefix(frame: &[u8]) -> Option<HeaderPrefix> {
     })
 }
 
-/// Handles one request frame (without its length prefix).
+/// Handles one request frame (without its length prefix) from an unknown peer.
 pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, DispatchError> {
+    dispatch_from(broker, frame, None)
+}
+
+/// Handles one request frame (without its length prefix) from `peer`.
+pub fn dispatch_from(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Reply, DispatchError> {
     let p = prefix(&frame).ok_or(DispatchError::Short(frame.len()))?;
     let key = ApiKey::try_from(p.api_key).map_err(|_| DispatchError::UnknownApiKey(p.api_key))?;
     let (min, max) = supported_range(key).ok_or(DispatchError::NotImplemented(key))?;
@@ -169,7 +202,11 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, DispatchErr
         .map_err(decode_err)?;
     let request = RequestKind::decode(key, &mut body, version).map_err(decode_err)?;
     let correlation_id = header.correlation_id;
-    Ok(match route(broker, request, version) {
+    let client = Client {
+        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+    };
+    Ok(match route(broker, request, version, &client) {
         Handled::Now(resp) => Reply::Now(encode_response(key, version, correlation_id, &resp)?),
         Handled::Later(fut) => Reply::Later(Box::pin(async move {
             let resp = fut.await;
@@ -179,7 +216,7 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, DispatchErr
     })
 }
 
-fn route(broker: &Arc<Broker>, request: RequestKind, version: i16) -> Handled {
+fn route(broker: &Arc<Broker>, request: RequestKind, version: i16, client: &Client) -> Handled {
     match request {
         RequestKind::ApiVersions(_) => {
             Handled::Now(ResponseKind::ApiVersions(api_versions_response()))
@@ -221,6 +258,19 @@ fn route(broker: &Arc<Broker>, request: RequestKind, version: i16) -> Handled {
             handlers::describe_configs::handle(broker, r),
         )),
         RequestKind::InitProducerId(r) => handlers::init_producer_id::handle(broker, r),
+        RequestKind::FindCoordinator(r) => Handled::Now(ResponseKind::FindCoordinator(
+            handlers::find_coordinator::handle(broker, r, version),
+        )),
+        RequestKind::JoinGroup(r) => handlers::join_group::handle(broker, r, version, client),
+        RequestKind::SyncGroup(r) => handlers::sync_group::handle(broker, r, version),
+        RequestKind::Heartbeat(r) => handlers::heartbeat::handle(broker, r),
+        RequestKind::LeaveGroup(r) => handlers::leave_group::handle(broker, r, version),
+        RequestKind::OffsetCommit(r) => handlers::offset_commit::handle(broker, r, version),
+        RequestKind::OffsetFetch(r) => handlers::offset_fetch::handle(broker, r, version),
+        RequestKind::ListGroups(r) => handlers::list_groups::handle(broker, r, version),
+        RequestKind::DescribeGroups(r) => handlers::describe_groups::handle(broker, r),
+        RequestKind::DeleteGroups(r) => handlers::delete_groups::handle(broker, r),
+        RequestKind::OffsetDelete(r) => handlers::offset_delete::handle(broker, r),
         // Unreachable: `dispatch` refuses keys outside SUPPORTED before decoding.
         _ => Handled::Now(ResponseKind::ApiVersions(
             ApiVersionsResponse::default().with_error_code(ErrorCode::UNSUPPORTED_VERSION.0),
@@ -303,7 +353,7 @@ pub fn api_versions_fallback(correlation_id: i32) -> BytesMut {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -315,7 +365,12 @@ mod tests {
     use kafka_protocol::protocol::StrBytes;
     use strata_core::storage::MemStorage;
 
-    fn request<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Bytes {
+    pub(crate) fn request<T: Encodable>(
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: &T,
+    ) -> Bytes {
         let mut buf = BytesMut::new();
         RequestHeader::default()
             .with_request_api_key(key as i16)
@@ -327,7 +382,7 @@ mod tests {
         buf.freeze()
     }
 
-    async fn round_trip<T: Encodable, R: Decodable>(
+    pub(crate) async fn round_trip<T: Encodable, R: Decodable>(
         broker: &Arc<Broker>,
         key: ApiKey,
         version: i16,

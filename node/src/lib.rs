@@ -21,6 +21,7 @@ pub mod controller;
 pub mod dispatch;
 pub mod framing;
 pub mod fs_storage;
+pub mod group;
 pub mod handlers;
 pub mod metadata_store;
 pub mod partition;

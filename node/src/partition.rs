@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use strata_core::log::{FlushPlan, PartitionLog};
+use strata_core::ErrorCode;
+use strata_core::log::{AppendInfo, FlushPlan, PartitionLog};
+use strata_core::types::LeaderEpoch;
 use tokio::sync::Notify;
 
 use crate::sync::watch;
@@ -30,6 +32,9 @@ pub struct Signals {
     pub data: Arc<watch::Sender<u64>>,
     /// Some log end moved (followers' long polls).
     pub append: Arc<watch::Sender<u64>>,
+    /// Some partition's role changed (the group coordinators follow leadership of the offsets
+    /// topic).
+    pub roles: Arc<watch::Sender<u64>>,
 }
 
 /// What waiters (producers, long-polling fetches) watch.
@@ -67,6 +72,8 @@ pub struct Partition {
     data_signal: Arc<watch::Sender<u64>>,
     /// Broker-wide "some log end moved" signal that wakes followers' long-polling fetches.
     append_signal: Arc<watch::Sender<u64>>,
+    /// Broker-wide "some role changed" signal (group coordinators load and unload on it).
+    role_signal: Arc<watch::Sender<u64>>,
     /// Leader, follower, or neither (see [`Role`]). Held only for short synchronous sections.
     role: Mutex<Role>,
 }
@@ -108,6 +115,7 @@ impl Partition {
             stopped: AtomicBool::new(false),
             data_signal: signals.data,
             append_signal: signals.append,
+            role_signal: signals.roles,
             role: Mutex::new(role),
         })
     }
@@ -137,6 +145,7 @@ impl Partition {
             stopped: AtomicBool::new(true),
             data_signal: signals.data,
             append_signal: signals.append,
+            role_signal: signals.roles,
             role: Mutex::new(Role::Remote {
                 leader,
                 leader_epoch,
@@ -181,6 +190,7 @@ impl Partition {
         self.recompute_high_watermark();
         self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
         self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
+        self.role_signal.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// The high watermark consumers may be served, or `None` if this broker must not serve
@@ -220,6 +230,45 @@ impl Partition {
 
     fn publish_durable_end(&self, end: i64) {
         self.state.send_modify(|s| s.durable_end = end);
+    }
+
+    /// Appends `records` (v2 batches) as the partition's leader: the one append path, for
+    /// producers and the group coordinator alike. Only a leader (or the sole replica) appends,
+    /// stamping its leader epoch; `expected_epoch` (the group coordinator's) must be that epoch.
+    /// With `acks == -1` an ISR below `min.insync.replicas` refuses it (NOT_ENOUGH_REPLICAS).
+    /// The role lock is held across the append, so a batch is never stamped with an epoch that
+    /// already ended (role, then log: the order every path takes both locks in).
+    pub fn append_as_leader(
+        &self,
+        records: &[u8],
+        acks: i16,
+        expected_epoch: Option<i32>,
+        now_ms: i64,
+    ) -> Result<LeaderAppend, ErrorCode> {
+        let (info, log_end_offset, leader_epoch) = {
+            let role = self.role();
+            let leader_epoch = admit(&role, acks)?;
+            if expected_epoch.is_some_and(|e| e != leader_epoch) {
+                return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+            }
+            let mut guard = self.log();
+            let log = guard.as_mut().ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
+            let info = log
+                .append(records, LeaderEpoch(leader_epoch), now_ms)
+                .map_err(|e| e.error_code())?;
+            (info, log.log_end_offset().0, leader_epoch)
+        };
+        self.on_appended(log_end_offset);
+        Ok(LeaderAppend { info, leader_epoch })
+    }
+
+    /// Whether the ISR still has `min.insync.replicas` members (checked once a batch is
+    /// replicated, as Kafka does).
+    pub fn enough_replicas(&self) -> bool {
+        match &*self.role() {
+            Role::Leader(l) => l.isr.isr().len() >= l.min_insync_replicas,
+            _ => true,
+        }
     }
 
     /// Locks the log. `None` inside means the partition was deleted.
@@ -405,6 +454,28 @@ impl Partition {
             Ok(o) => o,
             Err(_) => WaitOutcome::TimedOut,
         }
+    }
+}
+
+/// What a leader's append did.
+#[derive(Debug, Clone)]
+pub struct LeaderAppend {
+    pub info: AppendInfo,
+    /// The epoch the batches were stamped with.
+    pub leader_epoch: i32,
+}
+
+/// What the leader checks before an append; `Err` is the answer.
+fn admit(role: &Role, acks: i16) -> Result<i32, ErrorCode> {
+    match role {
+        Role::Sole => Ok(0),
+        Role::Leader(l) => {
+            if acks == -1 && l.isr.isr().len() < l.min_insync_replicas {
+                return Err(ErrorCode::NOT_ENOUGH_REPLICAS);
+            }
+            Ok(l.leader_epoch)
+        }
+        _ => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
     }
 }
 

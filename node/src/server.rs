@@ -114,6 +114,7 @@ impl Server {
         broker.start_flushers();
         crate::replication::startup::spawn_tasks(&broker);
         tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
+        tokio::spawn(broker.groups.clone().run(broker.clone(), stop_rx.clone()));
         tokio::spawn(recovery_checkpoint_loop(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);
         loop {

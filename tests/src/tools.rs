@@ -1,7 +1,8 @@
 //! The third-party clients: making sure they are installed, and running them.
 //!
 //! A fresh machine may lack them, so each is installed on first use (Debian's `kcat`; PyPI's
-//! `confluent-kafka` and `kafka-python`). `tests/run-all.sh` does the same up front; doing it
+//! `confluent-kafka`, `kafka-python` and `aiokafka`; npm's `kafkajs`, pinned in
+//! `tests/js/package.json`). `tests/run-all.sh` does the same up front; doing it
 //! here too keeps a bare `cargo test` working.
 
 use std::io::Write;
@@ -35,16 +36,19 @@ pub fn ensure_kcat() {
     });
 }
 
-/// Installs `confluent-kafka` and `kafka-python` with pip if either import fails.
+/// Installs `confluent-kafka`, `kafka-python` and `aiokafka` with pip if an import fails.
 pub fn ensure_python_clients() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let importable =
-            || succeeds(Command::new("python3").args(["-c", "import confluent_kafka, kafka"]));
+        let importable = || {
+            succeeds(
+                Command::new("python3").args(["-c", "import confluent_kafka, kafka, aiokafka"]),
+            )
+        };
         if importable() {
             return;
         }
-        let pkgs = ["confluent-kafka", "kafka-python"];
+        let pkgs = ["confluent-kafka", "kafka-python", "aiokafka"];
         let plain = succeeds(
             Command::new("python3")
                 .args(["-m", "pip", "install", "-q"])
@@ -60,9 +64,42 @@ pub fn ensure_python_clients() {
         }
         assert!(
             importable(),
-            "python3 cannot import confluent_kafka and kafka even after pip install"
+            "python3 cannot import confluent_kafka, kafka and aiokafka even after pip install"
         );
     });
+}
+
+/// Installs `tests/js`'s npm packages (KafkaJS) if they are missing.
+pub fn ensure_kafkajs() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = workspace_root().join("tests/js");
+        if dir.join("node_modules/kafkajs").is_dir() {
+            return;
+        }
+        let ok = succeeds(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund"])
+                .current_dir(&dir),
+        );
+        assert!(
+            ok && dir.join("node_modules/kafkajs").is_dir(),
+            "`npm install` in {} failed (node and npm are needed)",
+            dir.display()
+        );
+    });
+}
+
+/// Runs `node tests/js/<script> <args..>` and panics with its output unless it exits 0.
+pub fn run_node(script: &str, args: &[&str]) -> String {
+    ensure_kafkajs();
+    let path = workspace_root().join("tests/js").join(script);
+    let out = Command::new("node")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run node {}: {e}", path.display()));
+    check(&format!("node {} {}", path.display(), args.join(" ")), out)
 }
 
 /// Path of a script in `tests/python/`.

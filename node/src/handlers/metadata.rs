@@ -23,6 +23,7 @@ fn topic_response(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
     let me = BrokerId(broker.config.node_id);
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&t.name)))
+        .with_is_internal(t.name == crate::group::OFFSETS_TOPIC)
         .with_partitions(
             t.partitions
                 .iter()
@@ -44,6 +45,7 @@ fn cluster_topic_response(image: &MetadataImage, t: &TopicImage) -> MetadataResp
     let fenced = |r: &NodeId| image.brokers.get(r).is_none_or(|b| b.fenced);
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&t.name)))
+        .with_is_internal(t.name == crate::group::OFFSETS_TOPIC)
         .with_partitions(
             t.partitions
                 .iter()

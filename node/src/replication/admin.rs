@@ -31,26 +31,35 @@ const PROPAGATION_WAIT: Duration = Duration::from_secs(5);
 
 /// Fires a CreateTopics for an auto-created topic (defaults for partitions and replicas).
 pub fn auto_create(cluster: &Arc<ClusterState>, name: &str) {
-    if !cluster
-        .creating
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(name.to_string())
-    {
-        return; // one request per topic at a time: clients poll Metadata while it runs
-    }
-    let request = Request::CreateTopics(rpc::CreateTopicsRequest {
-        topics: vec![NewTopic {
+    create_in_background(
+        cluster,
+        NewTopic {
             name: name.to_string(),
             num_partitions: -1,
             replication_factor: -1,
             assignments: BTreeMap::new(),
             configs: BTreeMap::new(),
-        }],
+        },
+    );
+}
+
+/// Fires a CreateTopics for `topic` unless one for that name is in flight (one request per
+/// topic at a time: clients poll while it runs). The outcome shows in the metadata image.
+pub fn create_in_background(cluster: &Arc<ClusterState>, topic: NewTopic) {
+    let name = topic.name.clone();
+    if !cluster
+        .creating
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.clone())
+    {
+        return;
+    }
+    let request = Request::CreateTopics(rpc::CreateTopicsRequest {
+        topics: vec![topic],
         validate_only: false,
     });
     let cluster = cluster.clone();
-    let name = name.to_string();
     tokio::spawn(async move {
         match cluster.client.send(request).await {
             Ok(Response::Topics(results)) => {
