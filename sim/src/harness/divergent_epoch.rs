@@ -2,20 +2,29 @@
 //! and whose copy of the epoch before it ends earlier than the leader's.
 //!
 //! Replicas `[m, f, l]` of one partition (replica order, so the controller's clean election
-//! picks `f` before `l`) on a five-node cluster (so the controller quorum survives two nodes
-//! down):
+//! picks `f` before `l`) on three brokers and a dedicated controller
+//! ([`Cluster::start_with_dedicated_controller`]): the held links below are between brokers
+//! only, so every broker keeps the controller whichever links are held, and the quorum survives
+//! two brokers down. (On five combined nodes, seed 2 made `l` the active controller: holding
+//! `f`'s packets to `l` held `f`'s heartbeats and metadata fetches too, and `f` was fenced
+//! without ever learning it led `E'`.)
 //!
 //! 1. `m` leads epoch `E`; every replica has everything (`X`).
-//! 2. `m`'s fetch answers to `f` are held (every held link delivers only after step 4), and `acks=1` writes take `m` and `l` to `Y > X`.
+//! 2. `m`'s fetch answers to `f` are held (every held link delivers only after step 4), and
+//!    `acks=1` writes take `m` and `l` to `Y > X`.
 //! 3. `f`'s fetch answers to `l` are held too; `m` is killed. The controller fences `m` and
-//!    elects `f` (epoch `E'`), which starts at `X` and takes `acks=1` writes of its own there.
+//!    elects `f` (epoch `E'`), which starts at `X` and takes `acks=1` writes of its own there,
+//!    past `Y` (KIP-279's figure: the follower's log reaches the leader's end of `E`).
 //! 4. `f` is killed before it shrinks `l` out of the ISR; once fenced, `l` (the ISR's last member)
 //!    leads epoch `E''`. It never saw `E'`: its cache says `E` ends at `Y`.
 //! 5. `f` restarts and asks `l` where `E'` ends. `l` answers with the largest epoch it knows at
 //!    or below it: `E`, ending at `Y`. `f`'s own `E` ends at `X`: the logs agree only up to the
 //!    smaller, `X`, so `f` must truncate to `X` and fetch `l`'s `E` records. Truncating to
 //!    `min(Y, log end)` instead keeps `f`'s `E'` records where `l` has others (planted bug 06):
-//!    the replicas diverge below the high watermark.
+//!    `f` then fetches `l`'s `E''` records from `Y` on, and the replicas end the same length but
+//!    diverge below the high watermark. (Had `f`'s `E'` ended below `Y`, `f` would refuse `l`'s
+//!    `E` records after its own `E'` ones as a stale epoch and never catch up: the planted bug
+//!    would show only as a liveness failure.)
 //!
 //! The run records what it saw (`Seen`), so the test can check the pattern happened, and ends
 //! with the usual final read, convergence and replica snapshot for the checkers.
@@ -28,7 +37,7 @@ use strata_node::client::{ProduceOutcome, Producer, ProducerConfig};
 
 use super::cluster::Cluster;
 use super::observe;
-use super::run::{create_topic, final_read, settings};
+use super::run::{final_read, staged_three_brokers_and_a_controller};
 use super::workload::{self, TOPIC, Workload};
 use crate::checker::{Report, check_all_with};
 use crate::history::{History, ProcessId, TopicPartition};
@@ -56,21 +65,8 @@ pub struct Seen {
 
 /// The staged run (call inside a madsim runtime).
 pub async fn run(seed: u64) -> Seen {
-    let mut cluster = Cluster::start(5, seed, &settings(5));
-    let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
-    let w = Workload::new(addrs.clone(), vec![TOPIC.to_string()], 1);
-    let tp = TopicPartition::new(TOPIC, 0);
-    let created = {
-        let addrs = addrs.clone();
-        cluster
-            .client
-            .spawn(async move { create_topic(&addrs, TOPIC, 1, 3).await })
-            .await
-            .expect("set-up task")
-    };
-    if let Err(e) = created {
-        panic!("seed {seed}: could not create the topic: {e}");
-    }
+    // A dedicated controller: no held link below is between a broker and the quorum.
+    let (mut cluster, addrs, w, tp) = staged_three_brokers_and_a_controller(seed).await;
     let strong = Arc::new(Producer::new(
         &addrs.join(","),
         workload::producer_config(true),
@@ -120,7 +116,9 @@ pub async fn run(seed: u64) -> Seen {
     // A fresh producer: the first one's metadata still names m, which the client host cannot
     // reach any more.
     let weak = Arc::new(Producer::new(&addrs.join(","), weak.config().clone()));
-    send(&cluster, &w, ProcessId(3), &weak, &tp, 2).await;
+    // Past Y, so that f's log covers all of l's E (see step 3 above).
+    let e_prime_writes = usize::try_from((y - x + 1).max(1)).expect("at least one");
+    send(&cluster, &w, ProcessId(3), &weak, &tp, e_prime_writes).await;
     let f_log_end_in_e_prime = log_end(&cluster, f);
 
     // 4. f dies; l, the ISR's last member, leads E''.
