@@ -21,6 +21,9 @@ base=${2:?usage: sim/sweep.sh cluster|single BASE COUNT}
 count=${3:?usage: sim/sweep.sh cluster|single BASE COUNT}
 jobs=${JOBS:-$(nproc)}
 chunk=${CHUNK:-100}
+# A chunk still running after this long has a seed whose simulation never ends: it is killed and
+# reported (its log ends with "seed N: started" for the hung seed).
+chunk_timeout=${CHUNK_TIMEOUT:-1800}
 case "$kind" in
     cluster) test=sweep_cluster; fn=random_cluster_sweep; count_var=STRATA_SIM_CLUSTER_SEEDS ;;
     single) test=sweep; fn=random_sweep; count_var=STRATA_SIM_SEEDS ;;
@@ -54,7 +57,7 @@ for ((b = base; b < base + count; b += chunk)); do
 done
 printf '%s\n' "${chunks[@]}" | xargs -P "$jobs" -L 1 bash -c '
     b=$0; n=$1
-    if env -u MADSIM_TEST_SEED STRATA_SIM_SEED_BASE=$b '"$count_var"'=$n "'"$bin"'" --exact '"$fn"' --nocapture --test-threads=1 >"'"$out"'/$b.log" 2>&1; then
+    if env -u MADSIM_TEST_SEED STRATA_SIM_SEED_BASE=$b '"$count_var"'=$n timeout '"$chunk_timeout"' "'"$bin"'" --exact '"$fn"' --nocapture --test-threads=1 >"'"$out"'/$b.log" 2>&1; then
         echo "  seeds $b..$((b + n - 1)): ok"
     else
         echo "  seeds $b..$((b + n - 1)): FAILURES (see '"$out"'/$b.log)"
@@ -68,7 +71,8 @@ failed=$(grep -hoE '(^|[^0-9])seed [0-9]+ (FAILED|PANICKED)' "$out"/*.log | grep
 broken=$(grep -LE "$test: [0-9]+ seeds in" "$out"/*.log || true)
 echo "sweep $kind $base..$((base + count - 1)): $count seeds in ${secs}s"
 if [ -n "$broken" ]; then
-    echo "chunks that did not finish:"; echo "$broken"
+    echo "chunks that did not finish (the last seed started in each hung or crashed):"
+    for f in $broken; do echo "  $f: $(grep -oE 'seed [0-9]+: started' "$f" | tail -1)"; done
 fi
 if [ -z "$failed" ] && [ -z "$broken" ]; then
     echo "all seeds passed"

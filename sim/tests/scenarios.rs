@@ -409,6 +409,21 @@ fn cluster_regressions() {
     }
 }
 
+/// Open finding (ignored so the suite does not hang; run with `--ignored`): cluster seed 130523
+/// never ends. Simulated time stops at about 28 s while the process spins and grows (2.4 GB
+/// after 30 min): some task is always ready, so madsim never advances the clock. gdb samples
+/// show the controller driver (`Driver::process` → `maybe_decide` → `Controller::next_deadline`)
+/// and the partitioning of its metadata long-poll waiters (`Driver::expire`) on the stack. Not
+/// yet diagnosed. See DEVELOPERS.md, open findings.
+#[test]
+#[ignore = "open finding: cluster seed 130523 never ends (simulated time stops)"]
+fn open_cluster_findings() {
+    for seed in [130523] {
+        let out = run_with(seed, Options::cluster_for_seed(seed));
+        assert_clean("open_cluster_finding", seed, &out);
+    }
+}
+
 /// Redpanda #3039: an idempotent producer's batch is appended and replicated by leader A while
 /// A's answer cannot reach the client; A is then cut off and leadership moves to B; the
 /// client's retry (same producer id, epoch, sequence) reaches B, which must answer with the

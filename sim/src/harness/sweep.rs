@@ -69,6 +69,9 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
             break;
         }
         ran += 1;
+        // A seed whose simulation never ends (a task that is always ready stops simulated time)
+        // shows in the log as the last one started.
+        eprintln!("seed {seed}: started");
         let opts = options(seed);
         let out = match try_run_on_fresh_thread(seed, opts.clone()) {
             Ok(out) => out,
