@@ -179,6 +179,15 @@ pub async fn run_metadata(broker: Arc<Broker>) {
             from_offset: current.offset,
             max_wait_ms: METADATA_WAIT_MS,
         };
+        let asked = tokio::time::Instant::now();
+        // An answer that brings nothing new before the long poll could have ended (the
+        // controller holds too many waiters, or it is behind this broker) is not asked again at
+        // once: that would spin without end between the two.
+        let nothing_new = || async move {
+            if asked.elapsed() < Duration::from_millis(u64::from(METADATA_WAIT_MS) / 2) {
+                tokio::time::sleep(RETRY).await;
+            }
+        };
         let next = match cluster.client.send(request).await {
             Ok(Response::Metadata(MetadataDelta::Records(batches))) => {
                 let batches: Vec<_> = batches
@@ -186,6 +195,7 @@ pub async fn run_metadata(broker: Arc<Broker>) {
                     .filter(|(offset, _)| *offset > current.offset)
                     .collect();
                 if batches.is_empty() {
+                    nothing_new().await;
                     continue;
                 }
                 let mut image = (*current).clone();
@@ -202,6 +212,7 @@ pub async fn run_metadata(broker: Arc<Broker>) {
             }
             Ok(Response::Metadata(MetadataDelta::Image(image))) => {
                 if image.offset <= current.offset {
+                    nothing_new().await;
                     continue;
                 }
                 *image
