@@ -10,5 +10,6 @@ pub mod checker;
 pub mod disk;
 #[cfg(madsim)]
 pub mod harness;
+pub mod group_history;
 pub mod history;
 pub mod observation;
