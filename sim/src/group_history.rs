@@ -137,7 +137,10 @@ impl GroupHistory {
     /// Records a completed (or abandoned) operation. Times never go back per process.
     pub fn record(&mut self, op: GroupOp) -> GroupOpIndex {
         if let Some(completed) = op.completed {
-            assert!(completed >= op.invoked, "completion before invocation: {op:?}");
+            assert!(
+                completed >= op.invoked,
+                "completion before invocation: {op:?}"
+            );
         }
         if let Some(last) = self.ops.iter().rev().find(|o| o.process == op.process) {
             assert!(
@@ -156,7 +159,10 @@ impl GroupHistory {
 
     /// Every operation with its index, in recording order.
     pub fn indexed(&self) -> impl Iterator<Item = (GroupOpIndex, &GroupOp)> {
-        self.ops.iter().enumerate().map(|(i, op)| (GroupOpIndex(i), op))
+        self.ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| (GroupOpIndex(i), op))
     }
 
     /// A readable dump of the operations at `indices` (for anomaly reports).

@@ -8,8 +8,8 @@
 
 pub mod checker;
 pub mod disk;
+pub mod group_history;
 #[cfg(madsim)]
 pub mod harness;
-pub mod group_history;
 pub mod history;
 pub mod observation;

@@ -12,11 +12,13 @@
 //! - [`producer_id`]: InitProducerId, a producer id and epoch from the cluster.
 //! - [`consumer`]: assigned partitions, long-poll fetch, record decoding.
 //! - [`admin`]: Metadata, CreateTopics, ListOffsets.
+//! - [`group`]: consumer groups: a member's protocol steps and a subscribing consumer.
 //! - [`metadata`]: leader routing.
 
 pub mod admin;
 pub mod connection;
 pub mod consumer;
+pub mod group;
 pub mod metadata;
 pub mod producer;
 pub mod producer_id;
@@ -26,6 +28,7 @@ pub mod sequencer;
 pub use admin::Admin;
 pub use connection::{Connection, ConnectionConfig, ConnectionError};
 pub use consumer::{BatchProducer, ConsumedRecord, Consumer, FetchConfig};
+pub use group::{GroupConsumer, GroupConsumerConfig, GroupMember, MemberConfig};
 pub use producer::{
     IndefiniteReason, ProduceOutcome, Producer, ProducerConfig, ProducerConfigError,
 };
