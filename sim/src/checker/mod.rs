@@ -35,6 +35,7 @@ use crate::observation::Observations;
 pub mod consumer;
 pub mod duplicate;
 pub mod g1a;
+pub mod group;
 pub mod high_watermark;
 pub mod inconsistent_offsets;
 pub mod lost_write;
