@@ -752,3 +752,117 @@ fn zombie_producer_epoch() {
         println!("zombie_producer_epoch: seed {seed} ok; {ctx}");
     }
 }
+
+/// Consumer groups, coordinator failover: `kill -9` of the broker leading the group's offsets
+/// partition while three members consume and commit, its restart, then a power loss of every
+/// node at once. The group checkers must find nothing (no acknowledged commit lost or replaced
+/// by an older one, one owner per partition per generation, Stable again after the heal), and
+/// members must have gone on committing while the coordinator was down (the group moved).
+#[test]
+fn group_coordinator_failover() {
+    use strata_sim::group_history::{GroupCall, GroupOutcome};
+    use strata_sim::harness::group_scenarios;
+
+    for seed in [12, 1, 2] {
+        let seen = staged(seed, group_scenarios::coordinator_failover);
+        let ctx = format!(
+            "seed {seed} (replay: cargo sim --release --test scenarios -- --exact group_coordinator_failover)"
+        );
+        assert!(
+            seen.report.is_clean(),
+            "{ctx}\n{}",
+            seen.report.render(&seen.history)
+        );
+        eprintln!("seed {seed}: {}", group_summary(&seen.history));
+        let kill = seen.faults_at[0];
+        let committed_after_kill = seen.history.ops.iter().any(|op| {
+            matches!(op.call, GroupCall::Commit { .. })
+                && op.outcome == GroupOutcome::Committed
+                && op.invoked.0 > kill
+        });
+        assert!(
+            committed_after_kill,
+            "no commit acknowledged after the kill; {ctx}"
+        );
+    }
+}
+
+/// Consumer groups, a member paused past its session timeout: the other member takes every
+/// partition in a later generation, and the paused member's commit as its old generation is
+/// refused (and never read back: `group-fenced-commit-*`).
+#[test]
+fn group_member_paused_past_session() {
+    use strata_sim::group_history::{GroupCall, GroupOutcome};
+    use strata_sim::harness::group_scenarios;
+
+    for seed in [6, 1, 2] {
+        let seen = staged(seed, group_scenarios::member_paused_past_session);
+        let ctx = format!(
+            "seed {seed} (replay: cargo sim --release --test scenarios -- --exact group_member_paused_past_session)"
+        );
+        assert!(
+            seen.report.is_clean(),
+            "{ctx}\n{}",
+            seen.report.render(&seen.history)
+        );
+        eprintln!("seed {seed}: {}", group_summary(&seen.history));
+        let pause = seen.faults_at[0];
+        // The pattern: after the pause began, one member held every partition ...
+        let took_over = seen.history.ops.iter().any(|op| {
+            op.invoked.0 > pause
+                && matches!(&op.outcome, GroupOutcome::Joined { assignment, .. } if assignment.len() == 3)
+        });
+        assert!(
+            took_over,
+            "no member took every partition during the pause; {ctx}"
+        );
+        // ... and the paused member's commit with a generation older than that was refused.
+        let joined_generations: Vec<(u64, i32)> = seen
+            .history
+            .ops
+            .iter()
+            .filter_map(|op| match &op.outcome {
+                GroupOutcome::Joined { generation, .. } => Some((op.completed?.0, *generation)),
+                _ => None,
+            })
+            .collect();
+        let zombie = seen.history.ops.iter().find(|op| match &op.call {
+            GroupCall::Commit { generation, .. } => joined_generations
+                .iter()
+                .any(|(at, g)| *at < op.invoked.0 && g > generation),
+            _ => false,
+        });
+        let zombie = zombie.unwrap_or_else(|| panic!("no commit from a fenced generation; {ctx}"));
+        assert!(
+            matches!(zombie.outcome, GroupOutcome::Fail(_)),
+            "the zombie commit was not refused: {zombie:?}; {ctx}"
+        );
+    }
+}
+
+/// Counts of a group history's operations, for the scenarios' logs.
+fn group_summary(history: &strata_sim::group_history::GroupHistory) -> String {
+    use strata_sim::group_history::{GroupCall, GroupOutcome};
+    let count = |f: &dyn Fn(&strata_sim::group_history::GroupOp) -> bool| {
+        history.ops.iter().filter(|op| f(op)).count()
+    };
+    let generation = history
+        .ops
+        .iter()
+        .filter_map(|op| match op.outcome {
+            GroupOutcome::Joined { generation, .. } => Some(generation),
+            _ => None,
+        })
+        .max();
+    format!(
+        "{} group ops, {} joins, {} commits ({} acknowledged, {} refused), {} committed-offset reads, last generation {generation:?}",
+        history.ops.len(),
+        count(&|op| matches!(op.outcome, GroupOutcome::Joined { .. })),
+        count(&|op| matches!(op.call, GroupCall::Commit { .. })),
+        count(&|op| matches!(op.call, GroupCall::Commit { .. })
+            && op.outcome == GroupOutcome::Committed),
+        count(&|op| matches!(op.call, GroupCall::Commit { .. })
+            && matches!(op.outcome, GroupOutcome::Fail(_))),
+        count(&|op| matches!(op.call, GroupCall::FetchCommitted { .. })),
+    )
+}

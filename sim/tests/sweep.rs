@@ -10,6 +10,10 @@ use strata_sim::harness::sweep::{seeds, sweep};
 
 #[test]
 fn random_sweep() {
-    let failures = sweep("sweep", &seeds("STRATA_SIM_SEEDS", 300), Options::for_seed);
+    let failures = sweep(
+        "sweep",
+        &seeds("STRATA_SIM_SEEDS", 300),
+        Options::sweep_for_seed,
+    );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }

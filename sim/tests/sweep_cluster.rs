@@ -16,7 +16,7 @@ fn random_cluster_sweep() {
     let failures = sweep(
         "sweep_cluster",
         &seeds("STRATA_SIM_CLUSTER_SEEDS", 500),
-        Options::cluster_for_seed,
+        Options::cluster_sweep_for_seed,
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }

@@ -13,10 +13,13 @@ use strata_node::client::admin::AdminError;
 use strata_node::client::{Admin, Connection, ConnectionConfig, Producer};
 
 use super::cluster::Cluster;
+use super::group_workload::{self, Behaviour, GroupWorkload};
 use super::nemesis::{Fault, Nemesis, Swarm};
 use super::observe;
 use super::workload::{self, TOPIC, Workload};
+use crate::checker::group::GroupReport;
 use crate::checker::{Anomaly, Report, check_all, check_all_with, producer_fencing};
+use crate::group_history::GroupHistory;
 use crate::history::{History, ProcessId};
 use crate::observation::Observations;
 
@@ -40,6 +43,9 @@ pub struct Options {
     /// Simulated time the cluster gets, after healing, to accept a write again.
     pub liveness_budget: Duration,
     pub swarm: Swarm,
+    /// Members of the consumer group ([`group_workload`]; 0: no group workload).
+    pub group_members: usize,
+    pub group_behaviour: Behaviour,
     /// Named scenario: after the fault phase, with the broker stopped, flip a byte in the payload
     /// of the first batch of its oldest segment (durable damage at rest), then restart it.
     pub corrupt_old_segment: bool,
@@ -61,6 +67,8 @@ impl Options {
             fault_phase: Duration::from_secs(20),
             liveness_budget: Duration::from_secs(30),
             swarm: Swarm::draw(&mut rng),
+            group_members: 0,
+            group_behaviour: Behaviour::SWEEP,
             corrupt_old_segment: false,
         }
     }
@@ -81,6 +89,25 @@ impl Options {
         }
     }
 
+    /// The single-node sweep's run of `seed`: [`Options::for_seed`] with the consumer-group
+    /// workload on half the seeds. (Kept apart so the pinned seeds and scenarios built on
+    /// `for_seed` keep the schedules they were pinned with.)
+    pub fn sweep_for_seed(seed: u64) -> Options {
+        Options {
+            group_members: draw_group_members(seed),
+            ..Options::for_seed(seed)
+        }
+    }
+
+    /// The cluster sweep's run of `seed`: [`Options::cluster_for_seed`] with the
+    /// consumer-group workload on half the seeds.
+    pub fn cluster_sweep_for_seed(seed: u64) -> Options {
+        Options {
+            group_members: draw_group_members(seed),
+            ..Options::cluster_for_seed(seed)
+        }
+    }
+
     /// `seed`'s run with exactly the faults of `swarm` (named scenarios).
     pub fn with_swarm(seed: u64, swarm: Swarm) -> Options {
         Options {
@@ -88,6 +115,13 @@ impl Options {
             ..Options::for_seed(seed)
         }
     }
+}
+
+/// Half the seeds run the consumer-group workload (three members), drawn from a stream of its
+/// own so that the other options of a seed stay what they were before groups existed.
+fn draw_group_members(seed: u64) -> usize {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6a0b_c0de_0000_0000);
+    if rng.random_bool(0.5) { 3 } else { 0 }
 }
 
 /// Each producer resends with probability 1/2, drawn from its own stream of `seed` so that the
@@ -113,11 +147,15 @@ pub struct Outcome {
     pub producer_resent: u64,
     /// What the harness saw of the nodes (clusters: leadership claims and replica copies).
     pub observations: Observations,
+    /// The group workload's history and its checkers' report, if it ran.
+    pub group: Option<(GroupHistory, GroupReport)>,
 }
 
 impl Outcome {
     pub fn ok(&self) -> bool {
-        self.report.is_valid() && self.liveness.is_ok()
+        self.report.is_valid()
+            && self.liveness.is_ok()
+            && self.group.as_ref().is_none_or(|(_, r)| r.is_clean())
     }
 }
 
@@ -130,6 +168,9 @@ pub fn settings(nodes: usize) -> Vec<String> {
         "log.index.interval.bytes=256",
         "log.flush.offset.checkpoint.interval.ms=2000",
         "log.retention.ms=-1",
+        // Groups: a short first-join delay and a small offsets topic.
+        "group.initial.rebalance.delay.ms=500",
+        "offsets.topic.num.partitions=3",
     ];
     if nodes > 1 {
         s.extend([
@@ -203,6 +244,24 @@ pub async fn run(opts: Options) -> Outcome {
             );
         }
     }
+    let group = (opts.group_members > 0 && created.is_ok()).then(|| {
+        GroupWorkload::new(
+            addrs.clone(),
+            workload::topic_names(opts.topics),
+            opts.partitions,
+        )
+    });
+    let mut group_tasks = Vec::new();
+    if let Some(gw) = &group {
+        for i in 0..opts.group_members {
+            group_tasks.push(cluster.client.spawn(group_workload::run_member(
+                gw.clone(),
+                i,
+                opts.seed,
+                opts.group_behaviour,
+            )));
+        }
+    }
 
     let mut nemesis = Nemesis::new(opts.seed, opts.swarm.clone());
     nemesis.run(&mut cluster, opts.fault_phase).await;
@@ -228,13 +287,42 @@ pub async fn run(opts: Options) -> Outcome {
         }
     };
 
+    // Groups' liveness: Stable with every partition owned, while the members still run.
+    let mut liveness = liveness;
+    if let Some(gw) = &group {
+        if liveness.is_ok() {
+            let (gw2, budget) = (gw.clone(), opts.liveness_budget * 2);
+            liveness = cluster
+                .client
+                .spawn(async move { group_workload::final_check(&gw2, budget).await })
+                .await
+                .expect("group final check task");
+        }
+        gw.stop.store(true, Ordering::Relaxed);
+        for t in group_tasks {
+            t.await.expect("group member task");
+        }
+        if liveness.is_ok() {
+            let (gw2, budget) = (gw.clone(), opts.liveness_budget);
+            liveness = cluster
+                .client
+                .spawn(async move { group_workload::final_read(&gw2, budget).await })
+                .await
+                .expect("group final read task");
+        }
+    }
+    let group = group.map(|gw| {
+        let history = gw.into_history();
+        let report = crate::checker::group::check_all(&history);
+        (history, report)
+    });
+
     w.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.expect("workload task");
     }
     // Liveness, continued: the final read must reach every partition's high watermark, and a
     // cluster's replicas must converge. A run that stalls fails with its seed.
-    let mut liveness = liveness;
     if liveness.is_ok() {
         let w2 = w.clone();
         liveness = cluster
@@ -283,6 +371,7 @@ pub async fn run(opts: Options) -> Outcome {
         producer_retries,
         producer_resent,
         observations,
+        group,
     }
 }
 

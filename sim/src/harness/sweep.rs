@@ -62,6 +62,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     let (mut retries, mut indefinite, mut client_cuts) = (0u64, 0usize, 0usize);
     let mut peer_cuts = 0usize;
     let mut resent = 0u64;
+    let (mut group_runs, mut group_commits, mut group_refused) = (0usize, 0usize, 0usize);
     let stop_at_first = stop_at_first();
     let mut ran = 0usize;
     for &seed in seeds {
@@ -97,10 +98,30 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
             .operations()
             .filter(|o| o.outcome() == crate::history::OpKind::Info)
             .count();
+        if let Some((h, _)) = &out.group {
+            use crate::group_history::{GroupCall, GroupOutcome};
+            group_runs += 1;
+            for op in h
+                .ops
+                .iter()
+                .filter(|op| matches!(op.call, GroupCall::Commit { .. }))
+            {
+                match op.outcome {
+                    GroupOutcome::Committed => group_commits += 1,
+                    GroupOutcome::Fail(_) => group_refused += 1,
+                    _ => {}
+                }
+            }
+        }
         if !out.ok() {
+            let group = out
+                .group
+                .as_ref()
+                .map_or(String::new(), |(h, r)| r.render(h));
             eprintln!(
-                "seed {seed} FAILED ({} node(s), swarm {:?})\nliveness: {:?}\nfaults: {:?}\n{}\nreplay: MADSIM_TEST_SEED={seed} cargo sim --release --test {test} -- --nocapture",
+                "seed {seed} FAILED ({} node(s), {} group member(s), swarm {:?})\nliveness: {:?}\nfaults: {:?}\n{}\n{group}\nreplay: MADSIM_TEST_SEED={seed} cargo sim --release --test {test} -- --nocapture",
                 opts.nodes,
+                opts.group_members,
                 opts.swarm,
                 out.liveness,
                 out.faults,
@@ -111,7 +132,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     }
     let secs = wall.elapsed().as_secs_f64();
     println!(
-        "{test}: {ran} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {resent} resent under a new epoch, {indefinite} indefinite operations, {client_cuts} client-leader cuts, {peer_cuts} leader-peer cuts",
+        "{test}: {ran} seeds in {secs:.1} s wall ({:.1} seeds/min), {sim_secs:.0} simulated s ({:.0}x real time), {acked} acknowledged writes, {retries} producer retries, {resent} resent under a new epoch, {indefinite} indefinite operations, {client_cuts} client-leader cuts, {peer_cuts} leader-peer cuts; {group_runs} runs with a consumer group, {group_commits} acknowledged and {group_refused} refused group commits",
         ran as f64 * 60.0 / secs,
         sim_secs / secs
     );
