@@ -757,7 +757,7 @@ impl PartitionLog {
     /// What a checkpoint written now says: the flushed offset, and the base of the first segment
     /// whose index files are not yet synced (the active one at the latest: its indexes are
     /// synced only after it is sealed).
-    fn checkpoint(&self) -> super::recovery::Checkpoint {
+    pub(super) fn checkpoint(&self) -> super::recovery::Checkpoint {
         let unsynced_indexes = self
             .segments
             .values()

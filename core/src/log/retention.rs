@@ -1,7 +1,9 @@
 //! Moving the log start offset: whole segments at the front of the log are deleted, for time and
 //! size retention ([`PartitionLog::enforce_retention`]) or because every record in them is
 //! below an offset the caller knows to be superseded ([`PartitionLog::delete_segments_below`]:
-//! the offsets topic's snapshots, and a follower following its leader's log start).
+//! the offsets topic's snapshots, and a follower following its leader's log start). A follower
+//! whose whole log lies below its leader's log start starts afresh there
+//! ([`PartitionLog::truncate_fully_and_start_at`]).
 //!
 //! Invariants (kept by the one path both take, `delete_front_segments`):
 //! - Only whole segments go, oldest first, never the active one: the log start offset is always
@@ -23,7 +25,9 @@
 use crate::types::Offset;
 
 use super::partition_log::PartitionLog;
-use super::{LogError, RetentionReport};
+use super::recovery::{Checkpoint, write_recovery_point};
+use super::segment::{Segment, log_path};
+use super::{LogError, RetentionReport, io_err};
 
 impl PartitionLog {
     /// Deletes whole non-active segments whose newest timestamp is older than `retention.ms`,
@@ -145,5 +149,65 @@ impl PartitionLog {
             Some(e) => Err(e),
             None => Ok(report),
         }
+    }
+    /// Replaces the whole log by an empty one that starts at `offset`, if `offset` is past the
+    /// log end (Kafka's `truncateFullyAndStartAt`, which its fetcher calls when the leader's log
+    /// start is beyond the follower's log end: the follower holds nothing the leader still
+    /// serves, and can only fetch from there). Every segment, producer snapshot and epoch entry
+    /// goes; the producer state starts empty at `offset`. Returns whether the log was replaced.
+    ///
+    /// Order, for crashes: the recovery point drops to 0 (trust nothing), producer snapshots go
+    /// (durably), then the old segments oldest first and the directory is synced (a crash
+    /// leaves a suffix of them: a shorter valid log, which a follower fetches again and is sent
+    /// here again), then the new segment is created and synced, and last the recovery point and
+    /// the epoch checkpoint are written. If a step fails the log is failed until a restart's
+    /// recovery brings it in line, as for a truncation.
+    pub fn truncate_fully_and_start_at(&mut self, offset: Offset) -> Result<bool, LogError> {
+        self.check_not_failed()?;
+        if offset <= self.log_end_offset() {
+            return Ok(false);
+        }
+        // A flush plan begun before this cannot vouch for the new log.
+        self.truncations += 1;
+        let result = self.start_afresh_at(offset);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result.map(|()| true)
+    }
+
+    /// The body of [`Self::truncate_fully_and_start_at`].
+    fn start_afresh_at(&mut self, offset: Offset) -> Result<(), LogError> {
+        let nothing = Checkpoint {
+            recovery_point: Offset::ZERO,
+            indexes_durable_below: Offset::ZERO,
+        };
+        write_recovery_point(&*self.storage, &self.dir, nothing)?;
+        self.checkpointed = Offset::ZERO;
+        self.delete_producer_snapshots_above(Offset(i64::MIN))?;
+        let old: Vec<Offset> = self.segments.keys().copied().collect();
+        for base in old {
+            self.delete_segment_files(base)?;
+            self.segments.remove(&base);
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(io_err("sync log dir", &self.dir))?;
+        let seg = Segment::create(&*self.storage, &self.dir, offset)
+            .map_err(io_err("create segment", &log_path(&self.dir, offset)))?;
+        self.segments.insert(offset, seg);
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(io_err("sync log dir", &self.dir))?;
+        self.dir_generation += 1;
+        self.dir_synced_generation = self.dir_generation;
+        self.log_start_offset = offset;
+        self.flushed_offset = offset;
+        write_recovery_point(&*self.storage, &self.dir, self.checkpoint())?;
+        self.checkpointed = offset;
+        self.epochs.replace(Vec::new())?;
+        self.producers.truncate_fully_and_start_at(offset);
+        self.assert_invariants();
+        Ok(())
     }
 }
