@@ -352,7 +352,8 @@ impl GroupCoordinator {
         }
     }
 
-    /// Timers: join and sync phases, sessions, pending members, offsets retention.
+    /// Timers: join and sync phases, sessions, pending members, offsets retention; then the
+    /// partition's snapshot (start, next chunk, completion: `snapshot.rs`).
     pub fn tick(&mut self, now: Now) -> Output {
         self.begin(now);
         let mut out = Out::default();

@@ -267,8 +267,10 @@ impl Slot {
             if deadline.is_some_and(|d| d <= broker.now()) {
                 // Due already (a snapshot chunk is ready, a timer passed): tick now. Through a
                 // zero sleep, the high watermark moves of a busy partition would win the select
-                // every time and put the tick off indefinitely. The core makes progress on every
-                // tick it asked for, so this does not spin; yielding keeps it fair.
+                // every time and put the tick off indefinitely. A tick clears every deadline at or
+                // before its `now` (the core's test harness advances time the same way, and its
+                // proptest would never end otherwise), so this does not spin; yielding keeps it
+                // fair.
                 self.tick(&broker);
                 tokio::task::yield_now().await;
                 continue;
