@@ -215,6 +215,24 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "offsets.topic.segment.bytes",
+        default: "104857600",
+        doc: "segment.bytes of __consumer_offsets when it is created: whole segments below a group coordinator's last snapshot are deleted, so the topic keeps about one segment plus its live state.",
+        kind: Kind::Int {
+            min: 1024,
+            max: I32,
+        },
+    },
+    Setting {
+        name: "offsets.snapshot.min.records",
+        default: "10000",
+        doc: "Strata: a group coordinator snapshots its __consumer_offsets partition (so that what is below can be deleted) once more than max(this, 2 x its live records) were written since the last snapshot.",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
         name: "group.min.session.timeout.ms",
         default: "6000",
         doc: "Shortest consumer session timeout (shorter: INVALID_SESSION_TIMEOUT).",

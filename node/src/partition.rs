@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use strata_core::ErrorCode;
 use strata_core::log::{AppendInfo, FlushPlan, PartitionLog};
-use strata_core::types::LeaderEpoch;
+use strata_core::types::{LeaderEpoch, Offset};
 use tokio::sync::Notify;
 
 use crate::sync::watch;
@@ -327,16 +327,33 @@ impl Partition {
         });
     }
 
+    /// Called after the log was replaced by an empty one that starts (and ends) at
+    /// `log_end_offset` (a follower starting afresh at its leader's log start): that empty log
+    /// is already durable, and no flush will say so (nothing is left to sync).
+    pub fn on_log_replaced(&self, log_end_offset: i64) {
+        self.publish_durable_end(log_end_offset);
+    }
+
     /// Runs one group commit if anything is unflushed. Returns false if the log failed.
     pub async fn flush_once(self: &Arc<Self>) -> bool {
-        let plan = {
+        let (plan, flushed) = {
             let mut guard = self.log();
             match guard.as_mut() {
-                Some(log) => log.begin_flush(),
+                Some(log) => (log.begin_flush(), log.flushed_offset().0),
                 None => return true,
             }
         };
-        let Some(plan) = plan else { return true };
+        let Some(plan) = plan else {
+            // Nothing left to sync. If an older flush's publish overtook a newer durable end
+            // (a follower's log replaced while that flush completed: `on_log_replaced`),
+            // republish, or a fetcher waiting for its durable end would wait for a flush that
+            // has nothing to do.
+            if self.fsync_before_ack() && self.state().durable_end < flushed {
+                self.publish_durable_end(flushed);
+                self.recompute_high_watermark();
+            }
+            return true;
+        };
         let result = execute_off_reactor(plan).await;
         let mut guard = self.log();
         let Some(log) = guard.as_mut() else {
@@ -400,6 +417,36 @@ impl Partition {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Relaxed);
         self.flush_wanted.notify_one();
+    }
+
+    /// Deletes the log's whole segments below `offset` and below this replica's high watermark,
+    /// moving the log start offset (`PartitionLog::delete_segments_below`). Capping at the high
+    /// watermark keeps this to committed data, which every future leader has: a leader never
+    /// drops what a new leader could be missing, and a follower whose high watermark lags its
+    /// leader's log start deletes only what it knows is committed. The log end never moves (the
+    /// active segment stays). Called by the group coordinator's slot with a completed
+    /// snapshot's start, and by the follower fetcher with its leader's log start. Runs on the
+    /// caller's task through the storage seam, as the retention pass does.
+    pub fn delete_segments_below(&self, offset: i64) {
+        let hw = self.state().high_watermark;
+        let below = Offset(offset.min(hw));
+        let mut guard = self.log();
+        let Some(log) = guard.as_mut() else { return };
+        if below <= log.log_start_offset() {
+            return;
+        }
+        match log.delete_segments_below(below) {
+            Ok(r) if r.deleted_segments > 0 => {
+                tracing::info!(topic = %self.topic, partition = self.index, below = below.0,
+                    deleted_segments = r.deleted_segments, deleted_bytes = r.deleted_bytes,
+                    log_start_offset = r.log_start_offset.0, "deleted segments below a superseded offset")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, below = below.0, error = %e,
+                    "cannot delete segments below a superseded offset")
+            }
+        }
     }
 
     /// Deletes the log's files. Later operations see an unknown partition.
@@ -515,3 +562,7 @@ async fn execute_off_reactor(plan: FlushPlan) -> Result<(FlushPlan, std::io::Res
         Ok((plan, r))
     }
 }
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

@@ -31,6 +31,18 @@ pub struct GroupConfig {
     /// `max.message.bytes`, 1 MiB); a larger one fails the SyncGroup as Kafka's append would
     /// (`UNKNOWN_SERVER_ERROR`) and the group rebalances.
     pub max_record_bytes: usize,
+    /// Strata's (no Kafka counterpart: Kafka compacts the topic): a snapshot of the partition
+    /// starts once more than max(this, 2 × the records of the image) records were replayed
+    /// since the last one started (`snapshot.rs`). The floor keeps small partitions from
+    /// snapshotting all the time.
+    pub snapshot_min_records: u64,
+    /// Most records in one snapshot chunk (one batch).
+    pub snapshot_chunk_records: usize,
+    /// Most encoded record bytes in one snapshot chunk (a chunk holds at least one record),
+    /// kept well below the topic's `max.message.bytes`.
+    pub snapshot_chunk_bytes: usize,
+    /// How long a snapshot waits before it tries again after a chunk's append failed.
+    pub snapshot_retry_backoff_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -46,6 +58,10 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             max_member_metadata_bytes: 1 << 20,
             max_record_bytes: 1 << 20,
+            snapshot_min_records: 10_000,
+            snapshot_chunk_records: 1_000,
+            snapshot_chunk_bytes: 512 * 1024,
+            snapshot_retry_backoff_ms: 5_000,
         }
     }
 }

@@ -19,25 +19,34 @@ pub struct GroupImage {
 
 impl GroupImage {
     /// Applies one record (Kafka's `GroupMetadataManager.replay` / `OffsetMetadataManager.replay`
-    /// for classic groups: the last value of a key wins, a tombstone removes it).
-    pub fn apply(&mut self, record: &GroupRecord) {
+    /// for classic groups: the last value of a key wins, a tombstone removes it). Returns how
+    /// many records the image holds more than before ([`GroupImage::record_count`]: -1, 0 or 1).
+    ///
+    /// Each record touches only its own key: the image is a function of the last record of
+    /// every key, which is what makes a snapshot (re-emitting every key's value) a stand-in for
+    /// everything before it (see `snapshot.rs`).
+    pub fn apply(&mut self, record: &GroupRecord) -> isize {
         match record {
             GroupRecord::OffsetCommit { key, value } => {
                 let slot = (key.topic.clone(), key.partition);
                 match value {
                     Some(v) => {
-                        self.offsets
+                        let old = self
+                            .offsets
                             .entry(key.group.clone())
                             .or_default()
                             .insert(slot, v.clone());
+                        if old.is_none() { 1 } else { 0 }
                     }
                     None => {
-                        if let Some(offsets) = self.offsets.get_mut(&key.group) {
-                            offsets.remove(&slot);
-                            if offsets.is_empty() {
-                                self.offsets.remove(&key.group);
-                            }
+                        let Some(offsets) = self.offsets.get_mut(&key.group) else {
+                            return 0;
+                        };
+                        let removed = offsets.remove(&slot).is_some();
+                        if offsets.is_empty() {
+                            self.offsets.remove(&key.group);
                         }
+                        if removed { -1 } else { 0 }
                     }
                 }
             }
@@ -45,13 +54,27 @@ impl GroupImage {
                 // Log data is not ours to assert on: the generation rule is asserted where
                 // records are emitted (`Group::metadata_record`).
                 Some(v) => {
-                    self.groups.insert(group.clone(), v.clone());
+                    if self.groups.insert(group.clone(), v.clone()).is_none() {
+                        1
+                    } else {
+                        0
+                    }
                 }
                 None => {
-                    self.groups.remove(group);
+                    if self.groups.remove(group).is_some() {
+                        -1
+                    } else {
+                        0
+                    }
                 }
             },
         }
+    }
+
+    /// How many records the image holds: one GroupMetadata per group with metadata, one
+    /// OffsetCommit per committed offset. A snapshot writes exactly these.
+    pub fn record_count(&self) -> usize {
+        self.groups.len() + self.offsets.values().map(BTreeMap::len).sum::<usize>()
     }
 
     /// The group ids the image knows (with metadata, offsets or both).

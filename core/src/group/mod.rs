@@ -29,7 +29,8 @@
 //!     // then: if out.records is not empty, append them as ONE batch (acks=1, in the page
 //!     // cache) before any other call, and report: c.replay(last_offset, &out.records) on
 //!     // success, or c.on_append_failed(now, error) (whose output is handled the same way);
-//!     // send out.replies.
+//!     // send out.replies; if out.superseded_below is Some(s), the partition's records below
+//!     // s are no longer needed (s is below the high watermark): delete whole segments below it.
 //! }
 //! c.unload();                                 // leader epoch ended: parked -> NOT_COORDINATOR
 //! ```
@@ -42,6 +43,14 @@
 //! mapping); `unload` fails every parked reply with `NOT_COORDINATOR`. Nothing is leaked.
 //! Replies parked on the group (JoinGroup during a rebalance, SyncGroup before the leader's)
 //! come out of later `handle`/`tick` calls. Every request gets exactly one reply.
+//!
+//! ## Size
+//!
+//! The partition would grow with every commit. A coordinator snapshots it instead
+//! (`snapshot.rs`): once enough was written since the last snapshot, `tick` re-emits the whole
+//! latest image in chunks, and once they are committed it reports the records below the
+//! snapshot's start superseded ([`Output::superseded_below`]). Invariant: replaying the
+//! partition from any offset at or below that start gives the same image as replaying it all.
 //!
 //! Member ids are `clientId-` + a UUID v4 string drawn from a SplitMix64 seeded by `seed`
 //! (the driver derives it from node, partition and leader epoch), never from the OS.
@@ -63,7 +72,8 @@
 //! `image.rs` (replay), `member.rs` (a group's live state), `join.rs` (JoinGroup and the join
 //! phase), `sync.rs` (SyncGroup, Heartbeat, LeaveGroup, session expiry), `offsets.rs`
 //! (OffsetCommit, OffsetFetch, OffsetDelete), `admin.rs` (ListGroups, DescribeGroups,
-//! DeleteGroups), `retention.rs` (KIP-211), `config.rs`.
+//! DeleteGroups), `retention.rs` (KIP-211), `snapshot.rs` (keeping the partition bounded),
+//! `config.rs`.
 
 mod admin;
 mod api;
@@ -74,6 +84,7 @@ mod member;
 mod offsets;
 pub mod records;
 mod retention;
+mod snapshot;
 mod sync;
 
 #[cfg(test)]
@@ -100,11 +111,16 @@ pub struct Now {
     pub wall_ms: i64,
 }
 
-/// What a call produced: replies to send, records to append (one batch).
+/// What a call produced: replies to send, records to append (one batch), and which records
+/// of the partition a completed snapshot superseded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
     pub replies: Vec<(RequestId, Response)>,
     pub records: Vec<GroupRecord>,
+    /// A snapshot that started at this offset is complete and committed: replaying the
+    /// partition from any offset at or below it gives the whole image, so the records below it
+    /// may be deleted (whole segments). Always below the high watermark. See `snapshot.rs`.
+    pub superseded_below: Option<Offset>,
 }
 
 /// The partition of `__consumer_offsets` that coordinates `group_id`:
@@ -133,6 +149,8 @@ enum Waiter {
 struct Write {
     records: Vec<GroupRecord>,
     waiters: Vec<Waiter>,
+    /// The records are a snapshot chunk.
+    snapshot_chunk: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +166,9 @@ struct Out {
     replies: Vec<(RequestId, Response)>,
     records: Vec<GroupRecord>,
     waiters: Vec<Waiter>,
+    /// `records` are a snapshot chunk (and nothing else).
+    snapshot_chunk: bool,
+    superseded_below: Option<Offset>,
 }
 
 impl Out {
@@ -178,6 +199,8 @@ pub struct GroupCoordinator {
     in_flight: BTreeMap<Offset, Vec<Waiter>>,
     next_retention_check: Option<Instant>,
     last_now: Instant,
+    /// When to snapshot the partition, and the snapshot in progress (`snapshot.rs`).
+    snapshots: snapshot::Snapshots,
 }
 
 impl GroupCoordinator {
@@ -199,6 +222,7 @@ impl GroupCoordinator {
             in_flight: BTreeMap::new(),
             next_retention_check: None,
             last_now: Instant::default(),
+            snapshots: snapshot::Snapshots::default(),
         }
     }
 
@@ -246,15 +270,17 @@ impl GroupCoordinator {
             if !write.waiters.is_empty() {
                 self.in_flight.insert(last_offset, write.waiters);
             }
+            if write.snapshot_chunk {
+                self.on_snapshot_chunk_appended(last_offset);
+            }
         } else {
             assert!(
                 self.status == Status::Loading,
                 "an active coordinator replays only its own writes"
             );
         }
-        for record in records {
-            self.latest.apply(record);
-        }
+        let delta: isize = records.iter().map(|r| self.latest.apply(r)).sum();
+        self.on_replayed_for_snapshot(records.len(), delta);
         if last_offset >= self.high_watermark {
             self.uncommitted.push_back((last_offset, records.to_vec()));
         } else {
@@ -326,7 +352,8 @@ impl GroupCoordinator {
         }
     }
 
-    /// Timers: join and sync phases, sessions, pending members, offsets retention.
+    /// Timers: join and sync phases, sessions, pending members, offsets retention; then the
+    /// partition's snapshot (start, next chunk, completion: `snapshot.rs`).
     pub fn tick(&mut self, now: Now) -> Output {
         self.begin(now);
         let mut out = Out::default();
@@ -342,6 +369,7 @@ impl GroupCoordinator {
                 );
                 self.expire_offsets(now, &mut out);
             }
+            self.maybe_snapshot(now, &mut out);
         }
         self.finish(out)
     }
@@ -373,6 +401,9 @@ impl GroupCoordinator {
                 }
             }
         }
+        if self.status == Status::Active {
+            self.maybe_complete_snapshot(&mut out);
+        }
         self.finish(out)
     }
 
@@ -386,6 +417,9 @@ impl GroupCoordinator {
             .expect("on_append_failed follows a call that returned records");
         self.begin(now);
         let mut out = Out::default();
+        if write.snapshot_chunk {
+            self.on_snapshot_chunk_failed(now);
+        }
         let error = map_append_error(error);
         for waiter in write.waiters {
             match waiter {
@@ -414,6 +448,7 @@ impl GroupCoordinator {
     /// `NOT_COORDINATOR`, and the coordinator answers nothing else.
     pub fn unload(&mut self) -> Vec<(RequestId, Response)> {
         self.status = Status::Unloaded;
+        self.drop_snapshot();
         let mut replies = Vec::new();
         let mut waiters: Vec<Waiter> = std::mem::take(&mut self.in_flight)
             .into_values()
@@ -449,6 +484,7 @@ impl GroupCoordinator {
             .values()
             .filter_map(Group::next_deadline)
             .chain(self.next_retention_check)
+            .chain(self.snapshot_deadline())
             .min()
     }
 
@@ -468,15 +504,21 @@ impl GroupCoordinator {
         if out.records.is_empty() {
             assert!(out.waiters.is_empty(), "only writes park replies");
         } else {
+            assert!(
+                !out.snapshot_chunk || out.waiters.is_empty(),
+                "a snapshot chunk is a batch of its own"
+            );
             self.unappended = Some(Write {
                 records: out.records.clone(),
                 waiters: out.waiters,
+                snapshot_chunk: out.snapshot_chunk,
             });
         }
         self.check_invariants();
         Output {
             replies: out.replies,
             records: out.records,
+            superseded_below: out.superseded_below,
         }
     }
 
@@ -494,6 +536,11 @@ impl GroupCoordinator {
                 "a parked reply waits on a replayed batch"
             );
         }
+        assert_eq!(
+            self.snapshots.image_records,
+            self.latest.record_count(),
+            "the image's record count is kept by replay"
+        );
     }
 
     /// The live group, created Empty (and written, as Kafka 4 writes a new group's empty

@@ -31,7 +31,9 @@
 //!                              [v4: tagged fields]
 //! ```
 //!
-//! Written: keys v1 (offset commits) and v2 (group metadata); values v3 (both). Fields a version
+//! Written: keys v1 (offset commits) and v2 (group metadata); values v3 (both), except an offset
+//! commit with an explicit `expireTimestamp` (only ever read from a v1 record), which is written
+//! as v1 as Kafka does, so that re-emitting what was read keeps it. Fields a version
 //! lacks decode to Kafka's defaults (`leaderEpoch` -1, `expireTimestamp` -1,
 //! `currentStateTimestamp` -1, `rebalanceTimeout` -1, `groupInstanceId` null).
 //!
@@ -45,6 +47,9 @@ pub const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 pub const GROUP_METADATA_KEY_VERSION: i16 = 2;
 /// The value version Kafka 4 writes for both value types (highest non-flexible).
 pub const VALUE_VERSION: i16 = 3;
+/// The OffsetCommitValue version Kafka writes for a commit with an explicit expire timestamp
+/// (the only one that carries it).
+const OFFSET_COMMIT_VALUE_V1: i16 = 1;
 /// The highest value version we read (v4: the first flexible one).
 const MAX_VALUE_VERSION: i16 = 4;
 
@@ -155,13 +160,25 @@ impl GroupRecord {
         w.0
     }
 
-    /// The value bytes (version 3), `None` for a tombstone.
+    /// The value bytes (version 3; an offset commit with an explicit `expireTimestamp`,
+    /// version 1), `None` for a tombstone.
     pub fn encode_value(&self) -> Option<Vec<u8>> {
         let mut w = Writer::default();
-        w.i16(VALUE_VERSION);
         match self {
             GroupRecord::OffsetCommit { value, .. } => {
                 let v = value.as_ref()?;
+                if v.expire_timestamp >= 0 {
+                    // Kafka's `offsetCommitValueVersion(expireTimestampMs.isPresent())`: only v1
+                    // carries it. Only a v1 record read back has one (with no leader epoch), and
+                    // re-emitting it (a snapshot) must keep it.
+                    w.i16(OFFSET_COMMIT_VALUE_V1);
+                    w.i64(v.offset);
+                    w.string(&v.metadata);
+                    w.i64(v.commit_timestamp);
+                    w.i64(v.expire_timestamp);
+                    return Some(w.0);
+                }
+                w.i16(VALUE_VERSION);
                 w.i64(v.offset);
                 w.i32(v.leader_epoch);
                 w.string(&v.metadata);
@@ -169,6 +186,7 @@ impl GroupRecord {
             }
             GroupRecord::GroupMetadata { value, .. } => {
                 let v = value.as_ref()?;
+                w.i16(VALUE_VERSION);
                 w.string(&v.protocol_type);
                 w.i32(v.generation);
                 w.nullable_string(v.protocol.as_deref());

@@ -20,7 +20,8 @@
 //!   starts at segment `n`'s log end offset.
 //! - `log_start_offset <= flushed_offset <= log_end_offset`; everything below `flushed_offset`
 //!   survives a crash (group commit: one [`FlushPlan`] fsyncs every file with unsynced bytes).
-//! - Only the newest (active) segment is written; retention deletes whole older segments.
+//! - Only the newest (active) segment is written; the log start moves only by deleting whole
+//!   older segments (retention, or deletion below a superseded offset: see `retention`).
 //! - Nothing corrupt is served: every batch is CRC-checked when it is read.
 //! - The leader epoch cache ([`leader_epoch_cache`]) names, for each epoch that wrote here, its
 //!   first offset. An epoch's entry is durable in `leader-epoch-checkpoint` before any of its
@@ -69,6 +70,7 @@ mod partition_log;
 mod producer_snapshots;
 pub mod producer_state;
 mod recovery;
+mod retention;
 #[cfg(test)]
 mod sealed_index_tests;
 mod segment;
@@ -76,6 +78,8 @@ mod segment;
 mod tests;
 #[cfg(test)]
 mod tests_epochs;
+#[cfg(test)]
+mod tests_log_start;
 #[cfg(test)]
 mod tests_producers;
 
@@ -250,11 +254,13 @@ pub struct CorruptBatch {
     pub offset: Offset,
 }
 
-/// What a retention pass deleted.
+/// What a pass that moves the log start deleted (retention, or
+/// [`PartitionLog::delete_segments_below`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionReport {
     pub deleted_segments: usize,
     pub deleted_bytes: u64,
+    /// The log start offset after the pass.
     pub log_start_offset: Offset,
 }
 

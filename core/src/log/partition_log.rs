@@ -1,5 +1,6 @@
 //! [`PartitionLog`]: appends (a leader's and a follower's), group commit, reads, timestamp
-//! lookups, retention, truncation, and the leader epoch cache that follows all of them.
+//! lookups, truncation, and the leader epoch cache that follows all of them (retention, which
+//! moves the log start offset, is in `retention.rs`).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -15,10 +16,7 @@ use crate::types::{LeaderEpoch, Offset};
 use super::leader_epoch_cache::{self, EpochEndOffset, EpochEntry, LeaderEpochCache};
 use super::producer_state::{AppendCheck, ProducerStateManager, Truncation};
 use super::segment::{Segment, index_path, log_path, time_index_path};
-use super::{
-    AppendInfo, FlushPlan, LogConfig, LogError, ReadResult, RetentionReport, TimestampOffset,
-    io_err,
-};
+use super::{AppendInfo, FlushPlan, LogConfig, LogError, ReadResult, TimestampOffset, io_err};
 
 /// One partition's log. See the module docs for layout and invariants.
 #[derive(Debug)]
@@ -119,7 +117,7 @@ impl PartitionLog {
             .expect("a log always has an active segment")
     }
 
-    fn check_not_failed(&self) -> Result<(), LogError> {
+    pub(super) fn check_not_failed(&self) -> Result<(), LogError> {
         if self.failed {
             Err(LogError::Failed(self.dir.clone()))
         } else {
@@ -638,87 +636,9 @@ impl PartitionLog {
         Ok(found.map(|(offset, timestamp)| TimestampOffset { offset, timestamp }))
     }
 
-    /// Deletes whole non-active segments whose newest timestamp is older than `retention.ms`,
-    /// then the oldest non-active segments while the log is bigger than `retention.bytes`.
-    /// Advances the log start offset.
-    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<RetentionReport, LogError> {
-        self.check_not_failed()?;
-        let mut report = RetentionReport {
-            log_start_offset: self.log_start_offset,
-            ..Default::default()
-        };
-        // Which segments go: the oldest, while expired or while the log is too big, never the
-        // active one.
-        let mut total = self.size_bytes();
-        let mut doomed = Vec::new();
-        for (&base, seg) in self.segments.iter().take(self.segments.len() - 1) {
-            let expired = self.config.retention_ms >= 0
-                && seg.max_timestamp >= 0
-                && now_ms.saturating_sub(seg.max_timestamp) > self.config.retention_ms;
-            let too_big = self.config.retention_bytes >= 0
-                && total.saturating_sub(seg.size) >= self.config.retention_bytes as u64;
-            if !(expired || too_big) {
-                break;
-            }
-            total -= seg.size;
-            doomed.push(base);
-        }
-        if let Some(&last) = doomed.last() {
-            let new_start = self
-                .segments
-                .range(last.next()..)
-                .next()
-                .map_or(self.log_end_offset(), |(b, _)| *b);
-            // Producers whose batches are all in the doomed segments must stay known after a
-            // restart. If no snapshot can be written (a full disk), space wins: retention goes
-            // on, and only a restart before the next snapshot would forget them.
-            if !self.ensure_producer_snapshot_from(new_start) {
-                self.check_not_failed()?;
-                tracing::warn!(dir = %self.dir.display(), "retention without a producer snapshot at the new log start");
-            }
-        }
-        let mut failure = None;
-        for base in doomed {
-            let size = self.segments.get(&base).map_or(0, |s| s.size);
-            if let Err(e) = self.delete_segment_files(base) {
-                // The segments deleted so far are gone: record that before answering.
-                failure = Some(e);
-                break;
-            }
-            self.segments.remove(&base);
-            report.deleted_segments += 1;
-            report.deleted_bytes += size;
-        }
-        if report.deleted_segments > 0 {
-            self.log_start_offset = *self
-                .segments
-                .keys()
-                .next()
-                .expect("the active segment remains");
-            self.flushed_offset = self.flushed_offset.max(self.log_start_offset);
-            self.dir_generation += 1;
-            report.log_start_offset = self.log_start_offset;
-            self.assert_invariants();
-            self.producers.on_log_start_moved(self.log_start_offset);
-            self.delete_producer_snapshots_below(self.log_start_offset);
-            // Epochs whose data is gone go too; the one covering the new start now starts there.
-            // If this write fails the old entries stay: harmless, and recovery redoes it.
-            self.epochs.truncate_from_start(self.log_start_offset)?;
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let expired = self.producers.remove_expired(now_ms);
-        if expired > 0 {
-            tracing::info!(dir = %self.dir.display(), expired, "idle producers expired (producer.id.expiration.ms)");
-        }
-        self.assert_invariants();
-        Ok(report)
-    }
-
     /// Removes a segment's files, the `.log` last: until it goes the segment stays whole (its
     /// open handles keep serving, and recovery rebuilds indexes it finds missing).
-    fn delete_segment_files(&self, base: Offset) -> Result<(), LogError> {
+    pub(super) fn delete_segment_files(&self, base: Offset) -> Result<(), LogError> {
         for path in [
             time_index_path(&self.dir, base),
             index_path(&self.dir, base),
@@ -837,7 +757,7 @@ impl PartitionLog {
     /// What a checkpoint written now says: the flushed offset, and the base of the first segment
     /// whose index files are not yet synced (the active one at the latest: its indexes are
     /// synced only after it is sealed).
-    fn checkpoint(&self) -> super::recovery::Checkpoint {
+    pub(super) fn checkpoint(&self) -> super::recovery::Checkpoint {
         let unsynced_indexes = self
             .segments
             .values()

@@ -13,11 +13,11 @@ use crate::types::LeaderEpoch;
 
 const EPOCH: LeaderEpoch = LeaderEpoch(3);
 
-fn dir() -> PathBuf {
+pub(super) fn dir() -> PathBuf {
     PathBuf::from("/data/t-0")
 }
 
-fn small_config() -> LogConfig {
+pub(super) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 2_000,
         index_interval_bytes: 300,
@@ -46,7 +46,7 @@ fn flush(log: &mut PartitionLog) {
 }
 
 /// Reads everything from `from` to the log end, following read results across segments.
-fn read_all(log: &PartitionLog, from: Offset) -> Vec<(Offset, Offset)> {
+pub(super) fn read_all(log: &PartitionLog, from: Offset) -> Vec<(Offset, Offset)> {
     let mut out = Vec::new();
     let mut at = from;
     while at < log.log_end_offset() {

@@ -34,7 +34,7 @@ fn open(s: &MemStorage) -> PartitionLog {
 }
 
 /// A batch of `n` records of producer `pid` (epoch `epoch`) starting at sequence `seq`.
-fn pbatch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+pub(super) fn pbatch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
     let values: Vec<Vec<u8>> = (0..n)
         .map(|i| format!("p{pid}-e{epoch}-s{}-{}", seq + i as i32, "x".repeat(40)).into_bytes())
         .collect();

@@ -83,6 +83,7 @@ pub fn group_config(config: &Config) -> GroupConfig {
             .unwrap_or(i64::MAX / 60_000)
             .saturating_mul(60_000),
         offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms"),
+        snapshot_min_records: int("offsets.snapshot.min.records"),
         ..GroupConfig::default()
     }
 }

@@ -15,19 +15,33 @@
 //! `cleanup.policy=delete` exists. Time or size retention is *wrong* for this topic: it would
 //! delete the only record of a live group's metadata or of an offset committed long ago and
 //! never changed since, and consumers would silently restart from `auto.offset.reset`. So the
-//! topic is created with `retention.ms=-1` and `retention.bytes=-1`: nothing is ever deleted,
-//! and its size grows with every commit (about 100 bytes per partition committed). Segments are
-//! 100 MiB (Kafka's `offsets.topic.segment.bytes`), so that a later snapshot-and-truncate pass can
-//! drop whole segments.
+//! topic is created with `retention.ms=-1` and `retention.bytes=-1`, and is kept bounded by
+//! **snapshots** instead:
 //!
-//! Not done yet, the intended bound: a coordinator knows the live state (its latest image), so
-//! when its partition has grown by more than a threshold since the last snapshot it appends the
-//! whole image again as fresh records (one batch per group, after a marker of the snapshot's
-//! start offset `s`); once that snapshot is below the high watermark, every record below `s` is
-//! superseded, and the log start can move to the first segment boundary at or below `s`
-//! (advancing the log start offset the way DeleteRecords does, on the followers through the
-//! fetch's log start offset). Load replays from the log start, so it sees the snapshot and
-//! everything after it. That needs a "delete segments below offset" operation in the log.
+//! 1. Each coordinator counts the records written to its partition since its last snapshot
+//!    started. Past `max(offsets.snapshot.min.records, 2 × its live records)` it re-emits its
+//!    whole latest image — one GroupMetadata per group, one OffsetCommit per committed offset,
+//!    the current values exactly — as ordinary records, in chunks of at most 1,000 records and
+//!    512 KiB, each chunk once the previous one is committed (`strata_core::group`,
+//!    `snapshot.rs`, which argues why chunks may interleave with other writes).
+//! 2. Once the last chunk is below the high watermark, every record below the snapshot's start
+//!    `S` is superseded: replaying from any offset at or below `S` gives the same image as
+//!    replaying everything. The slot then deletes the partition's whole segments below `S`
+//!    (`PartitionLog::delete_segments_below`, never at or above the high watermark), which
+//!    moves the log start offset.
+//! 3. Followers follow: a leader's fetch response carries its log start offset, and a follower
+//!    deletes its own whole segments below it (and below its own high watermark), as Kafka's
+//!    `maybeIncrementLogStartOffset` does. A follower's log start may stay below the leader's
+//!    (its segment boundaries differ); a follower that becomes leader snapshots on its own.
+//! 4. Loading replays from the log start, which is at or below the last completed `S`.
+//!
+//! The bound, per partition: the segment holding `S` (at most `offsets.topic.segment.bytes`,
+//! 100 MiB by default, as Kafka's) plus what was written since `S` — at most the trigger
+//! (`max(floor, 2 × live)`) plus one image (the next snapshot) plus what is written while that
+//! snapshot runs. Roughly one segment plus three times the live state plus the floor, about
+//! 100 bytes per committed partition and a group's metadata per group. Segments roll at
+//! `offsets.topic.segment.bytes`, so a partition smaller than one segment is never trimmed: with
+//! the defaults, a partition stays below ~100 MiB plus its live state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,20 +50,19 @@ use strata_core::ErrorCode;
 use strata_core::rpc::NewTopic;
 
 use crate::broker::{Broker, BrokerError, Topic};
+use crate::config::Config;
 
 /// Kafka's name for the offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Kafka's `offsets.topic.segment.bytes`.
-const SEGMENT_BYTES: &str = "104857600";
-
-/// The topic-level configs the offsets topic is created with (see the module docs).
-pub fn topic_configs() -> BTreeMap<String, String> {
+/// The topic-level configs the offsets topic is created with (see the module docs): no
+/// retention, segments of the broker's `offsets.topic.segment.bytes`.
+pub fn topic_configs(config: &Config) -> BTreeMap<String, String> {
     [
         ("cleanup.policy", "delete"),
         ("retention.ms", "-1"),
         ("retention.bytes", "-1"),
-        ("segment.bytes", SEGMENT_BYTES),
+        ("segment.bytes", config.value("offsets.topic.segment.bytes")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -66,7 +79,12 @@ pub fn ensure(broker: &Arc<Broker>) -> Result<Arc<Topic>, ErrorCode> {
         .unwrap_or(50)
         .max(1);
     let Some(cluster) = broker.cluster() else {
-        return match broker.create_topic(OFFSETS_TOPIC, partitions, topic_configs(), false) {
+        return match broker.create_topic(
+            OFFSETS_TOPIC,
+            partitions,
+            topic_configs(&broker.config),
+            false,
+        ) {
             Ok(t) => Ok(t),
             Err(BrokerError::AlreadyExists(_)) => broker
                 .topic(OFFSETS_TOPIC)
@@ -97,7 +115,7 @@ pub fn ensure(broker: &Arc<Broker>) -> Result<Arc<Topic>, ErrorCode> {
                 num_partitions: partitions,
                 replication_factor,
                 assignments: BTreeMap::new(),
-                configs: topic_configs(),
+                configs: topic_configs(&broker.config),
             },
         );
     }

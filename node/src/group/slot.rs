@@ -21,6 +21,9 @@
 //!   ending the slot drops them all, which their handlers answer with NOT_COORDINATOR. Nothing
 //!   waits forever on an ended slot.
 //! - `state` is a std mutex: never held across an `.await`.
+//! - A completed snapshot's `superseded_below` deletes the partition's whole segments below it
+//!   (and below the high watermark, which the core already guarantees): see
+//!   [`super::offsets_topic`] for the size bound this gives.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,13 +136,17 @@ impl Slot {
         Ok(rx)
     }
 
-    /// Executes an output: replies out, records appended and reported (see the module docs).
+    /// Executes an output: replies out, superseded segments deleted, records appended and
+    /// reported (see the module docs).
     fn execute(&self, st: &mut SlotState, now: Now, mut out: Output) {
         loop {
             for (id, response) in out.replies.drain(..) {
                 if let Some(tx) = st.waiting.remove(&id) {
                     let _ = tx.send(response);
                 }
+            }
+            if let Some(below) = out.superseded_below.take() {
+                self.partition.delete_segments_below(below.0);
             }
             if out.records.is_empty() {
                 return;
@@ -257,19 +264,33 @@ impl Slot {
                 self.execute(&mut st, now, out);
                 st.coordinator.next_deadline()
             };
+            if deadline.is_some_and(|d| d <= broker.now()) {
+                // Due already (a snapshot chunk is ready, a timer passed): tick now. Through a
+                // zero sleep, the high watermark moves of a busy partition would win the select
+                // every time and put the tick off indefinitely. A tick clears every deadline at or
+                // before its `now` (the core's test harness advances time the same way, and its
+                // proptest would never end otherwise), so this does not spin; yielding keeps it
+                // fair.
+                self.tick(&broker);
+                tokio::task::yield_now().await;
+                continue;
+            }
             let sleep = deadline.map(|d| Duration::from_nanos(d.0.saturating_sub(broker.now().0)));
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return self.end() },
                 _ = self.wake.notified() => {}
-                _ = sleep_for(sleep) => {
-                    let now = Self::now(&broker);
-                    let mut st = self.lock();
-                    if !self.is_ended() {
-                        let out = st.coordinator.tick(now);
-                        self.execute(&mut st, now, out);
-                    }
-                }
+                _ = sleep_for(sleep) => self.tick(&broker),
             }
+        }
+    }
+
+    /// Runs the core's timers (see the driving contract), unless the slot ended.
+    fn tick(&self, broker: &Broker) {
+        let now = Self::now(broker);
+        let mut st = self.lock();
+        if !self.is_ended() {
+            let out = st.coordinator.tick(now);
+            self.execute(&mut st, now, out);
         }
     }
 

@@ -33,11 +33,19 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn open(storage: &MemStorage) -> Arc<Broker> {
-    let config = Config::default()
+    open_with(storage, &[])
+}
+
+/// A broker on `storage` with `settings` on top of the tests' defaults.
+fn open_with(storage: &MemStorage, settings: &[(&str, &str)]) -> Arc<Broker> {
+    let mut config = Config::default()
         .with("log.dirs", "/mem")
         .and_then(|c| c.with("group.initial.rebalance.delay.ms", "0"))
         .and_then(|c| c.with("offsets.topic.num.partitions", "5"))
         .expect("config");
+    for (name, value) in settings {
+        config = config.with(name, value).expect("setting");
+    }
     let broker = Broker::open(config, Arc::new(storage.clone())).expect("open");
     broker.start_flushers();
     broker
@@ -464,4 +472,120 @@ async fn losing_leadership_fails_parked_commits_and_unloads() {
         "the reloaded coordinator waits for the high watermark to reach the log end (the \
          stopped flusher never moves it)"
     );
+}
+
+/// A standalone commit (generation -1) to group "g" of `offsets[p]` for t/`p`.
+fn commit_all(offsets: &[i64]) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(
+                    offsets
+                        .iter()
+                        .enumerate()
+                        .map(|(p, offset)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(p as i32)
+                                .with_committed_offset(*offset)
+                        })
+                        .collect(),
+                ),
+        ])
+}
+
+/// Group "g"'s committed offsets of t/0..t/`n`, once its coordinator answers.
+async fn committed(broker: &Arc<Broker>, n: i32) -> Vec<i64> {
+    for _ in 0..200 {
+        let r: OffsetFetchResponse = round_trip(
+            broker,
+            ApiKey::OffsetFetch,
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes((0..n).collect()),
+                ])),
+        )
+        .await;
+        if r.error_code == ErrorCode::NONE.0 {
+            return r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.committed_offset)
+                .collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the coordinator never answered");
+}
+
+/// (segments, bytes, log start offset) of group "g"'s offsets partition.
+fn offsets_log(broker: &Arc<Broker>) -> (usize, u64, i64) {
+    let partition = super::GroupCoordinators::partition_of(broker, "g").expect("partition");
+    let p = broker
+        .partition(OFFSETS_TOPIC, partition)
+        .expect("offsets partition");
+    let guard = p.log();
+    let log = guard.as_ref().expect("a log");
+    (
+        log.segment_count(),
+        log.size_bytes(),
+        log.log_start_offset().0,
+    )
+}
+
+/// The offsets topic stays bounded (GitHub issue: "the offsets topic must not grow without
+/// bound"): with 1 KiB segments and a snapshot every 30 records, 1,500 commits of the same three
+/// partitions (1,500 batches of three records, which would fill hundreds of such segments) never
+/// leave more than a few (4, and 3 KB, when written), while OffsetFetch answers the latest
+/// offsets; a restart loads them by replay from the moved log start.
+#[tokio::test]
+async fn the_offsets_topic_stays_bounded_and_reloads_the_latest_offsets() {
+    let settings = [
+        ("offsets.topic.segment.bytes", "1024"),
+        ("offsets.snapshot.min.records", "30"),
+    ];
+    let storage = MemStorage::new();
+    let broker = open_with(&storage, &settings);
+    broker
+        .create_topic("t", 3, Default::default(), false)
+        .expect("topic");
+    assert_eq!(find(&broker, 3, "g").await.error_code, 0);
+    committed(&broker, 3).await; // loaded
+    let mut most = (0, 0);
+    let mut latest = vec![0; 3];
+    for i in 0..1_500i64 {
+        latest = vec![i * 10, i * 10 + 1, i * 10 + 2];
+        let r: OffsetCommitResponse =
+            round_trip(&broker, ApiKey::OffsetCommit, 8, &commit_all(&latest)).await;
+        assert!(
+            r.topics[0].partitions.iter().all(|p| p.error_code == 0),
+            "commit {i}: {r:?}"
+        );
+        let (segments, bytes, _) = offsets_log(&broker);
+        most = (most.0.max(segments), most.1.max(bytes));
+    }
+    assert_eq!(committed(&broker, 3).await, latest);
+    let (segments, bytes, log_start) = offsets_log(&broker);
+    assert!(log_start > 1_000, "the log start moved: {log_start}");
+    assert!(
+        most.0 <= 6 && most.1 <= 6 * 1024,
+        "at most {} segments and {} bytes at any time, now {segments} and {bytes}",
+        most.0,
+        most.1
+    );
+
+    // A clean restart: the coordinator loads from the log start, and the offsets are there.
+    broker.groups.shutdown();
+    assert!(broker.flush_all().await);
+    drop(broker);
+    let broker = open_with(&storage, &settings);
+    assert_eq!(offsets_log(&broker).2, log_start, "the log start survives");
+    assert_eq!(committed(&broker, 3).await, latest);
 }

@@ -8,7 +8,12 @@
 //! 2. Fetch from our log end, append the batches verbatim (`append_replicated`: offsets and
 //!    leader epochs as the leader assigned them), and take the leader's high watermark, capped
 //!    by our own durable end.
-//! 3. With `fsync.before.ack`, the next fetch waits for our flush: the fetch offset a leader sees
+//! 3. Take the leader's log start offset: delete our whole segments below it (and below our
+//!    high watermark), as Kafka's follower does (`maybeIncrementLogStartOffset`). A fetch
+//!    refused with OFFSET_OUT_OF_RANGE because our log ends below the leader's log start
+//!    replaces our log by an empty one there (`truncateFullyAndStartAt`); other out-of-range
+//!    answers send us back to step 1.
+//! 4. With `fsync.before.ack`, the next fetch waits for our flush: the fetch offset a leader sees
 //!    is then our *durable* log end, so the leader counts a batch toward acks=-1 only once every
 //!    ISR member has it on disk.
 
@@ -358,6 +363,13 @@ async fn fetch(
             };
             match ErrorCode(r.error_code) {
                 ErrorCode::NONE => {}
+                ErrorCode::OFFSET_OUT_OF_RANGE if r.log_start_offset > *fetch_offset => {
+                    // Kafka's `handleOutOfRangeError`: the leader deleted everything we have
+                    // and more (retention, or an offsets partition's snapshot while we were
+                    // away); fetching from its log start is the only way on.
+                    start_at_leader_log_start(p, *epoch, r.log_start_offset);
+                    continue;
+                }
                 ErrorCode::OFFSET_OUT_OF_RANGE => {
                     tracing::warn!(topic = %p.topic, partition = p.index, fetch_offset,
                         "leader says our fetch offset is out of range; truncating again");
@@ -405,12 +417,46 @@ async fn fetch(
                 }
             }
             p.set_follower_high_watermark(r.high_watermark);
+            // Kafka's follower `maybeIncrementLogStartOffset`: the leader deleted what is below
+            // its log start (retention, or an offsets partition's snapshot); so do we, in whole
+            // segments and only below our own high watermark.
+            p.delete_segments_below(r.log_start_offset);
         }
     }
     if refused {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     true
+}
+
+/// Replaces our whole log by an empty one at the leader's log start (Kafka's
+/// `truncateFullyAndStartAt`), if we still follow in `epoch` and our log still ends below it.
+/// Nothing of ours is lost that the leader still serves: everything we hold lies below its log
+/// start.
+pub(crate) fn start_at_leader_log_start(p: &Arc<Partition>, epoch: i32, leader_log_start: i64) {
+    let role = p.role();
+    if !matches!(&*role, Role::Follower { leader_epoch, .. } if *leader_epoch == epoch) {
+        return;
+    }
+    let mut guard = p.log();
+    let Some(log) = guard.as_mut() else { return };
+    let from = (log.log_start_offset().0, log.log_end_offset().0);
+    match log.truncate_fully_and_start_at(Offset(leader_log_start)) {
+        Ok(true) => {
+            tracing::warn!(topic = %p.topic, partition = p.index, log_start_offset = from.0,
+                log_end_offset = from.1, leader_log_start,
+                "our log ends below the leader's log start: starting afresh there");
+            let leo = log.log_end_offset().0;
+            drop(guard);
+            drop(role);
+            p.on_log_replaced(leo);
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(topic = %p.topic, partition = p.index, error = %e,
+                "cannot start the log afresh at the leader's log start");
+        }
+    }
 }
 
 fn mark_needs_truncation(p: &Arc<Partition>, epoch: i32) {

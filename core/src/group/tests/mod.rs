@@ -1,11 +1,12 @@
 //! Tests of the group coordinator: a small driver ([`Harness`]) that appends every output's
 //! records to an in-memory log and commits them (moves the high watermark) when told, then
-//! the flows (`flows.rs`), offsets and admin (`offsets.rs`), and a proptest over random
-//! request and timer sequences (`prop.rs`).
+//! the flows (`flows.rs`), offsets and admin (`offsets.rs`), snapshots (`snapshot.rs`), and a
+//! proptest over random request and timer sequences (`prop.rs`).
 
 mod flows;
 mod offsets;
 mod prop;
+mod snapshot;
 
 use std::collections::BTreeMap;
 
@@ -19,9 +20,15 @@ pub(super) struct Harness {
     /// Every appended batch: (last offset, records).
     pub log: Vec<(Offset, Vec<GroupRecord>)>,
     pub log_end: i64,
+    /// The high watermark last passed to the coordinator.
+    hw: i64,
     /// Move the high watermark to the log end after every append.
     pub auto_commit: bool,
     pub replies: BTreeMap<RequestId, Response>,
+    /// Every `superseded_below` reported, in order.
+    pub superseded: Vec<Offset>,
+    /// Fail the next append (NOT_ENOUGH_REPLICAS) instead of making it.
+    pub fail_next_append: bool,
     next_id: u64,
 }
 
@@ -49,8 +56,11 @@ impl Harness {
             now,
             log: Vec::new(),
             log_end: 0,
+            hw: 0,
             auto_commit: true,
             replies: BTreeMap::new(),
+            superseded: Vec::new(),
+            fail_next_append: false,
             next_id: 0,
         };
         h.absorb(out);
@@ -59,11 +69,26 @@ impl Harness {
 
     /// Sends the output's replies to the mailbox and appends its records.
     pub fn absorb(&mut self, out: Output) {
+        if let Some(below) = out.superseded_below {
+            assert!(
+                below.0 <= self.high_watermark(),
+                "only committed offsets are superseded"
+            );
+            self.superseded.push(below);
+        }
         for (id, response) in out.replies {
             assert!(
                 self.replies.insert(id, response).is_none(),
                 "one reply per request ({id:?})"
             );
+        }
+        if !out.records.is_empty() && self.fail_next_append {
+            self.fail_next_append = false;
+            let out = self
+                .c
+                .on_append_failed(self.now, ErrorCode::NOT_ENOUGH_REPLICAS);
+            self.absorb(out);
+            return;
         }
         if !out.records.is_empty() {
             self.log_end += out.records.len() as i64;
@@ -76,7 +101,13 @@ impl Harness {
         }
     }
 
+    /// The high watermark the coordinator was last told.
+    pub fn high_watermark(&self) -> i64 {
+        self.hw
+    }
+
     pub fn commit_to(&mut self, high_watermark: i64) {
+        self.hw = self.hw.max(high_watermark);
         let out = self.c.on_high_watermark(self.now, Offset(high_watermark));
         self.absorb(out);
     }
@@ -251,8 +282,24 @@ impl Harness {
 
     /// A fresh coordinator that loads this log: load = replay.
     pub fn reload(&self) -> GroupCoordinator {
+        self.reload_from(Offset::ZERO)
+    }
+
+    /// The first offset of every batch in the log: where a log start can be (segments start
+    /// at batch boundaries).
+    pub fn batch_starts(&self) -> Vec<Offset> {
+        self.log
+            .iter()
+            .map(|(last, records)| Offset(last.0 + 1 - records.len() as i64))
+            .collect()
+    }
+
+    /// A fresh coordinator that loads the batches at or after `start` (a log whose start moved
+    /// there).
+    pub fn reload_from(&self, start: Offset) -> GroupCoordinator {
         let mut c = GroupCoordinator::new(self.c.config().clone(), LeaderEpoch(2), 7);
-        for (last, records) in &self.log {
+        let batches = self.batch_starts().into_iter().zip(&self.log);
+        for (_, (last, records)) in batches.filter(|(first, _)| *first >= start) {
             // Through the bytes, as a load from the partition would.
             let decoded: Vec<GroupRecord> = records
                 .iter()

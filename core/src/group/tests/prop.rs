@@ -1,6 +1,8 @@
-//! Random request and timer sequences: the coordinator's own asserts check its invariants on
-//! every call; at the end every request has exactly one reply (after unload), and replaying
-//! the log on a fresh coordinator rebuilds the same committed offsets and group metadata.
+//! Random request and timer sequences, with failed appends and snapshots small enough to run
+//! all the time: the coordinator's own asserts check its invariants on every call; at the end
+//! every request has exactly one reply (after unload), replaying the log on a fresh coordinator
+//! rebuilds the same committed offsets and group metadata, and so does replaying it from any
+//! batch at or below the start of the last snapshot reported superseding what is below it.
 
 use proptest::prelude::*;
 
@@ -48,6 +50,8 @@ enum Op {
     HighWatermark {
         auto: bool,
     },
+    /// The next append fails (NOT_ENOUGH_REPLICAS).
+    FailNextAppend,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -62,6 +66,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(|g| Op::OffsetDelete { g }),
         3 => prop_oneof![Just(500u64), Just(3_000), Just(11_000), Just(25_000), Just(8 * 24 * 3_600_000)].prop_map(|ms| Op::Advance { ms }),
         1 => any::<bool>().prop_map(|auto| Op::HighWatermark { auto }),
+        1 => Just(Op::FailNextAppend),
     ]
 }
 
@@ -79,6 +84,9 @@ const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
 fn run(ops: Vec<Op>) {
     let mut config = config();
     config.max_size = 3;
+    config.snapshot_min_records = 4;
+    config.snapshot_chunk_records = 2;
+    config.snapshot_retry_backoff_ms = 1_000;
     let mut h = Harness::with_config(config);
     let mut clients = vec![Client::default(); 4];
     let mut sent = Vec::new();
@@ -182,6 +190,10 @@ fn run(ops: Vec<Op>) {
                 h.commit_all();
                 continue;
             }
+            Op::FailNextAppend => {
+                h.fail_next_append = true;
+                continue;
+            }
         };
         sent.push(id);
         // Learn from join replies as a client would.
@@ -220,6 +232,23 @@ fn run(ops: Vec<Op>) {
         "load = replay (committed)"
     );
     assert_eq!(h.c.committed_image(), h.c.latest_image(), "all committed");
+    // Snapshots: a load from any batch at or below the last superseded offset is a full load.
+    if let Some(&below) = h.superseded.last() {
+        assert!(
+            h.superseded.windows(2).all(|w| w[0] < w[1]),
+            "snapshot starts increase: {:?}",
+            h.superseded
+        );
+        for start in h.batch_starts().into_iter().filter(|o| *o <= below) {
+            let loaded = h.reload_from(start);
+            assert_eq!(
+                loaded.latest_image(),
+                h.c.latest_image(),
+                "a load from {start} (snapshot start {below})"
+            );
+            assert_eq!(loaded.committed_image(), h.c.committed_image());
+        }
+    }
     // Every request is answered exactly once, at the latest when the coordinator unloads.
     for (id, response) in h.c.unload() {
         assert!(

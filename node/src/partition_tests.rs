@@ -1,0 +1,155 @@
+//! Tests of a follower's log start: it follows its leader's in whole segments, never past its
+//! own high watermark (Kafka's `maybeIncrementLogStartOffset`), and starts afresh at the
+//! leader's log start when its whole log lies below it (`truncateFullyAndStartAt`). No cluster
+//! harness runs in-process; these drive the partition the way the fetcher does.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strata_core::batch::build_batch;
+use strata_core::log::{LogConfig, PartitionLog};
+use strata_core::storage::MemStorage;
+use strata_core::types::{LeaderEpoch, NodeId, Offset};
+
+use super::{Partition, Signals};
+use crate::replication::fetcher::start_at_leader_log_start;
+use crate::replication::role::Role;
+use crate::sync::watch;
+
+fn signals() -> Signals {
+    Signals {
+        data: Arc::new(watch::channel(0).0),
+        append: Arc::new(watch::channel(0).0),
+        roles: Arc::new(watch::channel(0).0),
+    }
+}
+
+fn follower_of_epoch(epoch: i32) -> Role {
+    Role::Follower {
+        leader: NodeId(2),
+        leader_epoch: epoch,
+        needs_truncation: false,
+    }
+}
+
+/// A follower of epoch 1 whose log holds 60 batches in segments of 1 KiB.
+fn follower(fsync_before_ack: bool) -> Arc<Partition> {
+    let config = LogConfig {
+        segment_bytes: 1_024,
+        ..LogConfig::default()
+    };
+    let storage = Arc::new(MemStorage::new());
+    let (mut log, _) =
+        PartitionLog::open(storage, PathBuf::from("/data/t-0"), config, 0).expect("open");
+    for i in 0..60 {
+        let value = format!("record {i} {}", "x".repeat(60));
+        log.append(
+            &build_batch(&[(value.as_bytes(), None)], 1_000),
+            LeaderEpoch(1),
+            0,
+        )
+        .expect("append");
+    }
+    if let Some(plan) = log.begin_flush() {
+        plan.execute().expect("flush");
+        log.complete_flush(&plan);
+    }
+    assert!(log.segment_count() > 4);
+    Partition::new(
+        "t".into(),
+        0,
+        log,
+        fsync_before_ack,
+        signals(),
+        follower_of_epoch(1),
+    )
+}
+
+fn start_and_end(p: &Partition) -> (Offset, Offset) {
+    let guard = p.log();
+    let log = guard.as_ref().expect("a log");
+    (log.log_start_offset(), log.log_end_offset())
+}
+
+/// The leader's log start is far ahead: the follower deletes only whole segments below its own
+/// high watermark; once that catches up, whole segments below the leader's log start. The
+/// active segment and the log end never move, and what is at or above the high watermark
+/// stays readable.
+#[test]
+fn a_follower_deletes_whole_segments_below_the_leaders_log_start_up_to_its_high_watermark() {
+    let p = follower(false);
+    let (start, end) = start_and_end(&p);
+    assert_eq!(start, Offset(0));
+    assert_eq!(
+        p.state().high_watermark,
+        0,
+        "a follower learns its high watermark"
+    );
+    let leader_start = end.0 - 5;
+
+    // Nothing is committed yet: nothing goes.
+    p.delete_segments_below(leader_start);
+    assert_eq!(start_and_end(&p), (Offset(0), end));
+
+    // The high watermark at 20: at most the segments ending at or below 20 go.
+    p.set_follower_high_watermark(20);
+    p.delete_segments_below(leader_start);
+    let (start, _) = start_and_end(&p);
+    assert!(start > Offset(0), "whole segments below 20 went");
+    assert!(
+        start <= Offset(20),
+        "nothing at or above the high watermark: {start}"
+    );
+    let guard = p.log();
+    let log = guard.as_ref().expect("log");
+    assert!(log.read(Offset(20), 100, end).is_ok());
+    drop(guard);
+
+    // Caught up: the segments below the leader's log start go, never the active one.
+    p.set_follower_high_watermark(end.0);
+    p.delete_segments_below(leader_start);
+    let (start, e) = start_and_end(&p);
+    assert_eq!(e, end, "the log end stays");
+    assert!(start <= Offset(leader_start));
+    assert!(start > Offset(20));
+    let guard = p.log();
+    let log = guard.as_ref().expect("log");
+    // The leader's start is among the last five records, each segment holds about ten.
+    assert!(
+        log.segment_count() <= 2,
+        "only the segments from the one holding the leader's start"
+    );
+    drop(guard);
+    // A log start the follower already passed changes nothing.
+    p.delete_segments_below(10);
+    assert_eq!(start_and_end(&p), (start, end));
+}
+
+/// The follower's log ends below the leader's log start (it was away while the leader deleted
+/// segments): it replaces its log by an empty one there, whose durable end is published at once
+/// (a fetcher waits for it before fetching); not if its epoch moved on, or if it already holds
+/// the leader's start.
+#[test]
+fn a_follower_whose_log_ends_below_the_leaders_log_start_starts_afresh_there() {
+    let p = follower(true);
+    let (_, end) = start_and_end(&p);
+    let leader_start = end.0 + 1_000;
+    start_at_leader_log_start(&p, 2, leader_start);
+    assert_eq!(
+        start_and_end(&p),
+        (Offset(0), end),
+        "another epoch: untouched"
+    );
+    start_at_leader_log_start(&p, 1, end.0);
+    assert_eq!(
+        start_and_end(&p),
+        (Offset(0), end),
+        "we hold the leader's start"
+    );
+    start_at_leader_log_start(&p, 1, leader_start);
+    assert_eq!(
+        start_and_end(&p),
+        (Offset(leader_start), Offset(leader_start))
+    );
+    assert_eq!(p.state().durable_end, leader_start);
+}
