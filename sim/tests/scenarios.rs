@@ -402,10 +402,13 @@ fn cluster_power_loss_of_every_node() {
 /// (the controller answers at once when it holds too many long polls or is behind the broker),
 /// and the two spun without ever letting the clock move. The loop now waits a retry interval
 /// after such an early, empty answer (`replication/membership.rs`).
+/// 162370 (sequence-refused): a zombie leader's stale Metadata moved the client's view back from
+/// epoch 1 to epoch 0; the zombie lacked the acked batch and refused the next sequence (KIP-320:
+/// a partition's leader epoch in `client/metadata.rs` no longer goes back).
 #[test]
 fn cluster_regressions() {
     for seed in [
-        11, 399, 500, 714, 756, 1092, 1194, 1777, 1787, 20006, 130523,
+        11, 399, 500, 714, 756, 1092, 1194, 1777, 1787, 20006, 130523, 162370,
     ] {
         // The schedule each seed failed with: faults added to the swarm since stay off (11 and
         // 1092 draw the leader-peer cut, which would change their schedules).

@@ -8,6 +8,17 @@
 //! [`Router::leader_connection`] then asks Metadata again (Kafka clients do the same:
 //! `Metadata.requestUpdate()` on those errors).
 //!
+//! **Invariant: a partition's leader never goes back to an older leader epoch** (KIP-320, Kafka's
+//! `Metadata.updateLatestMetadata`). Any broker answers Metadata from its own image, and a broker
+//! cut off from the controller still names itself leader under the epoch it was deposed from (a
+//! "zombie" leader, which has not learnt that another replica took over). Were the view to follow
+//! it, a producer would send its next batch to a log that lacks the batches the new leader
+//! acknowledged, and the zombie would answer `OUT_OF_ORDER_SEQUENCE_NUMBER` to a batch whose every
+//! predecessor was acknowledged (seed 162370). So a partition whose answer carries an older
+//! leader epoch than the one we know keeps what we know; an answer without an epoch (Metadata
+//! before v7: `-1`) replaces it. A topic answered with an error is forgotten with its epochs: we
+//! have no topic ids, and a topic recreated under the same name starts again at epoch 0.
+//!
 //! Connections are pooled per broker (`per_broker` of them, chosen by a caller's slot), so
 //! pipelined requests of different partitions can share or spread over sockets as they like.
 //!
@@ -80,16 +91,39 @@ impl View {
             let Some(name) = t.name.as_ref() else {
                 continue;
             };
+            let known = self.topics.get(name.as_str());
             let mut parts: Vec<PartitionLeader> = t
                 .partitions
                 .iter()
-                .map(|p| PartitionLeader {
-                    partition: p.partition_index,
-                    leader: p.leader_id.0,
-                    leader_epoch: p.leader_epoch,
-                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
-                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
-                    error: ErrorCode(p.error_code),
+                .map(|p| {
+                    let answered = PartitionLeader {
+                        partition: p.partition_index,
+                        leader: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                        isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                        error: ErrorCode(p.error_code),
+                    };
+                    let newer_known = known
+                        .and_then(|ps| ps.iter().find(|k| k.partition == answered.partition))
+                        .filter(|k| {
+                            answered.leader_epoch >= 0 && k.leader_epoch > answered.leader_epoch
+                        });
+                    match newer_known {
+                        // A stale answer (see the module docs): keep the newer epoch's leader.
+                        Some(k) => {
+                            tracing::debug!(
+                                topic = name.as_str(),
+                                partition = k.partition,
+                                known_epoch = k.leader_epoch,
+                                answered_epoch = answered.leader_epoch,
+                                answered_leader = answered.leader,
+                                "ignoring metadata of an older leader epoch"
+                            );
+                            k.clone()
+                        }
+                        None => answered,
+                    }
                 })
                 .collect();
             parts.sort_by_key(|p| p.partition);
@@ -356,6 +390,59 @@ mod tests {
         assert_eq!(view.leader("u", 0), None);
         assert_eq!(view.brokers[&3], "127.0.0.1:39092");
         assert_eq!(view.topics["t"][0].isr, vec![1, 2]);
+    }
+
+    fn at_epoch(p: MetadataResponsePartition, epoch: i32) -> MetadataResponsePartition {
+        p.with_leader_epoch(epoch)
+    }
+
+    /// Seed 162370: broker 1, deposed while cut off from the controller, still named itself leader
+    /// under epoch 0 after broker 2 had acknowledged a batch under epoch 1; the producer followed
+    /// it and broker 1 refused the next batch's sequence. KIP-320: the view keeps epoch 1.
+    #[test]
+    fn a_stale_broker_cannot_move_a_leader_back_to_an_older_epoch() {
+        let mut view = View::default();
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 1), 0)]));
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 2), 1)]));
+        assert_eq!(view.leader("t", 0), Some(2));
+        // The zombie's answer: itself, under the epoch it was deposed from.
+        view.apply(&response(
+            &[1, 2, 3],
+            vec![at_epoch(partition(0, 1), 0), at_epoch(partition(1, 1), 0)],
+        ));
+        assert_eq!(view.leader("t", 0), Some(2), "epoch 1 is kept");
+        assert_eq!(view.topics["t"][0].leader_epoch, 1);
+        assert_eq!(
+            view.leader("t", 1),
+            Some(1),
+            "a partition not known before is taken"
+        );
+        // The same epoch (an ISR change) and newer epochs are taken.
+        let shrunk = at_epoch(partition(0, 2), 1).with_isr_nodes(vec![BrokerId(2)]);
+        view.apply(&response(&[1, 2, 3], vec![shrunk]));
+        assert_eq!(view.topics["t"][0].isr, vec![2]);
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 3), 2)]));
+        assert_eq!(view.leader("t", 0), Some(3));
+        // Leaderless under a newer epoch: no leader, rather than the old one.
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, -1), 3)]));
+        assert_eq!(view.leader("t", 0), None);
+    }
+
+    #[test]
+    fn answers_without_epochs_and_recreated_topics_are_taken() {
+        let mut view = View::default();
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 2), 5)]));
+        // Metadata before v7 carries no epoch (-1): nothing to compare, so it is taken.
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 3), -1)]));
+        assert_eq!(view.leader("t", 0), Some(3));
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 2), 5)]));
+        // Deleted (answered with an error), then recreated: its epochs start again at 0.
+        let mut deleted = response(&[1, 2, 3], vec![]);
+        deleted.topics[0].error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0;
+        view.apply(&deleted);
+        assert_eq!(view.leader("t", 0), None);
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 1), 0)]));
+        assert_eq!(view.leader("t", 0), Some(1));
     }
 
     #[test]

@@ -22,7 +22,9 @@
 //!   partial read never reports a gap.
 //! - **sequence-refused**: the producers saw `OUT_OF_ORDER_SEQUENCE_NUMBER` or
 //!   `UNKNOWN_PRODUCER_ID` on a partition's first unacknowledged batch. Every batch before it
-//!   under its identity was acknowledged, hence is in every later leader's log, so a broker that
+//!   under its identity was acknowledged, hence is in every later leader's log (and a client
+//!   never routes back to an older leader epoch than one it saw, KIP-320, so never to a deposed
+//!   leader that has not learnt it yet: `strata_node::client::metadata`), so a broker that
 //!   keeps its producer state (no `producer.id.expiration.ms` in a run, no acknowledged data lost)
 //!   either appends the batch or answers it as a duplicate (the client never has more than five
 //!   batches unresolved). Counted by the clients (`strata_node::client::sequencer`), not in the
