@@ -776,7 +776,18 @@ fn group_coordinator_failover() {
             "{ctx}\n{}",
             seen.report.render(&seen.history)
         );
-        eprintln!("seed {seed}: {}", group_summary(&seen.history));
+        eprintln!(
+            "seed {seed}: {}; faults at {:?} s",
+            group_summary(&seen.history),
+            seen.faults_at
+                .iter()
+                .map(|t| *t as f64 / 1e9)
+                .collect::<Vec<_>>()
+        );
+        if std::env::var("STRATA_SIM_DUMP_GROUP").is_ok() {
+            let all: Vec<_> = seen.history.indexed().map(|(i, _)| i).collect();
+            eprintln!("{}", seen.history.render(&all));
+        }
         let kill = seen.faults_at[0];
         let committed_after_kill = seen.history.ops.iter().any(|op| {
             matches!(op.call, GroupCall::Commit { .. })

@@ -31,7 +31,7 @@ const OFFSETS_PARTITIONS: i32 = 3;
 pub struct GroupScenario {
     pub history: GroupHistory,
     pub report: GroupReport,
-    /// Simulated time (from the start) of each fault the scenario injected, in nanoseconds.
+    /// When each fault the scenario injected began, on the history's clock (nanoseconds).
     pub faults_at: Vec<u64>,
 }
 
@@ -41,11 +41,9 @@ struct Stage {
     w: Arc<Workload>,
     gw: Arc<GroupWorkload>,
     tasks: Vec<madsim::task::JoinHandle<()>>,
-    start: tokio::time::Instant,
 }
 
 async fn stage(seed: u64, members: usize) -> Stage {
-    let start = tokio::time::Instant::now();
     let cluster = Cluster::start(3, seed, &settings(3));
     let addrs = cluster.client_addrs();
     let created = {
@@ -80,13 +78,13 @@ async fn stage(seed: u64, members: usize) -> Stage {
         w,
         gw,
         tasks,
-        start,
     }
 }
 
 impl Stage {
+    /// The group history's clock.
     fn now(&self) -> u64 {
-        self.start.elapsed().as_nanos() as u64
+        self.gw.now().0
     }
 
     /// Acknowledged commits so far.

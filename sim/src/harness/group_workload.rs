@@ -98,7 +98,8 @@ impl GroupWorkload {
         })
     }
 
-    fn now(&self) -> Instant {
+    /// The history's clock: simulated time since the workload was created.
+    pub fn now(&self) -> Instant {
         Instant(self.start.elapsed().as_nanos() as u64)
     }
 
