@@ -25,7 +25,10 @@
 //!   UNSTABLE_OFFSET_COMMIT for partitions with an uncommitted commit record;
 //! - the coordinator's committed and latest images equal what the model's log replays to;
 //! - a GroupMetadata record never carries a lower generation than the group's last one in the
-//!   log, and a live group's generation is never below it;
+//!   log, and a live group's generation is never below it; a group whose batch ends with its
+//!   GroupMetadata value is still live (only a tombstone removes a written group);
+//! - a Stable group, as DescribeGroups shows it, is what its last GroupMetadata record says
+//!   (members, instance ids, client ids and hosts, subscriptions, assignments, protocol);
 //! - a fresh coordinator loading the log agrees (committed image equal to the old one across
 //!   truncation of the uncommitted tail and compaction; both images at the end of the run);
 //! - a loading or unloaded coordinator answers at once with its error and writes nothing;
@@ -562,6 +565,20 @@ impl Driver {
             {
                 assert_eq!(via, Via::Own(id), "OffsetFetch is answered at once");
                 check_fetch(&self.log, r, f);
+            }
+            if let (Request::ListGroups(r), Response::ListGroups(l)) = (&sent.request, &response) {
+                for g in &l.groups {
+                    let state = self.c.group_state(&g.group_id).map(GroupState::name);
+                    assert_eq!(state, Some(g.group_state.as_str()), "ListGroups: {g:?}");
+                    assert!(
+                        r.states_filter.is_empty()
+                            || r.states_filter
+                                .iter()
+                                .any(|s| s.eq_ignore_ascii_case(&g.group_state)),
+                        "ListGroups: {g:?} outside the filter {:?}",
+                        r.states_filter
+                    );
+                }
             }
             if let Response::DescribeGroups(groups) = &response {
                 assert_eq!(via, Via::Own(id), "DescribeGroups is answered at once");

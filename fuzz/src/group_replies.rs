@@ -1,6 +1,7 @@
 //! What the replies and records of `group_coordinator` must be: a reply reporting a write as
 //! done only once its batch is committed (and holding what it reports), OffsetFetch exactly
-//! from the committed records, generations that never go back in the log.
+//! from the committed records, a Stable group as its last GroupMetadata says, generations that
+//! never go back in the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -189,8 +190,17 @@ pub fn check_stable_groups(log: &Log, groups: &[DescribedGroup], tolerated: &BTr
             "Stable group {} differs from its last GroupMetadata",
             g.group_id
         );
-        assert_eq!(Some(&g.protocol_data), record.protocol.as_ref());
-        assert_eq!(g.protocol_type, record.protocol_type);
+        assert_eq!(
+            Some(&g.protocol_data),
+            record.protocol.as_ref(),
+            "Stable group {}: protocol",
+            g.group_id
+        );
+        assert_eq!(
+            g.protocol_type, record.protocol_type,
+            "Stable group {}: protocol type",
+            g.group_id
+        );
     }
 }
 
