@@ -43,6 +43,11 @@ impl<'a> Reader<'a> {
         self.bytes(n)
     }
 
+    /// Whether everything has been read.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
     /// Everything not read yet.
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.data)

@@ -6,6 +6,9 @@
 //! property violation is a crash libFuzzer reports. `fuzz_targets/*.rs` wrap them for
 //! `cargo fuzz`; `tests/corpus.rs` replays every file of `corpus/` through them in `cargo test`.
 //!
+//! `group_coordinator` drives the consumer-group coordinator (`strata_core::group`) as its
+//! driver does, and `group_records` the `__consumer_offsets` record formats.
+//!
 //! Every log target runs on `MemStorage` (`log_ops` and `producer_ops` through `DurableStorage`,
 //! which models lost unsynced writes), which has no IO errors: an `Err` from the log is a failure.
 
@@ -16,6 +19,14 @@ pub mod checkpoint_file;
 pub mod controller_ops;
 pub mod dispatch;
 pub mod durable;
+mod group_clients;
+pub mod group_coordinator;
+mod group_foreign;
+pub mod group_model;
+pub mod group_records;
+mod group_replies;
+pub mod group_scenario;
+pub mod group_steps;
 pub mod image;
 pub mod index_files;
 pub mod input;
@@ -33,6 +44,8 @@ pub mod segment_recovery;
 pub use batch_validate::batch_validate;
 pub use checkpoint_file::checkpoint_file;
 pub use controller_ops::controller_ops;
+pub use group_coordinator::group_coordinator;
+pub use group_records::group_records;
 pub use index_files::index_files;
 pub use log_ops::log_ops;
 pub use producer_ops::producer_ops;
@@ -59,4 +72,6 @@ pub const TARGETS: &[Target] = &[
     ("controller_ops", controller_ops),
     ("producer_ops", producer_ops),
     ("producer_snapshot", producer_snapshot),
+    ("group_coordinator", group_coordinator),
+    ("group_records", group_records),
 ];

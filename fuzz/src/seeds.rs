@@ -51,6 +51,12 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in crate::producer_snapshot::seeds() {
         out.push(("producer_snapshot", name, bytes));
     }
+    for (name, bytes) in crate::group_scenario::seeds() {
+        out.push(("group_coordinator", name, bytes));
+    }
+    for (name, bytes) in crate::group_records::seeds() {
+        out.push(("group_records", name, bytes));
+    }
     out
 }
 
