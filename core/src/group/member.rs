@@ -379,8 +379,9 @@ impl Group {
         previous: Option<&GroupMetadataValue>,
     ) -> GroupMetadataValue {
         if let Some(previous) = previous {
-            // The one way back: the wrap after `i32::MAX` (`join::next_generation`).
-            let wrapped = previous.generation == i32::MAX && self.generation == 1;
+            // The one way back: the wrap after `i32::MAX` to 1 (`join::next_generation`), and
+            // the rebalances counted on from there before the group is written again.
+            let wrapped = previous.generation == i32::MAX && self.generation >= 1;
             assert!(
                 self.generation >= previous.generation || wrapped,
                 "group {}: generation {} written after {}",

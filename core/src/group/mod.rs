@@ -60,7 +60,7 @@
 //!
 //! - A group's generation never goes back in what it writes (`Group::metadata_value`), except
 //!   that it wraps from `i32::MAX` to 1 (`join::next_generation`; only a corrupt or foreign
-//!   record gets there).
+//!   record gets there): what is written after `i32::MAX` is at least 1.
 //! - Empty has no members, Stable and CompletingRebalance have some; the leader is a
 //!   member, and there is one when there are members.
 //! - Every member of a Stable group has an assignment; Stable/CompletingRebalance have a
