@@ -98,17 +98,13 @@ impl Client {
 pub struct Clients {
     pub list: [Client; CLIENTS],
     config: GroupConfig,
-    /// Whether a rebalance timeout of 0 may be sent (an open finding: see
-    /// `group_coordinator::Options`); else the table's 0 is 1 ms.
-    zero_rebalance_timeout: bool,
 }
 
 impl Clients {
-    pub fn new(config: GroupConfig, open_findings: bool) -> Clients {
+    pub fn new(config: GroupConfig) -> Clients {
         Clients {
             list: Default::default(),
             config,
-            zero_rebalance_timeout: open_findings,
         }
     }
 
@@ -212,9 +208,7 @@ impl Clients {
             0,
             i32::MAX,
         ][usize::from(session) % 7];
-        let zero = if self.zero_rebalance_timeout { 0 } else { 1 };
-        let rebalance_timeout_ms =
-            [-1, zero, 1, 5_000, 20_000, i32::MAX][usize::from(rebalance) % 6];
+        let rebalance_timeout_ms = [-1, 0, 1, 5_000, 20_000, i32::MAX][usize::from(rebalance) % 6];
         let request = Request::JoinGroup(JoinGroup {
             api_version: version,
             group_id,

@@ -35,7 +35,7 @@
 //! - ticks at one instant converge: after at most [`MAX_TICKS_AT_ONE_INSTANT`] nothing is due
 //!   at that instant (else a driver sleeping until `next_deadline()` would spin).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use strata_core::error::ErrorCode;
 use strata_core::group::{
@@ -64,13 +64,12 @@ const MAX_DEADLINES_WALKED: usize = 64;
 /// What a run tolerates.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    /// Generate the inputs of the open findings (`fuzz/findings/README.md`):
-    /// `offset.metadata.max.bytes` above `i16::MAX`, a rebalance timeout of 0, loaded
-    /// GroupMetadata with members but no protocol, at generation `i32::MAX`, with a member
-    /// string only a flexible value can carry, or with more members than `group.max.size`; and
-    /// DescribeGroups checked on a group whose static member's replacement failed to be
-    /// written; and a run goes on after a written group was dropped without a tombstone. Off in the target unless
-    /// `STRATA_FUZZ_OPEN_FINDINGS` is set, so fuzzing goes on past them.
+    /// Generate the inputs of open findings (`fuzz/findings/README.md`). None is open in this
+    /// target today: the eight consumer-group findings are fixed and their inputs generated
+    /// always (`offset.metadata.max.bytes` above `i16::MAX`, a rebalance timeout of 0, loaded
+    /// GroupMetadata with no protocol, at generation `i32::MAX`, with a v4-only string, or above
+    /// `group.max.size`; failed static replacements checked; no run stops early). Off in the
+    /// target unless `STRATA_FUZZ_OPEN_FINDINGS` is set.
     pub open_findings: bool,
 }
 
@@ -113,9 +112,10 @@ pub fn group_coordinator(data: &[u8]) {
 
 pub fn run(data: &[u8], options: Options) -> Summary {
     let mut r = Reader::new(data);
-    let config = read_config(&mut r, options.open_findings);
+    let config = read_config(&mut r);
     let trace = std::env::var_os("STRATA_FUZZ_TRACE").is_some();
-    let mut d = Driver::new(config, options);
+    let _ = options; // no open finding left to tolerate
+    let mut d = Driver::new(config);
     for _ in 0..MAX_STEPS {
         if r.is_empty() {
             break;
@@ -127,9 +127,6 @@ pub fn run(data: &[u8], options: Options) -> Summary {
         d.step(step);
         d.check();
         d.summary.steps += 1;
-        if d.halted {
-            break;
-        }
     }
     d.finish()
 }
@@ -142,7 +139,6 @@ struct Sent {
 }
 
 struct Driver {
-    options: Options,
     config: GroupConfig,
     c: GroupCoordinator,
     epoch: i32,
@@ -157,11 +153,6 @@ struct Driver {
     writer: Option<RequestId>,
     /// Error codes for the next appends.
     fail_next: VecDeque<ErrorCode>,
-    /// Groups whose static member's replacement failed to be written (tolerated open finding)
-    /// and that wrote no GroupMetadata since.
-    unwritten_replacement: BTreeSet<String>,
-    /// An open finding was reached (tolerated): the run ends after this step.
-    halted: bool,
     summary: Summary,
     trace: bool,
 }
@@ -172,7 +163,7 @@ fn seed(epoch: i32) -> u64 {
 }
 
 impl Driver {
-    fn new(config: GroupConfig, options: Options) -> Driver {
+    fn new(config: GroupConfig) -> Driver {
         let now = Now {
             instant: Instant::from_millis(1_000),
             wall_ms: 1_700_000_000_000,
@@ -180,8 +171,7 @@ impl Driver {
         let mut c = GroupCoordinator::new(config.clone(), LeaderEpoch(1), seed(1));
         let out = c.on_loaded(now, Offset::ZERO);
         let mut d = Driver {
-            options,
-            clients: Clients::new(config.clone(), options.open_findings),
+            clients: Clients::new(config.clone()),
             config,
             c,
             epoch: 1,
@@ -192,8 +182,6 @@ impl Driver {
             writes: BTreeMap::new(),
             writer: None,
             fail_next: VecDeque::new(),
-            unwritten_replacement: BTreeSet::new(),
-            halted: false,
             summary: Summary::default(),
             trace: std::env::var_os("STRATA_FUZZ_TRACE").is_some(),
         };
@@ -354,16 +342,6 @@ impl Driver {
                 }
                 if let Some(id) = writer {
                     self.writes.insert(id, Write::Failed);
-                    if let Some(Sent {
-                        request: Request::JoinGroup(r),
-                        ..
-                    }) = self.outstanding.get(&id)
-                        && !self.options.open_findings
-                    {
-                        // Open finding: the static member's replacement stays although its
-                        // record was not written (Kafka reverts it).
-                        self.unwritten_replacement.insert(r.group_id.clone());
-                    }
                 }
                 self.summary.append_failures += 1;
                 out = self.c.on_append_failed(self.now, code);
@@ -378,11 +356,6 @@ impl Driver {
             }
             self.c.replay(last, &out.records);
             self.check_written_groups_live(&out.records);
-            for record in &out.records {
-                if let GroupRecord::GroupMetadata { group, .. } = record {
-                    self.unwritten_replacement.remove(group);
-                }
-            }
             self.summary.batches += 1;
             if let Some(id) = writer {
                 self.writes.insert(id, Write::At(last));
@@ -392,11 +365,8 @@ impl Driver {
     }
 
     /// A group whose batch ends with its GroupMetadata value is live: only a tombstone in the
-    /// same batch (deletion, retention) removes a written group. Open finding: a group that
-    /// turns Empty (written) and is expired by retention in one tick is dropped without a
-    /// tombstone (retention looks at `latest`, which lacks the Empty record); the next
-    /// group of that id then writes generation 0 after the logged one and the coordinator
-    /// panics. Tolerated by ending the run here.
+    /// same batch (deletion, retention) removes a written group (finding 8, fixed: a group
+    /// emptied and expired by retention in one tick is tombstoned).
     fn check_written_groups_live(&mut self, records: &[GroupRecord]) {
         let mut last: BTreeMap<&str, bool> = BTreeMap::new();
         for record in records {
@@ -405,14 +375,11 @@ impl Driver {
             }
         }
         for (group, written) in last {
-            if written && self.c.group_state(group).is_none() {
-                assert!(
-                    !self.options.open_findings,
-                    "group {group}: its GroupMetadata was written, then it was dropped without \
-                     a tombstone"
-                );
-                self.halted = true;
-            }
+            assert!(
+                !written || self.c.group_state(group).is_some(),
+                "group {group}: its GroupMetadata was written, then it was dropped without a \
+                 tombstone"
+            );
         }
     }
 
@@ -483,12 +450,7 @@ impl Driver {
             self.log.compact(mode & 4 != 0);
         }
         if mode & 16 != 0 {
-            let entries = foreign_batch(
-                foreign,
-                self.now.wall_ms,
-                self.config.max_size,
-                self.options.open_findings,
-            );
+            let entries = foreign_batch(foreign, self.now.wall_ms);
             self.log.append(entries);
             self.summary.foreign_batches += 1;
         }
@@ -582,7 +544,7 @@ impl Driver {
             }
             if let Response::DescribeGroups(groups) = &response {
                 assert_eq!(via, Via::Own(id), "DescribeGroups is answered at once");
-                check_stable_groups(&self.log, groups, &self.unwritten_replacement);
+                check_stable_groups(&self.log, groups);
             }
             self.count(&response);
             if let Some(c) = sent.client {

@@ -13,13 +13,12 @@ use crate::group_clients::{GROUPS, STANDALONE, subscription};
 use crate::group_model::Entry;
 use crate::group_records::{encode_key_version, encode_value_version};
 
-/// One record, picked by `sel`: its kind, value version, group, generation. The open findings'
-/// kinds (see `group_coordinator::Options`) only with `open_findings`.
-/// A group keeps at most `max_size` members unless `open_findings` (a group loaded above
-/// `group.max.size`, e.g. after the setting was lowered, is an open finding).
-pub fn foreign_batch(sel: u8, wall: i64, max_size: usize, open_findings: bool) -> Vec<Entry> {
-    let kinds = if open_findings { 7 } else { 4 };
-    let members = if open_findings { 2 } else { max_size.min(2) };
+/// One record, picked by `sel`: its kind, value version, group, generation. Every kind of the
+/// fixed findings (no protocol, generation `i32::MAX`, a string only v4 carries) is generated,
+/// and groups of two members whatever `group.max.size` is (a group loaded above it rebalances).
+pub fn foreign_batch(sel: u8, wall: i64) -> Vec<Entry> {
+    let kinds = 7;
+    let members = 2;
     let version = i16::from((sel >> 2) % 5);
     let group = GROUPS[usize::from(sel >> 5) % GROUPS.len()].to_string();
     let member = |id: &str, instance: Option<&str>, client_id: String| MemberMetadata {

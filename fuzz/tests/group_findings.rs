@@ -1,9 +1,8 @@
-//! The open findings of `group_coordinator` and `group_records` (see `findings/README.md`):
-//! each input in `findings/group_*/` replays through its target with the open findings'
-//! inputs reachable (`Options::open_findings`), and the scenarios below show each finding in
-//! a few steps. All fail today, so they are ignored:
-//! `cargo test -p strata-fuzz --test group_findings -- --ignored`. One test runs: the targets as
-//! fuzzed (open findings off) pass every one of these inputs.
+//! The consumer-group findings of `group_coordinator` and `group_records` (see
+//! `findings/README.md`): the scenarios below show each finding in a few steps, and now pass
+//! (all eight are fixed in `strata-core`; their inputs moved to `corpus/`, replayed by
+//! `tests/corpus.rs`). Inputs of new open findings go to `findings/group_*/`, replayed here with
+//! open findings reachable (`Options::open_findings`); the targets as fuzzed must pass them too.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,7 +43,6 @@ pub fn metadata_longer_than_a_record_string() -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "open finding: commit metadata longer than i16::MAX panics the record encoder"]
 fn commit_metadata_above_i16_max_is_refused_or_written() {
     run(&metadata_longer_than_a_record_string(), open());
 }
@@ -53,7 +51,6 @@ fn commit_metadata_above_i16_max_is_refused_or_written() {
 /// allows): the group comes alive Stable without a selected protocol, and the coordinator's
 /// own invariant check panics as soon as it is loaded.
 #[test]
-#[ignore = "open finding: a loaded group with members and a null protocol panics the load"]
 fn a_loaded_group_with_members_and_no_protocol() {
     run(
         &input(
@@ -71,7 +68,6 @@ fn a_loaded_group_with_members_and_no_protocol() {
 /// overflows (a panic with overflow checks; a wrap to `i32::MIN` and the "generation never
 /// goes back" assertion without).
 #[test]
-#[ignore = "open finding: a loaded generation i32::MAX overflows at the next rebalance"]
 fn a_loaded_generation_of_i32_max() {
     let join = Step::Join {
         client: 0,
@@ -97,7 +93,6 @@ fn a_loaded_generation_of_i32_max() {
 /// bytes: the next GroupMetadata written for the group with that member in it (here when the
 /// group's static member `i0` rejoins) cannot be encoded, and the driver panics.
 #[test]
-#[ignore = "open finding: a loaded v4 member string longer than i16::MAX panics the next write"]
 fn a_loaded_member_string_longer_than_a_v3_string() {
     let steps = [
         Step::Reload {
@@ -130,7 +125,6 @@ fn replay_all(target: &str, run_one: fn(&[u8])) {
 }
 
 #[test]
-#[ignore = "open findings: every input in findings/group_coordinator/ fails today"]
 fn group_coordinator_findings_replay() {
     replay_all("group_coordinator", |data| {
         run(data, open());
@@ -138,7 +132,6 @@ fn group_coordinator_findings_replay() {
 }
 
 #[test]
-#[ignore = "open findings: every input in findings/group_records/ fails today"]
 fn group_records_findings_replay() {
     replay_all("group_records", |data| {
         strata_fuzz::group_records::run(
@@ -157,7 +150,6 @@ fn group_records_findings_replay() {
 /// every tick until a session expires — a driver that sleeps until `next_deadline()` spins
 /// at one instant (in the simulator, time never moves again).
 #[test]
-#[ignore = "open finding: a rebalance timeout of 0 makes the join timer fire forever at one instant"]
 fn a_zero_rebalance_timeout_spins_the_join_timer() {
     let join = |client: u8, protocols: u8, rebalance: u8| Step::Join {
         client,
@@ -201,7 +193,6 @@ fn a_zero_rebalance_timeout_spins_the_join_timer() {
 /// group") and answers UNKNOWN_MEMBER_ID. DescribeGroups then shows a Stable group that is not
 /// what its last GroupMetadata says (and a failover brings the old member id back).
 #[test]
-#[ignore = "open finding: a static member's failed replacement is not reverted"]
 fn a_failed_static_replacement_is_reverted() {
     let join = |mode: u8| Step::Join {
         client: 0,
@@ -233,7 +224,6 @@ fn a_failed_static_replacement_is_reverted() {
 /// `findings/group_coordinator/loaded-group-above-max-size`). Kafka's `onLoaded` rebalances a
 /// group loaded over capacity ("Freshly-loaded group is over capacity").
 #[test]
-#[ignore = "open finding: a group loaded above group.max.size panics the load"]
 fn a_loaded_group_above_max_size() {
     let mut config = [0; CONFIG_BYTES];
     config[3] = 1; // group.max.size = 1
@@ -254,7 +244,6 @@ fn a_loaded_group_above_max_size() {
 /// a session expiry and the retention check together. The fuzzer's input (with a failed
 /// creation append instead): `findings/group_coordinator/empty-and-expired-in-one-tick`.
 #[test]
-#[ignore = "open finding: Empty and expired in one tick drops a written group without a tombstone"]
 fn a_group_emptied_and_expired_in_one_tick_gets_a_tombstone() {
     let join = |client: u8| Step::Join {
         client,

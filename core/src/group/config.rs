@@ -19,6 +19,8 @@ pub struct GroupConfig {
     /// JoinGroup is parked is dropped after this, so a client that gave up does not stay.
     pub new_member_join_timeout_ms: i32,
     /// `offset.metadata.max.bytes`: longer commit metadata gets `OFFSET_METADATA_TOO_LARGE`.
+    /// Values above `i16::MAX` act as `i16::MAX`: the record's metadata is an int16-length
+    /// string.
     pub offset_metadata_max_bytes: usize,
     /// `offsets.retention.minutes` in ms (KIP-211): 7 days.
     pub offsets_retention_ms: i64,

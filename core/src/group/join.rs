@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::api::{JoinGroup, JoinGroupResponse, RequestId, Response, UNKNOWN_MEMBER_ID};
 use super::member::{Group, GroupState, InitialDelay, Member, millis};
 use super::records::GroupRecord;
-use super::sync::sync_error;
+use super::sync::{remove_member_and_update_group, sync_error};
 use super::{GroupCoordinator, Now, Out, Waiter, valid_group_id};
 use crate::error::ErrorCode;
 
@@ -158,6 +158,13 @@ fn join_new_member(
     if let Some(instance) = &r.group_instance_id
         && let Some(old_id) = group.static_members.get(instance).cloned()
     {
+        if !accepts_joining_member(cx, group, &old_id) {
+            cx.out.reply(
+                id,
+                join_error(UNKNOWN_MEMBER_ID, ErrorCode::GROUP_MAX_SIZE_REACHED),
+            );
+            return;
+        }
         replace_static_member(cx, group, id, &r, &old_id, &member_id, latest);
         return;
     }
@@ -224,6 +231,16 @@ fn join_existing_member(cx: &mut Cx<'_>, group: &mut Group, id: RequestId, r: Jo
     let member = group.members.get(&member_id).expect("validated");
     let is_leader = group.leader.as_deref() == Some(member_id.as_str());
     let same = member.matches(&r.protocols);
+    if !accepts_joining_member(cx, group, &member_id) {
+        // A group loaded above a lowered `group.max.size`: the members beyond it that rejoin
+        // last are dropped (Kafka's `acceptJoiningMember`).
+        remove_member_and_update_group(cx, group, &member_id);
+        cx.out.reply(
+            id,
+            join_error(UNKNOWN_MEMBER_ID, ErrorCode::GROUP_MAX_SIZE_REACHED),
+        );
+        return;
+    }
     match group.state {
         GroupState::PreparingRebalance => update_member_then_rebalance(cx, group, id, &r),
         GroupState::CompletingRebalance if same => {
@@ -242,6 +259,21 @@ fn join_existing_member(cx: &mut Cx<'_>, group: &mut Group, id: RequestId, r: Jo
                 .reply(id, join_error(&member_id, ErrorCode::UNKNOWN_MEMBER_ID));
         }
     }
+}
+
+/// `ClassicGroup.acceptJoiningMember` for an existing member: while preparing, one already
+/// parked is accepted, another only while fewer than `group.max.size` are parked (the group
+/// itself may be larger: loaded above a lowered limit, `GroupCoordinator::revive`). Otherwise
+/// members are within the limit and always accepted.
+fn accepts_joining_member(cx: &Cx<'_>, group: &Group, member_id: &str) -> bool {
+    if !group.is(GroupState::PreparingRebalance) {
+        return true;
+    }
+    group
+        .members
+        .get(member_id)
+        .is_some_and(|m| m.awaiting_join.is_some())
+        || group.awaiting_join_count() < cx.config.max_size
 }
 
 /// `ClassicGroup.validateMember`: the instance id maps to this member id, and it is a member.
@@ -302,6 +334,11 @@ fn replace_static_member(
     latest: Option<super::records::GroupMetadataValue>,
 ) {
     let leader_before = group.leader.clone().unwrap_or_default();
+    let old = group
+        .members
+        .get(old_id)
+        .expect("the instance id maps to a member")
+        .clone();
     let session_deadline = cx
         .now
         .instant
@@ -345,7 +382,13 @@ fn replace_static_member(
                     reply.leader = leader_before;
                     Response::JoinGroup(reply)
                 };
-                cx.out.waiters.push(Waiter::Reply(id, reply));
+                cx.out.waiters.push(Waiter::StaticReplacement {
+                    group: group.id.clone(),
+                    old: Box::new(old),
+                    new_id: new_id.to_owned(),
+                    id,
+                    reply,
+                });
             } else {
                 park_join(cx, group.members.get_mut(new_id).expect("replaced"), id);
                 maybe_prepare_rebalance_or_complete_join(cx, group);
@@ -360,6 +403,51 @@ fn replace_static_member(
             park_join(cx, group.members.get_mut(new_id).expect("replaced"), id);
             maybe_complete_join_phase(cx, group);
         }
+    }
+}
+
+/// The reply to a static member's replacement whose GroupMetadata could not be appended
+/// (`error`, mapped): the replacement is undone, so the joiner is told it has no member id, and
+/// the current generation (Kafka's `updateStaticMemberThenRebalanceOrCompleteJoin`).
+pub(super) fn failed_replacement_reply(reply: Response, error: ErrorCode) -> Response {
+    let Response::JoinGroup(reply) = reply else {
+        unreachable!("a static replacement parks a JoinGroup reply")
+    };
+    Response::JoinGroup(JoinGroupResponse {
+        error_code: error,
+        member_id: UNKNOWN_MEMBER_ID.to_owned(),
+        skip_assignment: false,
+        members: Vec::new(),
+        ..reply
+    })
+}
+
+impl GroupCoordinator {
+    /// Undoes `replace_static_member` after its record failed to append: `old` takes its
+    /// place back, with its protocols, timeouts and client, and a session re-armed from `now`.
+    /// Nothing came between the replacement and this (the driver reports an append before any
+    /// other call), so the group is as the replacement left it.
+    pub(super) fn revert_static_replacement(
+        &mut self,
+        now: Now,
+        group_id: &str,
+        old: Member,
+        new_id: &str,
+    ) {
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .expect("a replaced member's group is live until its append is reported");
+        let member = group.replace_static_member(new_id, &old.id);
+        let session_deadline = now
+            .instant
+            .saturating_add_millis(millis(old.session_timeout_ms));
+        *member = Member {
+            session_deadline: Some(session_deadline),
+            awaiting_join: None,
+            awaiting_sync: None,
+            ..old
+        };
     }
 }
 
@@ -446,25 +534,27 @@ pub(super) fn complete_join(cx: &mut Cx<'_>, group: &mut Group) {
     if !group.is(GroupState::PreparingRebalance) {
         return;
     }
+    // Static members that did not rejoin stay (KIP-345), unless the group is above
+    // `group.max.size` (loaded so): then only those that rejoined, at most the limit, do.
+    let over_capacity = group.members.len() > cx.config.max_size;
     let not_rejoined: Vec<String> = group
         .members
         .values()
-        .filter(|m| m.awaiting_join.is_none() && m.instance_id.is_none())
+        .filter(|m| m.awaiting_join.is_none() && (m.instance_id.is_none() || over_capacity))
         .map(|m| m.id.clone())
         .collect();
     for id in not_rejoined {
         group.remove(&id);
     }
     if !group.members.is_empty() && !group.maybe_elect_new_joined_leader() {
-        // Nobody rejoined: wait another rebalance timeout for sessions to expire.
-        group.join_deadline = Some(
-            cx.now
-                .instant
-                .saturating_add_millis(millis(group.rebalance_timeout_ms())),
-        );
+        // Nobody rejoined: wait another rebalance timeout for sessions to expire. At least 1 ms
+        // (a rebalance timeout may be 0): a deadline at `now` would fire again at once, for
+        // ever at one instant.
+        let wait_ms = millis(group.rebalance_timeout_ms()).max(1);
+        group.join_deadline = Some(cx.now.instant.saturating_add_millis(wait_ms));
         return;
     }
-    group.generation += 1;
+    group.generation = next_generation(group.generation);
     if group.members.is_empty() {
         group.protocol_name = None;
         group.transition(GroupState::Empty, cx.now.wall_ms);
@@ -503,6 +593,13 @@ pub(super) fn complete_join(cx: &mut Cx<'_>, group: &mut Group) {
             .instant
             .saturating_add_millis(millis(group.rebalance_timeout_ms())),
     );
+}
+
+/// The generation after `generation`: one more, and 1 after `i32::MAX` (Java's `++` wraps to
+/// `i32::MIN`; a negative generation means "none" in requests, and 0 "never rebalanced").
+/// Only a corrupt or foreign record gets a group there (2^31 rebalances).
+pub(super) fn next_generation(generation: i32) -> i32 {
+    generation.checked_add(1).unwrap_or(1)
 }
 
 /// Parked syncs get `error`; assignments are reset (`resetAndPropagateAssignmentWithError`).

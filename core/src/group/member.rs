@@ -189,6 +189,13 @@ impl Group {
             }
             group.members.insert(member.id.clone(), member);
         }
+        if value.protocol.is_none() {
+            // The format allows a null protocol with members, but a group with members has a
+            // selected protocol: the log is input, so such a group loads Empty (its members
+            // rejoin as new ones; nothing persisted is lost: offsets are not in this record).
+            group.members.clear();
+            group.static_members.clear();
+        }
         if !group.members.is_empty() {
             group.state = GroupState::Stable;
             group.leader = value
@@ -226,6 +233,14 @@ impl Group {
             .map(|m| m.rebalance_timeout_ms)
             .max()
             .unwrap_or(0)
+    }
+
+    /// How many members have a parked JoinGroup.
+    pub fn awaiting_join_count(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.awaiting_join.is_some())
+            .count()
     }
 
     /// Every member has a parked JoinGroup and no member id is pending.
@@ -364,8 +379,11 @@ impl Group {
         previous: Option<&GroupMetadataValue>,
     ) -> GroupMetadataValue {
         if let Some(previous) = previous {
+            // The one way back: the wrap after `i32::MAX` to 1 (`join::next_generation`), and
+            // the rebalances counted on from there before the group is written again.
+            let wrapped = previous.generation == i32::MAX && self.generation >= 1;
             assert!(
-                self.generation >= previous.generation,
+                self.generation >= previous.generation || wrapped,
                 "group {}: generation {} written after {}",
                 self.id,
                 self.generation,
@@ -425,10 +443,18 @@ impl Group {
             self.state != GroupState::Dead,
             "group {id}: a Dead group is removed"
         );
+        // A group loaded above a lowered limit rebalances at once (`GroupCoordinator::revive`)
+        // and its join phase ends within it: only PreparingRebalance may be above it, and even
+        // then no more than the limit have a parked join.
         assert!(
-            self.members.len() <= max_size,
-            "group {id}: {} members > group.max.size {max_size}",
-            self.members.len()
+            self.members.len() <= max_size || self.is(GroupState::PreparingRebalance),
+            "group {id}: {} members > group.max.size {max_size} while {:?}",
+            self.members.len(),
+            self.state
+        );
+        assert!(
+            self.awaiting_join_count() <= max_size,
+            "group {id}: parked joins bounded by group.max.size"
         );
         assert!(
             self.pending_members.len() <= max_size,

@@ -13,7 +13,8 @@
 //!   reads `committed`; decisions (deletes, retention) read `latest`.
 //! - **Live groups** (members, rebalance phase, timers, parked replies) are not replicated, as
 //!   in Kafka: joins and heartbeats are never written. A loaded group is Stable (or Empty) with
-//!   every session re-armed, so a failover causes no rebalance.
+//!   every session re-armed, so a failover causes no rebalance (unless it is above
+//!   `group.max.size`: then it rebalances, as in Kafka).
 //!
 //! ## Driving contract
 //!
@@ -57,16 +58,25 @@
 //!
 //! ## Invariants (asserted, also in release builds)
 //!
-//! - A group's generation never goes back in what it writes (`Group::metadata_value`).
+//! - A group's generation never goes back in what it writes (`Group::metadata_value`), except
+//!   that it wraps from `i32::MAX` to 1 (`join::next_generation`; only a corrupt or foreign
+//!   record gets there): what is written after `i32::MAX` is at least 1.
 //! - Empty has no members, Stable and CompletingRebalance have some; the leader is a
 //!   member, and there is one when there are members.
 //! - Every member of a Stable group has an assignment; Stable/CompletingRebalance have a
 //!   selected protocol; joins are parked only while PreparingRebalance, syncs never then.
-//! - Members and pending members of a group ≤ `group.max.size`; the static-member map
-//!   points at members carrying that instance id.
+//! - Members and pending members of a group ≤ `group.max.size`, except that a group loaded
+//!   above it (the setting was lowered) is PreparingRebalance until its join phase ends within
+//!   it; parked joins ≤ `group.max.size` always. The static-member map points at members
+//!   carrying that instance id.
 //! - Parked replies are exactly those waiting on an uncommitted offset: every write's offset
 //!   lies at or above the high watermark and in the uncommitted queue.
-//! - No group is kept Dead (deletion removes it).
+//! - No group is kept Dead (deletion removes it), and a group forgotten by retention has its
+//!   metadata tombstoned if the log holds any (`retention.rs`).
+//!
+//! The log is input: whatever [`GroupCoordinator::replay`] took loads without breaking these
+//! (a group with members and no protocol loads Empty, one above `group.max.size` rebalances),
+//! and every record the coordinator writes encodes (`records.rs`: encoding is total).
 //!
 //! Files: `api.rs` (requests, replies), `records.rs` (the `__consumer_offsets` formats),
 //! `image.rs` (replay), `member.rs` (a group's live state), `join.rs` (JoinGroup and the join
@@ -142,6 +152,17 @@ enum Waiter {
     Reply(RequestId, Response),
     /// The leader's assignment for (group, generation): its commit completes every sync.
     Assignment { group: String, generation: i32 },
+    /// A static member's replacement (KIP-345) and its join reply: a failed append reverts the
+    /// group to `old` (Kafka's `updateStaticMemberThenRebalanceOrCompleteJoin`), so the live
+    /// group stays what its last GroupMetadata says.
+    StaticReplacement {
+        group: String,
+        /// The member as it was before `new_id` took its place.
+        old: Box<member::Member>,
+        new_id: String,
+        id: RequestId,
+        reply: Response,
+    },
 }
 
 /// A decision's records not yet appended, and what waits on them.
@@ -297,12 +318,9 @@ impl GroupCoordinator {
         assert_eq!(self.status, Status::Loading, "loaded once");
         self.status = Status::Active;
         self.observe(now);
-        for id in self.latest.group_ids() {
-            let group = match self.latest.groups.get(id) {
-                Some(value) => Group::loaded(id, value, now.instant),
-                None => Group::new(id),
-            };
-            self.groups.insert(id.clone(), group);
+        let ids: Vec<String> = self.latest.group_ids().cloned().collect();
+        for id in ids {
+            self.revive(now, &id);
         }
         self.next_retention_check = Some(
             now.instant
@@ -399,6 +417,7 @@ impl GroupCoordinator {
                 Waiter::Assignment { group, generation } => {
                     self.complete_assignment(now, &group, generation, &mut out)
                 }
+                Waiter::StaticReplacement { id, reply, .. } => out.reply(id, reply),
             }
         }
         if self.status == Status::Active {
@@ -427,6 +446,16 @@ impl GroupCoordinator {
                 Waiter::Assignment { group, generation } => {
                     self.fail_assignment(now, &group, generation, error, &mut out)
                 }
+                Waiter::StaticReplacement {
+                    group,
+                    old,
+                    new_id,
+                    id,
+                    reply,
+                } => {
+                    self.revert_static_replacement(now, &group, *old, &new_id);
+                    out.reply(id, join::failed_replacement_reply(reply, error));
+                }
             }
         }
         for record in &write.records {
@@ -434,11 +463,8 @@ impl GroupCoordinator {
             if !self.groups.contains_key(id)
                 && (self.latest.groups.contains_key(id) || self.latest.offsets.contains_key(id))
             {
-                let group = match self.latest.groups.get(id) {
-                    Some(value) => Group::loaded(id, value, now.instant),
-                    None => Group::new(id),
-                };
-                self.groups.insert(id.to_owned(), group);
+                let id = id.to_owned();
+                self.revive(now, &id);
             }
         }
         self.finish(out)
@@ -458,8 +484,16 @@ impl GroupCoordinator {
             waiters.extend(write.waiters);
         }
         for waiter in waiters {
-            if let Waiter::Reply(id, response) = waiter {
-                replies.push((id, admin::with_error(response, ErrorCode::NOT_COORDINATOR)));
+            match waiter {
+                Waiter::Reply(id, response)
+                | Waiter::StaticReplacement {
+                    id,
+                    reply: response,
+                    ..
+                } => {
+                    replies.push((id, admin::with_error(response, ErrorCode::NOT_COORDINATOR)));
+                }
+                Waiter::Assignment { .. } => {}
             }
         }
         for group in std::mem::take(&mut self.groups).into_values() {
@@ -559,6 +593,32 @@ impl GroupCoordinator {
         self.groups
             .get_mut(group_id)
             .expect("present or just created")
+    }
+
+    /// Brings a group of the image to life (loading, or a removal whose append failed): as its
+    /// last GroupMetadata says (`Group::loaded`), or Empty with offsets only. The log is input:
+    /// a group loaded with more members than `group.max.size` (lowered since it was written)
+    /// rebalances at once, as Kafka's `onLoaded` does ("Freshly-loaded group is over capacity");
+    /// its join phase ends within the limit.
+    fn revive(&mut self, now: Now, group_id: &str) {
+        let mut group = match self.latest.groups.get(group_id) {
+            Some(value) => Group::loaded(group_id, value, now.instant),
+            None => Group::new(group_id),
+        };
+        if group.members.len() > self.config.max_size {
+            let mut out = Out::default();
+            let mut cx = join::Cx {
+                config: &self.config,
+                now,
+                out: &mut out,
+            };
+            join::prepare_rebalance(&mut cx, &mut group);
+            assert!(
+                out.replies.is_empty() && out.records.is_empty(),
+                "a loaded group has nothing parked and a rebalance's start writes nothing"
+            );
+        }
+        self.groups.insert(group_id.to_owned(), group);
     }
 }
 

@@ -64,6 +64,9 @@ impl GroupCoordinator {
                 None => Err(ErrorCode::ILLEGAL_GENERATION),
             }
         };
+        // `offset.metadata.max.bytes`, and never more than the record's int16-length string
+        // holds (the node takes any int32 for the setting).
+        let max_metadata = self.config.offset_metadata_max_bytes.min(i16::MAX as usize);
         let mut response = OffsetCommitResponse::default();
         let mut records = Vec::new();
         for topic in &r.topics {
@@ -72,9 +75,7 @@ impl GroupCoordinator {
                 let metadata = p.metadata.clone().unwrap_or_default();
                 let error = match group_error {
                     Err(error) => error,
-                    Ok(()) if metadata.len() > self.config.offset_metadata_max_bytes => {
-                        ErrorCode::OFFSET_METADATA_TOO_LARGE
-                    }
+                    Ok(()) if metadata.len() > max_metadata => ErrorCode::OFFSET_METADATA_TOO_LARGE,
                     Ok(()) if topic.name.len() > i16::MAX as usize => ErrorCode::INVALID_REQUEST,
                     Ok(()) => {
                         records.push(GroupRecord::OffsetCommit {

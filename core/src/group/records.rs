@@ -33,7 +33,10 @@
 //!
 //! Written: keys v1 (offset commits) and v2 (group metadata); values v3 (both), except an offset
 //! commit with an explicit `expireTimestamp` (only ever read from a v1 record), which is written
-//! as v1 as Kafka does, so that re-emitting what was read keeps it. Fields a version
+//! as v1 as Kafka does, and a value with a string longer than an int16 length can say (only
+//! ever read from a v4 record: the coordinator refuses such strings in requests), which is
+//! written as v4, so that re-emitting what was read keeps it. Encoding is total: every value
+//! that decodes encodes again (keys are never flexible, so their strings always fit). Fields a version
 //! lacks decode to Kafka's defaults (`leaderEpoch` -1, `expireTimestamp` -1,
 //! `currentStateTimestamp` -1, `rebalanceTimeout` -1, `groupInstanceId` null).
 //!
@@ -157,11 +160,12 @@ impl GroupRecord {
                 w.string(group);
             }
         }
-        w.0
+        w.bytes
     }
 
     /// The value bytes (version 3; an offset commit with an explicit `expireTimestamp`,
-    /// version 1), `None` for a tombstone.
+    /// version 1; a value whose strings do not fit an int16 length, version 4), `None` for a
+    /// tombstone.
     pub fn encode_value(&self) -> Option<Vec<u8>> {
         let mut w = Writer::default();
         match self {
@@ -169,30 +173,42 @@ impl GroupRecord {
                 let v = value.as_ref()?;
                 if v.expire_timestamp >= 0 {
                     // Kafka's `offsetCommitValueVersion(expireTimestampMs.isPresent())`: only v1
-                    // carries it. Only a v1 record read back has one (with no leader epoch), and
-                    // re-emitting it (a snapshot) must keep it.
+                    // carries it. Only a v1 record read back has one (with no leader epoch, and
+                    // a metadata string that fits v1's int16 length), and re-emitting it (a
+                    // snapshot) must keep it.
                     w.i16(OFFSET_COMMIT_VALUE_V1);
                     w.i64(v.offset);
                     w.string(&v.metadata);
                     w.i64(v.commit_timestamp);
                     w.i64(v.expire_timestamp);
-                    return Some(w.0);
+                    return Some(w.bytes);
                 }
-                w.i16(VALUE_VERSION);
+                w.version(fits_int16(&v.metadata));
                 w.i64(v.offset);
                 w.i32(v.leader_epoch);
                 w.string(&v.metadata);
                 w.i64(v.commit_timestamp);
+                w.tagged_fields();
             }
             GroupRecord::GroupMetadata { value, .. } => {
                 let v = value.as_ref()?;
-                w.i16(VALUE_VERSION);
+                let fits = [&v.protocol_type]
+                    .into_iter()
+                    .chain(&v.protocol)
+                    .chain(&v.leader)
+                    .chain(v.members.iter().flat_map(|m| {
+                        [&m.member_id, &m.client_id, &m.client_host]
+                            .into_iter()
+                            .chain(&m.group_instance_id)
+                    }))
+                    .all(|s| fits_int16(s));
+                w.version(fits);
                 w.string(&v.protocol_type);
                 w.i32(v.generation);
                 w.nullable_string(v.protocol.as_deref());
                 w.nullable_string(v.leader.as_deref());
                 w.i64(v.current_state_timestamp);
-                w.i32(len_i32(v.members.len()));
+                w.array_len(v.members.len());
                 for m in &v.members {
                     w.string(&m.member_id);
                     w.nullable_string(m.group_instance_id.as_deref());
@@ -202,10 +218,12 @@ impl GroupRecord {
                     w.i32(m.session_timeout);
                     w.bytes(&m.subscription);
                     w.bytes(&m.assignment);
+                    w.tagged_fields();
                 }
+                w.tagged_fields();
             }
         }
-        Some(w.0)
+        Some(w.bytes)
     }
 
     /// Reads a record from its key and value bytes (`None`: a tombstone).
@@ -324,33 +342,80 @@ fn decode_group_metadata_value(bytes: &[u8]) -> Result<GroupMetadataValue, Decod
     })
 }
 
+/// A string a non-flexible (int16-length) version can hold.
+fn fits_int16(s: &str) -> bool {
+    s.len() <= i16::MAX as usize
+}
+
+/// Writes values at version 3, or at version 4 (compact lengths, tagged fields) when
+/// [`Writer::version`] is told the strings do not fit v3.
 #[derive(Default)]
-struct Writer(Vec<u8>);
+struct Writer {
+    bytes: Vec<u8>,
+    flexible: bool,
+}
 
 impl Writer {
+    /// The value version: v3 when every string fits an int16 length, else v4.
+    fn version(&mut self, fits_v3: bool) {
+        self.flexible = !fits_v3;
+        self.i16(if fits_v3 {
+            VALUE_VERSION
+        } else {
+            MAX_VALUE_VERSION
+        });
+    }
     fn i16(&mut self, v: i16) {
-        self.0.extend_from_slice(&v.to_be_bytes());
+        self.bytes.extend_from_slice(&v.to_be_bytes());
     }
     fn i32(&mut self, v: i32) {
-        self.0.extend_from_slice(&v.to_be_bytes());
+        self.bytes.extend_from_slice(&v.to_be_bytes());
     }
     fn i64(&mut self, v: i64) {
-        self.0.extend_from_slice(&v.to_be_bytes());
+        self.bytes.extend_from_slice(&v.to_be_bytes());
+    }
+    fn uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.bytes.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        self.bytes.push(v as u8);
+    }
+    /// A length: compact (`len + 1`, 0 = null) when flexible, else int16 or int32 (`wide`).
+    fn length(&mut self, len: Option<usize>, wide: bool) {
+        if self.flexible {
+            self.uvarint(len.map_or(0, |n| n as u64 + 1));
+        } else if wide {
+            self.i32(len.map_or(-1, len_i32));
+        } else {
+            let len = len.map_or(-1, |n| {
+                i16::try_from(n).expect("the version was chosen so every string fits")
+            });
+            self.i16(len);
+        }
     }
     fn string(&mut self, s: &str) {
-        let len = i16::try_from(s.len()).expect("strings are bounded to i16::MAX by validation");
-        self.i16(len);
-        self.0.extend_from_slice(s.as_bytes());
+        self.length(Some(s.len()), false);
+        self.bytes.extend_from_slice(s.as_bytes());
     }
     fn nullable_string(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.string(s),
-            None => self.i16(-1),
+            None => self.length(None, false),
         }
     }
     fn bytes(&mut self, b: &[u8]) {
-        self.i32(len_i32(b.len()));
-        self.0.extend_from_slice(b);
+        self.length(Some(b.len()), true);
+        self.bytes.extend_from_slice(b);
+    }
+    fn array_len(&mut self, n: usize) {
+        self.length(Some(n), true);
+    }
+    /// An empty tagged-field section (flexible versions only).
+    fn tagged_fields(&mut self) {
+        if self.flexible {
+            self.uvarint(0);
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //! - A v1 record's explicit `expireTimestamp` wins.
 //!
 //! Expiry writes tombstones. An Empty group with no offsets left becomes Dead: its metadata is
-//! tombstoned and it is forgotten.
+//! tombstoned (if the log holds any, counting the records of the same call) and it is
+//! forgotten. Invariant: a group the coordinator forgets has no metadata left in the log.
 
 use super::member::{Group, GroupState};
 use super::offsets::subscribed_topics;
@@ -47,6 +48,18 @@ fn is_expired(value: &OffsetCommitValue, base: &Base, now_ms: i64, retention_ms:
 }
 
 impl GroupCoordinator {
+    /// Whether the log holds metadata of `group_id` once `out`'s records are appended: the
+    /// call's last GroupMetadata of the group decides, else `latest`.
+    fn has_metadata_after(&self, group_id: &str, out: &Out) -> bool {
+        let written = out.records.iter().rev().find_map(|r| match r {
+            GroupRecord::GroupMetadata { group, value } if group == group_id => {
+                Some(value.is_some())
+            }
+            _ => None,
+        });
+        written.unwrap_or_else(|| self.latest.groups.contains_key(group_id))
+    }
+
     pub(super) fn expire_offsets(&mut self, now: Now, out: &mut Out) {
         let retention_ms = self.config.offsets_retention_ms;
         let ids: Vec<String> = self.groups.keys().cloned().collect();
@@ -82,7 +95,12 @@ impl GroupCoordinator {
                 }
             }
             if all_expired && group.is(GroupState::Empty) && group.pending_members.is_empty() {
-                if self.latest.groups.contains_key(&group_id) {
+                // Tombstone whatever metadata the log will hold once this call's records are
+                // in: `latest`'s, or a GroupMetadata written earlier in this very call (the
+                // same tick's session expiry made the group Empty and wrote it). Otherwise the
+                // log keeps a group the coordinator forgot, and a new group of that id would
+                // write its generation 0 after it.
+                if self.has_metadata_after(&group_id, out) {
                     out.records.push(GroupRecord::GroupMetadata {
                         group: group_id.clone(),
                         value: None,

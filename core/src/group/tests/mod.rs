@@ -3,6 +3,7 @@
 //! the flows (`flows.rs`), offsets and admin (`offsets.rs`), snapshots (`snapshot.rs`), and a
 //! proptest over random request and timer sequences (`prop.rs`).
 
+pub(super) mod findings;
 mod flows;
 mod offsets;
 mod prop;
@@ -45,18 +46,29 @@ impl Harness {
     }
 
     pub fn with_config(config: GroupConfig) -> Harness {
+        Harness::loaded(config, Vec::new())
+    }
+
+    /// A coordinator that loaded `records` (one committed batch, as read from the log).
+    pub fn loaded(config: GroupConfig, records: Vec<GroupRecord>) -> Harness {
         let mut c = GroupCoordinator::new(config, LeaderEpoch(1), 42);
         let now = Now {
             instant: Instant::from_millis(1_000),
             wall_ms: 1_700_000_000_000,
         };
-        let out = c.on_loaded(now, Offset::ZERO);
+        let mut log = Vec::new();
+        let log_end = records.len() as i64;
+        if !records.is_empty() {
+            c.replay(Offset(log_end - 1), &records);
+            log.push((Offset(log_end - 1), records));
+        }
+        let out = c.on_loaded(now, Offset(log_end));
         let mut h = Harness {
             c,
             now,
-            log: Vec::new(),
-            log_end: 0,
-            hw: 0,
+            log,
+            log_end,
+            hw: log_end,
             auto_commit: true,
             replies: BTreeMap::new(),
             superseded: Vec::new(),
@@ -89,6 +101,17 @@ impl Harness {
                 .on_append_failed(self.now, ErrorCode::NOT_ENOUGH_REPLICAS);
             self.absorb(out);
             return;
+        }
+        for record in &out.records {
+            // As the driver would: every record the coordinator writes encodes, and reads back
+            // the same (pair assertion).
+            let key = record.encode_key();
+            let value = record.encode_value();
+            assert_eq!(
+                GroupRecord::decode(&key, value.as_deref()).as_ref(),
+                Ok(record),
+                "a written record reads back the same"
+            );
         }
         if !out.records.is_empty() {
             self.log_end += out.records.len() as i64;

@@ -90,6 +90,42 @@ fn older_and_flexible_offset_commit_values_decode_with_kafka_defaults() {
     );
 }
 
+/// Fuzz finding 4 (`group_records/v4-string-longer-than-v3-can-write`): a flexible (v4) value
+/// carries compact strings of any length; one longer than a v3 string decoded but could not be
+/// written again. Encoding is total: such a value is written as v4 and reads back the same.
+#[test]
+fn a_v4_value_with_strings_longer_than_v3_is_written_as_v4() {
+    let long = "x".repeat(i16::MAX as usize + 1);
+    let group_key = GroupRecord::GroupMetadata {
+        group: "g".into(),
+        value: None,
+    }
+    .encode_key();
+    let bytes = crate::group::tests::findings::v4_group_metadata(&long);
+    let record = GroupRecord::decode(&group_key, Some(&bytes)).unwrap();
+    let value = record.encode_value().unwrap();
+    assert_eq!(value, bytes, "v4, byte for byte as Kafka's flexible schema");
+    assert_eq!(
+        GroupRecord::decode(&group_key, Some(&value)).unwrap(),
+        record
+    );
+
+    let commit = commit(1, 2, &long, 3);
+    let value = commit.encode_value().unwrap();
+    assert_eq!(value[..2], [0, 4]);
+    assert_eq!(
+        GroupRecord::decode(&commit.encode_key(), Some(&value)).unwrap(),
+        commit
+    );
+    // Short strings stay v3.
+    let short = GroupRecord::decode(
+        &group_key,
+        Some(&crate::group::tests::findings::v4_group_metadata("c")),
+    )
+    .unwrap();
+    assert_eq!(short.encode_value().unwrap()[..2], [0, 3]);
+}
+
 /// Kafka writes a value with an explicit expire timestamp as v1 (the only version carrying
 /// it); so do we, so that a value read from a v1 record survives being written again (a
 /// snapshot re-emits what it read).
