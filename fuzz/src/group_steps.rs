@@ -168,7 +168,7 @@ mod tests {
         ];
         let bytes = input([0; CONFIG_BYTES], &steps);
         let mut r = Reader::new(&bytes);
-        let _ = read_config(&mut r, false);
+        let _ = read_config(&mut r);
         for step in steps {
             assert_eq!(Step::read(&mut r), step);
         }
