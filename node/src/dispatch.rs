@@ -479,12 +479,48 @@ pub(crate) mod tests {
         .await;
         assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
         assert_eq!(
+            produced.responses[0].partition_responses[0].current_leader,
+            Default::default(),
+            "v8 has no current_leader"
+        );
+        let again: ProduceResponse = round_trip(
+            &broker,
+            ApiKey::Produce,
+            11,
+            &ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(5_000)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(name.clone())
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(Bytes::from(strata_core::batch::build_batch(
+                                    &[(b"w", None)],
+                                    5,
+                                )))),
+                        ]),
+                ]),
+        )
+        .await;
+        let answered = &again.responses[0].partition_responses[0];
+        assert_eq!((answered.error_code, answered.base_offset), (0, 1));
+        assert_eq!(
+            (
+                answered.current_leader.leader_id.0,
+                answered.current_leader.leader_epoch
+            ),
+            (broker.config.node_id, 0),
+            "v10+ names the leader and its epoch"
+        );
+        assert_eq!(
             broker
                 .partition("t", 0)
                 .expect("partition")
                 .state()
                 .high_watermark,
-            1
+            2
         );
         let md: MetadataResponse = round_trip(
             &broker,

@@ -419,24 +419,25 @@ fn cluster_regressions() {
     }
 }
 
-/// Open findings of fresh sweeps, not fixed yet (ignored so the suite stays green; run with
-/// `cargo sim --release --test scenarios -- --ignored open_cluster_findings`).
+/// Failing seeds of the sweeps since the group workload joined them, replayed with the sweep's
+/// own options (`Options::cluster_sweep_for_seed`). Each was `sequence-refused`, and neither was
+/// the broker's producer state:
 ///
-/// 505772 (sequence-refused, 5 nodes, disk full and power loss of every node): producer 2's
-/// pipelined batches 170 and 171 of `sim2-0` reach the leader (node 1) together; 170 is refused
-/// NOT_ENOUGH_REPLICAS (retriable, nothing appended) and 171 then, rightly,
-/// OUT_OF_ORDER_SEQUENCE_NUMBER. The client counts 171's answer as a refusal of its first
-/// unacknowledged batch although 170 ahead of it was refused definitely in the same round: the
-/// sequencer's count (`client/sequencer.rs`, `sequence_refusals`) or its notion of "first
-/// unacknowledged" is wrong here, not (as far as the log shows) the broker's producer state.
-/// To confirm and fix in the sequencer, with a model test. 509313 and 600514 (same anomaly, both
-/// with a leader cut off from its peers, so NOT_ENOUGH_REPLICAS refusals) are probably the same.
+/// 505772 and 600514: a producer's pipelined batches reached the leader together after their
+/// delivery deadline; the first was refused NOT_ENOUGH_REPLICAS and so failed, and the second
+/// was then, rightly, refused OUT_OF_ORDER_SEQUENCE_NUMBER as the first unacknowledged batch. The
+/// client counted that refusal although it followed its own gap (`client/sequencer.rs` counts
+/// only refusals with every earlier sequence of the identity acknowledged).
+/// 509313: the producer's view still said epoch 1 when broker 2, leader since epoch 3,
+/// acknowledged its batches; a Metadata answer from broker 1, deposed at epoch 2 while cut off
+/// from the controller, then looked newer, and broker 1 refused the next sequence. Produce
+/// answers now name the leader and its epoch (`current_leader`, v10+), and the client's view
+/// never falls below an epoch that answered it (`client/metadata.rs`).
 #[test]
-#[ignore = "open finding: cluster seeds 505772, 509313, 600514 (sequence-refused, probably after a NOT_ENOUGH_REPLICAS refusal of the batch ahead)"]
-fn open_cluster_findings() {
+fn cluster_sweep_regressions() {
     for seed in [505772, 509313, 600514] {
         let out = run_with(seed, Options::cluster_sweep_for_seed(seed));
-        assert_clean("open_cluster_finding", seed, &out);
+        assert_clean("cluster_sweep_regression", seed, &out);
     }
 }
 

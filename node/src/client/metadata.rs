@@ -15,7 +15,10 @@
 //! it, a producer would send its next batch to a log that lacks the batches the new leader
 //! acknowledged, and the zombie would answer `OUT_OF_ORDER_SEQUENCE_NUMBER` to a batch whose every
 //! predecessor was acknowledged (seed 162370). So a partition whose answer carries an older
-//! leader epoch than the one we know keeps what we know; an answer without an epoch (Metadata
+//! leader epoch than the one we know keeps what we know, and the epoch a leader names in its
+//! Produce answers ([`Router::observe_leader`]) counts as known: a producer whose view was one
+//! epoch behind when the new leader acknowledged its batch must not then follow a zombie of the
+//! epoch in between (seed 509313); an answer without an epoch (Metadata
 //! before v7: `-1`) replaces it. A topic answered with an error is forgotten with its epochs: we
 //! have no topic ids, and a topic recreated under the same name starts again at epoch 0.
 //!
@@ -122,7 +125,28 @@ impl View {
                             );
                             k.clone()
                         }
-                        None => answered,
+                        None => {
+                            if let Some(k) = known
+                                .and_then(|ps| {
+                                    ps.iter().find(|k| k.partition == answered.partition)
+                                })
+                                .filter(|k| {
+                                    (k.leader, k.leader_epoch)
+                                        != (answered.leader, answered.leader_epoch)
+                                })
+                            {
+                                tracing::debug!(
+                                    topic = name.as_str(),
+                                    partition = k.partition,
+                                    known_leader = k.leader,
+                                    known_epoch = k.leader_epoch,
+                                    leader = answered.leader,
+                                    leader_epoch = answered.leader_epoch,
+                                    "partition leader moved"
+                                );
+                            }
+                            answered
+                        }
                     }
                 })
                 .collect();
@@ -132,6 +156,33 @@ impl View {
             } else {
                 self.topics.remove(name.0.as_str());
             }
+        }
+    }
+
+    /// A broker answered a request for `topic`-`partition` as its leader under `leader_epoch`:
+    /// taken if newer than what we know (never older, as for Metadata). A partition we do not
+    /// know yet is left to Metadata, which also brings the broker's address.
+    fn observe_leader(&mut self, topic: &str, partition: i32, leader: i32, leader_epoch: i32) {
+        let Some(known) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|ps| ps.iter_mut().find(|p| p.partition == partition))
+        else {
+            return;
+        };
+        if leader_epoch > known.leader_epoch {
+            tracing::debug!(
+                topic,
+                partition,
+                known_leader = known.leader,
+                known_epoch = known.leader_epoch,
+                leader,
+                leader_epoch,
+                "partition leader moved (named by the leader)"
+            );
+            known.leader = leader;
+            known.leader_epoch = leader_epoch;
+            known.error = ErrorCode::NONE;
         }
     }
 
@@ -286,6 +337,23 @@ impl Router {
         Ok(st.view.topics.get(topic).cloned().unwrap_or_default())
     }
 
+    /// A broker answered for `topic`-`partition` as its leader under `leader_epoch` (Produce's
+    /// `current_leader`): from now on the view never names a leader of an older epoch, even if a
+    /// deposed broker's Metadata does (see the module docs).
+    pub async fn observe_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+    ) {
+        self.state
+            .lock()
+            .await
+            .view
+            .observe_leader(topic, partition, leader, leader_epoch);
+    }
+
     /// Forget what we know about leaders; the next lookup asks Metadata again.
     pub async fn invalidate(&self) {
         self.state.lock().await.stale = true;
@@ -426,6 +494,33 @@ mod tests {
         // Leaderless under a newer epoch: no leader, rather than the old one.
         view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, -1), 3)]));
         assert_eq!(view.leader("t", 0), None);
+    }
+
+    /// Seed 509313: the producer's view still said epoch 1 when broker 2, leader since epoch 3,
+    /// acknowledged its batch; a Metadata answer from broker 1, deposed at epoch 2 while cut off
+    /// from the controller, then looked newer than what the view knew, and broker 1 refused the
+    /// next batch's sequence. The epoch broker 2 named in its acknowledgement is known from then on.
+    #[test]
+    fn an_epoch_named_by_a_leader_outranks_a_zombie_in_between() {
+        let mut view = View::default();
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 2), 1)]));
+        view.observe_leader("t", 0, 2, 3);
+        assert_eq!(view.topics["t"][0].leader_epoch, 3);
+        view.apply(&response(&[1, 2, 3], vec![at_epoch(partition(0, 1), 2)]));
+        assert_eq!(
+            view.leader("t", 0),
+            Some(2),
+            "the zombie of epoch 2 is ignored"
+        );
+        // Older or equal epochs named later change nothing; a newer one moves the leader.
+        view.observe_leader("t", 0, 1, 2);
+        view.observe_leader("t", 0, 1, 3);
+        assert_eq!(view.leader("t", 0), Some(2));
+        view.observe_leader("t", 0, 3, 4);
+        assert_eq!(view.leader("t", 0), Some(3));
+        // A partition the view does not know is left to Metadata.
+        view.observe_leader("u", 0, 1, 9);
+        assert_eq!(view.leader("u", 0), None);
     }
 
     #[test]

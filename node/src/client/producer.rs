@@ -261,15 +261,6 @@ pub fn produce_request(
         ])
 }
 
-/// Extracts `(error_code, base_offset)` of `partition` from a Produce response.
-pub fn partition_result(resp: &ProduceResponse, partition: i32) -> Option<(ErrorCode, i64)> {
-    resp.responses
-        .iter()
-        .flat_map(|t| t.partition_responses.iter())
-        .find(|p| p.index == partition)
-        .map(|p| (ErrorCode(p.error_code), p.base_offset))
-}
-
 /// Strata's producer: routes each partition's batches to its leader (Metadata), pipelines up to
 /// `max_in_flight` batches per partition, retries, and is idempotent by default (see the module
 /// docs). Cheap to share by reference; one task per partition does the sending, and lives until
@@ -429,16 +420,44 @@ pub async fn start_produce(
 
 /// Waits for a started Produce and says how the attempt ended.
 pub async fn finish_attempt(in_flight: InFlight<ProduceResponse>, partition: i32) -> AttemptResult {
+    finish_attempt_with_leader(in_flight, partition).await.0
+}
+
+/// [`finish_attempt`], with the leader and leader epoch the broker answered as, when it named
+/// them (`current_leader`, Produce v10+; see `handlers/produce.rs`).
+pub async fn finish_attempt_with_leader(
+    in_flight: InFlight<ProduceResponse>,
+    partition: i32,
+) -> (AttemptResult, Option<(i32, i32)>) {
     match in_flight.wait().await {
-        Ok(resp) => match partition_result(&resp, partition) {
-            Some((code, base_offset)) => AttemptResult::Answered { code, base_offset },
-            // The broker answered without our partition: a broken response, and the write
-            // itself is undecided.
-            None => AttemptResult::NoAnswer("response without the partition".to_string()),
-        },
+        Ok(resp) => {
+            let answered = resp
+                .responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == partition);
+            match answered {
+                Some(p) => {
+                    let leader = &p.current_leader;
+                    let named = (leader.leader_id.0 >= 0 && leader.leader_epoch >= 0)
+                        .then_some((leader.leader_id.0, leader.leader_epoch));
+                    let result = AttemptResult::Answered {
+                        code: ErrorCode(p.error_code),
+                        base_offset: p.base_offset,
+                    };
+                    (result, named)
+                }
+                // The broker answered without our partition: a broken response, and the write
+                // itself is undecided.
+                None => (
+                    AttemptResult::NoAnswer("response without the partition".to_string()),
+                    None,
+                ),
+            }
+        }
         // Lost after it was written, or a response we could not decode (the broker did process
         // something): undecided either way.
-        Err(e) => AttemptResult::NoAnswer(e.to_string()),
+        Err(e) => (AttemptResult::NoAnswer(e.to_string()), None),
     }
 }
 

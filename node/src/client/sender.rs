@@ -31,7 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::connection::Connection;
 use super::metadata::{Router, RouterError};
 use super::producer::{
-    IndefiniteReason, ProduceOutcome, ProducerConfig, ProducerError, finish_attempt, start_produce,
+    IndefiniteReason, ProduceOutcome, ProducerConfig, ProducerError, finish_attempt_with_leader,
+    start_produce,
 };
 use super::producer_id::init_producer_id;
 use super::sequencer::{
@@ -348,6 +349,8 @@ struct Answer {
     order: SendOrder,
     broker: i32,
     result: AttemptResult,
+    /// The leader and leader epoch the broker answered as, if it named them.
+    current_leader: Option<(i32, i32)>,
 }
 
 /// Whether InitProducerId may succeed if asked again (Kafka's retriable coordinator errors, a
@@ -456,6 +459,11 @@ async fn run_partition(
                     "produce attempt ended"
                 );
                 shared.record(&topic, partition, &a.order, a.broker, &a.result);
+                if let Some((leader, leader_epoch)) = a.current_leader {
+                    // Before anything else is sent: the view never falls below an epoch that
+                    // answered us (see `Router::observe_leader`).
+                    shared.router.observe_leader(&topic, partition, leader, leader_epoch).await;
+                }
                 if leader_may_have_moved(&a.result) {
                     shared.router.invalidate().await;
                 }
@@ -550,19 +558,23 @@ async fn send_ready(
         let (answers, conn, timeout) =
             (answers.clone(), Arc::clone(&conn), shared.request_timeout());
         tokio::spawn(async move {
-            let result =
-                match tokio::time::timeout(timeout, finish_attempt(in_flight, partition)).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        conn.close("request timed out");
-                        AttemptResult::NoAnswer("request timed out".to_string())
-                    }
-                };
+            let waited = finish_attempt_with_leader(in_flight, partition);
+            let (result, current_leader) = match tokio::time::timeout(timeout, waited).await {
+                Ok(r) => r,
+                Err(_) => {
+                    conn.close("request timed out");
+                    (
+                        AttemptResult::NoAnswer("request timed out".to_string()),
+                        None,
+                    )
+                }
+            };
             // The partition task outlives every waiter it spawned.
             let _ = answers.send(Answer {
                 order,
                 broker: leader,
                 result,
+                current_leader,
             });
         });
     }

@@ -84,7 +84,9 @@
 //! ## Sequence refusals
 //!
 //! `OUT_OF_ORDER_SEQUENCE_NUMBER` or `UNKNOWN_PRODUCER_ID` on the first unacknowledged batch is
-//! counted in [`SequencerStats::sequence_refusals`]. A broker that keeps its producer state
+//! counted in [`SequencerStats::sequence_refusals`], unless a batch ahead of it under the same
+//! identity ended unacknowledged (it failed after a definite refusal, or expired): then the
+//! sequence has a gap and the refusal is its consequence (a reset is due anyway). A broker that keeps its producer state
 //! (no expiration, no acknowledged data lost) never answers it: every batch before that one
 //! under the identity was acknowledged, so it is in every later leader's log, and the batch
 //! either follows it or is a cached duplicate (at most five are unresolved). The simulator
@@ -232,6 +234,9 @@ pub struct Sequencer {
     confirmed: bool,
     /// A reset is due once nothing is in flight.
     reset_due: bool,
+    /// A batch with a sequence under the current identity ended unacknowledged: every later
+    /// sequence follows a gap, so a broker's refusal of it says nothing about its producer state.
+    sequence_gap: bool,
     /// The reset must take a fresh producer id (the epoch was fenced).
     fresh_id_due: bool,
     backoff_until: Instant,
@@ -261,6 +266,7 @@ impl Sequencer {
             going_back: false,
             confirmed: false,
             reset_due: false,
+            sequence_gap: false,
             fresh_id_due: false,
             backoff_until: Instant(0),
             route_error: None,
@@ -474,9 +480,10 @@ impl Sequencer {
                     Class::Retry(_) => self.entries[index].last_refusal = Some(code),
                     Class::Reset { fresh_id } => {
                         self.entries[index].last_refusal = Some(code);
-                        // Only the first unacknowledged batch tells us the broker lost our
-                        // sequence; behind an unresolved batch it is that batch's consequence.
-                        if index == 0 && !fresh_id {
+                        // Only the first unacknowledged batch, with every earlier sequence of
+                        // the identity acknowledged, tells us the broker lost our sequence;
+                        // behind an unresolved or failed batch it is that batch's consequence.
+                        if index == 0 && !fresh_id && !self.sequence_gap {
                             self.stats.sequence_refusals += 1;
                         }
                         if fresh_id || index == 0 {
@@ -590,6 +597,7 @@ impl Sequencer {
         assert!(!entry.in_flight && !entry.acked);
         if self.config.idempotent && entry.sequence.is_some() {
             self.reset_due = true;
+            self.sequence_gap = true;
             self.going_back = true;
         }
         self.done.push_back((entry.id, outcome));
@@ -658,6 +666,7 @@ impl Sequencer {
         self.next_sequence = Sequence(0);
         self.confirmed = false;
         self.reset_due = false;
+        self.sequence_gap = false;
         self.fresh_id_due = false;
     }
 }

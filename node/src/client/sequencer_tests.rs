@@ -190,6 +190,57 @@ fn out_of_order_behind_a_failed_batch_is_only_retried() {
     assert_eq!(s.stats().resets, 0);
 }
 
+/// Cluster seed 505772: the batch ahead is refused `NOT_ENOUGH_REPLICAS` after its delivery
+/// deadline, so it fails and leaves a gap; the batch behind it, pipelined in the same round, is
+/// then rightly refused `OUT_OF_ORDER_SEQUENCE_NUMBER` as the first unacknowledged batch. That
+/// refusal follows our own gap: a reset, not a broker that lost our sequence.
+#[test]
+fn out_of_order_behind_a_batch_that_expired_is_not_a_sequence_refusal() {
+    let (mut s, ids) = started(2, 1);
+    let o = send_all(&mut s, ms(0), A);
+    assert_eq!(seqs(&o), vec![(0, 1), (0, 2)]);
+    s.on_result(ms(10_001), &o[0], err(ErrorCode::NOT_ENOUGH_REPLICAS));
+    s.on_result(
+        ms(10_001),
+        &o[1],
+        err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+    );
+    assert_eq!(
+        s.stats().sequence_refusals,
+        0,
+        "the refusal follows our own gap"
+    );
+    assert_eq!(s.stats().resets, 1, "the gap resets the sequence");
+    assert_eq!(
+        completions(&mut s),
+        vec![
+            (
+                ids[0],
+                ProduceOutcome::Failed(ErrorCode::NOT_ENOUGH_REPLICAS)
+            ),
+            (
+                ids[1],
+                ProduceOutcome::Failed(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+            ),
+        ],
+        "both expired: the second one's last refusal is reported"
+    );
+    // Under the bumped epoch a refusal of the first batch counts again.
+    let late = s.enqueue(ms(10_001), 1);
+    let o = send_all(&mut s, ms(10_101), A);
+    assert_eq!(seqs(&o), vec![(1, 0)]);
+    s.on_result(ms(10_102), &o[0], ok(5));
+    assert_eq!(completions(&mut s), vec![(late, acked(5, false))]);
+    s.enqueue(ms(10_102), 1);
+    let o = send_all(&mut s, ms(10_102), A);
+    s.on_result(
+        ms(10_103),
+        &o[0],
+        err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+    );
+    assert_eq!(s.stats().sequence_refusals, 1);
+}
+
 #[test]
 fn out_of_order_on_the_first_batch_bumps_the_epoch_and_never_resends_a_possibly_written_batch() {
     let (mut s, ids) = started(3, 2);

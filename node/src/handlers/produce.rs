@@ -16,12 +16,21 @@
 //!   five batches is answered with the original offsets and waits for the same acknowledgement
 //!   as the original (its offsets below the high watermark, or durable for acks=1); a sequence
 //!   gap is OUT_OF_ORDER_SEQUENCE_NUMBER, a fenced epoch INVALID_PRODUCER_EPOCH.
+//! - Every acknowledgement, and every append the leader refuses, names the leader and the epoch
+//!   it answered under in `current_leader` (v10+, a tagged field; KIP-951 defines
+//!   it for `NOT_LEADER_OR_FOLLOWER`, where clients read it, and other clients ignore it
+//!   elsewhere). Strata's client uses it so that its view of a partition's leader epoch never
+//!   falls below an epoch that acknowledged one of its batches: a broker deposed without knowing
+//!   it (cut off from the controller) still names itself leader under its old epoch, and a
+//!   producer that followed it would be refused a sequence the new leader had continued.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, ResponseKind};
 use strata_core::ErrorCode;
 
 use crate::broker::Broker;
@@ -51,6 +60,13 @@ fn error_response(index: i32, code: ErrorCode) -> PartitionProduceResponse {
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
+}
+
+/// This broker as the partition's leader under `leader_epoch` (see the module docs).
+fn leading(broker: &Broker, leader_epoch: i32) -> LeaderIdAndEpoch {
+    LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(broker.config.node_id))
+        .with_leader_epoch(leader_epoch)
 }
 
 pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
@@ -102,10 +118,16 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
                                             .with_base_offset(a.info.first_offset.0)
                                             .with_log_append_time_ms(a.info.log_append_time_ms)
                                             .with_log_start_offset(a.info.log_start_offset.0)
+                                            .with_current_leader(leading(broker, a.leader_epoch))
                                     }
                                     Err(code) => {
                                         tracing::debug!(topic = %t.name, partition = pd.index, error = ?code, "append refused");
-                                        error_response(pd.index, code)
+                                        let resp = error_response(pd.index, code);
+                                        let epoch = p.role().leader_epoch();
+                                        match epoch {
+                                            Some(e) => resp.with_current_leader(leading(broker, e)),
+                                            None => resp,
+                                        }
                                     }
                                 }
                             }
