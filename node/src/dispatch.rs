@@ -458,37 +458,9 @@ pub(crate) mod tests {
                 .as_ref()
                 .is_some_and(|c| !c.is_empty())
         );
-        let batch = strata_core::batch::build_batch(&[(b"v", None)], 5);
-        let produced: ProduceResponse = round_trip(
-            &broker,
-            ApiKey::Produce,
-            8,
-            &ProduceRequest::default()
-                .with_acks(-1)
-                .with_timeout_ms(5_000)
-                .with_topic_data(vec![
-                    TopicProduceData::default()
-                        .with_name(name.clone())
-                        .with_partition_data(vec![
-                            PartitionProduceData::default()
-                                .with_index(0)
-                                .with_records(Some(Bytes::from(batch))),
-                        ]),
-                ]),
-        )
-        .await;
-        assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
-        assert_eq!(
-            produced.responses[0].partition_responses[0].current_leader,
-            Default::default(),
-            "v8 has no current_leader"
-        );
-        let again: ProduceResponse = round_trip(
-            &broker,
-            ApiKey::Produce,
-            11,
-            &ProduceRequest::default()
-                .with_acks(1)
+        let produce = |acks: i16, value: &'static [u8]| {
+            ProduceRequest::default()
+                .with_acks(acks)
                 .with_timeout_ms(5_000)
                 .with_topic_data(vec![
                     TopicProduceData::default()
@@ -497,13 +469,22 @@ pub(crate) mod tests {
                             PartitionProduceData::default()
                                 .with_index(0)
                                 .with_records(Some(Bytes::from(strata_core::batch::build_batch(
-                                    &[(b"w", None)],
+                                    &[(value, None)],
                                     5,
                                 )))),
                         ]),
-                ]),
-        )
-        .await;
+                ])
+        };
+        let produced: ProduceResponse =
+            round_trip(&broker, ApiKey::Produce, 8, &produce(-1, b"v")).await;
+        assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+        assert_eq!(
+            produced.responses[0].partition_responses[0].current_leader,
+            Default::default(),
+            "v8 has no current_leader"
+        );
+        let again: ProduceResponse =
+            round_trip(&broker, ApiKey::Produce, 11, &produce(1, b"w")).await;
         let answered = &again.responses[0].partition_responses[0];
         assert_eq!((answered.error_code, answered.base_offset), (0, 1));
         assert_eq!(

@@ -107,11 +107,11 @@ impl View {
                         isr: p.isr_nodes.iter().map(|b| b.0).collect(),
                         error: ErrorCode(p.error_code),
                     };
-                    let newer_known = known
-                        .and_then(|ps| ps.iter().find(|k| k.partition == answered.partition))
-                        .filter(|k| {
-                            answered.leader_epoch >= 0 && k.leader_epoch > answered.leader_epoch
-                        });
+                    let known_here =
+                        known.and_then(|ps| ps.iter().find(|k| k.partition == answered.partition));
+                    let newer_known = known_here.filter(|k| {
+                        answered.leader_epoch >= 0 && k.leader_epoch > answered.leader_epoch
+                    });
                     match newer_known {
                         // A stale answer (see the module docs): keep the newer epoch's leader.
                         Some(k) => {
@@ -126,15 +126,10 @@ impl View {
                             k.clone()
                         }
                         None => {
-                            if let Some(k) = known
-                                .and_then(|ps| {
-                                    ps.iter().find(|k| k.partition == answered.partition)
-                                })
-                                .filter(|k| {
-                                    (k.leader, k.leader_epoch)
-                                        != (answered.leader, answered.leader_epoch)
-                                })
-                            {
+                            if let Some(k) = known_here.filter(|k| {
+                                (k.leader, k.leader_epoch)
+                                    != (answered.leader, answered.leader_epoch)
+                            }) {
                                 tracing::debug!(
                                     topic = name.as_str(),
                                     partition = k.partition,
