@@ -1,25 +1,11 @@
 //! The consumer-group findings of `group_coordinator` and `group_records` (see
 //! `findings/README.md`): the scenarios below show each finding in a few steps, and now pass
 //! (all eight are fixed in `strata-core`; their inputs moved to `corpus/`, replayed by
-//! `tests/corpus.rs`). Inputs of new open findings go to `findings/group_*/`, replayed here with
-//! open findings reachable (`Options::open_findings`); the targets as fuzzed must pass them too.
-
-use std::fs;
-use std::path::{Path, PathBuf};
+//! `tests/corpus.rs`). A new finding gets a scenario here, and its input goes to
+//! `findings/group_*/` until it is fixed (see `findings/README.md`).
 
 use strata_fuzz::group_coordinator::{Options, run};
 use strata_fuzz::group_steps::{CONFIG_BYTES, Step, input};
-
-fn findings(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("findings")
-        .join(target);
-    let mut out: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|d| d.map(|e| e.expect("entry").path()).collect())
-        .unwrap_or_default();
-    out.sort();
-    out
-}
 
 fn open() -> Options {
     Options {
@@ -109,38 +95,6 @@ fn a_loaded_member_string_longer_than_a_v3_string() {
         },
     ];
     run(&input([0; CONFIG_BYTES], &steps), open());
-}
-
-/// Replays every file of `findings/<target>/`; fails naming those that still fail.
-fn replay_all(target: &str, run_one: fn(&[u8])) {
-    let mut failing = Vec::new();
-    for path in findings(target) {
-        eprintln!("replaying {}", path.display());
-        let data = fs::read(&path).expect("readable");
-        if std::panic::catch_unwind(|| run_one(&data)).is_err() {
-            failing.push(path.display().to_string());
-        }
-    }
-    assert!(failing.is_empty(), "open findings still fail: {failing:#?}");
-}
-
-#[test]
-fn group_coordinator_findings_replay() {
-    replay_all("group_coordinator", |data| {
-        run(data, open());
-    });
-}
-
-#[test]
-fn group_records_findings_replay() {
-    replay_all("group_records", |data| {
-        strata_fuzz::group_records::run(
-            data,
-            strata_fuzz::group_records::Options {
-                open_findings: true,
-            },
-        )
-    });
 }
 
 /// A static group whose members all ask for a rebalance timeout of 0 ms (JoinGroup does not
@@ -272,19 +226,4 @@ fn a_group_emptied_and_expired_in_one_tick_gets_a_tombstone() {
         join(1),
     ];
     run(&input([0; CONFIG_BYTES], &steps), open());
-}
-
-/// The targets as fuzzed tolerate every open finding (so fuzzing goes on past them): each
-/// input passes with `open_findings` off.
-#[test]
-fn the_targets_tolerate_the_open_findings() {
-    for path in findings("group_coordinator") {
-        run(&fs::read(&path).expect("readable"), Options::default());
-    }
-    for path in findings("group_records") {
-        strata_fuzz::group_records::run(
-            &fs::read(&path).expect("readable"),
-            strata_fuzz::group_records::Options::default(),
-        );
-    }
 }

@@ -3,8 +3,6 @@
 //! Produce, Fetch, ListOffsets, pipelining, restart recovery, InitProducerId across restarts, and
 //! bad input that must close only the offending connection.
 
-use std::net::SocketAddr;
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -12,43 +10,14 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use strata_node::{Config, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
-struct Running {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+mod common;
+use common::Running;
 
 async fn start(dir: &std::path::Path) -> Running {
-    let config = Config::default()
-        .with("listeners", "127.0.0.1:0")
-        .and_then(|c| c.with("log.dirs", &dir.display().to_string()))
-        .expect("valid config");
-    let server = Server::bind(config).await.expect("bind");
-    let addr = server.local_addr();
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
-    Running { addr, stop, task }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.expect("join").expect("clean shutdown");
-    }
-
-    /// Stops the server without its shutdown (no final flush or checkpoint). Not a power loss:
-    /// the page cache keeps what was written.
-    async fn abort(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
+    common::start(dir, &[]).await
 }
 
 fn frame<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> BytesMut {

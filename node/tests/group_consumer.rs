@@ -13,39 +13,22 @@ use strata_node::client::group::{
 };
 use strata_node::client::producer::ProducerConfig;
 use strata_node::client::{Admin, Connection, ConnectionConfig, Producer};
-use strata_node::{Config, Server};
-use tokio::sync::oneshot;
+
+mod common;
+use common::Running;
 
 const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 6;
 
-struct Running {
-    addr: String,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
 async fn start(dir: &std::path::Path) -> Running {
-    let config = Config::default()
-        .with("listeners", "127.0.0.1:0")
-        .and_then(|c| c.with("log.dirs", &dir.display().to_string()))
-        .and_then(|c| c.with("group.initial.rebalance.delay.ms", "0"))
-        .and_then(|c| c.with("offsets.topic.num.partitions", "3"))
-        .expect("valid config");
-    let server = Server::bind(config).await.expect("bind");
-    let addr = server.local_addr().to_string();
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
-    Running { addr, stop, task }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.expect("join").expect("clean shutdown");
-    }
+    common::start(
+        dir,
+        &[
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("offsets.topic.num.partitions", "3"),
+        ],
+    )
+    .await
 }
 
 async fn setup(addr: &str) -> Producer {
@@ -179,10 +162,11 @@ impl RebalanceListener for Events {
 async fn two_members_split_the_topic_and_a_third_resumes_from_the_commits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(dir.path()).await;
-    let producer = setup(&node.addr).await;
+    let addr = node.addr.to_string();
+    let producer = setup(&addr).await;
     produce(&producer, 0, 10).await;
 
-    let mut a = consumer(&node.addr, "g1");
+    let mut a = consumer(&addr, "g1");
     let events = Events::default();
     a.set_listener(Box::new(events.clone()));
     let (mut cs, _) = poll_until(vec![a], |v| v[0].seen.len() == 60).await;
@@ -192,7 +176,7 @@ async fn two_members_split_the_topic_and_a_third_resumes_from_the_commits() {
 
     // b joins: a must give up half at its next heartbeat, and nothing is read twice since a
     // commits its positions before the rebalance (auto-commit).
-    let b = consumer(&node.addr, "g1");
+    let b = consumer(&addr, "g1");
     produce(&producer, 10, 5).await;
     let (mut cs, seen) = poll_until(vec![a, b], |v| {
         v.iter().all(|c| c.positioned && c.assignment.len() == 3)
@@ -228,7 +212,7 @@ async fn two_members_split_the_topic_and_a_third_resumes_from_the_commits() {
 
     // A new member resumes where they committed: only newer values.
     produce(&producer, 15, 2).await;
-    let c = consumer(&node.addr, "g1");
+    let c = consumer(&addr, "g1");
     let (mut cs, seen) = poll_until(vec![c], |v| v[0].seen.len() >= 12).await;
     let mut c = cs.remove(0);
     let mut got = seen[0].clone();
@@ -249,16 +233,17 @@ async fn two_members_split_the_topic_and_a_third_resumes_from_the_commits() {
 async fn a_commit_from_a_fenced_generation_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(dir.path()).await;
-    let producer = setup(&node.addr).await;
+    let addr = node.addr.to_string();
+    let producer = setup(&addr).await;
     produce(&producer, 0, 1).await;
 
-    let a = manual_consumer(&node.addr, "g2");
+    let a = manual_consumer(&addr, "g2");
     let (mut cs, _) = poll_until(vec![a], |v| v[0].seen.len() == 6).await;
     let mut a = cs.remove(0);
     a.commit_with_metadata("first").await.expect("commit");
     let (member, stale_generation) = (a.member().member_id().to_string(), a.member().generation());
 
-    let b = manual_consumer(&node.addr, "g2");
+    let b = manual_consumer(&addr, "g2");
     let (mut cs, _) = poll_until(vec![a, b], |v| {
         v.iter().all(|c| c.positioned && c.assignment.len() == 3)
     })
@@ -295,7 +280,8 @@ async fn a_commit_from_a_fenced_generation_is_refused() {
 async fn a_static_member_comes_back_without_a_rebalance() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = start(dir.path()).await;
-    let producer = setup(&node.addr).await;
+    let addr = node.addr.to_string();
+    let producer = setup(&addr).await;
     produce(&producer, 0, 1).await;
 
     let static_config = |instance: &str| {
@@ -303,9 +289,9 @@ async fn a_static_member_comes_back_without_a_rebalance() {
         c.member.group_instance_id = Some(instance.to_string());
         c
     };
-    let mut a = GroupConsumer::new(std::slice::from_ref(&node.addr), static_config("a"));
+    let mut a = GroupConsumer::new(std::slice::from_ref(&addr), static_config("a"));
     a.subscribe(&[TOPIC]);
-    let mut b = GroupConsumer::new(std::slice::from_ref(&node.addr), static_config("b"));
+    let mut b = GroupConsumer::new(std::slice::from_ref(&addr), static_config("b"));
     b.subscribe(&[TOPIC]);
     let (mut cs, _) = poll_until(vec![a, b], |v| {
         v.iter().all(|c| c.positioned && c.assignment.len() == 3)
@@ -322,7 +308,7 @@ async fn a_static_member_comes_back_without_a_rebalance() {
 
     // The same instance comes back: same generation, same partitions, a new member id; the old
     // id is fenced.
-    let mut b2 = GroupConsumer::new(std::slice::from_ref(&node.addr), static_config("b"));
+    let mut b2 = GroupConsumer::new(std::slice::from_ref(&addr), static_config("b"));
     b2.subscribe(&[TOPIC]);
     let (mut cs, _) = poll_until(vec![a, b2], |v| v.iter().all(|c| c.positioned)).await;
     let (a, mut b2) = (cs.remove(0), cs.remove(0));

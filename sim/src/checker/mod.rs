@@ -291,14 +291,33 @@ impl fmt::Display for Anomaly {
     }
 }
 
-/// The verdict on a run: every anomaly every checker found, in the history and in the
-/// observations of the nodes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    pub anomalies: Vec<Anomaly>,
+/// An anomaly kind's name, as reports count and print it.
+pub trait Named {
+    fn name(&self) -> &'static str;
 }
 
-impl Report {
+impl Named for Anomaly {
+    fn name(&self) -> &'static str {
+        Anomaly::name(self)
+    }
+}
+
+/// The verdict of a set of checkers: every anomaly they found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict<A> {
+    pub anomalies: Vec<A>,
+}
+
+impl<A> Default for Verdict<A> {
+    fn default() -> Self {
+        Verdict {
+            anomalies: Vec::new(),
+        }
+    }
+}
+
+impl<A: Named> Verdict<A> {
+    /// No anomaly.
     pub fn is_valid(&self) -> bool {
         self.anomalies.is_empty()
     }
@@ -313,10 +332,16 @@ impl Report {
     }
 
     /// The anomalies of one name.
-    pub fn named(&self, name: &str) -> Vec<&Anomaly> {
+    pub fn named(&self, name: &str) -> Vec<&A> {
         self.anomalies.iter().filter(|a| a.name() == name).collect()
     }
+}
 
+/// The verdict on a run: every anomaly every checker found, in the history and in the
+/// observations of the nodes.
+pub type Report = Verdict<Anomaly>;
+
+impl Report {
     /// A failure report: counts, then each anomaly (at most `limit` per name) followed by the
     /// history events it cites.
     pub fn render(&self, history: &History, limit: usize) -> String {

@@ -103,11 +103,38 @@ impl GroupWorkload {
         Instant(self.start.elapsed().as_nanos() as u64)
     }
 
-    fn record(&self, op: GroupOp) {
+    /// Records a completed step of `process` on the workload's group.
+    fn record_step(
+        &self,
+        process: ProcessId,
+        invoked: Instant,
+        call: GroupCall,
+        outcome: GroupOutcome,
+    ) {
+        let op = GroupOp {
+            process,
+            group: GROUP.to_string(),
+            invoked,
+            completed: Some(self.now()),
+            call,
+            outcome,
+        };
         self.history
             .lock()
             .expect("group history lock poisoned")
             .record(op);
+    }
+
+    /// A fresh process with a member of its own that never joins: it only looks at the group.
+    fn observer(&self) -> (ProcessId, GroupMember) {
+        let router = Arc::new(
+            Router::new(&self.addrs, ConnectionConfig::default(), 1)
+                .with_request_timeout(Duration::from_secs(5)),
+        );
+        (
+            self.new_process(),
+            GroupMember::new(router, member_config()),
+        )
     }
 
     fn new_process(&self) -> ProcessId {
@@ -169,7 +196,14 @@ fn failed(e: &GroupError) -> GroupOutcome {
     }
 }
 
-fn fetched(reads: &[((String, i32), Option<CommittedOffset>)]) -> GroupOutcome {
+/// The outcome of a committed-offset read.
+fn fetched(
+    result: &Result<Vec<((String, i32), Option<CommittedOffset>)>, GroupError>,
+) -> GroupOutcome {
+    let reads = match result {
+        Ok(reads) => reads,
+        Err(e) => return failed(e),
+    };
     GroupOutcome::Fetched(
         reads
             .iter()
@@ -226,14 +260,7 @@ async fn run_incarnation(
                 },
                 Err(e) => failed(e),
             };
-            w.record(GroupOp {
-                process: p,
-                group: GROUP.to_string(),
-                invoked,
-                completed: Some(w.now()),
-                call: GroupCall::Join { member_id },
-                outcome,
-            });
+            w.record_step(p, invoked, GroupCall::Join { member_id }, outcome);
             if result.is_err() {
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..500))).await;
             }
@@ -243,17 +270,13 @@ async fn run_incarnation(
             let invoked = w.now();
             let partitions: Vec<TopicPartition> = consumer.assignment().iter().map(tp).collect();
             let result = consumer.init_positions().await;
-            w.record(GroupOp {
-                process: p,
-                group: GROUP.to_string(),
+            let outcome = fetched(&result);
+            w.record_step(
+                p,
                 invoked,
-                completed: Some(w.now()),
-                call: GroupCall::FetchCommitted { partitions },
-                outcome: match &result {
-                    Ok(reads) => fetched(reads),
-                    Err(e) => failed(e),
-                },
-            });
+                GroupCall::FetchCommitted { partitions },
+                outcome,
+            );
             if result.is_err() {
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..500))).await;
             }
@@ -310,25 +333,20 @@ async fn commit(w: &GroupWorkload, p: ProcessId, consumer: &mut GroupConsumer) {
     let generation = consumer.member().generation();
     let invoked = w.now();
     let result = consumer.commit_with_metadata(&tag.to_string()).await;
-    w.record(GroupOp {
-        process: p,
-        group: GROUP.to_string(),
-        invoked,
-        completed: Some(w.now()),
-        call: GroupCall::Commit {
-            member_id,
-            generation,
-            offsets: offsets
-                .iter()
-                .map(|(t, part, o)| (TopicPartition::new(t.clone(), *part), *o))
-                .collect(),
-            tag,
-        },
-        outcome: match &result {
-            Ok(()) => GroupOutcome::Committed,
-            Err(e) => failed(e),
-        },
-    });
+    let call = GroupCall::Commit {
+        member_id,
+        generation,
+        offsets: offsets
+            .iter()
+            .map(|(t, part, o)| (TopicPartition::new(t.clone(), *part), *o))
+            .collect(),
+        tag,
+    };
+    let outcome = match &result {
+        Ok(()) => GroupOutcome::Committed,
+        Err(e) => failed(e),
+    };
+    w.record_step(p, invoked, call, outcome);
 }
 
 /// Reads the committed offsets of the member's assignment (without moving its positions).
@@ -339,19 +357,10 @@ async fn read_committed(w: &GroupWorkload, p: ProcessId, consumer: &mut GroupCon
     }
     let invoked = w.now();
     let result = consumer.member_mut().committed(&partitions).await;
-    w.record(GroupOp {
-        process: p,
-        group: GROUP.to_string(),
-        invoked,
-        completed: Some(w.now()),
-        call: GroupCall::FetchCommitted {
-            partitions: partitions.iter().map(tp).collect(),
-        },
-        outcome: match &result {
-            Ok(reads) => fetched(reads),
-            Err(e) => failed(e),
-        },
-    });
+    let call = GroupCall::FetchCommitted {
+        partitions: partitions.iter().map(tp).collect(),
+    };
+    w.record_step(p, invoked, call, fetched(&result));
 }
 
 /// The liveness check after the heal: DescribeGroups (recorded, `final_check`) until the group
@@ -359,12 +368,7 @@ async fn read_committed(w: &GroupWorkload, p: ProcessId, consumer: &mut GroupCon
 /// meanwhile; the caller stops them afterwards and calls [`final_read`].
 pub async fn final_check(w: &GroupWorkload, budget: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + budget;
-    let p = w.new_process();
-    let router = Arc::new(
-        Router::new(&w.addrs, ConnectionConfig::default(), 1)
-            .with_request_timeout(Duration::from_secs(5)),
-    );
-    let mut observer = GroupMember::new(router, member_config());
+    let (p, mut observer) = w.observer();
     let all: BTreeSet<(String, i32)> = w.all_partitions().into_iter().collect();
     loop {
         let invoked = w.now();
@@ -377,13 +381,11 @@ pub async fn final_check(w: &GroupWorkload, budget: Duration) -> Result<(), Stri
             let unique: BTreeSet<(String, i32)> = owned.iter().cloned().collect();
             d.state == "Stable" && owned.len() == unique.len() && unique == all
         });
-        w.record(GroupOp {
-            process: p,
-            group: GROUP.to_string(),
+        w.record_step(
+            p,
             invoked,
-            completed: Some(w.now()),
-            call: GroupCall::Describe { final_check: true },
-            outcome: match &result {
+            GroupCall::Describe { final_check: true },
+            match &result {
                 Ok(d) => GroupOutcome::Described {
                     state: d.state.clone(),
                     generation: -1,
@@ -398,7 +400,7 @@ pub async fn final_check(w: &GroupWorkload, budget: Duration) -> Result<(), Stri
                 },
                 Err(e) => failed(e),
             },
-        });
+        );
         if settled {
             return Ok(());
         }
@@ -415,29 +417,15 @@ pub async fn final_check(w: &GroupWorkload, budget: Duration) -> Result<(), Stri
 /// answers, at most `budget`), so that every acknowledged commit is checked at the end.
 pub async fn final_read(w: &GroupWorkload, budget: Duration) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + budget;
-    let p = w.new_process();
-    let router = Arc::new(
-        Router::new(&w.addrs, ConnectionConfig::default(), 1)
-            .with_request_timeout(Duration::from_secs(5)),
-    );
-    let mut observer = GroupMember::new(router, member_config());
+    let (p, mut observer) = w.observer();
     let partitions = w.all_partitions();
     loop {
         let invoked = w.now();
         let result = observer.committed(&partitions).await;
-        w.record(GroupOp {
-            process: p,
-            group: GROUP.to_string(),
-            invoked,
-            completed: Some(w.now()),
-            call: GroupCall::FetchCommitted {
-                partitions: partitions.iter().map(tp).collect(),
-            },
-            outcome: match &result {
-                Ok(reads) => fetched(reads),
-                Err(e) => failed(e),
-            },
-        });
+        let call = GroupCall::FetchCommitted {
+            partitions: partitions.iter().map(tp).collect(),
+        };
+        w.record_step(p, invoked, call, fetched(&result));
         match result {
             Ok(_) => return Ok(()),
             Err(e) if tokio::time::Instant::now() >= deadline => {

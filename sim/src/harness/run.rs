@@ -155,7 +155,7 @@ impl Outcome {
     pub fn ok(&self) -> bool {
         self.report.is_valid()
             && self.liveness.is_ok()
-            && self.group.as_ref().is_none_or(|(_, r)| r.is_clean())
+            && self.group.as_ref().is_none_or(|(_, r)| r.is_valid())
     }
 }
 

@@ -252,10 +252,7 @@ impl GroupMember {
         owned: &[(String, i32)],
     ) -> Result<Joined, GroupError> {
         let result = self.join_and_sync(topics, owned).await;
-        if let Err(e) = &result {
-            self.after_error(e);
-        }
-        result
+        self.noted(result)
     }
 
     async fn join_and_sync(
@@ -398,10 +395,7 @@ impl GroupMember {
             }
         }
         .await;
-        if let Err(e) = &result {
-            self.after_error(e);
-        }
-        result
+        self.noted(result)
     }
 
     /// Commits `offsets` as this member of its current generation, each with `metadata`.
@@ -427,10 +421,7 @@ impl GroupMember {
         let result = self
             .commit_inner(member_id, generation, offsets, metadata)
             .await;
-        if let Err(e) = &result {
-            self.after_error(e);
-        }
-        result
+        self.noted(result)
     }
 
     async fn commit_inner(
@@ -493,10 +484,7 @@ impl GroupMember {
         partitions: &[(String, i32)],
     ) -> Result<Vec<((String, i32), Option<CommittedOffset>)>, GroupError> {
         let result = self.committed_inner(partitions).await;
-        if let Err(e) = &result {
-            self.after_error(e);
-        }
-        result
+        self.noted(result)
     }
 
     async fn committed_inner(
@@ -577,10 +565,7 @@ impl GroupMember {
             })
         }
         .await;
-        if let Err(e) = &result {
-            self.after_error(e);
-        }
-        result
+        self.noted(result)
     }
 
     /// LeaveGroup (dynamic members; a static member leaves only by its session timing out,
@@ -614,6 +599,14 @@ impl GroupMember {
         .await;
         self.member_id.clear();
         self.generation = -1;
+        result
+    }
+
+    /// `result`, after applying what its error means for the member's state.
+    fn noted<T>(&mut self, result: Result<T, GroupError>) -> Result<T, GroupError> {
+        if let Err(e) = &result {
+            self.after_error(e);
+        }
         result
     }
 

@@ -27,9 +27,9 @@
 //!   [`GroupOutcome::Info`] op precedes nothing: its completion is when the client gave up, and
 //!   the request may still take effect later.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
+use super::{Named, Verdict};
 use crate::group_history::{GroupCall, GroupHistory, GroupOp, GroupOpIndex, GroupOutcome};
 use crate::history::TopicPartition;
 
@@ -104,37 +104,22 @@ impl fmt::Display for GroupAnomaly {
     }
 }
 
-/// The verdict on a group history: every anomaly every group checker found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupReport {
-    pub anomalies: Vec<GroupAnomaly>,
+impl Named for GroupAnomaly {
+    fn name(&self) -> &'static str {
+        GroupAnomaly::name(self)
+    }
 }
 
+/// The verdict on a group history: every anomaly every group checker found.
+pub type GroupReport = Verdict<GroupAnomaly>;
+
 impl GroupReport {
-    pub fn is_clean(&self) -> bool {
-        self.anomalies.is_empty()
-    }
-
-    /// How many anomalies of each name.
-    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut counts = BTreeMap::new();
-        for anomaly in &self.anomalies {
-            *counts.entry(anomaly.name()).or_insert(0) += 1;
-        }
-        counts
-    }
-
-    /// The anomalies of one name.
-    pub fn named(&self, name: &str) -> Vec<&GroupAnomaly> {
-        self.anomalies.iter().filter(|a| a.name() == name).collect()
-    }
-
     /// A failure report: counts, then each anomaly (at most ten per name) followed by the ops it
     /// cites.
     pub fn render(&self, history: &GroupHistory) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
-        if self.is_clean() {
+        if self.is_valid() {
             out.push_str("group history valid: no anomalies\n");
             return out;
         }

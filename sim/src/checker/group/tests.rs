@@ -55,7 +55,7 @@ fn good() -> Builder {
 fn the_good_history_passes_every_checker() {
     let b = good();
     let report = check_all(&b.history);
-    assert!(report.is_clean(), "{}", report.render(&b.history));
+    assert!(report.is_valid(), "{}", report.render(&b.history));
     assert_eq!(
         report.render(&b.history),
         "group history valid: no anomalies\n"
@@ -105,7 +105,7 @@ fn check_all_runs_every_checker() {
         "{}",
         report.render(&b.history)
     );
-    assert!(!report.is_clean());
+    assert!(!report.is_valid());
     assert_eq!(report.named("group-lost-commit").len(), 1);
 }
 
