@@ -7,6 +7,10 @@
 //!   and when to propose an ISR change to the controller (Kafka's `Partition` / `Replica` state,
 //!   KIP-497 AlterPartition semantics).
 //!
+//! - [`partition`]: one partition's replica state as a whole — role, durable end, high
+//!   watermark, admission of appends, and the AlterPartition cycle — built on the above; the
+//!   node wraps it in a mutex and publishes it to waiters.
+//!
 //! The leader epoch cache itself lives with the log (`crate::log::leader_epoch_cache`), since it
 //! is persisted and truncated together with it.
 //!
@@ -16,8 +20,13 @@
 
 pub mod follower;
 pub mod isr;
+pub mod partition;
 pub mod truncation;
 
 pub use follower::FollowerState;
 pub use isr::{IsrState, PendingIsrChange};
+pub use partition::{
+    AlterPartitionOutcome, AlterStep, FollowerFetch, IsrProposal, LeaderState, PartitionReplica,
+    Role,
+};
 pub use truncation::{OffsetTruncationState, offset_truncation_state};
