@@ -32,8 +32,8 @@ use crate::metadata_store::{
 use crate::partition::{Partition, Signals};
 use crate::producer_ids::{Block, BlockError, ProducerIds};
 use crate::replication::ClusterState;
-use crate::replication::role::Role;
 use crate::topic_config::{TopicError, fsync_before_ack, log_config, validate_topic_name};
+use strata_core::replica::Role;
 
 /// A topic: its overrides and partitions. Replaced whole (copy on write) when it changes.
 #[derive(Debug)]

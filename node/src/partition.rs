@@ -1,5 +1,7 @@
-//! One partition as the broker serves it: its [`PartitionLog`], its high watermark, and its
-//! group-commit flusher.
+//! One partition as the broker serves it: its [`PartitionLog`], its replica state (the
+//! [`PartitionReplica`] of `strata_core::replica::partition`, where every rule on roles, the
+//! durable end, the high watermark and the ISR lives), and its group-commit flusher. This file
+//! is the locks, the watch channel waiters follow, and the flusher around them.
 //!
 //! Invariants:
 //! - With `fsync.before.ack` the high watermark is `log.flushed_offset()`: consumers never see,
@@ -11,19 +13,23 @@
 //!   fsync covers every append before it.
 //! - An fsync error marks the log failed (`PartitionLog::fail`) and the state `failed`; waiting
 //!   producers get `KAFKA_STORAGE_ERROR` and are never acknowledged.
+//! - Every change of the replica state is published to the watch under its lock
+//!   ([`Partition::update`]), so what waiters see is always a state the rules produced.
+//! - Lock order: the replica state, then the log (an append holds the role it stamps the
+//!   epoch of across the append, so a batch is never stamped with an epoch that already ended).
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use strata_core::ErrorCode;
 use strata_core::log::{AppendInfo, FlushPlan, PartitionLog};
+use strata_core::replica::{PartitionReplica, Role};
 use strata_core::types::{LeaderEpoch, Offset};
 use tokio::sync::Notify;
 
 use crate::sync::watch;
-
-use crate::replication::role::Role;
 
 /// The broker-wide wake-up signals a partition bumps.
 #[derive(Debug, Clone)]
@@ -74,8 +80,20 @@ pub struct Partition {
     append_signal: Arc<watch::Sender<u64>>,
     /// Broker-wide "some role changed" signal (group coordinators load and unload on it).
     role_signal: Arc<watch::Sender<u64>>,
-    /// Leader, follower, or neither (see [`Role`]). Held only for short synchronous sections.
-    role: Mutex<Role>,
+    /// Role, durable end and high watermark (see [`PartitionReplica`]). Held only for short
+    /// synchronous sections; taken before the log when both are.
+    replica: Mutex<PartitionReplica>,
+}
+
+/// The role, read under the replica state's lock (see [`Partition::role`]).
+pub struct RoleGuard<'a>(MutexGuard<'a, PartitionReplica>);
+
+impl Deref for RoleGuard<'_> {
+    type Target = Role;
+
+    fn deref(&self) -> &Role {
+        self.0.role()
+    }
 }
 
 impl Partition {
@@ -95,16 +113,8 @@ impl Partition {
         } else {
             log.log_end_offset().0
         };
-        let high_watermark = match role {
-            Role::Sole => durable_end,
-            _ => log.log_start_offset().0,
-        };
-        let (state, _) = watch::channel(PartitionState {
-            high_watermark,
-            failed: false,
-            durable_end,
-            leader_epoch: role.leader_epoch().unwrap_or(-1),
-        });
+        let replica = PartitionReplica::new(role, log.log_start_offset().0, durable_end);
+        let (state, _) = watch::channel(snapshot(&replica, false));
         Arc::new(Partition {
             topic,
             index,
@@ -116,7 +126,7 @@ impl Partition {
             data_signal: signals.data,
             append_signal: signals.append,
             role_signal: signals.roles,
-            role: Mutex::new(role),
+            replica: Mutex::new(replica),
         })
     }
 
@@ -129,12 +139,8 @@ impl Partition {
         leader: Option<strata_core::types::NodeId>,
         leader_epoch: i32,
     ) -> Arc<Partition> {
-        let (state, _) = watch::channel(PartitionState {
-            high_watermark: 0,
-            failed: false,
-            durable_end: 0,
-            leader_epoch: -1,
-        });
+        let replica = PartitionReplica::remote(leader, leader_epoch);
+        let (state, _) = watch::channel(snapshot(&replica, false));
         Arc::new(Partition {
             topic,
             index,
@@ -146,10 +152,7 @@ impl Partition {
             data_signal: signals.data,
             append_signal: signals.append,
             role_signal: signals.roles,
-            role: Mutex::new(Role::Remote {
-                leader,
-                leader_epoch,
-            }),
+            replica: Mutex::new(replica),
         })
     }
 
@@ -177,59 +180,68 @@ impl Partition {
         }
     }
 
-    /// Locks the role.
-    pub fn role(&self) -> MutexGuard<'_, Role> {
-        self.role.lock().unwrap_or_else(|p| p.into_inner())
+    /// The role, read-only, under the replica state's lock.
+    pub fn role(&self) -> RoleGuard<'_> {
+        RoleGuard(self.replica())
+    }
+
+    /// Locks the replica state. A change made through the guard is published with
+    /// [`Partition::publish`] before the guard is dropped; [`Partition::update`] does both.
+    pub fn replica(&self) -> MutexGuard<'_, PartitionReplica> {
+        self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The leader epoch while this broker leads the partition.
+    pub fn leader_epoch(&self) -> Option<i32> {
+        self.replica().leader_epoch()
+    }
+
+    /// Applies `change` to the replica state and publishes the result.
+    pub fn update<R>(&self, change: impl FnOnce(&mut PartitionReplica) -> R) -> R {
+        let mut replica = self.replica();
+        let out = change(&mut replica);
+        self.publish(&replica);
+        out
+    }
+
+    /// Publishes `replica` (the state behind the caller's guard) to waiters, waking consumers
+    /// if the high watermark moved.
+    pub fn publish(&self, replica: &PartitionReplica) {
+        let mut moved = false;
+        self.state.send_if_modified(|s| {
+            let next = snapshot(replica, s.failed);
+            moved = next.high_watermark > s.high_watermark;
+            let changed = *s != next;
+            *s = next;
+            changed
+        });
+        if moved {
+            self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
+        }
     }
 
     /// Replaces the role (metadata change) and republishes what waiters watch.
     pub fn set_role(&self, role: Role) {
-        let epoch = role.leader_epoch().unwrap_or(-1);
-        *self.role() = role;
-        self.state.send_modify(|s| s.leader_epoch = epoch);
-        self.recompute_high_watermark();
+        self.update(|r| r.on_role_change(role));
         self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
         self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
         self.role_signal.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    /// The high watermark consumers may be served, or `None` if this broker must not serve
-    /// them: it does not lead the partition, or it is a new leader whose high watermark has not
-    /// yet reached its epoch's start offset (see [`crate::replication::role`]).
-    pub fn serving_high_watermark(&self) -> Result<i64, strata_core::ErrorCode> {
-        let hw = self.state().high_watermark;
-        match &*self.role() {
-            Role::Sole => Ok(hw),
-            Role::Leader(l) if hw >= l.epoch_start_offset => Ok(hw),
-            Role::Leader(_) => Err(strata_core::ErrorCode::NOT_LEADER_OR_FOLLOWER),
-            _ => Err(strata_core::ErrorCode::NOT_LEADER_OR_FOLLOWER),
-        }
-    }
-
-    /// Recomputes the high watermark from the role: the durable end on a single node, the
-    /// minimum over the maximal ISR for a leader; followers learn theirs from the leader.
-    pub fn recompute_high_watermark(&self) {
-        let durable_end = self.state().durable_end;
-        let hw = match &*self.role() {
-            Role::Sole => Some(durable_end),
-            // -1 while an ISR member has not fetched yet in this leadership; publishing only
-            // moves forward, so that keeps the current value.
-            Role::Leader(l) => Some(l.isr.high_watermark(strata_core::Offset(durable_end)).0),
-            _ => None,
-        };
-        if let Some(hw) = hw {
-            self.publish_high_watermark(hw);
-        }
+    /// The high watermark consumers may be served, or the error to answer (see
+    /// [`PartitionReplica::serving_high_watermark`]).
+    pub fn serving_high_watermark(&self) -> Result<i64, ErrorCode> {
+        self.replica().serving_high_watermark()
     }
 
     /// A follower learnt the leader's high watermark: its own is that, capped by what it has.
     pub fn set_follower_high_watermark(&self, leader_hw: i64) {
-        let durable_end = self.state().durable_end;
-        self.publish_high_watermark(leader_hw.min(durable_end));
+        self.update(|r| r.on_leader_high_watermark(leader_hw));
     }
 
-    fn publish_durable_end(&self, end: i64) {
-        self.state.send_modify(|s| s.durable_end = end);
+    /// This replica is durable to `end`.
+    fn on_durable_end(&self, end: i64) {
+        self.update(|r| r.on_durable_end(end));
     }
 
     /// Appends `records` (v2 batches) as the partition's leader: the one append path, for
@@ -246,11 +258,8 @@ impl Partition {
         now_ms: i64,
     ) -> Result<LeaderAppend, ErrorCode> {
         let (info, log_end_offset, leader_epoch) = {
-            let role = self.role();
-            let leader_epoch = admit(&role, acks)?;
-            if expected_epoch.is_some_and(|e| e != leader_epoch) {
-                return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
-            }
+            let replica = self.replica();
+            let leader_epoch = replica.admit_append(acks, expected_epoch)?;
             let mut guard = self.log();
             let log = guard.as_mut().ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER)?;
             let info = log
@@ -265,10 +274,7 @@ impl Partition {
     /// Whether the ISR still has `min.insync.replicas` members (checked once a batch is
     /// replicated, as Kafka does).
     pub fn enough_replicas(&self) -> bool {
-        match &*self.role() {
-            Role::Leader(l) => l.isr.isr().len() >= l.min_insync_replicas,
-            _ => true,
-        }
+        self.replica().enough_replicas()
     }
 
     /// Locks the log. `None` inside means the partition was deleted.
@@ -290,20 +296,6 @@ impl Partition {
         self.state.subscribe()
     }
 
-    fn publish_high_watermark(&self, hw: i64) {
-        let mut moved = false;
-        self.state.send_if_modified(|s| {
-            if hw > s.high_watermark {
-                s.high_watermark = hw;
-                moved = true;
-            }
-            moved
-        });
-        if moved {
-            self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
-        }
-    }
-
     fn publish_failed(&self) {
         self.state.send_modify(|s| s.failed = true);
         self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
@@ -314,24 +306,16 @@ impl Partition {
         if self.fsync_before_ack() {
             self.flush_wanted.notify_one();
         } else {
-            self.publish_durable_end(log_end_offset);
-            self.recompute_high_watermark();
+            self.on_durable_end(log_end_offset);
         }
         self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    /// Called after a truncation (a follower cutting a divergent suffix, KIP-279).
-    pub fn on_truncated(&self, log_end_offset: i64) {
-        self.state.send_modify(|s| {
-            s.durable_end = s.durable_end.min(log_end_offset);
-        });
     }
 
     /// Called after the log was replaced by an empty one that starts (and ends) at
     /// `log_end_offset` (a follower starting afresh at its leader's log start): that empty log
     /// is already durable, and no flush will say so (nothing is left to sync).
     pub fn on_log_replaced(&self, log_end_offset: i64) {
-        self.publish_durable_end(log_end_offset);
+        self.update(|r| r.on_log_replaced(log_end_offset));
     }
 
     /// Runs one group commit if anything is unflushed. Returns false if the log failed.
@@ -349,8 +333,7 @@ impl Partition {
             // republish, or a fetcher waiting for its durable end would wait for a flush that
             // has nothing to do.
             if self.fsync_before_ack() && self.state().durable_end < flushed {
-                self.publish_durable_end(flushed);
-                self.recompute_high_watermark();
+                self.on_durable_end(flushed);
             }
             return true;
         };
@@ -365,8 +348,7 @@ impl Partition {
                 let flushed = log.flushed_offset().0;
                 drop(guard);
                 if self.fsync_before_ack() {
-                    self.publish_durable_end(flushed);
-                    self.recompute_high_watermark();
+                    self.on_durable_end(flushed);
                 }
                 true
             }
@@ -512,20 +494,6 @@ pub struct LeaderAppend {
     pub leader_epoch: i32,
 }
 
-/// What the leader checks before an append; `Err` is the answer.
-fn admit(role: &Role, acks: i16) -> Result<i32, ErrorCode> {
-    match role {
-        Role::Sole => Ok(0),
-        Role::Leader(l) => {
-            if acks == -1 && l.isr.isr().len() < l.min_insync_replicas {
-                return Err(ErrorCode::NOT_ENOUGH_REPLICAS);
-            }
-            Ok(l.leader_epoch)
-        }
-        _ => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
-    }
-}
-
 /// How waiting for an acknowledgement ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitOutcome {
@@ -534,6 +502,16 @@ pub enum WaitOutcome {
     TimedOut,
     /// Leadership moved before the acknowledgement: the write may or may not survive.
     NotLeader,
+}
+
+/// What waiters see of `replica`.
+fn snapshot(replica: &PartitionReplica, failed: bool) -> PartitionState {
+    PartitionState {
+        high_watermark: replica.high_watermark(),
+        failed,
+        durable_end: replica.durable_end(),
+        leader_epoch: replica.leader_epoch().unwrap_or(-1),
+    }
 }
 
 /// Runs a flush plan's fsyncs on tokio's blocking pool, so the reactor keeps serving while the

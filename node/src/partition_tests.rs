@@ -13,8 +13,8 @@ use strata_core::types::{LeaderEpoch, NodeId, Offset};
 
 use super::{Partition, Signals};
 use crate::replication::fetcher::start_at_leader_log_start;
-use crate::replication::role::Role;
 use crate::sync::watch;
+use strata_core::replica::Role;
 
 fn signals() -> Signals {
     Signals {

@@ -411,7 +411,7 @@ async fn group_life_and_reload() {
 /// requests meanwhile get NOT_COORDINATOR, and leading again reloads the coordinator.
 #[tokio::test]
 async fn losing_leadership_fails_parked_commits_and_unloads() {
-    use crate::replication::role::Role;
+    use strata_core::replica::Role;
     let broker = open(&MemStorage::new());
     broker
         .create_topic("t", 1, Default::default(), false)

@@ -30,7 +30,6 @@ use strata_core::types::NodeId;
 use crate::broker::Broker;
 use crate::dispatch::Handled;
 use crate::replication::isr_sync;
-use crate::replication::role::Role;
 
 /// Longest long poll we honour, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -60,7 +59,8 @@ pub fn check_leader_epoch(ours: Option<i32>, theirs: i32) -> Result<(), ErrorCod
     }
 }
 
-/// For a follower's fetch: records its progress and returns the upper bound it may read to.
+/// For a follower's fetch: records its progress on the leader (which may move the high
+/// watermark and propose an ISR expansion), or says why this broker refuses it.
 fn follower_fetch(
     broker: &Arc<Broker>,
     p: &Arc<crate::partition::Partition>,
@@ -68,23 +68,14 @@ fn follower_fetch(
     fetch_offset: i64,
     log_end_offset: i64,
 ) -> Result<(), ErrorCode> {
-    {
-        let mut role = p.role();
-        let Role::Leader(l) = &mut *role else {
-            return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
-        };
-        if !l.isr.replicas().contains(&replica) {
-            return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
-        }
-        l.isr.on_follower_fetch(
-            broker.now(),
-            replica,
-            Offset(fetch_offset),
-            Offset(log_end_offset),
-        );
+    let now = broker.now();
+    let fetched = p.update(|r| r.on_follower_fetch(now, replica, fetch_offset, log_end_offset))?;
+    if let Some(proposal) = fetched.expansion {
+        tracing::info!(topic = %p.topic, partition = p.index, isr = ?proposal.isr,
+            leader_epoch = proposal.leader_epoch, high_watermark = p.state().high_watermark,
+            "expanding the ISR: a follower caught up");
+        isr_sync::send(broker, p, proposal);
     }
-    p.recompute_high_watermark();
-    isr_sync::maybe_expand(broker, p);
     Ok(())
 }
 

@@ -37,7 +37,7 @@ use crate::broker::Broker;
 use crate::clock;
 use crate::dispatch::Handled;
 use crate::partition::{Partition, WaitOutcome};
-use crate::replication::role::Role;
+use strata_core::replica::Role;
 
 /// A partition's append outcome, before the acknowledgement wait.
 struct Appended {

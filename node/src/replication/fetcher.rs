@@ -31,11 +31,11 @@ use strata_core::ErrorCode;
 use strata_core::log::EpochEndOffset;
 use strata_core::types::{NodeId, Offset};
 
-use super::role::Role;
 use crate::broker::Broker;
 use crate::client::connection::{Connection, ConnectionConfig};
 use crate::handlers::topic_name;
 use crate::partition::Partition;
+use strata_core::replica::Role;
 
 /// Fetch version followers send (the newest without topic ids).
 const FETCH_VERSION: i16 = 12;
@@ -244,16 +244,8 @@ async fn truncate(
 /// if it still follows in `epoch`. Not completed: another OffsetForLeaderEpoch round follows
 /// with the new latest epoch (KIP-279).
 fn finish_truncation(p: &Arc<Partition>, epoch: i32, cut: Option<i64>, completed: bool) {
-    let mut role = p.role();
-    let Role::Follower {
-        leader_epoch,
-        needs_truncation,
-        ..
-    } = &mut *role
-    else {
-        return;
-    };
-    if *leader_epoch != epoch {
+    let mut replica = p.replica();
+    if !matches!(replica.role(), Role::Follower { leader_epoch, .. } if *leader_epoch == epoch) {
         return;
     }
     if let Some(cut) = cut {
@@ -268,10 +260,11 @@ fn finish_truncation(p: &Arc<Partition>, epoch: i32, cut: Option<i64>, completed
             }
             let leo = log.log_end_offset().0;
             drop(guard);
-            p.on_truncated(leo);
+            replica.on_truncated(leo);
         }
     }
-    *needs_truncation = !completed;
+    replica.set_needs_truncation(epoch, !completed);
+    p.publish(&replica);
 }
 
 /// One fetch round. Returns false if the connection failed.
@@ -460,13 +453,5 @@ pub(crate) fn start_at_leader_log_start(p: &Arc<Partition>, epoch: i32, leader_l
 }
 
 fn mark_needs_truncation(p: &Arc<Partition>, epoch: i32) {
-    if let Role::Follower {
-        leader_epoch,
-        needs_truncation,
-        ..
-    } = &mut *p.role()
-        && *leader_epoch == epoch
-    {
-        *needs_truncation = true;
-    }
+    p.update(|r| r.set_needs_truncation(epoch, true));
 }

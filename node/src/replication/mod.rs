@@ -23,7 +23,6 @@ pub mod isr_sync;
 pub mod membership;
 pub mod reconcile;
 mod replicas;
-pub mod role;
 pub mod startup;
 
 use std::collections::BTreeSet;

@@ -30,11 +30,11 @@ use strata_core::metadata::{MetadataImage, PartitionImage, TopicImage};
 use strata_core::replica::IsrState;
 use strata_core::types::{LeaderEpoch, NodeId};
 
-use super::role::{LeaderState, Role};
 use super::{fetcher, replicas};
 use crate::broker::{Broker, Topic};
 use crate::partition::Partition;
 use crate::topic_config::min_insync_replicas;
+use strata_core::replica::{LeaderState, Role};
 
 /// Applies `image` to the broker's partitions.
 pub fn apply(broker: &Arc<Broker>, image: &MetadataImage) {
@@ -158,24 +158,19 @@ fn update_role(
         return None;
     }
     if p.leader == Some(me) {
-        {
-            let mut role = partition.role();
-            if let Role::Leader(l) = &mut *role
-                && l.leader_epoch == p.leader_epoch
-            {
-                if p.partition_epoch > l.isr.partition_epoch() {
-                    l.isr.on_isr_committed(p.isr.clone(), p.partition_epoch);
-                    l.min_insync_replicas = min_insync_replicas(&topic.configs, &broker.config);
-                }
-                drop(role);
-                partition.recompute_high_watermark();
-                return None;
-            }
-            if role.known_epoch() > p.leader_epoch {
-                tracing::warn!(topic = %topic.name, partition = partition.index,
-                    held = role.known_epoch(), image = p.leader_epoch, "ignoring an older leader epoch");
-                return None;
-            }
+        let same_leadership = matches!(&*partition.role(),
+            Role::Leader(l) if l.leader_epoch == p.leader_epoch);
+        if same_leadership {
+            let min_isr = min_insync_replicas(&topic.configs, &broker.config);
+            partition
+                .update(|r| r.on_partition_committed(p.isr.clone(), p.partition_epoch, min_isr));
+            return None;
+        }
+        let held = partition.role().known_epoch();
+        if held > p.leader_epoch {
+            tracing::warn!(topic = %topic.name, partition = partition.index,
+                held, image = p.leader_epoch, "ignoring an older leader epoch");
+            return None;
         }
         let leo = {
             let mut guard = partition.log();

@@ -29,9 +29,9 @@ use strata_core::metadata::{MetadataImage, TopicImage};
 use strata_core::storage::{Storage, read_vec};
 use strata_core::types::NodeId;
 
-use super::role::Role;
 use crate::broker::{Broker, BrokerError};
 use crate::partition::Partition;
+use strata_core::replica::Role;
 
 const MARKER: &str = "partition.metadata";
 const MARKER_TMP: &str = "partition.metadata.tmp";

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use strata_core::batch::BatchIter;
+use strata_core::replica::Role;
 use strata_core::types::{Instant, LeaderEpoch, NodeId, Offset};
 use strata_node::broker::Broker;
 use strata_node::partition::Partition;
-use strata_node::replication::role::Role;
 
 use super::cluster::{Cluster, Live};
 use crate::history::TopicPartition;

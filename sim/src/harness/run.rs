@@ -572,7 +572,7 @@ pub fn replica_view(cluster: &Cluster, i: usize) -> Option<ReplicaView> {
     let log_end_offset = p.log().as_ref().map(|l| l.log_end_offset().0);
     let role = p.role();
     let (isr, min_insync_replicas, replicas) = match &*role {
-        strata_node::replication::role::Role::Leader(l) => (
+        strata_core::replica::Role::Leader(l) => (
             l.isr.isr().iter().map(|n| n.0).collect(),
             Some(l.min_insync_replicas),
             l.isr.replicas().iter().map(|n| n.0).collect(),
