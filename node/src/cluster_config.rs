@@ -7,7 +7,7 @@
 //! the cluster: it is a controller when `process.roles` says so (by default: when its `node.id`
 //! is a voter) and a broker unless `process.roles` is `controller` alone.
 
-use crate::config::{I32, Kind, Listener, Setting};
+use crate::setting::{I32, Kind, Listener, Setting};
 
 /// Every cluster setting.
 pub const CLUSTER_SETTINGS: &[Setting] = &[

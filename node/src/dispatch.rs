@@ -35,6 +35,7 @@ use thiserror::Error;
 
 use crate::broker::Broker;
 use crate::framing::{begin_frame, finish_frame};
+use crate::handled::{Client, Handled};
 use crate::handlers;
 use crate::replication;
 use crate::response_buf::{ChunkedBuf, Frame};
@@ -72,15 +73,6 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
 ];
 
-/// Who sent a request: JoinGroup stores it with the member (DescribeGroups shows it).
-#[derive(Debug, Clone, Default)]
-pub struct Client {
-    /// The request header's `client_id` ("" when null).
-    pub client_id: String,
-    /// The peer's address as Kafka shows it (`/127.0.0.1`); "" when unknown.
-    pub host: String,
-}
-
 /// The advertised range of `key`, if we implement it.
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
@@ -117,21 +109,6 @@ pub enum DispatchError {
         version: i16,
         reason: String,
     },
-}
-
-/// A boxed future producing a response body.
-pub type Pending = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
-
-/// What a handler returns.
-// A response is built once and moved once; boxing it would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-pub enum Handled {
-    /// The response is ready.
-    Now(ResponseKind),
-    /// The response will be ready later (fsync wait, long poll).
-    Later(Pending),
-    /// Send nothing (Produce with acks=0).
-    NoResponse,
 }
 
 /// A future producing an encoded response frame (or an error that closes the connection).

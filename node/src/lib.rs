@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod framing;
 pub mod fs_storage;
 pub mod group;
+pub mod handled;
 pub mod handlers;
 pub mod metadata_store;
 pub mod partition;
@@ -29,6 +30,7 @@ pub mod producer_ids;
 pub mod replication;
 pub mod response_buf;
 pub mod server;
+pub mod setting;
 pub mod sync;
 pub mod topic_config;
 

@@ -39,7 +39,6 @@ use strata_core::rpc::{Request, Response};
 use thiserror::Error;
 use tokio::time::Instant;
 
-use crate::broker::Broker;
 use crate::replication::ClusterState;
 use crate::sync::watch;
 
@@ -291,22 +290,8 @@ impl ProducerIds {
     }
 }
 
-/// Fetches this broker's next block: from the controller in a cluster, by a durable reservation
-/// in the metadata file on a single node.
-pub fn fetch_block(broker: &Arc<Broker>) -> BlockFetch {
-    let broker = broker.clone();
-    Box::pin(async move {
-        match broker.cluster() {
-            Some(cluster) => from_controller(&cluster).await,
-            None => broker
-                .reserve_producer_id_block(LOCAL_BLOCK_SIZE)
-                .map_err(|e| BlockError::Storage(e.to_string())),
-        }
-    })
-}
-
 /// AllocateProducerIds (KIP-730) with this broker's current epoch.
-async fn from_controller(cluster: &ClusterState) -> Result<Block, BlockError> {
+pub async fn from_controller(cluster: &ClusterState) -> Result<Block, BlockError> {
     let broker_epoch = cluster.broker_epoch.load(Ordering::SeqCst);
     if broker_epoch < 0 {
         return Err(BlockError::NotRegistered);

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicI64;
 use strata_core::storage::MemStorage;
 
 use super::*;
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::metadata_store::MetadataStore;
 
@@ -188,7 +189,10 @@ async fn id_from(broker: &Arc<Broker>) -> Option<i64> {
     broker
         .producer_ids
         .clone()
-        .next_id(move || fetch_block(&b), WAIT_BUDGET)
+        .next_id(
+            move || crate::handlers::init_producer_id::fetch_block(&b),
+            WAIT_BUDGET,
+        )
         .await
 }
 

@@ -11,7 +11,8 @@ use strata_core::log::LogConfig;
 use strata_core::log::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
 use thiserror::Error;
 
-use crate::config::{Config, I32, Kind, check_value};
+use crate::config::Config;
+use crate::setting::{I32, Kind, check_value};
 
 /// A topic config and the broker setting that provides its default.
 #[derive(Debug, Clone, Copy)]

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::Voter;
+use super::voter::Voter;
 use super::wire::{FrameReader, frame};
 
 /// First retry backoff; doubles up to [`MAX_BACKOFF`].

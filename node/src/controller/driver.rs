@@ -35,9 +35,19 @@ use tokio::sync::{mpsc, oneshot};
 use crate::sync::watch;
 use tokio::time::Instant as TokioInstant;
 
-use super::Status;
 use super::wire::frame;
 use strata_core::controller::Controller;
+
+/// What the driver publishes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The quorum leader as this node knows it.
+    pub leader: Option<NodeId>,
+    /// This node is the active controller (leader, its term's first entry applied).
+    pub active: bool,
+    /// The driver stopped (shutdown, or a fatal storage error).
+    pub stopped: bool,
+}
 
 /// Committed batches kept for FetchMetadata; older offsets get the whole image.
 pub const WINDOW_BATCHES: usize = 4096;

@@ -24,6 +24,7 @@
 pub mod client;
 pub mod driver;
 pub mod transport;
+pub mod voter;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -44,7 +45,9 @@ use crate::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use client::{ClientError, ControllerClient};
+pub use driver::Status;
 pub use strata_core::controller::ControllerConfig;
+pub use voter::Voter;
 
 use driver::{Driver, DriverConfig, off_reactor};
 use strata_core::controller::Controller;
@@ -53,20 +56,6 @@ use strata_core::controller::Controller;
 pub const METADATA_DIR: &str = "__cluster_metadata";
 /// Inputs queued for the driver; Raft messages beyond are dropped, requests wait.
 const INBOX: usize = 4096;
-
-/// A controller quorum voter and its `CONTROLLER://` listener (`controller.quorum.voters`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Voter {
-    pub id: NodeId,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Voter {
-    pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-}
 
 /// Settings of one controller.
 #[derive(Debug, Clone)]
@@ -106,17 +95,6 @@ impl ControllerServiceConfig {
             compact_after_entries: 10_000,
         }
     }
-}
-
-/// What the driver publishes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
-    /// The quorum leader as this node knows it.
-    pub leader: Option<NodeId>,
-    /// This node is the active controller (leader, its term's first entry applied).
-    pub active: bool,
-    /// The driver stopped (shutdown, or a fatal storage error).
-    pub stopped: bool,
 }
 
 /// Entry points.

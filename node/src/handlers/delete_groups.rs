@@ -9,8 +9,8 @@ use strata_core::group::{DeleteGroups, Request, Response};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::dispatch::Handled;
 use crate::group::gather;
+use crate::handled::Handled;
 
 pub fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> Handled {
     let names: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();

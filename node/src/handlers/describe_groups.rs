@@ -12,8 +12,8 @@ use strata_core::group::{self, DescribeGroups, Request, Response};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::dispatch::Handled;
 use crate::group::gather;
+use crate::handled::Handled;
 
 pub fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> Handled {
     let names: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();

@@ -28,7 +28,7 @@ use strata_core::types::Offset;
 use strata_core::types::NodeId;
 
 use crate::broker::Broker;
-use crate::dispatch::Handled;
+use crate::handled::Handled;
 use crate::replication::isr_sync;
 
 /// Longest long poll we honour, whatever the client asks.

@@ -30,7 +30,7 @@ use kafka_protocol::messages::{
 use strata_core::ErrorCode;
 
 use crate::broker::Broker;
-use crate::dispatch::Handled;
+use crate::handled::Handled;
 use crate::producer_ids::{self, Next, WAIT_BUDGET};
 
 /// Kafka's default `transaction.max.timeout.ms` (15 minutes).
@@ -40,13 +40,27 @@ pub const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
 const NO_PRODUCER_ID: i64 = -1;
 const NO_PRODUCER_EPOCH: i16 = -1;
 
+/// Fetches this broker's next block: from the controller in a cluster, by a durable reservation
+/// in the metadata file on a single node.
+pub fn fetch_block(broker: &Arc<Broker>) -> producer_ids::BlockFetch {
+    let broker = broker.clone();
+    Box::pin(async move {
+        match broker.cluster() {
+            Some(cluster) => producer_ids::from_controller(&cluster).await,
+            None => broker
+                .reserve_producer_id_block(producer_ids::LOCAL_BLOCK_SIZE)
+                .map_err(|e| producer_ids::BlockError::Storage(e.to_string())),
+        }
+    })
+}
+
 pub fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest) -> Handled {
     if let Err(code) = check(&req) {
         return now(refused(code));
     }
     let fetch = {
         let broker = broker.clone();
-        move || producer_ids::fetch_block(&broker)
+        move || fetch_block(&broker)
     };
     let ids = broker.producer_ids.clone();
     match ids.try_next(&fetch) {

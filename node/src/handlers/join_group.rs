@@ -13,7 +13,7 @@ use strata_core::group::{self, Protocol, Request, Response};
 
 use super::{group_reply, str_bytes};
 use crate::broker::Broker;
-use crate::dispatch::{Client, Handled};
+use crate::handled::{Client, Handled};
 
 pub fn handle(
     broker: &Arc<Broker>,

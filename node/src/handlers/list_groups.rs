@@ -14,8 +14,8 @@ use strata_core::group::{ListGroups, Request, Response};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::dispatch::Handled;
 use crate::group::wait;
+use crate::handled::Handled;
 
 pub fn handle(broker: &Arc<Broker>, req: ListGroupsRequest, version: i16) -> Handled {
     let classic = version < 5

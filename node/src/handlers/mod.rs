@@ -28,8 +28,8 @@ use strata_core::ErrorCode;
 use strata_core::group::Response;
 
 use crate::broker::Broker;
-use crate::dispatch::Handled;
 use crate::group::{Pending, wait};
+use crate::handled::Handled;
 
 /// A `TopicName` from a `&str`.
 pub fn topic_name(name: &str) -> TopicName {

@@ -18,7 +18,7 @@ use strata_core::group::{self, CommitPartition, CommitTopic, Request, Response};
 
 use super::{group_reply, partition_exists};
 use crate::broker::Broker;
-use crate::dispatch::Handled;
+use crate::handled::Handled;
 
 pub fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16) -> Handled {
     let group_id = req.group_id.0.to_string();

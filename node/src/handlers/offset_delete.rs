@@ -14,7 +14,7 @@ use strata_core::group::{OffsetDelete, Request, Response};
 
 use super::{group_reply, partition_exists, topic_name};
 use crate::broker::Broker;
-use crate::dispatch::Handled;
+use crate::handled::Handled;
 
 pub fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Handled {
     let group_id = req.group_id.0.to_string();

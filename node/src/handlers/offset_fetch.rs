@@ -20,8 +20,8 @@ use strata_core::group::{
 
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
-use crate::dispatch::Handled;
 use crate::group::gather;
+use crate::handled::Handled;
 
 /// The response topics of a group's fetched offsets: the v1–7 and v8+ responses have the same
 /// fields in two sets of generated types.

@@ -35,7 +35,7 @@ use strata_core::ErrorCode;
 
 use crate::broker::Broker;
 use crate::clock;
-use crate::dispatch::Handled;
+use crate::handled::Handled;
 use crate::partition::{Partition, WaitOutcome};
 use strata_core::replica::Role;
 

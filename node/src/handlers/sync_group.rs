@@ -10,7 +10,7 @@ use strata_core::group::{self, Request, Response};
 
 use super::{group_reply, str_bytes};
 use crate::broker::Broker;
-use crate::dispatch::Handled;
+use crate::handled::Handled;
 
 pub fn handle(broker: &Arc<Broker>, req: SyncGroupRequest, version: i16) -> Handled {
     let group_id = req.group_id.0.to_string();

@@ -22,7 +22,7 @@ use strata_core::types::NodeId;
 
 use super::ClusterState;
 use crate::broker::Broker;
-use crate::dispatch::Handled;
+use crate::handled::Handled;
 use crate::handlers::{str_bytes, topic_name};
 use crate::topic_config::validate_overrides;
 
