@@ -12,7 +12,6 @@
 //! watch channel every waiter uses.
 
 pub mod broker;
-pub mod client;
 pub mod clock;
 pub mod cluster_config;
 pub mod config;

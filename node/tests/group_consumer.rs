@@ -1,4 +1,4 @@
-//! Strata's own group consumer (`strata_node::client::group`) against an in-process broker on
+//! Strata's own group consumer (`strata_client::group`) against an in-process broker on
 //! an ephemeral port: two members split a topic, a third resumes from the committed offsets, the
 //! rebalance listener sees revocations and assignments, a static member comes back without a
 //! rebalance, and a commit from a fenced generation is refused.
@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strata_core::ErrorCode;
-use strata_node::client::group::{
+use strata_client::group::{
     GroupConsumer, GroupConsumerConfig, GroupError, OffsetReset, RebalanceListener,
 };
-use strata_node::client::producer::ProducerConfig;
-use strata_node::client::{Admin, Connection, ConnectionConfig, Producer};
+use strata_client::producer::ProducerConfig;
+use strata_client::{Admin, Connection, ConnectionConfig, Producer};
+use strata_core::ErrorCode;
 
 mod common;
 use common::Running;

@@ -449,8 +449,8 @@ fn cluster_sweep_regressions() {
 /// then that nothing was duplicated.
 #[test]
 fn redpanda_3039() {
-    use strata_node::client::ProduceOutcome;
-    use strata_node::client::sequencer::AttemptResult;
+    use strata_client::ProduceOutcome;
+    use strata_client::sequencer::AttemptResult;
     use strata_sim::harness::redpanda_3039::{self, describe};
 
     for seed in [3039, 1, 2] {
@@ -601,7 +601,7 @@ fn staged<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
 /// answer indefinite.
 #[test]
 fn deposed_leader_wait() {
-    use strata_node::client::sequencer::AttemptResult;
+    use strata_client::sequencer::AttemptResult;
     use strata_sim::harness::deposed_leader_wait::{self, WRITES_TO_NEW_LEADER};
 
     for seed in [1092, 1, 2] {
@@ -676,7 +676,7 @@ fn deposed_leader_wait() {
 /// acks=-1 writes are acknowledged again.
 #[test]
 fn min_insync_replicas() {
-    use strata_node::client::sequencer::AttemptResult;
+    use strata_client::sequencer::AttemptResult;
     use strata_sim::harness::min_insync::{self, SENDS_AFTER_HEAL};
 
     for seed in [15, 1, 2] {
@@ -733,7 +733,7 @@ fn min_insync_replicas() {
 /// INVALID_PRODUCER_EPOCH and writes nothing (else `fenced-epoch-write`).
 #[test]
 fn zombie_producer_epoch() {
-    use strata_node::client::sequencer::AttemptResult;
+    use strata_client::sequencer::AttemptResult;
     use strata_sim::harness::zombie_epoch;
 
     for seed in [18, 1, 2] {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use madsim::runtime::Handle;
-use strata_core::storage::MemStorage;
-use strata_node::client::{
+use strata_client::{
     Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer, ProducerConfig,
 };
+use strata_core::storage::MemStorage;
 use strata_node::config::Sources;
 use strata_node::{Config, Server};
 

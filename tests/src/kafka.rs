@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_core::error::ErrorCode;
-use strata_node::client::admin::{Admin, LATEST_TIMESTAMP};
-use strata_node::client::consumer::ConsumedRecord;
-use strata_node::client::{
+use strata_client::admin::{Admin, LATEST_TIMESTAMP};
+use strata_client::consumer::ConsumedRecord;
+use strata_client::{
     Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer, ProducerConfig,
 };
+use strata_core::error::ErrorCode;
 
 /// Connects, retrying for a while (a broker that was just restarted may still be opening logs).
 pub async fn connect(bootstrap: &str) -> Arc<Connection> {

@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_client::producer::{finish_produce, start_produce};
+use strata_client::{Admin, ProduceOutcome};
 use strata_core::batch::build_batch;
 use strata_core::error::ErrorCode;
-use strata_node::client::producer::{finish_produce, start_produce};
-use strata_node::client::{Admin, ProduceOutcome};
 use strata_tests::StrataNode;
 use strata_tests::kafka::{connect, create_topic, now_ms, produce_ok, producer, read_partition};
 

@@ -113,7 +113,7 @@ async fn torn_tail_and_flipped_byte_are_detected_after_restart() {
 
     // Everything before the corrupt batch is served, intact and in order.
     let read = read_partition(conn.clone(), TOPIC, 0, 0).await;
-    let before: Vec<&strata_node::client::ConsumedRecord> = read
+    let before: Vec<&strata_client::ConsumedRecord> = read
         .records
         .iter()
         .filter(|r| r.offset < corrupt_offset)

@@ -5,9 +5,9 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use strata_client::ProduceOutcome;
+use strata_client::producer::{finish_produce, start_produce};
 use strata_core::batch::build_batch;
-use strata_node::client::ProduceOutcome;
-use strata_node::client::producer::{finish_produce, start_produce};
 use strata_tests::StrataNode;
 use strata_tests::kafka::{
     connect, create_topic, latest_offset, now_ms, produce_ok, producer, read_partition,

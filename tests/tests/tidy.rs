@@ -6,7 +6,7 @@
 //!   and paths relative to a child module) adds an edge to the deepest module file along the
 //!   imported path: items inside a file belong to that file's module. Self-edges are dropped.
 //!   Test modules kept in their own files (`*_tests.rs`, `tests.rs`, `tests/` dirs), the other
-//!   crate roots (`main.rs`, `bin/`) and `node/src/client/` (moving to its own crate) are left
+//!   crate roots (`main.rs`, `bin/`) are left
 //!   out; `use` items in inline modules (`mod tests { .. }`) count, resolved from there. The
 //!   check counts the modules that sit in a cycle: members of a strongly connected
 //!   component (Tarjan) with more than one module.
@@ -45,6 +45,7 @@ const MAX_LISTED: usize = 30;
 const SCANNED_DIRS: &[&str] = &[
     "core/src",
     "node/src",
+    "client/src",
     "sim/src",
     "fuzz/src",
     "fuzz/fuzz_targets",
@@ -558,12 +559,12 @@ fn module_of(rel: &str) -> Option<Vec<String>> {
     Some(path)
 }
 
-/// Test modules in their own files and `client/` stay out of the graph.
+/// Test modules in their own files stay out of the graph.
 fn is_excluded(rel: &str) -> bool {
     let parts: Vec<&str> = rel.split('/').collect();
     let file = parts.last().copied().unwrap_or_default();
     let in_tests_dir = parts[..parts.len() - 1].contains(&"tests");
-    parts[0] == "client" || file == "tests.rs" || file.ends_with("_tests.rs") || in_tests_dir
+    file == "tests.rs" || file.ends_with("_tests.rs") || in_tests_dir
 }
 
 /// The module a use path imports from, seen from module `here` (the file's module plus any
@@ -906,7 +907,6 @@ fn module_files_and_exclusions() {
     assert_eq!(module("a/b.rs").as_deref(), Some("a::b"));
     assert_eq!(module("main.rs"), None);
     assert_eq!(module("bin/tool.rs"), None);
-    assert!(is_excluded("client/mod.rs") && is_excluded("client/group/member.rs"));
     assert!(is_excluded("partition_tests.rs") && is_excluded("group/tests.rs"));
     assert!(is_excluded("a/tests/helpers.rs"));
     assert!(!is_excluded("broker.rs") && !is_excluded("group/mod.rs"));

@@ -27,13 +27,13 @@ use bytes::Bytes;
 use clap::Parser;
 use strata_core::batch::{BatchIter, build_batch};
 
+use strata_client::ConnectionConfig;
+use strata_client::admin::{Admin, AdminError, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use strata_client::consumer::{FetchConfig, start_fetch};
+use strata_client::metadata::Router;
+use strata_client::producer::{IndefiniteReason, ProduceOutcome};
+use strata_client::{Producer, ProducerConfig};
 use strata_core::error::ErrorCode;
-use strata_node::client::ConnectionConfig;
-use strata_node::client::admin::{Admin, AdminError, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use strata_node::client::consumer::{FetchConfig, start_fetch};
-use strata_node::client::metadata::Router;
-use strata_node::client::producer::{IndefiniteReason, ProduceOutcome};
-use strata_node::client::{Producer, ProducerConfig};
 use tokio::time::Instant;
 
 #[derive(Parser, Debug, Clone)]

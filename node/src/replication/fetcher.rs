@@ -32,9 +32,9 @@ use strata_core::log::EpochEndOffset;
 use strata_core::types::{NodeId, Offset};
 
 use crate::broker::Broker;
-use crate::client::connection::{Connection, ConnectionConfig};
 use crate::handlers::topic_name;
 use crate::partition::Partition;
+use strata_client::connection::{Connection, ConnectionConfig};
 use strata_core::replica::Role;
 
 /// Fetch version followers send (the newest without topic ids).

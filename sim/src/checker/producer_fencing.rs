@@ -24,10 +24,10 @@
 //!   `UNKNOWN_PRODUCER_ID` on a partition's first unacknowledged batch. Every batch before it
 //!   under its identity was acknowledged, hence is in every later leader's log (and a client
 //!   never routes back to an older leader epoch than one it saw, KIP-320, so never to a deposed
-//!   leader that has not learnt it yet: `strata_node::client::metadata`), so a broker that
+//!   leader that has not learnt it yet: `strata_client::metadata`), so a broker that
 //!   keeps its producer state (no `producer.id.expiration.ms` in a run, no acknowledged data lost)
 //!   either appends the batch or answers it as a duplicate (the client never has more than five
-//!   batches unresolved). Counted by the clients (`strata_node::client::sequencer`), not in the
+//!   batches unresolved). Counted by the clients (`strata_client::sequencer`), not in the
 //!   history: a too small deduplication window shows up here even against clients that never
 //!   resend.
 //!
@@ -158,7 +158,7 @@ impl fmt::Display for SequenceRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the brokers answered OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID {} time(s) to a partition's first unacknowledged batch (replay with STRATA_SIM_LOG=strata_node::client=warn to see where)",
+            "the brokers answered OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID {} time(s) to a partition's first unacknowledged batch (replay with STRATA_SIM_LOG=strata_client=warn to see where)",
             self.count
         )
     }

@@ -27,11 +27,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_client::consumer::start_fetch;
+use strata_client::producer::{finish_attempt, single_attempt_outcome, start_produce};
+use strata_client::sequencer::AttemptResult;
+use strata_client::{Connection, ConnectionConfig, FetchConfig};
 use strata_core::batch::build_batch;
-use strata_node::client::consumer::start_fetch;
-use strata_node::client::producer::{finish_attempt, single_attempt_outcome, start_produce};
-use strata_node::client::sequencer::AttemptResult;
-use strata_node::client::{Connection, ConnectionConfig, FetchConfig};
 
 use super::run::{
     final_check, replica_view, send_values, staged_three_node_partition, wait_until, warm_up,

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use madsim::net::NetSim;
-use strata_node::client::{ProduceOutcome, Producer, ProducerConfig};
+use strata_client::{ProduceOutcome, Producer, ProducerConfig};
 
 use super::cluster::Cluster;
 use super::observe;

@@ -20,13 +20,13 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use strata_core::types::Instant;
-use strata_node::client::ConnectionConfig;
-use strata_node::client::group::{
+use strata_client::ConnectionConfig;
+use strata_client::group::{
     CommittedOffset, GroupConsumer, GroupConsumerConfig, GroupError, GroupMember, MemberConfig,
     OffsetReset,
 };
-use strata_node::client::metadata::Router;
+use strata_client::metadata::Router;
+use strata_core::types::Instant;
 
 use crate::group_history::{
     CommittedRead, DescribedMember, GroupCall, GroupHistory, GroupOp, GroupOutcome,

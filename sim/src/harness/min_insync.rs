@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use strata_client::producer::single_attempt_outcome;
+use strata_client::sequencer::AttemptResult;
 use strata_core::batch::build_batch;
-use strata_node::client::producer::single_attempt_outcome;
-use strata_node::client::sequencer::AttemptResult;
 
 use super::run::{
     final_check, produce_once, replica_view, send_values, staged_three_brokers_and_a_controller,

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use strata_client::Producer;
 use strata_core::metadata::{MetadataImage, PartitionImage};
 use strata_core::types::NodeId;
-use strata_node::client::Producer;
 
 use super::cluster::Cluster;
 use super::run::{final_read, staged_three_node_partition};

@@ -11,11 +11,11 @@
 
 use std::time::Duration;
 
+use strata_client::sender::AttemptRecord;
+use strata_client::sequencer::AttemptResult;
+use strata_client::{ProduceOutcome, Producer};
 use strata_core::batch::BatchIter;
 use strata_core::types::Offset;
-use strata_node::client::sender::AttemptRecord;
-use strata_node::client::sequencer::AttemptResult;
-use strata_node::client::{ProduceOutcome, Producer};
 
 use super::cluster::Cluster;
 use super::run::{final_check, settle_isr, staged_three_node_partition};
@@ -49,7 +49,7 @@ pub async fn run(seed: u64) -> Seen {
     let (mut cluster, addrs, w, tp) = staged_three_node_partition(seed).await;
     let producer = std::sync::Arc::new(Producer::new(
         &addrs.join(","),
-        strata_node::client::ProducerConfig {
+        strata_client::ProducerConfig {
             delivery_timeout_ms: 60_000,
             attempt_log: 64,
             ..workload::producer_config(true)

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use strata_client::admin::AdminError;
+use strata_client::{Admin, Connection, ConnectionConfig, Producer};
 use strata_core::ErrorCode;
-use strata_node::client::admin::AdminError;
-use strata_node::client::{Admin, Connection, ConnectionConfig, Producer};
 
 use super::cluster::Cluster;
 use super::group_workload::{self, Behaviour, GroupWorkload};
@@ -643,9 +643,9 @@ pub async fn produce_once(
     records: bytes::Bytes,
     acks: i16,
     timeout_ms: i32,
-) -> strata_node::client::sequencer::AttemptResult {
-    use strata_node::client::producer::{finish_attempt, start_produce};
-    use strata_node::client::sequencer::AttemptResult;
+) -> strata_client::sequencer::AttemptResult {
+    use strata_client::producer::{finish_attempt, start_produce};
+    use strata_client::sequencer::AttemptResult;
     let conn = match Connection::connect(addr, ConnectionConfig::default()).await {
         Ok(c) => c,
         Err(e) => return AttemptResult::NoAnswer(e.to_string()),

@@ -12,7 +12,7 @@ use madsim::runtime::Runtime;
 
 use super::run::{Options, run};
 
-/// With `STRATA_SIM_LOG=<filter>` (e.g. `debug`, `strata_node::client=debug`), the nodes' and
+/// With `STRATA_SIM_LOG=<filter>` (e.g. `debug`, `strata_client=debug`), the nodes' and
 /// clients' tracing goes to stderr: for replaying one seed.
 pub fn init_logging() {
     if let Ok(filter) = std::env::var("STRATA_SIM_LOG") {

@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strata_core::types::{Instant, Offset};
-use strata_node::client::{
+use strata_client::{
     Admin, Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer,
     ProducerConfig, ResetPolicy,
 };
+use strata_core::types::{Instant, Offset};
 
 use crate::history::{
     Acks, BatchStamp, Call, History, PollResult, ProcessId, Reply, SendAck, TopicPartition, Value,
@@ -78,7 +78,7 @@ pub struct Workload {
     pub producer_resent: AtomicU64,
     /// Answers `OUT_OF_ORDER_SEQUENCE_NUMBER` / `UNKNOWN_PRODUCER_ID` to a partition's first
     /// unacknowledged batch, over every producer: a broker that keeps its producer state never
-    /// sends one (see `strata_node::client::sequencer`), so the run reports each as an anomaly.
+    /// sends one (see `strata_client::sequencer`), so the run reports each as an anomaly.
     pub sequence_refusals: AtomicU64,
 }
 

@@ -17,12 +17,12 @@
 //! The run records what it saw, so the test can check the pattern really happened.
 
 use bytes::Bytes;
+use strata_client::producer_id::init_producer_id;
+use strata_client::sender::stamp_batch;
+use strata_client::sequencer::{AttemptResult, ProducerIdentity};
+use strata_client::{Connection, ConnectionConfig};
 use strata_core::batch::build_batch;
 use strata_core::types::Sequence;
-use strata_node::client::producer_id::init_producer_id;
-use strata_node::client::sender::stamp_batch;
-use strata_node::client::sequencer::{AttemptResult, ProducerIdentity};
-use strata_node::client::{Connection, ConnectionConfig};
 
 use super::run::{final_check, produce_once, replica_view, staged_three_node_partition, warm_up};
 use super::workload::{self, Workload};
@@ -98,7 +98,7 @@ pub async fn run(seed: u64) -> Seen {
     workload::record_outcome(
         &w,
         p,
-        &strata_node::client::producer::single_attempt_outcome(next.clone()),
+        &strata_client::producer::single_attempt_outcome(next.clone()),
     );
     newer_epoch.push(next);
 

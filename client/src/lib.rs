@@ -7,6 +7,7 @@
 //! - [`connection`]: framing, correlation ids, pipelining.
 //! - [`producer`]: the producer (leader routing, pipelining, retries, idempotent by default),
 //!   its outcomes (which distinguish *indefinite* results), and raw Produce helpers.
+//! - [`outcome`]: how a produce ends (Ok, Failed, Indefinite) and what each error code means.
 //! - [`sequencer`]: the producer's per-partition rules (sequences, retries, resets), sans-IO.
 //! - [`sender`]: the producer's IO, one task per partition.
 //! - [`producer_id`]: InitProducerId, a producer id and epoch from the cluster.
@@ -16,10 +17,12 @@
 //! - [`metadata`]: leader routing.
 
 pub mod admin;
+pub mod clock;
 pub mod connection;
 pub mod consumer;
 pub mod group;
 pub mod metadata;
+pub mod outcome;
 pub mod producer;
 pub mod producer_id;
 pub mod sender;

@@ -35,8 +35,8 @@ use strata_core::error::ErrorCode;
 use thiserror::Error;
 
 use super::assignor::{self, PROTOCOL_TYPE, RANGE, TopicPartitions};
-use crate::client::connection::{Connection, ConnectionConfig, ConnectionError};
-use crate::client::metadata::{Router, RouterError};
+use crate::connection::{Connection, ConnectionConfig, ConnectionError};
+use crate::metadata::{Router, RouterError};
 
 // Versions this client speaks (the broker's ranges are wider; the highest common one is used).
 const FIND_COORDINATOR_VERSIONS: (i16, i16) = (1, 3);

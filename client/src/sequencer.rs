@@ -101,7 +101,7 @@ use std::collections::VecDeque;
 use strata_core::error::ErrorCode;
 use strata_core::types::{Instant, ProducerEpoch, ProducerId, Sequence};
 
-use super::producer::{ErrorClass, IndefiniteReason, ProduceOutcome, classify};
+use super::outcome::{ErrorClass, IndefiniteReason, ProduceOutcome, classify};
 
 /// Batches a broker remembers per producer and partition (Kafka's `NUM_BATCHES_TO_RETAIN`), hence
 /// the most an idempotent producer may have unresolved per partition.

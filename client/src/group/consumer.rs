@@ -22,9 +22,9 @@ use strata_core::error::ErrorCode;
 use tokio::time::Instant;
 
 use super::member::{CommittedOffset, GroupError, GroupMember, Joined, MemberConfig};
-use crate::client::admin::{Admin, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
-use crate::client::consumer::{ConsumedRecord, FetchConfig, fetched_partitions, start_fetch};
-use crate::client::metadata::Router;
+use crate::admin::{Admin, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
+use crate::consumer::{ConsumedRecord, FetchConfig, fetched_partitions, start_fetch};
+use crate::metadata::Router;
 
 /// Where a partition without a committed offset starts (`auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub struct ConsumerRecord {
 }
 
 /// One leader's connection and the (topic, partition, position)s fetched from it.
-type LeaderFetch = (Arc<crate::client::Connection>, Vec<(String, i32, i64)>);
+type LeaderFetch = (Arc<crate::Connection>, Vec<(String, i32, i64)>);
 
 /// A consumer in a group (see the module docs).
 pub struct GroupConsumer {

@@ -35,6 +35,7 @@ use strata_core::error::ErrorCode;
 use thiserror::Error;
 
 use super::connection::{Connection, ConnectionConfig, ConnectionError, InFlight};
+pub use super::outcome::{ErrorClass, IndefiniteReason, ProduceOutcome, classify};
 use super::sender::{AttemptRecord, Delivery, ProducerStats, Sender};
 use super::sequencer::{AttemptResult, MAX_IN_FLIGHT_IDEMPOTENT, ResetPolicy, SequencerConfig};
 
@@ -44,50 +45,6 @@ pub type ValueAndKey<'a> = (&'a [u8], Option<&'a [u8]>);
 /// Produce versions this client can speak: 3 is the first with v2 batches, 11 the last without
 /// topic ids.
 pub const PRODUCE_VERSIONS: (i16, i16) = (3, 11);
-
-/// Why a produce attempt's outcome is unknown.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IndefiniteReason {
-    /// The broker answered with an error that leaves the write undecided.
-    Broker(ErrorCode),
-    /// The connection broke, or the request timed out, after the request was written.
-    ConnectionLost(String),
-    /// `acks=0`: the broker never says.
-    NoAcks,
-}
-
-/// The result of producing one batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProduceOutcome {
-    /// Acknowledged at `base_offset` (`-1`: the broker answered `DUPLICATE_SEQUENCE_NUMBER`,
-    /// written earlier at an offset it did not say).
-    ///
-    /// `after_indefinite`: an earlier attempt of the same batch was indefinite.
-    /// `possible_duplicate`: the batch may also be in the log at another offset. A
-    /// non-idempotent producer sets it after an indefinite attempt, an idempotent one only under
-    /// [`ResetPolicy::ResendUnderNewEpoch`] for a batch resent under a new epoch after an
-    /// indefinite attempt; otherwise an idempotent producer's retries carry the same producer
-    /// id, epoch and sequence, so the broker writes the batch once, and `Ok` after indefinite
-    /// attempts is still exactly once.
-    Ok {
-        base_offset: i64,
-        after_indefinite: bool,
-        possible_duplicate: bool,
-    },
-    /// Definitely not written.
-    Failed(ErrorCode),
-    /// May or may not have been written.
-    Indefinite(IndefiniteReason),
-}
-
-impl ProduceOutcome {
-    pub fn base_offset(&self) -> Option<i64> {
-        match self {
-            ProduceOutcome::Ok { base_offset, .. } => Some(*base_offset),
-            _ => None,
-        }
-    }
-}
 
 /// Errors raised before anything was sent: the batch was definitely not written.
 #[derive(Debug, Error)]
@@ -209,33 +166,6 @@ impl ProducerConfig {
             delivery_timeout_ms: self.delivery_timeout_ms,
             reset_policy: self.reset_policy,
         }
-    }
-}
-
-/// How the producer treats a broker error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Not written; trying again may succeed.
-    RetriableDefinite,
-    /// Maybe written; trying again may duplicate.
-    RetriableIndefinite,
-    /// Not written; trying again will not help.
-    Fatal,
-}
-
-/// Classifies a produce error code (Kafka's `Errors` table, retriable column).
-pub fn classify(code: ErrorCode) -> ErrorClass {
-    match code {
-        // KAFKA_STORAGE_ERROR: a broker whose fsync failed answers it for batches it appended but
-        // could not make durable; they may still be on disk after its restart.
-        ErrorCode::NOT_LEADER_OR_FOLLOWER
-        | ErrorCode::REQUEST_TIMED_OUT
-        | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
-        | ErrorCode::KAFKA_STORAGE_ERROR => ErrorClass::RetriableIndefinite,
-        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-        | ErrorCode::LEADER_NOT_AVAILABLE
-        | ErrorCode::NOT_ENOUGH_REPLICAS => ErrorClass::RetriableDefinite,
-        _ => ErrorClass::Fatal,
     }
 }
 
