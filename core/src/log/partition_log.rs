@@ -164,7 +164,10 @@ impl PartitionLog {
 
     /// Validates a producer's record set, assigns offsets from the log end offset, stamps
     /// `leader_epoch` (and the broker time for `LogAppendTime` logs), and writes it to the active
-    /// segment, rolling first if needed. Nothing is fsynced here: see [`PartitionLog::begin_flush`].
+    /// segment, rolling first if needed. The data is not fsynced here (see
+    /// [`PartitionLog::begin_flush`]); two rare steps are: the first append of a leader epoch
+    /// the cache lacks checkpoints it durably first, and a roll writes the producer snapshot
+    /// durably (ARCHITECTURE.md, "Where every fsync runs").
     pub fn append(
         &mut self,
         records: &[u8],
