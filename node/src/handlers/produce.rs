@@ -27,13 +27,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, ResponseKind};
 use strata_core::ErrorCode;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Topic};
 use crate::clock;
 use crate::handled::Handled;
 use crate::partition::{Partition, WaitOutcome};
@@ -69,6 +70,67 @@ fn leading(broker: &Broker, leader_epoch: i32) -> LeaderIdAndEpoch {
         .with_leader_epoch(leader_epoch)
 }
 
+/// Appends one partition's records as its leader: the answer, and what to wait on (the
+/// partition, the last offset appended and the leader epoch it was stamped with) if appended.
+fn append_partition(
+    broker: &Broker,
+    topic: &Topic,
+    index: i32,
+    records: Option<Bytes>,
+    acks: i16,
+    now_ms: i64,
+) -> (PartitionProduceResponse, Option<(Arc<Partition>, i64, i32)>) {
+    let partition = usize::try_from(index)
+        .ok()
+        .and_then(|i| topic.partitions.get(i));
+    let (p, records) = match (partition, records) {
+        (None, _) => {
+            return (
+                error_response(index, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                None,
+            );
+        }
+        (Some(_), None) => return (error_response(index, ErrorCode::CORRUPT_MESSAGE), None),
+        (Some(p), Some(records)) => (p, records),
+    };
+    if topic.name == crate::group::OFFSETS_TOPIC {
+        // Kafka: "Cannot append to internal topic".
+        return (
+            error_response(index, ErrorCode::INVALID_TOPIC_EXCEPTION),
+            None,
+        );
+    }
+    match p.append_as_leader(&records, acks, None, now_ms) {
+        Ok(a) => {
+            if a.info.duplicate {
+                // tests/idempotence.rs looks for this line.
+                tracing::debug!(topic = %topic.name, partition = index,
+                    base_offset = a.info.first_offset.0,
+                    "idempotent retry: answered with the original offsets");
+            }
+            let resp = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(a.info.first_offset.0)
+                .with_log_append_time_ms(a.info.log_append_time_ms)
+                .with_log_start_offset(a.info.log_start_offset.0)
+                .with_current_leader(leading(broker, a.leader_epoch));
+            (
+                resp,
+                Some((p.clone(), a.info.last_offset.0, a.leader_epoch)),
+            )
+        }
+        Err(code) => {
+            tracing::debug!(topic = %topic.name, partition = index, error = ?code, "append refused");
+            let resp = error_response(index, code);
+            let resp = match p.leader_epoch() {
+                Some(e) => resp.with_current_leader(leading(broker, e)),
+                None => resp,
+            };
+            (resp, None)
+        }
+    }
+}
+
 pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
@@ -76,65 +138,26 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (ti, td) in req.topic_data.into_iter().enumerate() {
-        let topic = if valid_acks {
-            Some(broker.topic_or_create(&td.name, true))
-        } else {
-            None
-        };
+        let topic = valid_acks.then(|| broker.topic_or_create(&td.name, true));
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for (slot, pd) in td.partition_data.into_iter().enumerate() {
-            let resp = match &topic {
-                None => error_response(pd.index, ErrorCode::INVALID_REQUIRED_ACKS),
-                Some(Err(e)) => error_response(pd.index, e.error_code()),
-                Some(Ok(t)) => {
-                    let partition = usize::try_from(pd.index)
-                        .ok()
-                        .and_then(|i| t.partitions.get(i));
-                    match (partition, pd.records) {
-                        (None, _) => {
-                            error_response(pd.index, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
-                        }
-                        (Some(_), None) => error_response(pd.index, ErrorCode::CORRUPT_MESSAGE),
-                        (Some(p), Some(records)) => {
-                            if t.name == crate::group::OFFSETS_TOPIC {
-                                // Kafka: "Cannot append to internal topic".
-                                error_response(pd.index, ErrorCode::INVALID_TOPIC_EXCEPTION)
-                            } else {
-                                match p.append_as_leader(&records, acks, None, now_ms) {
-                                    Ok(a) => {
-                                        if a.info.duplicate {
-                                            // tests/idempotence.rs looks for this line.
-                                            tracing::debug!(topic = %t.name, partition = pd.index, base_offset = a.info.first_offset.0, "idempotent retry: answered with the original offsets");
-                                        }
-                                        waits.push(Appended {
-                                            topic: ti,
-                                            slot,
-                                            partition: p.clone(),
-                                            last_offset: a.info.last_offset.0,
-                                            leader_epoch: a.leader_epoch,
-                                        });
-                                        PartitionProduceResponse::default()
-                                            .with_index(pd.index)
-                                            .with_base_offset(a.info.first_offset.0)
-                                            .with_log_append_time_ms(a.info.log_append_time_ms)
-                                            .with_log_start_offset(a.info.log_start_offset.0)
-                                            .with_current_leader(leading(broker, a.leader_epoch))
-                                    }
-                                    Err(code) => {
-                                        tracing::debug!(topic = %t.name, partition = pd.index, error = ?code, "append refused");
-                                        let resp = error_response(pd.index, code);
-                                        let epoch = p.role().leader_epoch();
-                                        match epoch {
-                                            Some(e) => resp.with_current_leader(leading(broker, e)),
-                                            None => resp,
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+            let (resp, appended) = match &topic {
+                None => (
+                    error_response(pd.index, ErrorCode::INVALID_REQUIRED_ACKS),
+                    None,
+                ),
+                Some(Err(e)) => (error_response(pd.index, e.error_code()), None),
+                Some(Ok(t)) => append_partition(broker, t, pd.index, pd.records, acks, now_ms),
             };
+            if let Some((partition, last_offset, leader_epoch)) = appended {
+                waits.push(Appended {
+                    topic: ti,
+                    slot,
+                    partition,
+                    last_offset,
+                    leader_epoch,
+                });
+            }
             parts.push(resp);
         }
         responses.push(
@@ -156,33 +179,42 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
         return Handled::Now(ResponseKind::Produce(response));
     }
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
-    Handled::Later(Box::pin(async move {
-        let mut response = response;
-        let deadline = tokio::time::Instant::now() + timeout;
-        for w in waits {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let code = match w
-                .partition
-                .wait_for_ack(w.last_offset, acks == -1, w.leader_epoch, left)
-                .await
-            {
-                WaitOutcome::Reached if acks == -1 && !w.partition.enough_replicas() => {
-                    ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
-                }
-                WaitOutcome::Reached => continue,
-                WaitOutcome::Failed => ErrorCode::KAFKA_STORAGE_ERROR,
-                WaitOutcome::TimedOut => ErrorCode::REQUEST_TIMED_OUT,
-                WaitOutcome::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
-            };
-            if let Some(r) = response
-                .responses
-                .get_mut(w.topic)
-                .and_then(|t| t.partition_responses.get_mut(w.slot))
-            {
-                let index = r.index;
-                *r = error_response(index, code);
+    Handled::Later(Box::pin(acknowledge(response, waits, acks, timeout)))
+}
+
+/// Waits for every appended partition's acknowledgement (its offsets below the high watermark
+/// for acks=-1, durable here for acks=1), at most `timeout` in all, and turns each wait that
+/// ends otherwise into its error in `response`.
+async fn acknowledge(
+    mut response: ProduceResponse,
+    waits: Vec<Appended>,
+    acks: i16,
+    timeout: Duration,
+) -> ResponseKind {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for w in waits {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let code = match w
+            .partition
+            .wait_for_ack(w.last_offset, acks == -1, w.leader_epoch, left)
+            .await
+        {
+            WaitOutcome::Reached if acks == -1 && !w.partition.enough_replicas() => {
+                ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
             }
+            WaitOutcome::Reached => continue,
+            WaitOutcome::Failed => ErrorCode::KAFKA_STORAGE_ERROR,
+            WaitOutcome::TimedOut => ErrorCode::REQUEST_TIMED_OUT,
+            WaitOutcome::NotLeader => ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        };
+        if let Some(r) = response
+            .responses
+            .get_mut(w.topic)
+            .and_then(|t| t.partition_responses.get_mut(w.slot))
+        {
+            let index = r.index;
+            *r = error_response(index, code);
         }
-        ResponseKind::Produce(response)
-    }))
+    }
+    ResponseKind::Produce(response)
 }
