@@ -160,6 +160,19 @@ impl PartitionLog {
                 "the producer state covers exactly the log"
             );
         }
+        let mut expected_base = self.log_start_offset;
+        for (base, seg) in &self.segments {
+            assert_eq!(
+                *base, seg.base_offset,
+                "segments are keyed by their base offset"
+            );
+            assert_eq!(
+                seg.base_offset, expected_base,
+                "each segment starts where the previous one ended"
+            );
+            seg.check_invariants();
+            expected_base = seg.next_offset;
+        }
     }
 
     /// Validates a producer's record set, assigns offsets from the log end offset, stamps
@@ -679,6 +692,12 @@ impl PartitionLog {
 
     /// The body of [`Self::truncate_to`], after the snapshots are gone.
     fn cut_to(&mut self, offset: Offset) -> Result<(), LogError> {
+        assert!(
+            offset >= self.log_start_offset && offset <= self.log_end_offset(),
+            "a cut at {offset} outside the log [{}, {}]",
+            self.log_start_offset,
+            self.log_end_offset()
+        );
         // Drop whole segments that start at or after the cut, keeping at least the first.
         let doomed: Vec<Offset> = self
             .segments
@@ -734,6 +753,16 @@ impl PartitionLog {
             // then the log after it.
             self.rebuild_producer_state(i64::MIN)?;
         }
+        assert!(
+            self.log_end_offset() <= offset,
+            "the cut at {offset} left the log ending at {}",
+            self.log_end_offset()
+        );
+        assert!(
+            self.flushed_offset <= self.log_end_offset()
+                && self.checkpointed <= self.log_end_offset(),
+            "after a cut nothing above the log end counts as durable"
+        );
         self.assert_invariants();
         Ok(())
     }

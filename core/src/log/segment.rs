@@ -181,6 +181,62 @@ impl Segment {
         rel as u32
     }
 
+    /// Checks the segment's invariants (no IO): synced bytes within the written ones; offsets
+    /// dense from the base, an empty segment ending at its base; the last batch, every index's
+    /// last entry and every kept corrupt span inside the segment, spans in order. Panics on a
+    /// violation.
+    pub fn check_invariants(&self) {
+        let base = self.base_offset;
+        assert!(
+            self.synced_size <= self.size,
+            "segment {base}: synced {} > size {}",
+            self.synced_size,
+            self.size
+        );
+        assert!(
+            self.next_offset >= base,
+            "segment {base}: next offset {} below its base",
+            self.next_offset
+        );
+        assert_eq!(
+            self.size == 0,
+            self.next_offset == base,
+            "segment {base}: empty exactly when it ends at its base (size {}, next {})",
+            self.size,
+            self.next_offset
+        );
+        if let Some(last) = self.last_batch_offset {
+            assert!(
+                last >= base && last < self.next_offset,
+                "segment {base}: last batch {last} outside [{base}, {})",
+                self.next_offset
+            );
+        }
+        let span = self.next_offset.0 - base.0;
+        if let Some(e) = self.offset_index.last() {
+            assert!(
+                i64::from(e.relative_offset) < span && u64::from(e.position) < self.size,
+                "segment {base}: offset index entry {e:?} outside the segment"
+            );
+        }
+        if let Some(e) = self.time_index.last() {
+            assert!(
+                i64::from(e.relative_offset) < span,
+                "segment {base}: time index entry {e:?} outside the segment"
+            );
+        }
+        let mut previous_end = 0;
+        for c in &self.corrupt {
+            assert!(
+                c.position >= previous_end
+                    && c.position < c.next_position
+                    && c.next_position <= self.size,
+                "segment {base}: corrupt span {c:?} out of order or outside the segment"
+            );
+            previous_end = c.next_position;
+        }
+    }
+
     /// Records a batch just written (or found by a scan) at `position`: sizes, timestamps and,
     /// when `index_interval` is given, index entries every `index.interval.bytes`.
     pub fn on_batch(

@@ -901,3 +901,31 @@ fn malformed_recovery_point_files_are_ignored() {
         assert_eq!(log.log_end_offset(), Offset(1), "{text:?}");
     }
 }
+
+/// `Segment::check_invariants` (run by every `PartitionLog::assert_invariants`) catches a segment
+/// whose bookkeeping went wrong, one field at a time.
+#[test]
+fn segment_invariants_catch_broken_bookkeeping() {
+    let storage = MemStorage::new();
+    let dir = std::path::Path::new("/seg");
+    let fresh = || segment::Segment::create(&storage, dir, Offset(10)).expect("create");
+    fresh().check_invariants();
+    type Breakage = (&'static str, fn(&mut segment::Segment));
+    let breakages: [Breakage; 4] = [
+        ("synced beyond size", |s| s.synced_size = 1),
+        ("ends past its base while empty", |s| {
+            s.next_offset = Offset(11)
+        }),
+        ("next offset below its base", |s| s.next_offset = Offset(9)),
+        ("last batch outside", |s| {
+            s.last_batch_offset = Some(Offset(10))
+        }),
+    ];
+    for (what, break_it) in breakages {
+        let mut seg = fresh();
+        break_it(&mut seg);
+        let caught =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| seg.check_invariants()));
+        assert!(caught.is_err(), "{what}: not caught");
+    }
+}
