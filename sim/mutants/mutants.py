@@ -8,14 +8,12 @@ MUTANTS += [
      """        if self.fsync_before_ack() {
             self.flush_wanted.notify_one();
         } else {
-            self.publish_durable_end(log_end_offset);
-            self.recompute_high_watermark();
+            self.on_durable_end(log_end_offset);
         }""",
      """        if self.fsync_before_ack() {
             self.flush_wanted.notify_one();
         }
-        self.publish_durable_end(log_end_offset);
-        self.recompute_high_watermark();"""),
+        self.on_durable_end(log_end_offset);"""),
     ("02-group-commit-skips-sealed-segments", "single scenario:group_commit_across_segment_rolls",
      "the group commit fsyncs only the active segment, not one rolled since the last flush",
      "core/src/log/partition_log.rs",
@@ -52,11 +50,11 @@ MUTANTS += [
      """            .fold(leader_end_offset, Offset::max)"""),
     ("08-high-watermark-goes-back", "cluster single",
      "the published high watermark follows every recomputation, also downwards",
-     "node/src/partition.rs",
-     """            if hw > s.high_watermark {
-                s.high_watermark = hw;""",
-     """            if hw != s.high_watermark {
-                s.high_watermark = hw;"""),
+     "core/src/replica/partition.rs",
+     """        if hw > self.high_watermark {
+            self.high_watermark = hw;""",
+     """        if hw != self.high_watermark {
+            self.high_watermark = hw;"""),
     ("09-isr-expands-below-high-watermark", "cluster",
      "a follower joins the ISR once it reached the epoch start, without having reached the high watermark",
      "core/src/replica/isr.rs",
@@ -74,8 +72,8 @@ MUTANTS += [
     ("11-acks-all-waits-for-leader-only", "cluster",
      "acks=-1 is answered once the leader's copy is durable, not at the high watermark",
      "node/src/handlers/produce.rs",
-     """                .wait_for_ack(w.last_offset, acks == -1, w.leader_epoch, left)""",
-     """                .wait_for_ack(w.last_offset, false, w.leader_epoch, left)"""),
+     """            .wait_for_ack(w.last_offset, acks == -1, w.leader_epoch, left)""",
+     """            .wait_for_ack(w.last_offset, false, w.leader_epoch, left)"""),
     ("12-ack-wait-skips-epoch-fence", "scenario:deposed_leader_wait",
      "a waiting produce is acknowledged by the high watermark of a later leader epoch",
      "node/src/partition.rs",
@@ -99,11 +97,11 @@ MUTANTS += [
             // The old incarnation"""),
     ("15-min-insync-not-checked", "scenario:min_insync_replicas",
      "acks=-1 ignores min.insync.replicas, before and after the append",
-     "node/src/partition.rs",
-     ("""            if acks == -1 && l.isr.isr().len() < l.min_insync_replicas {""",
-      """        Role::Leader(l) => l.isr.isr().len() >= l.min_insync_replicas,"""),
-     ("""            if acks == -1 && l.isr.isr().is_empty() {""",
-      """        Role::Leader(l) => !l.isr.isr().is_empty(),""")),
+     "core/src/replica/partition.rs",
+     ("""                if acks == -1 && l.isr.isr().len() < l.min_insync_replicas {""",
+      """            Role::Leader(l) => l.isr.isr().len() >= l.min_insync_replicas,"""),
+     ("""                if acks == -1 && l.isr.isr().is_empty() {""",
+      """            Role::Leader(l) => !l.isr.isr().is_empty(),""")),
     ("16-dedup-window-of-one", "single cluster scenario:redpanda_3039",
      "the producer state remembers only the last batch per producer instead of five",
      "core/src/log/producer_state.rs",
