@@ -1011,3 +1011,43 @@ fn this_file_stays_within_its_own_limits() {
     let wide = wide_lines(&sources);
     assert!(wide.is_empty(), "{wide:?}");
 }
+
+/// Every planted bug of `sim/mutants/` still applies to the tree (`git apply --check`): a patch
+/// that stopped applying hides the check it stands for. Re-cut with `sim/mutants/make.py`.
+#[test]
+fn planted_bugs_still_apply() {
+    let root = workspace_root();
+    let dir = root.join("sim/mutants");
+    let mut patches: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                .path()
+        })
+        .filter(|p| p.extension().is_some_and(|x| x == "patch"))
+        .collect();
+    patches.sort();
+    assert!(
+        !patches.is_empty(),
+        "no planted bugs under {}",
+        dir.display()
+    );
+    let stale: Vec<String> = patches
+        .iter()
+        .filter(|p| {
+            let checked = std::process::Command::new("git")
+                .arg("apply")
+                .arg("--check")
+                .arg(p)
+                .current_dir(&root)
+                .output()
+                .unwrap_or_else(|e| panic!("running git apply --check: {e}"));
+            !checked.status.success()
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "planted bugs that no longer apply (re-cut them): {stale:#?}"
+    );
+}
