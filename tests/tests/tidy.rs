@@ -15,6 +15,7 @@
 //!   brace. Braces are matched on the source with comments, string, raw string and char literals
 //!   blanked out. The check counts functions longer than [`LONG_FUNCTION_LINES`].
 //! - **Line width.** Lines longer than [`WIDE_LINE_COLS`] columns (chars, not bytes).
+//! - **Planted bugs still apply.** Every `sim/mutants/*.patch` passes `git apply --check`.
 //!
 //! The scanned sources are every `.rs` file under [`SCANNED_DIRS`] (production and test code
 //! alike; `vendor/` and `target/` skipped).
