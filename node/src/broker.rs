@@ -35,19 +35,7 @@ use crate::replication::ClusterState;
 use crate::topic_config::{TopicError, fsync_before_ack, log_config, validate_topic_name};
 use strata_core::replica::Role;
 
-/// A topic: its overrides and partitions. Replaced whole (copy on write) when it changes.
-#[derive(Debug)]
-pub struct Topic {
-    /// Topic name.
-    pub name: String,
-    /// Config overrides (validated).
-    pub configs: BTreeMap<String, String>,
-    /// The metadata offset that created it (cluster mode; 0 on a single node): tells this topic
-    /// from an older one of the same name.
-    pub created_offset: u64,
-    /// Partitions by index.
-    pub partitions: Vec<Arc<Partition>>,
-}
+pub use crate::topic::Topic;
 
 /// Errors of admin operations, each with the Kafka error code it answers with.
 #[derive(Debug, Error)]
@@ -678,5 +666,19 @@ impl Broker {
             }
         }
         ok && self.checkpoint_recovery_points()
+    }
+}
+
+impl crate::group::GroupHost for Broker {
+    fn now(&self) -> strata_core::types::Instant {
+        Broker::now(self)
+    }
+
+    fn offsets_topic(&self) -> Option<Arc<Topic>> {
+        self.topic(crate::group::OFFSETS_TOPIC)
+    }
+
+    fn roles(&self) -> watch::Receiver<u64> {
+        self.role_signal.subscribe()
     }
 }

@@ -31,6 +31,7 @@ pub mod response_buf;
 pub mod server;
 pub mod setting;
 pub mod sync;
+pub mod topic;
 pub mod topic_config;
 
 pub use config::Config;

@@ -32,6 +32,7 @@
 //! Size of the offsets topic: see [`offsets_topic`].
 
 pub mod batches;
+pub mod host;
 pub mod offsets_topic;
 pub mod slot;
 
@@ -43,12 +44,12 @@ use strata_core::ErrorCode;
 use strata_core::group::{GroupConfig, Now, Request, RequestId, Response, partition_for};
 use tokio::sync::oneshot;
 
-use crate::broker::Broker;
 use crate::clock;
 use crate::config::Config;
 use crate::sync::watch;
 use slot::Slot;
 
+pub use host::GroupHost;
 pub use offsets_topic::OFFSETS_TOPIC;
 
 /// Where a submitted request's reply comes from.
@@ -103,15 +104,15 @@ impl GroupCoordinators {
     }
 
     /// The offsets partition coordinating `group_id`, if the offsets topic exists here.
-    pub fn partition_of(broker: &Broker, group_id: &str) -> Option<i32> {
-        let topic = broker.topic(OFFSETS_TOPIC)?;
+    pub fn partition_of<H: GroupHost + ?Sized>(host: &H, group_id: &str) -> Option<i32> {
+        let topic = host.offsets_topic()?;
         let n = i32::try_from(topic.partitions.len()).ok()?;
         (n > 0).then(|| partition_for(group_id, n))
     }
 
     /// Brings the slots in line with this broker's leaderships of the offsets topic.
-    pub fn reconcile(&self, broker: &Arc<Broker>) {
-        let topic = broker.topic(OFFSETS_TOPIC);
+    pub fn reconcile<H: GroupHost>(&self, host: &Arc<H>) {
+        let topic = host.offsets_topic();
         let mut ended = Vec::new();
         let mut slots = self.slots();
         slots.retain(|&index, slot| {
@@ -152,7 +153,7 @@ impl GroupCoordinators {
                     self.config.clone(),
                 ));
                 slots.insert(p.index, slot.clone());
-                tokio::spawn(slot.drive(broker.clone()));
+                tokio::spawn(slot.drive(host.clone()));
             }
         }
         drop(slots);
@@ -168,32 +169,38 @@ impl GroupCoordinators {
 
     /// The live slot of `partition`; reconciles first when there is none (or it ended), so a
     /// request never waits for the role-change task.
-    fn slot(&self, broker: &Arc<Broker>, partition: i32) -> Option<Arc<Slot>> {
+    fn slot<H: GroupHost>(&self, host: &Arc<H>, partition: i32) -> Option<Arc<Slot>> {
         if let Some(slot) = self.slots().get(&partition).filter(|s| !s.is_ended()) {
             return Some(slot.clone());
         }
-        self.reconcile(broker);
+        self.reconcile(host);
         self.slots().get(&partition).cloned()
     }
 
     /// Hands `request` to the coordinator of offsets partition `partition` now (in request
     /// order); the reply comes from [`wait`]. No coordinator here: NOT_COORDINATOR.
-    pub fn submit(&self, broker: &Arc<Broker>, partition: i32, request: Request) -> Pending {
+    pub fn submit<H: GroupHost>(&self, host: &Arc<H>, partition: i32, request: Request) -> Pending {
         let slot = self
-            .slot(broker, partition)
+            .slot(host, partition)
             .ok_or(ErrorCode::NOT_COORDINATOR)?;
         let id = RequestId(self.next_request.fetch_add(1, Ordering::Relaxed));
         let now = Now {
-            instant: broker.now(),
+            instant: host.now(),
             wall_ms: clock::now_ms(),
         };
         slot.call(now, id, request)
     }
 
     /// As [`GroupCoordinators::submit`], to the coordinator of `group_id`.
-    pub fn submit_group(&self, broker: &Arc<Broker>, group_id: &str, request: Request) -> Pending {
-        let partition = Self::partition_of(broker, group_id).ok_or(ErrorCode::NOT_COORDINATOR)?;
-        self.submit(broker, partition, request)
+    pub fn submit_group<H: GroupHost>(
+        &self,
+        host: &Arc<H>,
+        group_id: &str,
+        request: Request,
+    ) -> Pending {
+        let partition =
+            Self::partition_of(host.as_ref(), group_id).ok_or(ErrorCode::NOT_COORDINATOR)?;
+        self.submit(host, partition, request)
     }
 
     /// For requests naming several groups (OffsetFetch v8+, DescribeGroups, DeleteGroups): one
@@ -201,16 +208,16 @@ impl GroupCoordinators {
     /// now. Returns per request the positions in `items` it covers (the core answers groups in
     /// request order) and its pending reply; items whose group has no coordinator here are one
     /// more entry whose reply is NOT_COORDINATOR.
-    pub fn submit_by_group<T>(
+    pub fn submit_by_group<T, H: GroupHost>(
         &self,
-        broker: &Arc<Broker>,
+        host: &Arc<H>,
         items: Vec<(String, T)>,
         make: impl Fn(Vec<T>) -> Request,
     ) -> Vec<(Vec<usize>, Pending)> {
         let mut by_partition: BTreeMap<Option<i32>, (Vec<usize>, Vec<T>)> = BTreeMap::new();
         for (i, (group_id, item)) in items.into_iter().enumerate() {
             let entry = by_partition
-                .entry(Self::partition_of(broker, &group_id))
+                .entry(Self::partition_of(host.as_ref(), &group_id))
                 .or_insert_with(|| (Vec::new(), Vec::new()));
             entry.0.push(i);
             entry.1.push(item);
@@ -219,7 +226,7 @@ impl GroupCoordinators {
             .into_iter()
             .map(|(partition, (positions, items))| {
                 let pending = match partition {
-                    Some(p) => self.submit(broker, p, make(items)),
+                    Some(p) => self.submit(host, p, make(items)),
                     None => Err(ErrorCode::NOT_COORDINATOR),
                 };
                 (positions, pending)
@@ -233,11 +240,11 @@ impl GroupCoordinators {
     }
 
     /// Follows role changes until `stop`, then ends every slot.
-    pub async fn run(self: Arc<Self>, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-        let mut roles = broker.role_signal.subscribe();
+    pub async fn run<H: GroupHost>(self: Arc<Self>, host: Arc<H>, mut stop: watch::Receiver<bool>) {
+        let mut roles = host.roles();
         loop {
             roles.borrow_and_update();
-            self.reconcile(&broker);
+            self.reconcile(&host);
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,

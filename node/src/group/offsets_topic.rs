@@ -44,12 +44,7 @@
 //! the defaults, a partition stays below ~100 MiB plus its live state.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use strata_core::ErrorCode;
-use strata_core::rpc::NewTopic;
-
-use crate::broker::{Broker, BrokerError, Topic};
 use crate::config::Config;
 
 /// Kafka's name for the offsets topic.
@@ -67,57 +62,4 @@ pub fn topic_configs(config: &Config) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
-}
-
-/// The offsets topic, created if it does not exist yet. `Err` is FindCoordinator's answer
-/// meanwhile (COORDINATOR_NOT_AVAILABLE: the client retries).
-pub fn ensure(broker: &Arc<Broker>) -> Result<Arc<Topic>, ErrorCode> {
-    if let Some(t) = broker.topic(OFFSETS_TOPIC) {
-        return Ok(t);
-    }
-    let partitions = i32::try_from(broker.config.cluster_int("offsets.topic.num.partitions"))
-        .unwrap_or(50)
-        .max(1);
-    let Some(cluster) = broker.cluster() else {
-        return match broker.create_topic(
-            OFFSETS_TOPIC,
-            partitions,
-            topic_configs(&broker.config),
-            false,
-        ) {
-            Ok(t) => Ok(t),
-            Err(BrokerError::AlreadyExists(_)) => broker
-                .topic(OFFSETS_TOPIC)
-                .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot create the offsets topic");
-                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
-            }
-        };
-    };
-    let image = cluster.image();
-    if !image.topics.contains_key(OFFSETS_TOPIC) {
-        let configured: i64 = broker
-            .config
-            .value("offsets.topic.replication.factor")
-            .parse()
-            .unwrap_or(-1);
-        let live = image.live_brokers().count().max(1);
-        let replication_factor = if configured > 0 {
-            i16::try_from(configured).unwrap_or(i16::MAX)
-        } else {
-            i16::try_from(live.min(3)).unwrap_or(3)
-        };
-        crate::replication::admin::create_in_background(
-            &cluster,
-            NewTopic {
-                name: OFFSETS_TOPIC.to_string(),
-                num_partitions: partitions,
-                replication_factor,
-                assignments: BTreeMap::new(),
-                configs: topic_configs(&broker.config),
-            },
-        );
-    }
-    Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
 }

@@ -38,7 +38,7 @@ use strata_core::types::{LeaderEpoch, Offset};
 use tokio::sync::{Notify, oneshot};
 
 use super::batches;
-use crate::broker::Broker;
+use super::host::GroupHost;
 use crate::clock;
 use crate::partition::{Partition, PartitionState};
 
@@ -196,16 +196,16 @@ impl Slot {
         s.failed || s.leader_epoch != self.leader_epoch || self.is_ended()
     }
 
-    fn now(broker: &Broker) -> Now {
+    fn now<H: GroupHost>(host: &H) -> Now {
         Now {
-            instant: broker.now(),
+            instant: host.now(),
             wall_ms: clock::now_ms(),
         }
     }
 
     /// The driver: load, wait for the high watermark, then serve timers and high watermark
     /// advances until the epoch ends.
-    pub async fn drive(self: Arc<Self>, broker: Arc<Broker>) {
+    pub async fn drive<H: GroupHost>(self: Arc<Self>, broker: Arc<H>) {
         let mut rx = self.partition.subscribe();
         let loaded_end = loop {
             match self.load().await {
@@ -233,7 +233,7 @@ impl Slot {
                 return self.end();
             }
             if s.high_watermark >= loaded_end.0 {
-                let now = Self::now(&broker);
+                let now = Self::now(broker.as_ref());
                 let mut st = self.lock();
                 let out = st.coordinator.on_loaded(now, Offset(s.high_watermark));
                 self.execute(&mut st, now, out);
@@ -256,7 +256,7 @@ impl Slot {
                 return self.end();
             }
             let deadline = {
-                let now = Self::now(&broker);
+                let now = Self::now(broker.as_ref());
                 let mut st = self.lock();
                 let out = st
                     .coordinator
@@ -271,7 +271,7 @@ impl Slot {
                 // before its `now` (the core's test harness advances time the same way, and its
                 // proptest would never end otherwise), so this does not spin; yielding keeps it
                 // fair.
-                self.tick(&broker);
+                self.tick(broker.as_ref());
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -279,13 +279,13 @@ impl Slot {
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return self.end() },
                 _ = self.wake.notified() => {}
-                _ = sleep_for(sleep) => self.tick(&broker),
+                _ = sleep_for(sleep) => self.tick(broker.as_ref()),
             }
         }
     }
 
     /// Runs the core's timers (see the driving contract), unless the slot ended.
-    fn tick(&self, broker: &Broker) {
+    fn tick<H: GroupHost>(&self, broker: &H) {
         let now = Self::now(broker);
         let mut st = self.lock();
         if !self.is_ended() {

@@ -417,7 +417,8 @@ async fn losing_leadership_fails_parked_commits_and_unloads() {
         .create_topic("t", 1, Default::default(), false)
         .expect("topic");
     assert_eq!(find(&broker, 3, "g").await.error_code, 0);
-    let partition = super::GroupCoordinators::partition_of(&broker, "g").expect("partition");
+    let partition =
+        super::GroupCoordinators::partition_of(broker.as_ref(), "g").expect("partition");
     let offsets = broker
         .partition(OFFSETS_TOPIC, partition)
         .expect("offsets partition");
@@ -527,7 +528,8 @@ async fn committed(broker: &Arc<Broker>, n: i32) -> Vec<i64> {
 
 /// (segments, bytes, log start offset) of group "g"'s offsets partition.
 fn offsets_log(broker: &Arc<Broker>) -> (usize, u64, i64) {
-    let partition = super::GroupCoordinators::partition_of(broker, "g").expect("partition");
+    let partition =
+        super::GroupCoordinators::partition_of(broker.as_ref(), "g").expect("partition");
     let p = broker
         .partition(OFFSETS_TOPIC, partition)
         .expect("offsets partition");

@@ -9,16 +9,72 @@
 //!   InitProducerId refuses transactional ids; anything else: INVALID_REQUEST (Kafka's answer
 //!   to an unknown key type).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use strata_core::ErrorCode;
+use strata_core::rpc::NewTopic;
 
 use super::str_bytes;
-use crate::broker::Broker;
-use crate::group::{GroupCoordinators, offsets_topic};
+use crate::broker::{Broker, BrokerError, Topic};
+use crate::group::GroupCoordinators;
+use crate::group::offsets_topic::{OFFSETS_TOPIC, topic_configs};
+
+/// The offsets topic, created if it does not exist yet. `Err` is FindCoordinator's answer
+/// meanwhile (COORDINATOR_NOT_AVAILABLE: the client retries).
+fn ensure_offsets_topic(broker: &Arc<Broker>) -> Result<Arc<Topic>, ErrorCode> {
+    if let Some(t) = broker.topic(OFFSETS_TOPIC) {
+        return Ok(t);
+    }
+    let partitions = i32::try_from(broker.config.cluster_int("offsets.topic.num.partitions"))
+        .unwrap_or(50)
+        .max(1);
+    let Some(cluster) = broker.cluster() else {
+        return match broker.create_topic(
+            OFFSETS_TOPIC,
+            partitions,
+            topic_configs(&broker.config),
+            false,
+        ) {
+            Ok(t) => Ok(t),
+            Err(BrokerError::AlreadyExists(_)) => broker
+                .topic(OFFSETS_TOPIC)
+                .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the offsets topic");
+                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
+        };
+    };
+    let image = cluster.image();
+    if !image.topics.contains_key(OFFSETS_TOPIC) {
+        let configured: i64 = broker
+            .config
+            .value("offsets.topic.replication.factor")
+            .parse()
+            .unwrap_or(-1);
+        let live = image.live_brokers().count().max(1);
+        let replication_factor = if configured > 0 {
+            i16::try_from(configured).unwrap_or(i16::MAX)
+        } else {
+            i16::try_from(live.min(3)).unwrap_or(3)
+        };
+        crate::replication::admin::create_in_background(
+            &cluster,
+            NewTopic {
+                name: OFFSETS_TOPIC.to_string(),
+                num_partitions: partitions,
+                replication_factor,
+                assignments: BTreeMap::new(),
+                configs: topic_configs(&broker.config),
+            },
+        );
+    }
+    Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+}
 
 /// Where a key's coordinator is, or why not.
 fn find(broker: &Arc<Broker>, key_type: i8, key: &str) -> Result<(i32, String, i32), ErrorCode> {
@@ -27,9 +83,9 @@ fn find(broker: &Arc<Broker>, key_type: i8, key: &str) -> Result<(i32, String, i
         1 => return Err(ErrorCode::UNSUPPORTED_VERSION),
         _ => return Err(ErrorCode::INVALID_REQUEST),
     }
-    offsets_topic::ensure(broker)?;
-    let partition =
-        GroupCoordinators::partition_of(broker, key).ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+    ensure_offsets_topic(broker)?;
+    let partition = GroupCoordinators::partition_of(broker.as_ref(), key)
+        .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
     let Some(cluster) = broker.cluster() else {
         let cfg = &broker.config;
         let me = cfg
@@ -41,7 +97,7 @@ fn find(broker: &Arc<Broker>, key_type: i8, key: &str) -> Result<(i32, String, i
     let image = cluster.image();
     let leader = image
         .topics
-        .get(offsets_topic::OFFSETS_TOPIC)
+        .get(OFFSETS_TOPIC)
         .and_then(|t| t.partitions.get(&partition))
         .and_then(|p| p.leader)
         .and_then(|l| image.brokers.get(&l))
