@@ -4,9 +4,6 @@
 
 use strata_core::error::ErrorCode;
 
-#[cfg(doc)]
-use super::sequencer::ResetPolicy;
-
 /// Why a produce attempt's outcome is unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndefiniteReason {
@@ -27,10 +24,12 @@ pub enum ProduceOutcome {
     /// `after_indefinite`: an earlier attempt of the same batch was indefinite.
     /// `possible_duplicate`: the batch may also be in the log at another offset. A
     /// non-idempotent producer sets it after an indefinite attempt, an idempotent one only under
-    /// [`ResetPolicy::ResendUnderNewEpoch`] for a batch resent under a new epoch after an
+    /// [`ResetPolicy::ResendUnderNewEpoch`][resend] for a batch resent under a new epoch after an
     /// indefinite attempt; otherwise an idempotent producer's retries carry the same producer
     /// id, epoch and sequence, so the broker writes the batch once, and `Ok` after indefinite
     /// attempts is still exactly once.
+    ///
+    /// [resend]: super::sequencer::ResetPolicy::ResendUnderNewEpoch
     Ok {
         base_offset: i64,
         after_indefinite: bool,

@@ -30,10 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::connection::Connection;
 use super::metadata::{Router, RouterError};
-use super::producer::{
-    IndefiniteReason, ProduceOutcome, ProducerConfig, ProducerError, finish_attempt_with_leader,
-    start_produce,
-};
+use super::outcome::{IndefiniteReason, ProduceOutcome};
+use super::produce_request::{ProducerError, finish_attempt_with_leader, start_produce};
+use super::producer_config::ProducerConfig;
 use super::producer_id::init_producer_id;
 use super::sequencer::{
     AttemptResult, BatchId, ProducerIdentity, SendOrder, Sequencer, SequencerStats,

@@ -699,5 +699,5 @@ fn idempotent_class(code: ErrorCode, idempotent: bool) -> Class {
 }
 
 #[cfg(test)]
-#[path = "sequencer_tests.rs"]
+#[path = "tests/sequencer.rs"]
 mod tests;

@@ -542,5 +542,5 @@ async fn execute_off_reactor(plan: FlushPlan) -> Result<(FlushPlan, std::io::Res
 }
 
 #[cfg(test)]
-#[path = "partition_tests.rs"]
+#[path = "tests/partition.rs"]
 mod tests;

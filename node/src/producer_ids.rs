@@ -313,5 +313,5 @@ pub async fn from_controller(cluster: &ClusterState) -> Result<Block, BlockError
 }
 
 #[cfg(test)]
-#[path = "producer_ids_tests.rs"]
+#[path = "tests/producer_ids.rs"]
 mod tests;

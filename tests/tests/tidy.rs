@@ -1,20 +1,21 @@
 //! Tidy checks over the workspace's own Rust sources: plain tests that read files, no build.
 //!
-//! - **Import cycles in `node/src`.** Every file of the node library is a module (`foo.rs` and
-//!   `foo/mod.rs` are `foo`, `a/b.rs` is `a::b`, `lib.rs` is `crate`). Each `use` item (also
-//!   `pub use`, `pub(crate) use`, grouped and multi-line forms, `use super::..`/`use self::..`
-//!   and paths relative to a child module) adds an edge to the deepest module file along the
-//!   imported path: items inside a file belong to that file's module. Self-edges are dropped.
-//!   Test modules kept in their own files (`*_tests.rs`, `tests.rs`, `tests/` dirs), the other
-//!   crate roots (`main.rs`, `bin/`) are left
-//!   out; `use` items in inline modules (`mod tests { .. }`) count, resolved from there. The
-//!   check counts the modules that sit in a cycle: members of a strongly connected
-//!   component (Tarjan) with more than one module.
+//! - **Import cycles in `node/src` and `client/src`** (each crate on its own). Every file of a
+//!   library is a module (`foo.rs` and `foo/mod.rs` are `foo`, `a/b.rs` is `a::b`, `lib.rs` is
+//!   `crate`). Each `use` item (also `pub use`, `pub(crate) use`, grouped and multi-line forms,
+//!   `use super::..`/`use self::..` and paths relative to a child module) adds an edge to the
+//!   deepest module file along the imported path: items inside a file belong to that file's
+//!   module. Self-edges are dropped. Test modules kept in their own files (`tests/` folders) and
+//!   the other crate roots (`main.rs`, `bin/`) are left out; `use` items in inline modules
+//!   (`mod tests { .. }`) count, resolved from there. The check counts the modules that sit in a
+//!   cycle: members of a strongly connected component (Tarjan) with more than one module.
 //! - **Function length.** Every `fn` item with a body (free functions, methods, nested fns; not
 //!   closures) in the scanned sources, measured from the line with `fn` to the line of its closing
 //!   brace. Braces are matched on the source with comments, string, raw string and char literals
 //!   blanked out. The check counts functions longer than [`LONG_FUNCTION_LINES`].
 //! - **Line width.** Lines longer than [`WIDE_LINE_COLS`] columns (chars, not bytes).
+//! - **One test layout.** No unit-test file outside a `tests/` folder (`tests.rs`, `*_tests.rs`,
+//!   `tests_*.rs`) and no `#[path]` that does not point into one (ARCHITECTURE.md, "Tests").
 //! - **Planted bugs still apply.** Every `sim/mutants/*.patch` passes `git apply --check`.
 //!
 //! The scanned sources are every `.rs` file under [`SCANNED_DIRS`] (production and test code
@@ -29,8 +30,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Modules of `node/src` allowed to sit in an import cycle.
+/// Modules of [`CYCLE_CHECKED_CRATES`] allowed to sit in an import cycle.
 const MAX_MODULES_IN_CYCLES: usize = 0;
+/// The library crates whose `src` the import-cycle check reads, each on its own.
+const CYCLE_CHECKED_CRATES: &[&str] = &["client", "node"];
 /// Functions allowed to be longer than [`LONG_FUNCTION_LINES`].
 const MAX_LONG_FUNCTIONS: usize = 78;
 /// Lines allowed to be wider than [`WIDE_LINE_COLS`].
@@ -668,8 +671,9 @@ fn module_graph(files: &[(String, String)]) -> Graph {
     graph
 }
 
-fn node_sources() -> Vec<(String, String)> {
-    let src = workspace_root().join("node/src");
+/// The sources of one crate's library (`<krate>/src`), relative to that directory.
+fn crate_sources(krate: &str) -> Vec<(String, String)> {
+    let src = workspace_root().join(krate).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     files
@@ -798,14 +802,23 @@ fn listing(lines: impl IntoIterator<Item = String>, total: usize) -> String {
 }
 
 #[test]
-fn import_cycles_in_node() {
-    let graph = module_graph(&node_sources());
-    let cycles = cycles(&graph);
-    let count = cycles.iter().map(Vec::len).sum();
-    let report = describe_cycles(&graph, &cycles);
-    let what = "modules of node/src in import cycles";
+fn import_cycles() {
+    let mut count = 0;
+    let mut report = String::new();
+    for krate in CYCLE_CHECKED_CRATES {
+        let graph = module_graph(&crate_sources(krate));
+        let cycles = cycles(&graph);
+        count += cycles.iter().map(Vec::len).sum::<usize>();
+        if !cycles.is_empty() {
+            report += &format!("{krate}/src:\n{}", describe_cycles(&graph, &cycles));
+        }
+    }
+    let what = format!(
+        "modules of {} in import cycles",
+        CYCLE_CHECKED_CRATES.join(", ")
+    );
     ratchet(
-        what,
+        &what,
         count,
         "MAX_MODULES_IN_CYCLES",
         MAX_MODULES_IN_CYCLES,
@@ -833,6 +846,65 @@ fn line_width() {
     let report = listing(wide.iter().cloned(), wide.len());
     let what = format!("lines wider than {WIDE_LINE_COLS} columns");
     ratchet(&what, wide.len(), "MAX_WIDE_LINES", MAX_WIDE_LINES, &report);
+}
+
+/// Where [`one_test_layout`] finds a unit-test file or `#[path]` outside the layout of
+/// ARCHITECTURE.md ("Tests"): `tests.rs`, `*_tests.rs` and `tests_*.rs` files, and `#[path]`
+/// attributes that do not point into the directory's `tests/` folder.
+fn test_layout_offenders(sources: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (rel, src) in sources {
+        let file = rel.rsplit('/').next().unwrap_or_default();
+        let stem = file.strip_suffix(".rs").unwrap_or(file);
+        if stem == "tests" || stem.ends_with("_tests") || stem.starts_with("tests_") {
+            out.push(format!("{rel}: a test file outside a tests/ folder"));
+        }
+        for (n, line) in src.lines().enumerate() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("#[path = \"")
+                && !rest.starts_with("tests/")
+            {
+                out.push(format!("{rel}:{}: {line}", n + 1));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn one_test_layout() {
+    let offenders = test_layout_offenders(&scanned_sources());
+    assert!(
+        offenders.is_empty(),
+        "unit tests go inline (`mod tests {{ .. }}`) or in the directory's tests/ folder \
+         (ARCHITECTURE.md, \"Tests\"):\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn test_layout_offenders_are_found() {
+    let file = |rel: &str, src: &str| (rel.to_string(), src.to_string());
+    let bad = [
+        file("core/src/log/tests.rs", ""),
+        file("core/src/log/segment_tests.rs", ""),
+        file("core/src/log/tests_epochs.rs", ""),
+        file(
+            "core/src/log/segment.rs",
+            "#[cfg(test)]\n#[path = \"segment_t.rs\"]\nmod tests;",
+        ),
+    ];
+    assert_eq!(test_layout_offenders(&bad).len(), 4);
+    let good = [
+        file("core/src/log/tests/mod.rs", "mod epochs;"),
+        file("core/src/log/tests/epochs.rs", ""),
+        file(
+            "core/src/log/segment.rs",
+            "#[cfg(test)]\n#[path = \"tests/segment.rs\"]\nmod tests;",
+        ),
+        file("core/src/log/index.rs", "#[cfg(test)]\nmod tests {\n}"),
+    ];
+    assert!(test_layout_offenders(&good).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

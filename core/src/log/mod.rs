@@ -71,17 +71,9 @@ mod producer_snapshots;
 pub mod producer_state;
 mod recovery;
 mod retention;
-#[cfg(test)]
-mod sealed_index_tests;
 mod segment;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_epochs;
-#[cfg(test)]
-mod tests_log_start;
-#[cfg(test)]
-mod tests_producers;
 
 pub use leader_epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
 pub use partition_log::PartitionLog;

@@ -801,5 +801,5 @@ fn decode_snapshot(bytes: &[u8]) -> Result<DecodedSnapshot, ProducerStateError> 
 }
 
 #[cfg(test)]
-#[path = "producer_state_tests.rs"]
+#[path = "tests/producer_state.rs"]
 mod tests;

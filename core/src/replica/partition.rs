@@ -515,5 +515,5 @@ fn settle(
 }
 
 #[cfg(test)]
-#[path = "partition_tests.rs"]
+#[path = "tests/partition.rs"]
 mod tests;

@@ -365,5 +365,5 @@ pub fn cross_epoch_copies(
 }
 
 #[cfg(test)]
-#[path = "producer_fencing_tests.rs"]
+#[path = "tests/producer_fencing.rs"]
 mod tests;

@@ -65,8 +65,6 @@ mod journal;
 mod state;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_log;
 
 pub use data::{Change, Fate, SECTOR};
 pub use faults::{DiskFaults, DiskStats};

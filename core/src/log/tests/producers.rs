@@ -2,16 +2,16 @@
 //! appends, the state followers build from replicated batches, rebuilds after truncation, and
 //! the snapshots recovery starts from (written at roll and checkpoint, deleted above a cut or
 //! above the recovered log end, skipped when corrupt). The rules themselves are tested in
-//! `producer_state_tests`.
+//! `tests/producer_state.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::producer_snapshots::parse_snapshot_name;
-use super::*;
 use crate::batch::{BatchIter, build_batch_with_producer};
+use crate::log::producer_snapshots::parse_snapshot_name;
+use crate::log::*;
 use crate::storage::{MemStorage, Storage};
 use crate::types::{LeaderEpoch, ProducerEpoch, ProducerId};
 

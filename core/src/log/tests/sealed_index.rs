@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::*;
 use crate::batch::build_batch;
+use crate::log::*;
 use crate::storage::MemStorage;
 use crate::types::LeaderEpoch;
 

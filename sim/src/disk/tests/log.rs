@@ -14,7 +14,7 @@ use strata_core::log::{LogConfig, LogError, PartitionLog};
 use strata_core::storage::{Storage, StorageFile};
 use strata_core::{LeaderEpoch, Offset};
 
-use super::*;
+use crate::disk::*;
 
 const EPOCH: LeaderEpoch = LeaderEpoch(1);
 

@@ -1,5 +1,11 @@
 //! Tests of the partition log: round trips, index lookups, recovery from every truncation point,
-//! corruption, retention boundaries, timestamp lookups.
+//! corruption, retention boundaries, timestamp lookups. The shared fixtures (`dir`, `small_config`,
+//! `read_all`) live here; one file per topic beside this one.
+
+mod epochs;
+mod log_start;
+mod producers;
+mod sealed_index;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::leader_epoch_cache::{LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH};
-use super::*;
 use crate::batch::{BatchIter, build_batch, compute_crc};
+use crate::log::leader_epoch_cache::{LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH};
+use crate::log::*;
 use crate::storage::{MemStorage, Storage, StorageFile};
 use crate::types::LeaderEpoch;
 

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::tests::{dir, read_all, small_config};
-use super::tests_producers::pbatch;
-use super::*;
+use super::producers::pbatch;
+use super::{dir, read_all, small_config};
+use crate::log::*;
 use crate::storage::{MemStorage, Storage, StorageFile};
 use crate::types::{LeaderEpoch, ProducerId};
 

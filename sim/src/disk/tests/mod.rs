@@ -1,6 +1,8 @@
 //! Tests of the disk model itself: each names the property of the module docs it checks, and
 //! each can fail (the `seeds_until` helpers assert an outcome *is* reached, not just allowed).
 
+mod log;
+
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

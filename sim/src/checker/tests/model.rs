@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::lost_write::LostWrite;
-use super::testkit::Builder;
-use super::{Anomaly, check_all};
+use crate::checker::lost_write::LostWrite;
+use crate::checker::testkit::Builder;
+use crate::checker::{Anomaly, check_all};
 use crate::history::Value;
 
 const PARTITIONS: i32 = 2;
