@@ -18,11 +18,26 @@
 //! (`Segment::walk_tail`): CreateTime timestamps need not increase, so nothing cheaper vouches
 //! for it.
 //!
-//! Invariants (checked on load, asserted on append): keys strictly increase; `.index` positions
-//! strictly increase and lie inside the log file. Indexes are derived data: they are not fsynced
-//! with every group commit (only when a segment is sealed), and recovery rebuilds any index that
-//! does not match its log. Entries are appended, never preallocated, so the file length is always
-//! a whole number of entries after a clean write; a torn trailing entry is cut on load.
+//! Indexes are derived data: they are not fsynced with every group commit (only when a segment is
+//! sealed), and recovery rebuilds any index that does not match its log. Entries are appended,
+//! never preallocated, so the file length is a whole number of entries after a clean write; a
+//! torn trailing entry is cut on load, and one a failed append left behind is overwritten by the
+//! next append.
+//!
+//! ## Invariants (asserted)
+//! Of an index of a segment holding `n` offsets in `size` bytes:
+//! - `.index`: relative offsets and positions both strictly increase; every relative offset is
+//!   below `n`, every position below `size` (an entry points at a batch start).
+//! - `.timeindex`: timestamps strictly increase and are not negative (batches without a
+//!   timestamp get no entry); relative offsets never decrease and are below `n`.
+//! - The entry count, the cached entries (active segment) and the last entry agree with each
+//!   other and with the file: no entry is counted that the file's length does not hold.
+//!
+//! [`Index::check_invariants`] asserts what is in memory in O(1) (the log runs it after every
+//! group commit; debug builds also walk every cached entry). [`Index::find_violation`] reads the
+//! file and checks every entry; recovery trusts a sealed segment's indexes only if it finds none
+//! (`recovery::tail_matches`), so nothing read from disk can trip the assertions. Whether an entry
+//! points at the *right* batch is verified on use (`Segment::walk_start`, `find_timestamp`).
 //!
 //! The active segment keeps its entries in memory; a sealed segment's index is searched in the
 //! file with `pread`, so memory does not grow with the number of segments.
@@ -31,14 +46,31 @@ use std::io;
 use std::sync::Arc;
 
 use crate::storage::{StorageFile, read_vec};
+use crate::types::Offset;
 
 /// One entry type of an index file.
 pub trait IndexEntry: Copy + std::fmt::Debug + PartialEq {
     const SIZE: usize;
+    /// The file's kind, for messages.
+    const NAME: &'static str;
     fn encode(&self, out: &mut [u8]);
     fn decode(bytes: &[u8]) -> Self;
     /// The value entries are sorted and searched by.
     fn key(&self) -> i64;
+    /// The invariant this entry breaks when it follows `previous` in an index of a segment of
+    /// this extent (module docs), with the values; `None` if it breaks none.
+    fn violation(&self, previous: Option<&Self>, extent: SegmentExtent) -> Option<String>;
+}
+
+/// What a segment's index entries must lie inside (module docs, "Invariants").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentExtent {
+    /// The segment's base offset (named in messages).
+    pub base: Offset,
+    /// Offsets the segment holds (`next_offset - base_offset`).
+    pub offsets: i64,
+    /// Bytes of its `.log` (`Segment::size`).
+    pub size: u64,
 }
 
 /// An `.index` entry.
@@ -57,6 +89,7 @@ pub struct TimeEntry {
 
 impl IndexEntry for OffsetEntry {
     const SIZE: usize = 8;
+    const NAME: &'static str = ".index";
     fn encode(&self, out: &mut [u8]) {
         out[0..4].copy_from_slice(&self.relative_offset.to_be_bytes());
         out[4..8].copy_from_slice(&self.position.to_be_bytes());
@@ -70,10 +103,29 @@ impl IndexEntry for OffsetEntry {
     fn key(&self) -> i64 {
         i64::from(self.relative_offset)
     }
+    fn violation(&self, previous: Option<&Self>, extent: SegmentExtent) -> Option<String> {
+        if let Some(p) = previous
+            && !(p.relative_offset < self.relative_offset && p.position < self.position)
+        {
+            return Some(format!(
+                "relative offsets and positions strictly increase: {p:?} then {self:?}"
+            ));
+        }
+        if i64::from(self.relative_offset) >= extent.offsets
+            || u64::from(self.position) >= extent.size
+        {
+            return Some(format!(
+                "entry {self:?} inside the segment ({} offsets, {} bytes)",
+                extent.offsets, extent.size
+            ));
+        }
+        None
+    }
 }
 
 impl IndexEntry for TimeEntry {
     const SIZE: usize = 12;
+    const NAME: &'static str = ".timeindex";
     fn encode(&self, out: &mut [u8]) {
         out[0..8].copy_from_slice(&self.timestamp.to_be_bytes());
         out[8..12].copy_from_slice(&self.relative_offset.to_be_bytes());
@@ -89,6 +141,35 @@ impl IndexEntry for TimeEntry {
     fn key(&self) -> i64 {
         self.timestamp
     }
+    fn violation(&self, previous: Option<&Self>, extent: SegmentExtent) -> Option<String> {
+        if let Some(p) = previous
+            && !(p.timestamp < self.timestamp && p.relative_offset <= self.relative_offset)
+        {
+            return Some(format!(
+                "timestamps strictly increase, relative offsets never decrease: {p:?} then \
+                 {self:?}"
+            ));
+        }
+        if i64::from(self.relative_offset) >= extent.offsets || self.timestamp < 0 {
+            return Some(format!(
+                "entry {self:?} inside the segment ({} offsets), timestamp not negative",
+                extent.offsets
+            ));
+        }
+        None
+    }
+}
+
+/// The first invariant `entries` (in file order) break, naming the segment and the index.
+fn first_violation<E: IndexEntry>(entries: &[E], extent: SegmentExtent) -> Option<String> {
+    let mut previous = None;
+    for e in entries {
+        if let Some(why) = e.violation(previous, extent) {
+            return Some(format!("segment {} {}: {why}", extent.base, E::NAME));
+        }
+        previous = Some(e);
+    }
+    None
 }
 
 /// An index file, with its entries cached in memory while the segment is active.
@@ -153,6 +234,76 @@ impl<E: IndexEntry> Index<E> {
 
     pub fn file(&self) -> &Arc<dyn StorageFile> {
         &self.file
+    }
+
+    /// Asserts the module invariants on what is in memory, with no IO and in O(1): the entry
+    /// count, the cache and the last entry agree; the last entry lies inside `extent` and follows
+    /// the one before it. Debug builds check every cached entry (the active segment may cache
+    /// hundreds of thousands, and the log runs this after every group commit). Panics naming
+    /// the invariant and the values.
+    pub fn check_invariants(&self, extent: SegmentExtent) {
+        let (base, name) = (extent.base, E::NAME);
+        assert_eq!(
+            self.last.is_some(),
+            self.len > 0,
+            "segment {base} {name}: a last entry exactly when there are entries (len {}, last \
+             {:?})",
+            self.len,
+            self.last
+        );
+        if let Some(cache) = &self.cache {
+            assert!(
+                cache.len() == self.len && cache.last() == self.last.as_ref(),
+                "segment {base} {name}: the cache holds exactly the counted entries, ending with \
+                 the last one (cached {}, len {}, cached last {:?}, last {:?})",
+                cache.len(),
+                self.len,
+                cache.last(),
+                self.last
+            );
+            let from = if cfg!(debug_assertions) {
+                0
+            } else {
+                cache.len().saturating_sub(2)
+            };
+            if let Some(why) = first_violation(&cache[from..], extent) {
+                panic!("{why}");
+            }
+        }
+        if let Some(why) = self.last.and_then(|e| e.violation(None, extent)) {
+            panic!("segment {base} {name}: {why}");
+        }
+    }
+
+    /// Reads the whole file and checks it against the module invariants and against what is in
+    /// memory: no counted entry beyond the file's length, the cache (if any) and the last entry
+    /// are the file's, every entry follows the one before it inside `extent`. The first
+    /// violation found, if any; recovery rebuilds an index that has one. Not for hot paths.
+    pub fn find_violation(&self, extent: SegmentExtent) -> io::Result<Option<String>> {
+        let name = format!("segment {} {}", extent.base, E::NAME);
+        let counted = self.len * E::SIZE;
+        let file_len = self.file.len()?;
+        let raw = read_vec(&*self.file, 0, counted)?;
+        if raw.len() != counted {
+            return Ok(Some(format!(
+                "{name}: {} entries ({counted} bytes) counted, the file holds {file_len} bytes",
+                self.len
+            )));
+        }
+        let entries: Vec<E> = raw.chunks_exact(E::SIZE).map(E::decode).collect();
+        if self.cache.as_ref().is_some_and(|c| *c != entries) {
+            return Ok(Some(format!(
+                "{name}: the cached entries are not the file's"
+            )));
+        }
+        if entries.last() != self.last.as_ref() {
+            return Ok(Some(format!(
+                "{name}: last entry {:?}, the file's is {:?}",
+                self.last,
+                entries.last()
+            )));
+        }
+        Ok(first_violation(&entries, extent))
     }
 
     /// Appends an entry whose key is greater than the last one's.
@@ -282,9 +433,14 @@ mod tests {
     }
 
     proptest! {
-        /// Index lookups agree with a linear scan, cached or searched in the file.
+        /// Index lookups agree with a linear scan, cached or searched in the file; what
+        /// `append` wrote holds the invariants, in memory and in the file.
         #[test]
-        fn floor_matches_linear_scan(gaps in proptest::collection::vec(1u32..50, 0..200), probes in proptest::collection::vec(0i64..12_000, 1..50), cached in any::<bool>()) {
+        fn floor_matches_linear_scan(
+            gaps in proptest::collection::vec(1u32..50, 0..200),
+            probes in proptest::collection::vec(0i64..12_000, 1..50),
+            cached in any::<bool>(),
+        ) {
             let mut idx = fresh(cached);
             let mut entries = Vec::new();
             let mut off = 0u32;
@@ -295,12 +451,179 @@ mod tests {
                 entries.push(e);
             }
             for p in probes {
-                let expect = entries.iter().rev().find(|e| i64::from(e.relative_offset) <= p).copied();
+                let at_or_below = |e: &&OffsetEntry| i64::from(e.relative_offset) <= p;
+                let expect = entries.iter().rev().find(at_or_below).copied();
                 prop_assert_eq!(idx.floor(p).expect("floor"), expect);
-                let expect_lower = entries.iter().rev().find(|e| i64::from(e.relative_offset) < p).copied();
+                let below = |e: &&OffsetEntry| i64::from(e.relative_offset) < p;
+                let expect_lower = entries.iter().rev().find(below).copied();
                 prop_assert_eq!(idx.lower(p).expect("lower"), expect_lower);
             }
+            let extent = SegmentExtent {
+                base: Offset(0),
+                offsets: i64::from(off) + 1,
+                size: gaps.len() as u64 * 100,
+            };
+            idx.check_invariants(extent);
+            prop_assert_eq!(idx.find_violation(extent).expect("read"), None);
         }
+    }
+
+    const EXTENT: SegmentExtent = SegmentExtent {
+        base: Offset(100),
+        offsets: 50,
+        size: 1_000,
+    };
+
+    /// An index whose file holds `entries`, loaded cached (active segment) or not (sealed).
+    fn loaded<E: IndexEntry>(entries: &[E], cached: bool) -> Index<E> {
+        let s = MemStorage::new();
+        let f = s.open(Path::new("/x")).expect("open");
+        let mut raw = vec![0u8; entries.len() * E::SIZE];
+        for (e, out) in entries.iter().zip(raw.chunks_exact_mut(E::SIZE)) {
+            e.encode(out);
+        }
+        f.write_at(&raw, 0).expect("write");
+        Index::load(f, cached).expect("load").0
+    }
+
+    fn oe(relative_offset: u32, position: u32) -> OffsetEntry {
+        OffsetEntry {
+            relative_offset,
+            position,
+        }
+    }
+
+    fn te(timestamp: i64, relative_offset: u32) -> TimeEntry {
+        TimeEntry {
+            timestamp,
+            relative_offset,
+        }
+    }
+
+    /// What the log writes passes, cached or sealed, in memory and in the file: a `.timeindex`
+    /// may repeat a relative offset (its entries need only not go back).
+    #[test]
+    fn sound_indexes_pass_every_check() {
+        for cached in [true, false] {
+            let o = loaded(&[oe(0, 0), oe(10, 300), oe(49, 999)], cached);
+            o.check_invariants(EXTENT);
+            assert_eq!(o.find_violation(EXTENT).expect("read"), None);
+            let t = loaded(&[te(0, 0), te(5, 3), te(9, 3), te(10, 49)], cached);
+            t.check_invariants(EXTENT);
+            assert_eq!(t.find_violation(EXTENT).expect("read"), None);
+            let empty = loaded::<TimeEntry>(&[], cached);
+            empty.check_invariants(EXTENT);
+            assert_eq!(empty.find_violation(EXTENT).expect("read"), None);
+        }
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "segment 100 .index: relative offsets and positions strictly increase: \
+                    OffsetEntry { relative_offset: 0, position: 500 } then OffsetEntry { \
+                    relative_offset: 10, position: 400 }"
+    )]
+    fn offset_index_positions_going_back_are_caught() {
+        loaded(&[oe(0, 500), oe(10, 400)], true).check_invariants(EXTENT);
+    }
+
+    /// A sealed index keeps only its last entry in memory: that one is checked.
+    #[test]
+    #[should_panic(
+        expected = "segment 100 .index: entry OffsetEntry { relative_offset: 10, position: 1000 \
+                    } inside the segment (50 offsets, 1000 bytes)"
+    )]
+    fn offset_index_entry_beyond_the_log_is_caught() {
+        loaded(&[oe(0, 0), oe(10, 1_000)], false).check_invariants(EXTENT);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "segment 100 .timeindex: timestamps strictly increase, relative \
+                               offsets never decrease: TimeEntry { timestamp: 5, \
+                               relative_offset: 0 } then TimeEntry { timestamp: 5, \
+                               relative_offset: 1 }"
+    )]
+    fn time_index_timestamps_standing_still_are_caught() {
+        loaded(&[te(5, 0), te(5, 1)], true).check_invariants(EXTENT);
+    }
+
+    #[test]
+    #[should_panic(expected = "relative offsets never decrease")]
+    fn time_index_offsets_going_back_are_caught() {
+        loaded(&[te(5, 3), te(6, 2)], true).check_invariants(EXTENT);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "segment 100 .timeindex: entry TimeEntry { timestamp: 7, relative_offset: 50 \
+                    } inside the segment (50 offsets), timestamp not negative"
+    )]
+    fn time_index_entry_beyond_the_segment_is_caught() {
+        loaded(&[te(7, 50)], false).check_invariants(EXTENT);
+    }
+
+    #[test]
+    #[should_panic(expected = "timestamp not negative")]
+    fn time_index_negative_timestamp_is_caught() {
+        loaded(&[te(-1, 0)], true).check_invariants(EXTENT);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "segment 100 .index: the cache holds exactly the counted entries, \
+                               ending with the last one (cached 2, len 1"
+    )]
+    fn cache_out_of_step_with_the_count_is_caught() {
+        let mut idx = loaded(&[oe(0, 0), oe(10, 300)], true);
+        idx.len = 1;
+        idx.check_invariants(EXTENT);
+    }
+
+    #[test]
+    #[should_panic(expected = "a last entry exactly when there are entries (len 0, last Some(")]
+    fn last_entry_of_an_empty_index_is_caught() {
+        let mut idx = loaded(&[oe(0, 0)], false);
+        idx.len = 0;
+        idx.check_invariants(EXTENT);
+    }
+
+    /// `find_violation` reads the file: what memory cannot show (a counted entry the file no
+    /// longer holds, a middle entry of a sealed index, a cache or last entry unlike the file's).
+    #[test]
+    fn file_check_finds_what_memory_cannot_show() {
+        let idx = loaded(&[oe(0, 0), oe(10, 300), oe(20, 600)], false);
+        idx.file().set_len(16).expect("cut behind its back");
+        idx.check_invariants(EXTENT);
+        let cut = "segment 100 .index: 3 entries (24 bytes) counted, the file holds 16 bytes";
+        assert_eq!(idx.find_violation(EXTENT).expect("read"), Some(cut.into()));
+
+        let idx = loaded(&[oe(0, 0), oe(30, 300), oe(20, 600)], false);
+        idx.check_invariants(EXTENT);
+        let found = idx
+            .find_violation(EXTENT)
+            .expect("read")
+            .expect("a violation");
+        assert!(found.contains("strictly increase"), "{found}");
+
+        let idx = loaded(&[oe(0, 0), oe(10, 300)], true);
+        idx.file().write_at(&[0, 0, 0, 11], 8).expect("damage");
+        let cache = "segment 100 .index: the cached entries are not the file's";
+        assert_eq!(
+            idx.find_violation(EXTENT).expect("read"),
+            Some(cache.into())
+        );
+
+        let mut idx = loaded(&[te(1, 0), te(2, 10)], false);
+        idx.last = Some(te(3, 10));
+        let found = idx
+            .find_violation(EXTENT)
+            .expect("read")
+            .expect("a violation");
+        assert!(
+            found.contains("last entry Some(TimeEntry { timestamp: 3"),
+            "{found}"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! ([`ProducerStateManager::apply_replicated`], Kafka's `AppendOrigin.REPLICATION`), through the
 //! same bookkeeping, so a follower that becomes leader deduplicates exactly as its old leader did.
 //!
-//! Not yet wired into [`super::PartitionLog`]; transactions (KIP-98 control batches, ongoing
-//! transactions, the last stable offset) are not handled.
+//! Transactions (KIP-98 control batches, ongoing transactions, the last stable offset) are not
+//! handled.
 //!
 //! ## Rules, each from Kafka (trunk, `storage/.../internals/log/`)
 //! Checks run in this order for each batch of a produce request that has a producer id:
@@ -41,6 +41,31 @@
 //! `producer.id.expiration.ms`); only [`ProducerStateManager::remove_expired`] does, by the
 //! timestamp of the producer's last batch (`maxTimestamp`, or the broker's time for
 //! `LogAppendTime`), as Kafka's `isProducerExpired` does.
+//!
+//! ## Invariants (asserted)
+//! [`ProducerStateManager::check_invariants`] asserts these; `PartitionLog::assert_invariants`
+//! runs it (with `map_end_offset == log_end_offset` and no rebuild pending, while the log has not
+//! failed) after every group commit, truncation, retention pass and open, so it is O(producers)
+//! and allocates nothing. They are what [`ProducerStateManager::load_snapshot`] demands of a
+//! snapshot, so a loaded state holds them as a built one does; a state waiting for a rebuild
+//! still holds them (the truncation only flagged it).
+//! - The map end offset and every producer id are not negative.
+//! - Per producer, at most [`NUM_BATCHES_TO_RETAIN`] cached batches, in strictly increasing
+//!   offset order (each starts after the previous one ends). Each has `0 <= first_offset <=
+//!   last_offset < map_end_offset`, at most `i32::MAX` offsets apart, and a sequence range that
+//!   matches its offset range (`last_seq == first_seq + (last_offset - first_offset)`, wrapping
+//!   at `i32::MAX`; no sequence stays no sequence).
+//! - A producer's last timestamp is its newest cached batch's.
+//!
+//! Deliberately not asserted, because they do not hold:
+//! - Contiguous sequences across a producer's cached batches: an unknown producer is accepted at
+//!   any sequence, and so are the later batches of the same request (rule 4, KIP-360); a
+//!   follower applies whatever its leader wrote.
+//! - A cached batch per producer: the snapshot format allows a producer without batches.
+//! - Cached batches at or above the log start: retention keeps producers until they expire.
+//!
+//! Cached batches carry no epoch of their own: all are of the producer's current epoch, as
+//! [`ProducerStateEntry`] clears them when the epoch changes.
 //!
 //! ## Truncation
 //! Kafka does not undo a truncation in memory: `truncateAndReload` reloads the newest snapshot
@@ -229,6 +254,52 @@ impl ProducerStateEntry {
             .copied()
     }
 
+    /// Asserts this producer's invariants (module docs) in a state covering every offset below
+    /// `map_end_offset`. O(1): at most [`NUM_BATCHES_TO_RETAIN`] batches.
+    fn check_invariants(&self, producer_id: ProducerId, map_end_offset: Offset) {
+        assert!(
+            self.batches.len() <= NUM_BATCHES_TO_RETAIN,
+            "producer {producer_id}: at most {NUM_BATCHES_TO_RETAIN} cached batches, has {}",
+            self.batches.len()
+        );
+        let mut previous: Option<&BatchMetadata> = None;
+        for b in &self.batches {
+            let delta = b.last_offset.0.checked_sub(b.first_offset.0);
+            let Some(delta) = delta
+                .and_then(|d| i32::try_from(d).ok())
+                .filter(|d| *d >= 0)
+            else {
+                panic!(
+                    "producer {producer_id}: batch {b:?} ends at or after it starts, within \
+                        i32::MAX offsets"
+                );
+            };
+            assert!(
+                b.first_offset.0 >= 0 && b.last_offset < map_end_offset,
+                "producer {producer_id}: batch {b:?} lies in [0, map end {map_end_offset})"
+            );
+            assert_eq!(
+                last_sequence(b.first_seq, delta),
+                b.last_seq,
+                "producer {producer_id}: the sequence range of {b:?} matches its offset range"
+            );
+            if let Some(p) = previous {
+                assert!(
+                    p.last_offset < b.first_offset,
+                    "producer {producer_id}: cached batches in strictly increasing offset order: \
+                     {p:?} then {b:?}"
+                );
+            }
+            previous = Some(b);
+        }
+        if let Some(b) = self.batches.back() {
+            assert_eq!(
+                self.last_timestamp_ms, b.timestamp_ms,
+                "producer {producer_id}: the last timestamp is the newest batch's ({b:?})"
+            );
+        }
+    }
+
     /// Kafka's `ProducerStateEntry.addBatch`: a new epoch forgets the old epoch's batches.
     fn add_batch(&mut self, epoch: ProducerEpoch, batch: BatchMetadata) {
         if self.producer_epoch != epoch {
@@ -356,6 +427,21 @@ impl ProducerStateManager {
     /// A truncation left the state inexact: replace it (see [`Truncation::RebuildNeeded`]).
     pub fn rebuild_needed(&self) -> bool {
         self.rebuild_needed
+    }
+
+    /// Asserts the module invariants ("Invariants (asserted)"). O(producers), no allocation;
+    /// panics naming the invariant and the values.
+    pub fn check_invariants(&self) {
+        assert!(
+            self.map_end_offset.0 >= 0 && self.expiration_ms >= 0,
+            "the map end offset ({}) and producer.id.expiration.ms ({}) are not negative",
+            self.map_end_offset,
+            self.expiration_ms
+        );
+        for (id, entry) in &self.producers {
+            assert!(id.0 >= 0, "producer id {id} is not negative");
+            entry.check_invariants(*id, self.map_end_offset);
+        }
     }
 
     fn assert_usable(&self) {

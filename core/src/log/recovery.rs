@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::storage::{Storage, read_vec};
 use crate::types::Offset;
 
+use super::index::SegmentExtent;
 use super::leader_epoch_cache::{self, CheckpointState, EpochEntry, LeaderEpochCache};
 use super::producer_state::ProducerStateManager;
 use super::segment::{Segment, index_path, log_path, parse_log_name, time_index_path};
@@ -86,6 +87,7 @@ impl PartitionLog {
         config: LogConfig,
         now_ms: i64,
     ) -> Result<(PartitionLog, RecoveryReport), LogError> {
+        assert_valid_config(&config);
         // Segment ages come from batch timestamps after a restart, as in Kafka; `now_ms` only
         // expires producers found in a snapshot.
         storage
@@ -263,8 +265,29 @@ impl PartitionLog {
         };
         log.recover_leader_epochs(epochs_state, recovery_point)?;
         log.load_producer_state(now_ms)?;
-        log.assert_invariants();
+        log.lower_stale_recovery_point()?;
+        assert_recovered(&log, &report);
         Ok((log, report))
+    }
+
+    /// If recovery cut fsynced data (damage below the recovery point, or segment files gone),
+    /// the `recovery-point` file still names offsets above the log end: it comes down to the
+    /// log end before anything is appended, or the next recovery would take the unsynced
+    /// appends there for fsynced data (keeping a torn one as corruption, a lost tail as a gap),
+    /// as `cut_to` does after a truncation.
+    fn lower_stale_recovery_point(&mut self) -> Result<(), LogError> {
+        if self.checkpointed <= self.log_end_offset() {
+            return Ok(());
+        }
+        tracing::warn!(
+            dir = %self.dir.display(),
+            recovery_point = self.checkpointed.0,
+            log_end = self.log_end_offset().0,
+            "recovered log ends below the recovery point: lowering it"
+        );
+        write_recovery_point(&*self.storage, &self.dir, self.checkpoint())?;
+        self.checkpointed = self.flushed_offset;
+        Ok(())
     }
 
     /// Brings the leader epoch cache in line with the recovered log, as Kafka's `LogLoader` and
@@ -324,11 +347,13 @@ impl PartitionLog {
     }
 }
 
-/// Cheap sanity check of a sealed segment below the recovery point, as Kafka's index sanity
-/// check: walking from its last `.index` entry reaches exactly the end of the file and the next
-/// segment's base offset, and the last `.timeindex` entry covers the last batch. On success sets
-/// the segment's `next_offset`. Damage in the middle of an index is caught when it is used
-/// (`Segment::walk_start` verifies each entry it relies on).
+/// Sanity check of a sealed segment below the recovery point, as Kafka's index sanity check:
+/// walking its batch headers reaches exactly the end of the file and the next segment's base
+/// offset, the `.timeindex` matches the headers (`Segment::walk_tail`), and both indexes hold
+/// their invariants (`Index::find_violation`: sorted, inside the segment, the file what memory
+/// says). On success sets the segment's `next_offset`. An `.index` entry that is well-formed but
+/// points at the wrong batch is caught when it is used (`Segment::walk_start` verifies each
+/// entry it relies on).
 fn tail_matches(seg: &mut Segment, next_base: Option<Offset>) -> Result<bool, LogError> {
     let Some(next_base) = next_base else {
         return Ok(false);
@@ -350,9 +375,85 @@ fn tail_matches(seg: &mut Segment, next_base: Option<Offset>) -> Result<bool, Lo
     if next != next_base || !time_ok {
         return Ok(false);
     }
+    // The indexes must hold the invariants `Segment::check_invariants` asserts, as read now
+    // (in memory and in the file): a damaged one is rebuilt, never asserted on.
+    let extent = SegmentExtent {
+        base: seg.base_offset,
+        offsets: next.0 - seg.base_offset.0,
+        size: seg.size,
+    };
+    let violations = [
+        seg.offset_index.find_violation(extent),
+        seg.time_index.find_violation(extent),
+    ];
+    for violation in violations {
+        if let Some(why) = violation.map_err(io_err("check segment", &seg_path(seg)))? {
+            tracing::warn!(segment = seg.base_offset.0, %why, "index breaks its invariants");
+            return Ok(false);
+        }
+    }
     seg.next_offset = next;
     seg.last_batch_offset = last.map(|b| b.base_offset);
     Ok(true)
+}
+
+/// The precondition of [`PartitionLog::open`] on its settings (the node validates topic configs
+/// long before): every `.index` position is a `u32`, and a batch starts at most `segment.bytes`
+/// into its segment (`maybe_roll`), so a segment ends below 4 GiB; expiry is not negative.
+fn assert_valid_config(config: &LogConfig) {
+    assert!(
+        config.segment_bytes <= u64::from(u32::MAX),
+        "segment.bytes {} fits the u32 positions of .index",
+        config.segment_bytes
+    );
+    assert!(
+        config.producer_id_expiration_ms >= 0,
+        "producer.id.expiration.ms {} is not negative",
+        config.producer_id_expiration_ms
+    );
+}
+
+/// The postconditions of [`PartitionLog::open`]: the log's invariants (segments, indexes, epoch
+/// cache up to the log end, producer state covering exactly the log), and what recovery
+/// promises besides: everything kept is synced, the recovery point is not above the log end,
+/// the epoch cache starts at or after the log start, and every gap between segments is
+/// fsynced data it found lost and reported.
+pub(super) fn assert_recovered(log: &PartitionLog, report: &RecoveryReport) {
+    log.assert_invariants();
+    let (start, end) = (log.log_start_offset, log.log_end_offset());
+    assert_eq!(
+        log.flushed_offset, end,
+        "recovery syncs everything it keeps: flushed {} == log end {end}",
+        log.flushed_offset
+    );
+    assert!(
+        log.checkpointed <= end,
+        "the recovery point {} is at or below the recovered log end {end}",
+        log.checkpointed
+    );
+    if let Some(first) = log.epochs.entries().first() {
+        assert!(
+            first.start_offset >= start,
+            "the first epoch entry {first:?} starts at or after the log start {start}"
+        );
+    }
+    let mut previous_end = None;
+    for seg in log.segments.values() {
+        if let Some(gap) = previous_end.filter(|e| *e != seg.base_offset) {
+            let lost = CorruptBatch {
+                segment: seg.base_offset,
+                position: 0,
+                offset: gap,
+            };
+            assert!(
+                report.corrupt_batches.contains(&lost),
+                "the gap [{gap}, {}) between segments is reported lost: {:?}",
+                seg.base_offset,
+                report.corrupt_batches
+            );
+        }
+        previous_end = Some(seg.next_offset);
+    }
 }
 
 fn seg_path(seg: &Segment) -> PathBuf {

@@ -182,9 +182,9 @@ impl Segment {
     }
 
     /// Checks the segment's invariants (no IO): synced bytes within the written ones; offsets
-    /// dense from the base, an empty segment ending at its base; the last batch, every index's
-    /// last entry and every kept corrupt span inside the segment, spans in order. Panics on a
-    /// violation.
+    /// dense from the base, an empty segment ending at its base; the last batch and every kept
+    /// corrupt span inside the segment, spans in order; both indexes' (`Index::check_invariants`).
+    /// Panics on a violation.
     pub fn check_invariants(&self) {
         let base = self.base_offset;
         assert!(
@@ -212,19 +212,13 @@ impl Segment {
                 self.next_offset
             );
         }
-        let span = self.next_offset.0 - base.0;
-        if let Some(e) = self.offset_index.last() {
-            assert!(
-                i64::from(e.relative_offset) < span && u64::from(e.position) < self.size,
-                "segment {base}: offset index entry {e:?} outside the segment"
-            );
-        }
-        if let Some(e) = self.time_index.last() {
-            assert!(
-                i64::from(e.relative_offset) < span,
-                "segment {base}: time index entry {e:?} outside the segment"
-            );
-        }
+        let extent = super::index::SegmentExtent {
+            base,
+            offsets: self.next_offset.0 - base.0,
+            size: self.size,
+        };
+        self.offset_index.check_invariants(extent);
+        self.time_index.check_invariants(extent);
         let mut previous_end = 0;
         for c in &self.corrupt {
             assert!(

@@ -3,6 +3,7 @@
 //! `read_all`) live here; one file per topic beside this one.
 
 mod epochs;
+mod invariants;
 mod log_start;
 mod producers;
 mod sealed_index;
@@ -33,6 +34,18 @@ pub(super) fn small_config() -> LogConfig {
 
 fn open(storage: &MemStorage, config: LogConfig) -> (PartitionLog, RecoveryReport) {
     PartitionLog::open(Arc::new(storage.clone()), dir(), config, 0).expect("open")
+}
+
+/// The message `f` panics with (it must panic), for tables of broken states that each check
+/// must catch with its own message.
+pub(super) fn panic_message(f: impl FnOnce()) -> String {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .expect_err("the broken state must be caught");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|m| m.to_string()))
+        .unwrap_or_default()
 }
 
 /// A batch of `n` records whose values name their batch and position; timestamps `ts`.

@@ -457,6 +457,111 @@ fn a_commit_after_another_change_is_a_bug() {
     s.commit(b, Offset(1), Offset(1), -1);
 }
 
+/// Producer 7 with three two-record batches at offsets 0..6 (sequences 0..6), timestamps 1_000.
+fn three_batches() -> Pair {
+    let mut p = Pair::new();
+    for seq in [0, 2, 4] {
+        assert_eq!(
+            p.one(0, seq, 2),
+            Appended(i64::from(seq), i64::from(seq) + 1)
+        );
+    }
+    p
+}
+
+fn entry_mut(state: &mut ProducerStateManager, pid: i64) -> &mut ProducerStateEntry {
+    state
+        .producers
+        .get_mut(&ProducerId(pid))
+        .expect("a producer")
+}
+
+/// What the rules build holds the asserted invariants, leader and follower alike: epoch bumps,
+/// eviction past five batches, a KIP-360 sequence gap inside one request (which is why
+/// contiguous sequences are not asserted), a snapshot round trip, expiry.
+#[test]
+fn states_the_rules_build_hold_the_invariants() {
+    let mut p = three_batches();
+    for seq in [6, 8, 10, 12] {
+        p.one(0, seq, 2);
+    }
+    p.one(1, 0, 1);
+    assert_eq!(
+        p.produce(99, &[(0, 42, 1, 7), (0, 50, 1, 7)]),
+        Appended(15, 16)
+    );
+    let gap: Vec<_> = p
+        .leader
+        .entry(ProducerId(99))
+        .expect("99")
+        .batches()
+        .copied()
+        .collect();
+    assert!(!gap[0].last_seq.is_followed_by(gap[1].first_seq), "{gap:?}");
+    for state in [&p.leader, &p.follower] {
+        state.check_invariants();
+    }
+    let (loaded, _) = ProducerStateManager::load_snapshot(&p.leader.snapshot(), DAY, 0).unwrap();
+    loaded.check_invariants();
+    assert_eq!(p.leader.remove_expired(1_000 + DAY), 2);
+    p.leader.check_invariants();
+}
+
+#[test]
+#[should_panic(
+    expected = "producer 7: cached batches in strictly increasing offset order: \
+                           BatchMetadata { first_seq: Sequence(2), last_seq: Sequence(3), \
+                           first_offset: Offset(2), last_offset: Offset(3), timestamp_ms: 1000 \
+                           } then BatchMetadata { first_seq: Sequence(0)"
+)]
+fn cached_batches_out_of_offset_order_are_caught() {
+    let mut p = three_batches();
+    entry_mut(&mut p.leader, PID).batches.swap(0, 1);
+    p.leader.check_invariants();
+}
+
+/// Each invariant, broken by hand in a sound state, is caught with its own message.
+#[test]
+fn every_producer_invariant_is_caught() {
+    type Breakage = (&'static str, fn(&mut ProducerStateManager));
+    let breakages: [Breakage; 7] = [
+        ("producer 7: at most 5 cached batches, has 6", |s| {
+            let e = entry_mut(s, PID);
+            for _ in 0..3 {
+                let last = *e.batches.back().expect("a batch");
+                e.batches.push_back(last);
+            }
+        }),
+        ("lies in [0, map end 5)", |s| s.map_end_offset = Offset(5)),
+        ("ends at or after it starts", |s| {
+            entry_mut(s, PID).batches[0].first_offset = Offset(2);
+        }),
+        ("matches its offset range", |s| {
+            entry_mut(s, PID).batches[1].last_seq = Sequence(9);
+        }),
+        ("the last timestamp is the newest batch's", |s| {
+            entry_mut(s, PID).last_timestamp_ms = 5;
+        }),
+        ("producer id -3 is not negative", |s| {
+            let e = entry_mut(s, PID).clone();
+            s.producers.insert(ProducerId(-3), e);
+        }),
+        ("the map end offset (-1) and", |s| {
+            s.map_end_offset = Offset(-1)
+        }),
+    ];
+    for (expected, break_it) in breakages {
+        let mut state = three_batches().leader;
+        state.check_invariants();
+        break_it(&mut state);
+        let message = crate::log::tests::panic_message(|| state.check_invariants());
+        assert!(
+            message.contains(expected),
+            "{expected:?} not in {message:?}"
+        );
+    }
+}
+
 #[test]
 fn snapshot_round_trip_and_file_name() {
     let mut p = Pair::new();
@@ -633,6 +738,8 @@ proptest! {
                 }
             }
             prop_assert!(same_state(&p.leader, &p.follower));
+            p.leader.check_invariants();
+            p.follower.check_invariants();
         }
         // The follower, promoted, answers every probe as the leader does.
         for pid in 0..3 {
@@ -646,6 +753,7 @@ proptest! {
         let (loaded, offset) = ProducerStateManager::load_snapshot(&p.leader.snapshot(), DAY, 0).unwrap();
         prop_assert_eq!(offset, p.log_end);
         prop_assert!(same_state(&loaded, &p.leader));
+        loaded.check_invariants();
         // Recovery from scratch: replaying the whole log gives the same state.
         let mut recovered = ProducerStateManager::new(DAY);
         for h in &p.written {
@@ -654,14 +762,20 @@ proptest! {
         prop_assert!(same_state(&recovered, &p.leader));
     }
 
+    /// Loading arbitrary bytes never panics, and whatever it accepts holds the asserted
+    /// invariants.
     #[test]
     fn snapshot_load_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = ProducerStateManager::load_snapshot(&bytes, DAY, 0);
+        if let Ok((state, _)) = ProducerStateManager::load_snapshot(&bytes, DAY, 0) {
+            state.check_invariants();
+        }
         // Past the CRC too.
         if bytes.len() >= 6 {
             let mut b = bytes.clone();
             b[0..2].copy_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
-            let _ = ProducerStateManager::load_snapshot(&with_crc(b), DAY, 0);
+            if let Ok((state, _)) = ProducerStateManager::load_snapshot(&with_crc(b), DAY, 0) {
+                state.check_invariants();
+            }
         }
     }
 
