@@ -61,14 +61,10 @@ MUTANTS += [
      """                f.log_end_offset >= high_watermark && f.log_end_offset >= leader_epoch_start_offset""",
      """                f.log_end_offset >= leader_epoch_start_offset"""),
     ("10-follower-fetches-from-unsynced-end", "cluster",
-     "a follower fetches from its log end without waiting for its fsync, so the leader counts unsynced copies",
+     "a follower reports its log end as its durable end, so the leader counts unsynced copies",
      "node/src/replication/fetcher.rs",
-     """    for (p, _, _) in parts {
-        if p.fsync_before_ack() {
-            p.wait_until_flushed().await;
-        }
-    }""",
-     """"""),
+     """        let durable_end = p.state().durable_end.min(leo);""",
+     """        let durable_end = leo;"""),
     ("11-acks-all-waits-for-leader-only", "cluster",
      "acks=-1 is answered once the leader's copy is durable, not at the high watermark",
      "node/src/handlers/produce.rs",

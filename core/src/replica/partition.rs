@@ -284,10 +284,12 @@ impl PartitionReplica {
         }
     }
 
-    /// A follower `replica` fetched from `fetch_offset` while the leader's log ends at
-    /// `leader_log_end_offset` (the driver answers `OFFSET_OUT_OF_RANGE` beyond it without
-    /// calling this). Records its progress, moves the high watermark, and returns an ISR
-    /// expansion to send if it caught up; `Err` answers the fetch.
+    /// A follower `replica` fetched, reporting `fetch_offset` as its *durable* log end (the
+    /// driver passes the durable end the follower reported, never more than the offset it
+    /// fetches from), while the leader's log ends at `leader_log_end_offset` (the driver answers
+    /// `OFFSET_OUT_OF_RANGE` beyond it without calling this). Records its progress, moves the
+    /// high watermark, and returns an ISR expansion to send if it caught up; `Err` answers the
+    /// fetch.
     pub fn on_follower_fetch(
         &mut self,
         now: Instant,

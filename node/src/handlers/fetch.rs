@@ -12,13 +12,18 @@
 //!   established (see `Partition::serving_high_watermark`); a `current_leader_epoch` (KIP-320)
 //!   older than ours is FENCED_LEADER_EPOCH, newer is UNKNOWN_LEADER_EPOCH.
 //! - A fetch carrying a `replica_id` ≥ 0 is a follower's: it reads up to the log end (not the
-//!   high watermark), its `fetch_offset` is the follower's durable log end, which moves the
-//!   high watermark and may expand the ISR; its long poll wakes on appends.
+//!   high watermark) and its long poll wakes on appends. What moves the high watermark and may
+//!   expand the ISR is the follower's *durable* log end: Strata's followers send it in the
+//!   partition's tagged field [`DURABLE_END_TAG`] (their `fetch_offset` is their log end, which
+//!   may not be on disk yet, so a follower fetches the next data while it flushes the last);
+//!   without the tag the `fetch_offset` counts, as a follower that fetches only from its durable
+//!   end sends it. The tag is never taken above `fetch_offset`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use strata_core::ErrorCode;
@@ -33,6 +38,35 @@ use crate::replication::isr_sync;
 
 /// Longest long poll we honour, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The tag (in a Fetch v12+ request partition's tagged fields) under which a Strata follower
+/// reports its durable log end: 8 bytes, big-endian `i64`. Kafka's own followers never send it
+/// and Kafka's leaders skip tags they do not know, so neither misreads the other. Far above the
+/// tags Kafka uses (0 and 1 in FetchPartition).
+pub const DURABLE_END_TAG: i32 = 0x5354_0001;
+
+/// `partition` with the follower's durable log end in [`DURABLE_END_TAG`].
+pub fn with_durable_end(mut partition: FetchPartition, durable_end: i64) -> FetchPartition {
+    partition.unknown_tagged_fields.insert(
+        DURABLE_END_TAG,
+        Bytes::copy_from_slice(&durable_end.to_be_bytes()),
+    );
+    partition
+}
+
+/// The durable log end a follower's fetch of `partition` reports: its [`DURABLE_END_TAG`] (a
+/// malformed one is ignored) capped at its `fetch_offset`, or the `fetch_offset` itself.
+pub fn reported_durable_end(partition: &FetchPartition) -> i64 {
+    let tagged = partition
+        .unknown_tagged_fields
+        .get(&DURABLE_END_TAG)
+        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .map(i64::from_be_bytes);
+    match tagged {
+        Some(end) => end.min(partition.fetch_offset),
+        None => partition.fetch_offset,
+    }
+}
 
 fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
     PartitionData::default()
@@ -59,17 +93,17 @@ pub fn check_leader_epoch(ours: Option<i32>, theirs: i32) -> Result<(), ErrorCod
     }
 }
 
-/// For a follower's fetch: records its progress on the leader (which may move the high
-/// watermark and propose an ISR expansion), or says why this broker refuses it.
+/// For a follower's fetch: records its progress (its durable log end) on the leader, which may
+/// move the high watermark and propose an ISR expansion, or says why this broker refuses it.
 fn follower_fetch(
     broker: &Arc<Broker>,
     p: &Arc<crate::partition::Partition>,
     replica: NodeId,
-    fetch_offset: i64,
+    durable_end: i64,
     log_end_offset: i64,
 ) -> Result<(), ErrorCode> {
     let now = broker.now();
-    let fetched = p.update(|r| r.on_follower_fetch(now, replica, fetch_offset, log_end_offset))?;
+    let fetched = p.update(|r| r.on_follower_fetch(now, replica, durable_end, log_end_offset))?;
     if let Some(proposal) = fetched.expansion {
         tracing::info!(topic = %p.topic, partition = p.index, isr = ?proposal.isr,
             leader_epoch = proposal.leader_epoch, high_watermark = p.state().high_watermark,
@@ -120,8 +154,9 @@ fn read_once(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize,
                         ));
                         continue;
                     };
+                    let durable_end = reported_durable_end(fp);
                     if fp.fetch_offset <= leo
-                        && let Err(code) = follower_fetch(broker, p, r, fp.fetch_offset, leo)
+                        && let Err(code) = follower_fetch(broker, p, r, durable_end, leo)
                     {
                         any_error = true;
                         parts.push(partition_error(fp.partition, code));
@@ -250,4 +285,44 @@ pub fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> Handled
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    use kafka_protocol::protocol::{Decodable, Encodable};
+
+    use super::*;
+
+    fn partition(fetch_offset: i64) -> FetchPartition {
+        FetchPartition::default().with_fetch_offset(fetch_offset)
+    }
+
+    #[test]
+    fn the_durable_end_survives_the_wire_and_is_capped_at_the_fetch_offset() {
+        let request =
+            FetchRequest::default().with_topics(vec![FetchTopic::default().with_partitions(vec![
+                with_durable_end(partition(100), 70),
+                with_durable_end(partition(100), 130),
+                partition(100),
+            ])]);
+        let mut buf = BytesMut::new();
+        request.encode(&mut buf, 12).expect("encodes");
+        let decoded = FetchRequest::decode(&mut buf.freeze(), 12).expect("decodes");
+        let ends: Vec<i64> = decoded.topics[0]
+            .partitions
+            .iter()
+            .map(reported_durable_end)
+            .collect();
+        assert_eq!(ends, [70, 100, 100]);
+    }
+
+    #[test]
+    fn a_malformed_tag_counts_as_absent() {
+        let mut p = partition(40);
+        p.unknown_tagged_fields
+            .insert(DURABLE_END_TAG, Bytes::from_static(b"\x00\x01"));
+        assert_eq!(reported_durable_end(&p), 40);
+    }
 }

@@ -13,9 +13,15 @@
 //!    refused with OFFSET_OUT_OF_RANGE because our log ends below the leader's log start
 //!    replaces our log by an empty one there (`truncateFullyAndStartAt`); other out-of-range
 //!    answers send us back to step 1.
-//! 4. With `fsync.before.ack`, the next fetch waits for our flush: the fetch offset a leader sees
-//!    is then our *durable* log end, so the leader counts a batch toward acks=-1 only once every
-//!    ISR member has it on disk.
+//! 4. Report our *durable* log end with every fetch (the tagged field [`DURABLE_END_TAG`]), so
+//!    the leader counts a batch toward acks=-1 only once every ISR member has it on disk, while
+//!    the fetch offset is our log end: the next fetch goes out while the flusher syncs what the
+//!    last one brought (pipelined). While a flush is pending the fetch does not long-poll
+//!    (`max_wait_ms` 0), so the leader hears the new durable end at most one round after it;
+//!    when such a fetch brings nothing, the next one waits for the flush first instead of
+//!    spinning.
+//!
+//! [`DURABLE_END_TAG`]: crate::handlers::fetch::DURABLE_END_TAG
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +38,7 @@ use strata_core::log::EpochEndOffset;
 use strata_core::types::{NodeId, Offset};
 
 use crate::broker::Broker;
+use crate::handlers::fetch::with_durable_end;
 use crate::handlers::topic_name;
 use crate::partition::Partition;
 use strata_client::connection::{Connection, ConnectionConfig};
@@ -79,6 +86,7 @@ async fn run(broker: Arc<Broker>, leader: NodeId) {
     let me = cluster.node_id;
     let backoff = Duration::from_millis(broker.config.cluster_int("replica.fetch.backoff.ms"));
     let mut conn: Option<Connection> = None;
+    let mut idle = false;
     tracing::debug!(%leader, "replica fetcher started");
     loop {
         if cluster.stopping.load(Ordering::Relaxed) {
@@ -129,7 +137,7 @@ async fn run(broker: Arc<Broker>, leader: NodeId) {
         let ok = if parts.iter().any(|(_, _, t)| *t) {
             truncate(&broker, c, me, &parts).await
         } else {
-            fetch(&broker, c, me, &parts).await
+            fetch(&broker, c, me, &parts, &mut idle).await
         };
         if !ok {
             conn = None;
@@ -267,19 +275,24 @@ fn finish_truncation(p: &Arc<Partition>, epoch: i32, cut: Option<i64>, completed
     p.publish(&replica);
 }
 
-/// One fetch round. Returns false if the connection failed.
+/// One fetch round. Returns false if the connection failed. `idle` says whether the last round
+/// went out with a flush pending and brought nothing: this round then first waits for the
+/// flushes; it is set for the next round.
 async fn fetch(
     broker: &Arc<Broker>,
     conn: &Connection,
     me: NodeId,
     parts: &[(Arc<Partition>, i32, bool)],
+    idle: &mut bool,
 ) -> bool {
-    // With fsync before ack, fetch only from a durable log end (see the module docs). A log
-    // whose fsync failed has no durable end to report: it stops fetching (its node restarts),
-    // or the leader would count data this replica may lose.
-    for (p, _, _) in parts {
-        if p.fsync_before_ack() {
-            p.wait_until_flushed().await;
+    // A round that brought nothing while flushes were pending waits for them before the next
+    // (see the module docs). A log whose fsync failed has no durable end to report: it stops
+    // fetching (its node restarts), or the leader would count data this replica may lose.
+    if *idle {
+        for (p, _, _) in parts {
+            if p.fsync_before_ack() {
+                p.wait_until_flushed().await;
+            }
         }
     }
     let parts: Vec<_> = parts.iter().filter(|(p, _, _)| !p.state().failed).collect();
@@ -291,27 +304,35 @@ async fn fetch(
         i32::try_from(broker.config.cluster_int("replica.fetch.max.bytes")).unwrap_or(i32::MAX);
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     let mut asked = Vec::new();
+    let mut flush_pending = false;
     for &(p, epoch, _) in &parts {
         let (leo, log_start) = {
             let guard = p.log();
             let Some(log) = guard.as_ref() else { continue };
             (log.log_end_offset().0, log.log_start_offset().0)
         };
-        topics.entry(p.topic.clone()).or_default().push(
-            FetchPartition::default()
-                .with_partition(p.index)
-                .with_current_leader_epoch(*epoch)
-                .with_fetch_offset(leo)
-                .with_log_start_offset(log_start)
-                .with_partition_max_bytes(partition_max),
-        );
+        let durable_end = p.state().durable_end.min(leo);
+        flush_pending |= durable_end < leo;
+        let partition = FetchPartition::default()
+            .with_partition(p.index)
+            .with_current_leader_epoch(*epoch)
+            .with_fetch_offset(leo)
+            .with_log_start_offset(log_start)
+            .with_partition_max_bytes(partition_max);
+        topics
+            .entry(p.topic.clone())
+            .or_default()
+            .push(with_durable_end(partition, durable_end));
         asked.push((p.clone(), *epoch, leo));
     }
+    let max_wait_ms = if flush_pending {
+        0
+    } else {
+        i32::try_from(broker.config.cluster_int("replica.fetch.wait.max.ms")).unwrap_or(500)
+    };
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(me.0))
-        .with_max_wait_ms(
-            i32::try_from(broker.config.cluster_int("replica.fetch.wait.max.ms")).unwrap_or(500),
-        )
+        .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(
             i32::try_from(
@@ -346,6 +367,7 @@ async fn fetch(
         Err(_) => return false,
     };
     let mut refused = false;
+    *idle = flush_pending;
     for t in &response.responses {
         for r in &t.partitions {
             let Some((p, epoch, fetch_offset)) = asked
@@ -378,6 +400,7 @@ async fn fetch(
             }
             let records = r.records.clone().unwrap_or_default();
             if !records.is_empty() {
+                *idle = false;
                 let appended = {
                     let role = p.role();
                     let still = matches!(&*role, Role::Follower { leader_epoch, needs_truncation: false, .. } if leader_epoch == epoch);
