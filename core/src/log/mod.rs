@@ -17,7 +17,9 @@
 //!
 //! ## Invariants
 //! - Offsets are dense and increasing: each batch starts where the previous ended; segment `n+1`
-//!   starts at segment `n`'s log end offset.
+//!   starts at segment `n`'s log end offset — except for a gap recovery keeps where it found
+//!   fsynced data lost at a segment's end (reported by `open`, refused on read; appends and cuts
+//!   never make one).
 //! - `log_start_offset <= flushed_offset <= log_end_offset`; everything below `flushed_offset`
 //!   survives a crash (group commit: one [`FlushPlan`] fsyncs every file with unsynced bytes).
 //! - Only the newest (active) segment is written; the log start moves only by deleting whole
