@@ -1,6 +1,29 @@
 #!/usr/bin/env bash
-# Builds release, starts a fresh strata on a temporary data dir, runs strata-bench against it,
-# and stops the node. Extra arguments go to strata-bench, e.g.:
+# The one place Strata's performance numbers come from (issue #14, "The benchmark").
+#
+#   bash tests/bench.sh quick [--tansu]   # every figure once, small totals: about a minute
+#   bash tests/bench.sh full  [--tansu]   # every figure 3 times, full totals; medians
+#   bash tests/bench.sh --quick | --full  # the same
+#   bash tests/bench.sh [own] [strata-bench args...]      # strata-bench against one node
+#   bash tests/bench.sh cluster [strata-bench args...]    # strata-bench against three nodes
+#   bash tests/bench.sh --help                            # this text
+#
+# quick and full (tests/bench/suite.sh) build release, then run each workload against fresh
+# nodes on temporary data dirs with both Strata's strata-bench and librdkafka's C client
+# rdkafka_performance (built once into target/bench-tools/ by tests/bench/rdkafka.sh): produce
+# 1 KiB with fsync before ack on and off, consume from offset 0, produce 100 B, end-to-end
+# latency at 1,000 msg/s, three local nodes at RF 3 and RF 1, 16 concurrent producers, and the
+# disk's own fsync'd write rate (dd). They print progress lines, then one markdown table of
+# every figure (median and runs, broker CPU seconds and peak RSS) with the goal ratios, also
+# written to target/bench/last.md. --tansu also installs Tansu (cargo install, slow the first
+# time) and runs the produce, consume and latency workloads against its memory engine.
+# tests/bench/README.md says what each workload runs exactly. BENCH_RUNS, BENCH_PARTITIONS,
+# BENCH_TMPDIR (where data dirs go), BENCH_TIMEOUT (seconds per client run) and STRATA_BIN
+# change the defaults.
+#
+# own (also with no subcommand, or with only strata-bench arguments) builds release, starts a
+# fresh strata on a temporary data dir, runs strata-bench against it, and stops the node. Extra
+# arguments go to strata-bench, e.g.:
 #   bash tests/bench.sh --total-bytes 2147483648 --in-flight 8
 #
 # `bash tests/bench.sh cluster [bench args...]` instead starts three nodes (a combined-mode
@@ -27,6 +50,7 @@ cluster() {
     done
     DIR="$(mktemp -d -t strata-bench-cluster-XXXXXX)"
     PIDS=()
+    # shellcheck disable=SC2317 # run by the EXIT trap
     cluster_cleanup() {
         local pid
         for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -68,11 +92,20 @@ cluster() {
     for n in 1 2 3; do echo "node $n data dir size: $(du -sh "$DIR/data$n" | cut -f1)"; done
 }
 
-if [[ "${1:-}" == cluster ]]; then
-    shift
-    cluster "$@"
-    exit 0
-fi
+case "${1:-}" in
+    -h | --help | help)
+        sed -n '2,/^set -euo pipefail/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+        exit 0
+        ;;
+    quick | full | --quick | --full) exec bash tests/bench/suite.sh "$@" ;;
+    --tansu) exec bash tests/bench/suite.sh full "$@" ;;
+    cluster)
+        shift
+        cluster "$@"
+        exit 0
+        ;;
+    own) shift ;;
+esac
 
 cargo build --release -p strata-node --bins
 STRATA="${STRATA_BIN:-target/release/strata}"
