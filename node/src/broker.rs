@@ -514,7 +514,9 @@ impl Broker {
         Ok(topic)
     }
 
-    /// Auto-creates `name` with `num.partitions` if allowed; returns the topic either way.
+    /// Auto-creates `name` with `num.partitions` if allowed; returns the topic either way. In a
+    /// cluster the controller creates topics: the outcome is then `BrokerError::Creating`, and
+    /// the caller asks the controller (`handlers::admin::topic_or_create` does both).
     pub fn topic_or_create(&self, name: &str, allow: bool) -> Result<Arc<Topic>, BrokerError> {
         if let Some(t) = self.topic(name) {
             return Ok(t);
@@ -523,10 +525,7 @@ impl Broker {
         if !(allow && self.config.auto_create_topics) {
             return Err(BrokerError::UnknownTopic(name.to_string()));
         }
-        if let Some(cluster) = &self.cluster {
-            // KIP-590 style: the controller creates it; the client retries on
-            // LEADER_NOT_AVAILABLE until the metadata reaches this broker.
-            crate::replication::admin::auto_create(cluster, name);
+        if self.cluster.is_some() {
             return Err(BrokerError::Creating(name.to_string()));
         }
         match self.create_topic(name, self.config.num_partitions, BTreeMap::new(), false) {

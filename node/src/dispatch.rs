@@ -37,7 +37,6 @@ use crate::broker::Broker;
 use crate::framing::{begin_frame, finish_frame};
 use crate::handled::{Client, Handled};
 use crate::handlers;
-use crate::replication;
 use crate::response_buf::{ChunkedBuf, Frame};
 
 /// Every API we implement and the version range we advertise (and accept).
@@ -206,25 +205,10 @@ fn route(broker: &Arc<Broker>, request: RequestKind, version: i16, client: &Clie
         RequestKind::ListOffsets(r) => Handled::Now(ResponseKind::ListOffsets(
             handlers::list_offsets::handle(broker, r, version),
         )),
-        RequestKind::CreateTopics(r) => match broker.cluster() {
-            Some(c) => replication::admin::create_topics(c, r),
-            None => Handled::Now(ResponseKind::CreateTopics(handlers::admin::create_topics(
-                broker, r, version,
-            ))),
-        },
-        RequestKind::DeleteTopics(r) => match broker.cluster() {
-            Some(c) => replication::admin::delete_topics(c, r),
-            None => Handled::Now(ResponseKind::DeleteTopics(handlers::admin::delete_topics(
-                broker, r,
-            ))),
-        },
-        RequestKind::CreatePartitions(r) => match broker.cluster() {
-            Some(c) => replication::admin::create_partitions(c, r),
-            None => Handled::Now(ResponseKind::CreatePartitions(
-                handlers::admin::create_partitions(broker, r),
-            )),
-        },
-        RequestKind::ElectLeaders(r) => replication::admin::elect_leaders(broker, r, version),
+        RequestKind::CreateTopics(r) => handlers::admin::create_topics(broker, r, version),
+        RequestKind::DeleteTopics(r) => handlers::admin::delete_topics(broker, r),
+        RequestKind::CreatePartitions(r) => handlers::admin::create_partitions(broker, r),
+        RequestKind::ElectLeaders(r) => handlers::admin::elect_leaders(broker, r, version),
         RequestKind::OffsetForLeaderEpoch(r) => Handled::Now(ResponseKind::OffsetForLeaderEpoch(
             handlers::offset_for_leader_epoch::handle(broker, r),
         )),

@@ -3,7 +3,8 @@
 //! - **Import cycles in `node/src` and `client/src`** (each crate on its own). Every file of a
 //!   library is a module (`foo.rs` and `foo/mod.rs` are `foo`, `a/b.rs` is `a::b`, `lib.rs` is
 //!   `crate`). Each `use` item (also `pub use`, `pub(crate) use`, grouped and multi-line forms,
-//!   `use super::..`/`use self::..` and paths relative to a child module) adds an edge to the
+//!   `use super::..`/`use self::..` and paths relative to a child module), and each path written
+//!   out in code (`crate::a::f(..)`, `super::b::T`), adds an edge to the
 //!   deepest module file along the imported path: items inside a file belong to that file's
 //!   module. Self-edges are dropped. Test modules kept in their own files (`tests/` folders) and
 //!   the other crate roots (`main.rs`, `bin/`) are left out; `use` items in inline modules
@@ -423,11 +424,41 @@ fn use_items(src: &str) -> Vec<(Vec<String>, String)> {
                 items.push((names, code[i + 3..end].iter().collect()));
                 i = end;
             }
+            // A path written out in code (`crate::a::b::f(..)`, `super::x::Y`) imports as
+            // surely as a `use` item does.
+            _ if (word_at(&code, i, "crate") || word_at(&code, i, "super"))
+                && !(i >= 2 && code[i - 2] == ':' && code[i - 1] == ':') =>
+            {
+                let end = inline_path_end(&code, i);
+                if end > i + 5 {
+                    let names = inline.iter().map(|(name, _)| name.clone()).collect();
+                    items.push((names, code[i..end].iter().collect()));
+                    i = end - 1;
+                }
+            }
             _ => {}
         }
         i += 1;
     }
     items
+}
+
+/// The end of a path `word(::ident)*` starting at `start` (a `crate` or `super` word): the index
+/// after its last identifier, or `start` when no `::ident` follows.
+fn inline_path_end(code: &[char], start: usize) -> usize {
+    let mut k = start;
+    while k < code.len() && is_ident(code[k]) {
+        k += 1;
+    }
+    let mut end = start;
+    while k + 2 < code.len() && code[k] == ':' && code[k + 1] == ':' && is_ident(code[k + 2]) {
+        k += 2;
+        while k < code.len() && is_ident(code[k]) {
+            k += 1;
+        }
+        end = k;
+    }
+    end
 }
 
 /// The name of an inline module (`mod name {`) whose name follows `k`; None for `mod name;`.
@@ -969,6 +1000,17 @@ fn use_super_self_and_child_paths_resolve_from_the_file() {
     assert_eq!(edges_of("a", inline, &modules), ["a::b", "e"]);
     let commented = "// use crate::e;\nconst S: &str = \"use crate::e;\";";
     assert_eq!(edges_of("a", commented, &modules), [""; 0]);
+}
+
+#[test]
+fn paths_written_out_in_code_are_imports_too() {
+    let modules = ["", "a", "a::b", "a::c", "a::c::d", "e"];
+    let call = "fn f() { crate::e::g(1); }";
+    assert_eq!(edges_of("a::b", call, &modules), ["e"]);
+    let relative = "fn f() -> super::c::d::T { todo!() }";
+    assert_eq!(edges_of("a::b", relative, &modules), ["a::c::d"]);
+    let not_paths = "pub(crate) fn f() {}\npub(super) struct S;\nfn g() { x::crate_y(); }";
+    assert_eq!(edges_of("a::b", not_paths, &modules), [""; 0]);
 }
 
 #[test]

@@ -77,7 +77,7 @@ pub struct ConsumerRecord {
 }
 
 /// One leader's connection and the (topic, partition, position)s fetched from it.
-type LeaderFetch = (Arc<crate::Connection>, Vec<(String, i32, i64)>);
+type LeaderFetch = (Arc<crate::connection::Connection>, Vec<(String, i32, i64)>);
 
 /// A consumer in a group (see the module docs).
 pub struct GroupConsumer {

@@ -1,4 +1,7 @@
-//! CreateTopics, DeleteTopics and CreatePartitions.
+//! CreateTopics, DeleteTopics, CreatePartitions and ElectLeaders: one entry per API for
+//! dispatch, each choosing its backend — this broker on a single node (below), the active
+//! controller in a cluster (`replication::admin`, KIP-590 forwarding) — and topic auto-creation
+//! (`topic_or_create`) the same way.
 //!
 //! Single node: the replication factor must be 1 (or -1 = default), and a manual assignment may
 //! only name this broker. Each topic's outcome is independent (Kafka semantics): one failing
@@ -14,12 +17,15 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+    DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest, ResponseKind, TopicName,
 };
 use strata_core::ErrorCode;
 
 use super::str_bytes;
 use crate::broker::{Broker, BrokerError};
+use crate::handled::Handled;
+use crate::replication;
+use crate::topic::Topic;
 use crate::topic_config::{TOPIC_CONFIGS, effective, validate_overrides};
 
 /// INVALID_REPLICA_ASSIGNMENT.
@@ -38,7 +44,42 @@ fn failed(name: TopicName, code: ErrorCode, message: String) -> CreatableTopicRe
         .with_replication_factor(-1)
 }
 
-pub fn create_topics(
+/// CreateTopics, by this broker or the controller.
+pub fn create_topics(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> Handled {
+    match broker.cluster() {
+        Some(c) => replication::admin::create_topics(c, req),
+        None => Handled::Now(ResponseKind::CreateTopics(create_topics_locally(
+            broker, req, version,
+        ))),
+    }
+}
+
+/// DeleteTopics, by this broker or the controller.
+pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> Handled {
+    match broker.cluster() {
+        Some(c) => replication::admin::delete_topics(c, req),
+        None => Handled::Now(ResponseKind::DeleteTopics(delete_topics_locally(
+            broker, req,
+        ))),
+    }
+}
+
+/// CreatePartitions, by this broker or the controller.
+pub fn create_partitions(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> Handled {
+    match broker.cluster() {
+        Some(c) => replication::admin::create_partitions(c, req),
+        None => Handled::Now(ResponseKind::CreatePartitions(create_partitions_locally(
+            broker, req,
+        ))),
+    }
+}
+
+/// ElectLeaders: the controller's (a single node leads everything already).
+pub fn elect_leaders(broker: &Arc<Broker>, req: ElectLeadersRequest, version: i16) -> Handled {
+    replication::admin::elect_leaders(broker, req, version)
+}
+
+fn create_topics_locally(
     broker: &Arc<Broker>,
     req: CreateTopicsRequest,
     version: i16,
@@ -136,7 +177,7 @@ pub fn create_topics(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+fn delete_topics_locally(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     // v0-5 carry `topic_names`; v6+ carry `topics` (by name or id; we only know names).
     let mut names: Vec<Option<TopicName>> = req.topic_names.into_iter().map(Some).collect();
     let mut by_id = Vec::new();
@@ -172,7 +213,7 @@ pub fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTo
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(
+fn create_partitions_locally(
     broker: &Arc<Broker>,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -202,4 +243,19 @@ pub fn create_partitions(
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// [`Broker::topic_or_create`], and in a cluster the request to the controller it calls for
+/// (KIP-590 style: the controller creates the topic; the client retries on LEADER_NOT_AVAILABLE
+/// until the metadata reaches this broker).
+pub fn topic_or_create(
+    broker: &Broker,
+    name: &str,
+    allow: bool,
+) -> Result<Arc<Topic>, BrokerError> {
+    let outcome = broker.topic_or_create(name, allow);
+    if let (Err(BrokerError::Creating(_)), Some(cluster)) = (&outcome, broker.cluster()) {
+        replication::admin::auto_create(&cluster, name);
+    }
+    outcome
 }

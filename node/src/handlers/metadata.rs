@@ -105,7 +105,7 @@ fn handle_cluster(
                 match image.topics.get(name.as_str()) {
                     Some(t) => cluster_topic_response(&image, t),
                     None => {
-                        let code = match broker.topic_or_create(&name, allow) {
+                        let code = match super::admin::topic_or_create(broker, &name, allow) {
                             Ok(_) => ErrorCode::LEADER_NOT_AVAILABLE,
                             Err(e) => e.error_code(),
                         };
@@ -180,7 +180,7 @@ pub fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> Metad
                         .with_topic_id(rt.topic_id)
                         .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0);
                 };
-                match broker.topic_or_create(&name, allow) {
+                match super::admin::topic_or_create(broker, &name, allow) {
                     Ok(t) => topic_response(broker, &t),
                     Err(e) => MetadataResponseTopic::default()
                         .with_name(Some(name))

@@ -138,7 +138,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (ti, td) in req.topic_data.into_iter().enumerate() {
-        let topic = valid_acks.then(|| broker.topic_or_create(&td.name, true));
+        let topic = valid_acks.then(|| super::admin::topic_or_create(broker, &td.name, true));
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for (slot, pd) in td.partition_data.into_iter().enumerate() {
             let (resp, appended) = match &topic {
