@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -300,12 +302,60 @@ async fn fetch(
         tokio::time::sleep(Duration::from_millis(100)).await;
         return true;
     }
+    let round = fetch_request(broker, me, &parts);
+    let response = match tokio::time::timeout(
+        request_timeout(broker),
+        conn.request(&round.request, FETCH_VERSION),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "replica fetch failed");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    let mut refused = false;
+    *idle = round.flush_pending;
+    for t in &response.responses {
+        for r in &t.partitions {
+            let asked = round
+                .asked
+                .iter()
+                .find(|(p, _, _)| p.topic == t.topic.0.as_str() && p.index == r.partition_index);
+            if let Some((p, epoch, fetch_offset)) = asked {
+                match apply_fetched(p, *epoch, *fetch_offset, r) {
+                    Fetched::Refused => refused = true,
+                    Fetched::Records => *idle = false,
+                    Fetched::Nothing => {}
+                }
+            }
+        }
+    }
+    if refused {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+/// A fetch round's request: what it asks for each partition, and whether any flush was pending
+/// when it was built (then it does not long-poll).
+struct Round {
+    request: FetchRequest,
+    /// `(partition, leader epoch, fetch offset)` per partition asked.
+    asked: Vec<(Arc<Partition>, i32, i64)>,
+    flush_pending: bool,
+}
+
+/// The Fetch request for `parts`: from each log end, with each durable end in the tag.
+fn fetch_request(broker: &Broker, me: NodeId, parts: &[&(Arc<Partition>, i32, bool)]) -> Round {
     let partition_max =
         i32::try_from(broker.config.cluster_int("replica.fetch.max.bytes")).unwrap_or(i32::MAX);
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     let mut asked = Vec::new();
     let mut flush_pending = false;
-    for &(p, epoch, _) in &parts {
+    for &(p, epoch, _) in parts {
         let (leo, log_start) = {
             let guard = p.log();
             let Some(log) = guard.as_ref() else { continue };
@@ -330,18 +380,14 @@ async fn fetch(
     } else {
         i32::try_from(broker.config.cluster_int("replica.fetch.wait.max.ms")).unwrap_or(500)
     };
+    let max_bytes = broker
+        .config
+        .cluster_int("replica.fetch.response.max.bytes");
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(me.0))
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
-        .with_max_bytes(
-            i32::try_from(
-                broker
-                    .config
-                    .cluster_int("replica.fetch.response.max.bytes"),
-            )
-            .unwrap_or(i32::MAX),
-        )
+        .with_max_bytes(i32::try_from(max_bytes).unwrap_or(i32::MAX))
         .with_session_epoch(-1)
         .with_topics(
             topics
@@ -353,96 +399,105 @@ async fn fetch(
                 })
                 .collect(),
         );
-    let response = match tokio::time::timeout(
-        request_timeout(broker),
-        conn.request(&request, FETCH_VERSION),
-    )
-    .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "replica fetch failed");
-            return false;
+    Round {
+        request,
+        asked,
+        flush_pending,
+    }
+}
+
+/// What one partition's answer brought.
+enum Fetched {
+    /// Refused (waiting for metadata): the round backs off.
+    Refused,
+    /// Records came (appended, or stale for a role or log that moved on).
+    Records,
+    /// No records (or an answer handled otherwise: out of range, a role that moved on).
+    Nothing,
+}
+
+/// Applies one partition's answer to a fetch from `fetch_offset` in leader epoch `epoch`.
+fn apply_fetched(p: &Arc<Partition>, epoch: i32, fetch_offset: i64, r: &PartitionData) -> Fetched {
+    match ErrorCode(r.error_code) {
+        ErrorCode::NONE => {}
+        ErrorCode::OFFSET_OUT_OF_RANGE if r.log_start_offset > fetch_offset => {
+            // Kafka's `handleOutOfRangeError`: the leader deleted everything we have and more
+            // (retention, or an offsets partition's snapshot while we were away); fetching
+            // from its log start is the only way on.
+            start_at_leader_log_start(p, epoch, r.log_start_offset);
+            return Fetched::Nothing;
         }
-        Err(_) => return false,
+        ErrorCode::OFFSET_OUT_OF_RANGE => {
+            tracing::warn!(topic = %p.topic, partition = p.index, fetch_offset,
+                "leader says our fetch offset is out of range; truncating again");
+            mark_needs_truncation(p, epoch);
+            return Fetched::Nothing;
+        }
+        code => {
+            tracing::debug!(topic = %p.topic, partition = p.index, error = code.0,
+                "replica fetch refused; waiting for metadata");
+            return Fetched::Refused;
+        }
+    }
+    let records = r.records.clone().unwrap_or_default();
+    let mut fetched = Fetched::Nothing;
+    if !records.is_empty() {
+        fetched = Fetched::Records;
+        match append_fetched(p, epoch, fetch_offset, records) {
+            Appended::Yes(leo) => p.on_appended(leo),
+            Appended::No => {}
+            Appended::MovedOn => return Fetched::Records,
+        }
+    }
+    p.set_follower_high_watermark(r.high_watermark);
+    // Kafka's follower `maybeIncrementLogStartOffset`: the leader deleted what is below its log
+    // start (retention, or an offsets partition's snapshot); so do we, in whole segments and
+    // only below our own high watermark.
+    p.delete_segments_below(r.log_start_offset);
+    fetched
+}
+
+/// Whether fetched records were appended.
+enum Appended {
+    /// Appended; the new log end offset.
+    Yes(i64),
+    /// Not appended: the log moved (another round appended) or refused them.
+    No,
+    /// We no longer follow in that epoch, or must truncate first: the answer is stale.
+    MovedOn,
+}
+
+/// Appends fetched `records` verbatim, if we still follow in `epoch` and our log still ends at
+/// `fetch_offset`.
+fn append_fetched(p: &Arc<Partition>, epoch: i32, fetch_offset: i64, records: Bytes) -> Appended {
+    let role = p.role();
+    let still = matches!(&*role,
+        Role::Follower { leader_epoch, needs_truncation: false, .. } if *leader_epoch == epoch);
+    if !still {
+        return Appended::MovedOn;
+    }
+    let mut guard = p.log();
+    let Some(log) = guard.as_mut() else {
+        return Appended::MovedOn;
     };
-    let mut refused = false;
-    *idle = flush_pending;
-    for t in &response.responses {
-        for r in &t.partitions {
-            let Some((p, epoch, fetch_offset)) = asked
-                .iter()
-                .find(|(p, _, _)| p.topic == t.topic.0.as_str() && p.index == r.partition_index)
-            else {
-                continue;
-            };
-            match ErrorCode(r.error_code) {
-                ErrorCode::NONE => {}
-                ErrorCode::OFFSET_OUT_OF_RANGE if r.log_start_offset > *fetch_offset => {
-                    // Kafka's `handleOutOfRangeError`: the leader deleted everything we have
-                    // and more (retention, or an offsets partition's snapshot while we were
-                    // away); fetching from its log start is the only way on.
-                    start_at_leader_log_start(p, *epoch, r.log_start_offset);
-                    continue;
-                }
-                ErrorCode::OFFSET_OUT_OF_RANGE => {
-                    tracing::warn!(topic = %p.topic, partition = p.index, fetch_offset,
-                        "leader says our fetch offset is out of range; truncating again");
-                    mark_needs_truncation(p, *epoch);
-                    continue;
-                }
-                code => {
-                    tracing::debug!(topic = %p.topic, partition = p.index, error = code.0,
-                        "replica fetch refused; waiting for metadata");
-                    refused = true;
-                    continue;
-                }
-            }
-            let records = r.records.clone().unwrap_or_default();
-            if !records.is_empty() {
-                *idle = false;
-                let appended = {
-                    let role = p.role();
-                    let still = matches!(&*role, Role::Follower { leader_epoch, needs_truncation: false, .. } if leader_epoch == epoch);
-                    if !still {
-                        continue;
-                    }
-                    let mut guard = p.log();
-                    let Some(log) = guard.as_mut() else { continue };
-                    if log.log_end_offset().0 != *fetch_offset {
-                        continue;
-                    }
-                    match log.append_replicated(records.clone(), crate::clock::now_ms()) {
-                        Ok(_) => Some(log.log_end_offset().0),
-                        // Said once: a failed log refuses every later append the same way
-                        // until a restart's recovery (the replica is offline meanwhile).
-                        Err(e @ strata_core::log::LogError::Failed(_)) => {
-                            tracing::debug!(topic = %p.topic, partition = p.index, error = %e,
-                                "cannot append replicated batches");
-                            None
-                        }
-                        Err(e) => {
-                            tracing::error!(topic = %p.topic, partition = p.index, error = %e,
-                                "cannot append replicated batches");
-                            None
-                        }
-                    }
-                };
-                if let Some(leo) = appended {
-                    p.on_appended(leo);
-                }
-            }
-            p.set_follower_high_watermark(r.high_watermark);
-            // Kafka's follower `maybeIncrementLogStartOffset`: the leader deleted what is below
-            // its log start (retention, or an offsets partition's snapshot); so do we, in whole
-            // segments and only below our own high watermark.
-            p.delete_segments_below(r.log_start_offset);
+    if log.log_end_offset().0 != fetch_offset {
+        return Appended::MovedOn;
+    }
+    match log.append_replicated(records, crate::clock::now_ms()) {
+        Ok(_) => Appended::Yes(log.log_end_offset().0),
+        // Said once: a failed log refuses every later append the same way until a restart's
+        // recovery (the replica is offline meanwhile).
+        Err(e @ strata_core::log::LogError::Failed(_)) => {
+            tracing::debug!(topic = %p.topic, partition = p.index, error = %e,
+                "cannot append replicated batches");
+            Appended::No
+        }
+        Err(e) => {
+            tracing::error!(topic = %p.topic, partition = p.index, error = %e,
+                "cannot append replicated batches");
+            Appended::No
         }
     }
-    if refused {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    true
 }
 
 /// Replaces our whole log by an empty one at the leader's log start (Kafka's
