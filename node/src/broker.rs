@@ -638,14 +638,21 @@ impl Broker {
     }
 
     /// Persists every log's recovery point (its flushed offset), so that the next start-up
-    /// scans only what may have been written after it.
-    pub fn checkpoint_recovery_points(&self) -> bool {
+    /// scans only what may have been written after it. At a clean `shutdown` each log also
+    /// syncs its active segment's indexes, so that the next start-up scans nothing
+    /// (`PartitionLog::checkpoint_clean_shutdown`).
+    pub fn checkpoint_recovery_points(&self, shutdown: bool) -> bool {
         let mut ok = true;
         for t in self.topics().values() {
             for p in &t.partitions {
                 let mut guard = p.log();
                 let Some(log) = guard.as_mut() else { continue };
-                if let Err(e) = log.checkpoint_recovery_point() {
+                let done = if shutdown {
+                    log.checkpoint_clean_shutdown()
+                } else {
+                    log.checkpoint_recovery_point()
+                };
+                if let Err(e) = done {
                     tracing::warn!(topic = %t.name, partition = p.index, error = %e, "recovery point checkpoint failed");
                     ok = false;
                 }
@@ -664,7 +671,7 @@ impl Broker {
                 ok &= p.flush_once().await;
             }
         }
-        ok && self.checkpoint_recovery_points()
+        ok && self.checkpoint_recovery_points(true)
     }
 }
 

@@ -186,7 +186,7 @@ async fn recovery_checkpoint_loop(broker: Arc<Broker>, mut stop: watch::Receiver
             biased;
             _ = stop.changed() => return,
             _ = tokio::time::sleep(period) => {
-                broker.checkpoint_recovery_points();
+                broker.checkpoint_recovery_points(false);
             }
         }
     }

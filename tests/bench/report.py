@@ -11,7 +11,8 @@
         runs, the broker's CPU seconds and peak RSS, the goal ratios) and writes it to --out.
 
 tests/bench/suite.sh records the measurements; the ids are the FIGURES below. An id ending in
-.cpu or .rss is the broker's CPU seconds or peak RSS (MB) during that figure's run.
+.cpu or .rss is the broker's CPU seconds or peak RSS (MB) during that figure's run (for the
+start-up figures: CPU seconds until every partition answered, and RSS then).
 """
 
 import argparse
@@ -36,6 +37,12 @@ FIGURES = [
     ("rf3", "produce 1 KiB, 3 nodes, RF 3, min ISR 2, acks=all (6)", "MB/s"),
     ("rf1", "produce 1 KiB, 3 nodes, RF 1, acks=all (6)", "MB/s"),
     ("p16", "16 concurrent producers, 1 KiB, acks=all, 1 node (7)", "MB/s"),
+    # Goal 5 (tests/bench/startup.sh): 1,000 partitions.
+    ("startup.fill", "start-up: fill 1,000 partitions, 1 KiB, fsync off (not a goal)", "s"),
+    ("startup.stop", "start-up: clean stop (SIGTERM) after the fill", "s"),
+    ("startup.clean", "start-up after a clean stop, until every partition answers", "s"),
+    ("startup.unclean", "start-up after kill -9 (+10% unflushed at the stop's checkpoint)", "s"),
+    ("rf3.many", "produce 1 KiB, 3 nodes, RF 3, min ISR 2, 1,000 partitions, 64 KiB batches", "MB/s"),
     ("tansu.p1k", "Tansu memory: produce 1 KiB, acks=all", "MB/s"),
     ("tansu.consume", "Tansu memory: consume 1 KiB from offset 0", "MB/s"),
     ("tansu.p100", "Tansu memory: produce 100 B, acks=all", "msg/s"),
@@ -48,6 +55,7 @@ FIGURES = [
 RATIOS = [
     ("ratio fsync on / off (1)/(2)", "p1k.on", "p1k.off", (">=", 0.9)),
     ("ratio RF 3 / RF 1 (6)", "rf3", "rf1", (">=", 0.6)),
+    ("ratio RF 3: 1,000 partitions / 8", "rf3.many", "rf3", (">=", 0.5)),
     ("Strata / Tansu: produce 1 KiB (fsync on vs memory)", "p1k.on", "tansu.p1k", None),
     ("Strata / Tansu: consume", "consume", "tansu.consume", None),
     ("Strata / Tansu: produce 100 B", "p100", "tansu.p100", None),
@@ -59,6 +67,8 @@ GOALS = [
     ("lat.p99", "value", "<=", 1.0, "p99 <= 1 ms"),
     ("lat.p999", "value", "<=", 2.0, "p99.9 <= 2 ms"),
     ("p16", "rss", "<=", 300.0, "peak RSS <= 300 MB"),
+    ("startup.clean", "value", "<=", 10.0, "start-up < 10 s"),
+    ("startup.clean", "rss", "<=", 300.0, "RSS <= 300 MB"),
 ]
 
 
@@ -168,7 +178,7 @@ def table(path, meta, out):
             if (fid, "rss") in goals and rss_runs:
                 cmp, bound, text = goals[(fid, "rss")]
                 worst = max((v for v in rss_runs.values() if v is not None), default=None)
-                goal = f"{text}: {check(worst, cmp, bound)}"
+                goal = "; ".join(g for g in (goal, f"{text}: {check(worst, cmp, bound)}") if g)
             cells = " | ".join(fmt(v, unit) for v in values)
             lines.append(
                 f"| {label} | {client} | **{fmt(med, unit)}** | {cells} | {unit} | {cpu} | {rss} | {goal} |"

@@ -63,6 +63,8 @@ mkdir -p "$LOGS" "$RESULTS_DIR"
 source tests/bench/lib.sh
 # shellcheck source=tests/bench/tansu.sh
 source tests/bench/tansu.sh
+# shellcheck source=tests/bench/startup.sh
+source tests/bench/startup.sh
 
 cleanup() {
     stop_all
@@ -74,7 +76,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-TOTAL=$((9 + WITH_TANSU))
+TOTAL=$((11 + WITH_TANSU))
 STEP=0
 step() { STEP=$((STEP + 1)); STEP_NAME="$1"; }
 # "[3/9] produce 1 KiB fsync off, rdkafka_performance run 2/3 ... " (the result follows)
@@ -357,6 +359,9 @@ step "end-to-end latency, 1,000 msg/s of 100 B";   latency_step
 step "3 nodes, RF 3, min ISR 2";                   cluster_step rf3 3
 step "3 nodes, RF 1";                              cluster_step rf1 1
 step "16 concurrent producers";                    p16_step
+# Goal 5 (tests/bench/startup.sh): many partitions and fast start-up.
+step "start-up with $STARTUP_PARTITIONS partitions";        startup_step
+step "3 nodes, RF 3, $STARTUP_PARTITIONS partitions";       many_partitions_step
 if ((WITH_TANSU)); then
     step "Tansu (memory engine)";                  tansu_step
 fi

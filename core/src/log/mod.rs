@@ -38,7 +38,16 @@
 //!
 //! ## Recovery (at open)
 //! Segments that may hold bytes written after the last `recovery-point` checkpoint, and any
-//! segment whose index is unsound, are scanned batch by batch and re-indexed. A batch that fails
+//! segment whose index is unsound, are scanned batch by batch and re-indexed. A segment the
+//! checkpoint shows fsynced with durable indexes — a sealed one ending at or below
+//! `indexes durable below`, or the active one when that offset lies above its base (written
+//! only by a clean shutdown, `PartitionLog::checkpoint_clean_shutdown`, after syncing the
+//! active segment's indexes) — is trusted after a walk of its batch headers that must end
+//! exactly there and match its `.timeindex` (`recovery::segment_matches`): no CRC pass, no
+//! index rewrite, no fsync; damage to its data is found when a read CRC-checks it. A scanned
+//! segment is fsynced only if it holds bytes above the recovery point or was cut, and the
+//! directory only if a segment starts at or above the recovery point or recovery removed
+//! segments (the checkpoint's own directory sync covers the older ones). A batch that fails
 //! validation above the recovery point starts a torn tail: it and everything after it is cut
 //! (nothing there was acknowledged, because acknowledgement waits for the flush that would have
 //! covered it). Below the recovery point a failed batch with intact framing is corruption of

@@ -787,6 +787,44 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// The checkpoint of a clean shutdown (Kafka's clean-shutdown marker, folded into
+    /// `recovery-point`): once everything is flushed, also syncs the active segment's index files
+    /// and records them durable up to the log end (`indexes_durable_below` above the active
+    /// segment's base), so that the next open trusts the active segment as it trusts a sealed
+    /// one: a walk of its batch headers instead of a scan, no index rebuild, no fsync
+    /// (`recovery::segment_matches`). With anything unflushed, the same as
+    /// [`Self::checkpoint_recovery_point`]. Appends may follow: they only add index entries at or
+    /// above the log end, and the next checkpoint withdraws the claim.
+    pub fn checkpoint_clean_shutdown(&mut self) -> Result<(), LogError> {
+        self.check_not_failed()?;
+        let end = self.log_end_offset();
+        let pending = self.segments.values().any(|s| s.index_sync_pending);
+        if self.flushed_offset != end || pending || self.active().base_offset == end {
+            return self.checkpoint_recovery_point();
+        }
+        let active = self.active();
+        for (index, path) in [
+            (
+                active.offset_index.file(),
+                index_path(&self.dir, active.base_offset),
+            ),
+            (
+                active.time_index.file(),
+                time_index_path(&self.dir, active.base_offset),
+            ),
+        ] {
+            index.sync_data().map_err(io_err("sync index", &path))?;
+        }
+        let clean = super::recovery::Checkpoint {
+            recovery_point: end,
+            indexes_durable_below: end,
+        };
+        super::recovery::write_recovery_point(&*self.storage, &self.dir, clean)?;
+        self.checkpointed = end;
+        self.checkpoint_producer_state();
+        Ok(())
+    }
+
     /// What a checkpoint written now says: the flushed offset, and the base of the first segment
     /// whose index files are not yet synced (the active one at the latest: its indexes are
     /// synced only after it is sealed).

@@ -153,10 +153,20 @@ impl PartitionLog {
             }
             let may_be_unflushed = next_base.is_none_or(|n| n > recovery_point);
             // Index files are synced once, after the segment is sealed: only segments the
-            // checkpoint says were past that point may keep theirs without a scan.
+            // checkpoint says were past that point may keep theirs without a scan. The active
+            // segment's are synced by a clean shutdown, which says so with an
+            // `indexes_durable_below` above its base (`checkpoint_clean_shutdown`).
             let indexes_durable = next_base.is_some_and(|n| n <= indexes_durable_below);
-            let trusted =
-                !may_be_unflushed && indexes_durable && sound && tail_matches(&mut seg, next_base)?;
+            let trusted = sound
+                && match next_base {
+                    Some(n) => {
+                        !may_be_unflushed && indexes_durable && segment_matches(&mut seg, n, true)?
+                    }
+                    None => {
+                        base < indexes_durable_below
+                            && segment_matches(&mut seg, indexes_durable_below, false)?
+                    }
+                };
             if !trusted && !may_be_unflushed && indexes_durable {
                 tracing::warn!(dir = %dir.display(), segment = base.0, "indexes do not match the log: rebuilding");
                 report.rebuilt_indexes += 1;
@@ -216,30 +226,37 @@ impl PartitionLog {
                 // Rewrite it first: after an fsync EIO, Linux keeps the pages it failed to write
                 // cached but *clean*, so a plain fsync now would succeed without writing them
                 // ("fsyncgate"). Rewriting dirties them again, as a database replays its WAL.
-                rewrite_above(&seg, recovery_point)
-                    .map_err(io_err("rewrite recovered tail", &path))?;
-                seg.log
-                    .sync_data()
-                    .map_err(io_err("sync recovered segment", &path))?;
+                // A segment that ends at or below the recovery point, uncut, was fsynced whole.
+                if scan.torn || seg.next_offset > recovery_point {
+                    rewrite_above(&seg, recovery_point)
+                        .map_err(io_err("rewrite recovered tail", &path))?;
+                    seg.log
+                        .sync_data()
+                        .map_err(io_err("sync recovered segment", &path))?;
+                }
                 seg.synced_size = seg.size;
                 if !is_last {
                     seg.seal()
                         .map_err(io_err("seal", &time_index_path(&dir, base)))?;
                 }
-            } else {
-                // Trusted sealed segment: fully below the recovery point, soundly indexed, and its
-                // tail checked by `tail_matches` (which set `next_offset`).
-                seg.max_timestamp = seg.time_index.last().map_or(-1, |e| e.timestamp);
             }
+            // Else trusted: fully below the recovery point, soundly indexed, and checked by
+            // `segment_matches` (which set its end and newest timestamp).
             expected = Some(seg.next_offset);
             segments.insert(base, seg);
         }
         let log_start_offset = *segments.keys().next().expect("at least one segment");
-        // Always: segment files the previous process created may never have been dir-synced
-        // (it was killed before its next flush), and they now count as flushed.
-        storage
-            .sync_dir(&dir)
-            .map_err(io_err("sync log dir", &dir))?;
+        // Segment files the previous process created may never have been dir-synced (it was
+        // killed before its next flush), and they now count as flushed. Not those below the
+        // recovery point: a segment holds offsets below it only if it existed when that
+        // checkpoint was written, which synced the directory last (a truncation or a fresh
+        // start below a segment lowers the checkpoint before the segment can come back).
+        let fresh = bases.is_empty() || bases.iter().any(|b| *b >= recovery_point);
+        if fresh || cut_rest {
+            storage
+                .sync_dir(&dir)
+                .map_err(io_err("sync log dir", &dir))?;
+        }
         let log_end_offset = segments
             .values()
             .next_back()
@@ -347,39 +364,40 @@ impl PartitionLog {
     }
 }
 
-/// Sanity check of a sealed segment below the recovery point, as Kafka's index sanity check:
-/// walking its batch headers reaches exactly the end of the file and the next segment's base
-/// offset, the `.timeindex` matches the headers (`Segment::walk_tail`), and both indexes hold
-/// their invariants (`Index::find_violation`: sorted, inside the segment, the file what memory
-/// says). On success sets the segment's `next_offset`. An `.index` entry that is well-formed but
-/// points at the wrong batch is caught when it is used (`Segment::walk_start` verifies each
-/// entry it relies on).
-fn tail_matches(seg: &mut Segment, next_base: Option<Offset>) -> Result<bool, LogError> {
-    let Some(next_base) = next_base else {
-        return Ok(false);
-    };
-    let tail = seg
-        .walk_tail()
+/// Sanity check of a segment recovery may trust without a scan (a sealed segment below the
+/// recovery point with durable indexes, or the active segment after a clean shutdown), as
+/// Kafka's index sanity check: walking its batch headers reaches exactly the end of the file and
+/// `end` (the next segment's base offset, or where the checkpoint says the synced indexes end),
+/// the `.timeindex` matches the headers (`Segment::walk_tail`), and both indexes hold their
+/// invariants (`Index::find_violation`: sorted, inside the segment, the file what memory says).
+/// On success sets the segment's end, last batch and newest timestamp (and, for the active
+/// segment, what appends continue from). An `.index` entry that is well-formed but points at
+/// the wrong batch is caught when it is used (`Segment::walk_start` verifies each entry it
+/// relies on).
+fn segment_matches(seg: &mut Segment, end: Offset, sealed: bool) -> Result<bool, LogError> {
+    let walk = seg
+        .walk_tail(sealed)
         .map_err(io_err("check segment", &seg_path(seg)))?;
-    let Some((_, next, last)) = tail else {
+    let Some(walk) = walk else {
         return Ok(false);
     };
-    let time_ok = match (last, seg.time_index.last()) {
-        (None, _) => true,
-        (Some(b), Some(e)) => {
-            let entry_offset = seg.base_offset.0 + i64::from(e.relative_offset);
-            e.timestamp >= b.max_timestamp && entry_offset <= b.base_offset.0
-        }
-        (Some(b), None) => b.max_timestamp < 0,
-    };
-    if next != next_base || !time_ok {
+    let time_ok = !sealed
+        || match (walk.last, seg.time_index.last()) {
+            (None, _) => true,
+            (Some(b), Some(e)) => {
+                let entry_offset = seg.base_offset.0 + i64::from(e.relative_offset);
+                e.timestamp >= b.max_timestamp && entry_offset <= b.base_offset.0
+            }
+            (Some(b), None) => b.max_timestamp < 0,
+        };
+    if walk.next_offset != end || !time_ok {
         return Ok(false);
     }
     // The indexes must hold the invariants `Segment::check_invariants` asserts, as read now
     // (in memory and in the file): a damaged one is rebuilt, never asserted on.
     let extent = SegmentExtent {
         base: seg.base_offset,
-        offsets: next.0 - seg.base_offset.0,
+        offsets: end.0 - seg.base_offset.0,
         size: seg.size,
     };
     let violations = [
@@ -392,8 +410,15 @@ fn tail_matches(seg: &mut Segment, next_base: Option<Offset>) -> Result<bool, Lo
             return Ok(false);
         }
     }
-    seg.next_offset = next;
-    seg.last_batch_offset = last.map(|b| b.base_offset);
+    seg.next_offset = end;
+    seg.last_batch_offset = walk.last.map(|b| b.base_offset);
+    seg.max_timestamp = walk.newest;
+    if !sealed {
+        // What `on_batch` would have left after these batches: appends go on from here.
+        seg.first_batch_time_ms = walk.first.map(|h| h.max_timestamp);
+        let indexed = seg.offset_index.last().map_or(0, |e| u64::from(e.position));
+        seg.bytes_since_index = seg.size - indexed;
+    }
     Ok(true)
 }
 

@@ -101,6 +101,18 @@ pub struct ScanOutcome {
     pub torn: bool,
 }
 
+/// What [`Segment::walk_tail`] found: the segment's batches chain from its base offset to the
+/// end of its file, and its `.timeindex` is what the log writes for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Walk {
+    /// Offset right after the last batch.
+    pub next_offset: Offset,
+    pub first: Option<BatchHeader>,
+    pub last: Option<BatchHeader>,
+    /// The largest batch `maxTimestamp`, -1 if none.
+    pub newest: i64,
+}
+
 /// Batches read from a segment.
 #[derive(Debug, Default)]
 pub struct SegmentRead {
@@ -585,14 +597,13 @@ impl Segment {
         })
     }
 
-    /// The end of a sealed segment, found by walking every batch header from the start with the
-    /// `.timeindex` checked on the way: `(size, next offset, last batch)`, or `None` if the walk
-    /// does not end exactly at the end of the file or the `.timeindex` is not what
-    /// [`Segment::on_batch`] and [`Segment::seal`] write for these batches: every entry names a
-    /// batch start, in order, with the largest `maxTimestamp` up to and including that batch; the
-    /// last entry holds the segment's newest timestamp (no entry: no batch has one). Recovery
-    /// trusts a sealed segment's indexes only when this holds, and then takes the segment's
-    /// `max_timestamp` from the last entry.
+    /// The end of a segment whose files recovery may trust, found by walking every batch header
+    /// from the start with the `.timeindex` checked on the way, or `None` if the walk does not
+    /// end exactly at the end of the file or the `.timeindex` is not what [`Segment::on_batch`]
+    /// and [`Segment::seal`] write for these batches: every entry names a batch start, in order,
+    /// with the largest `maxTimestamp` up to and including that batch; for a `sealed` segment the
+    /// last entry also holds the segment's newest timestamp (no entry: no batch has one).
+    /// Recovery trusts a segment's indexes only when this holds.
     ///
     /// Why every header, not just the tail: CreateTime timestamps need not increase, so no batch
     /// near the end vouches for the segment's newest timestamp, and an entry `(T, o)` speaks for
@@ -602,38 +613,45 @@ impl Segment {
     /// The walk reads one header per batch (no payloads, no CRCs): far less than the scan that
     /// rebuilds the indexes, but it grows with the segment. `.index` entries are still verified
     /// on use (`walk_start`).
-    pub fn walk_tail(&self) -> io::Result<Option<(u64, Offset, Option<BatchHeader>)>> {
+    pub fn walk_tail(&self, sealed: bool) -> io::Result<Option<Walk>> {
         let entries = self.time_index.entries()?;
         let mut entries = entries.iter().peekable();
         let (mut pos, mut expected) = (0u64, self.base_offset);
-        let mut newest = -1i64;
-        let mut last = None;
+        let mut walk = Walk {
+            next_offset: expected,
+            first: None,
+            last: None,
+            newest: -1,
+        };
         loop {
             match self.step(pos, expected)? {
                 Step::End => break,
                 Step::Broken(_) => return Ok(None),
                 Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
                 Step::Batch(h) => {
-                    newest = newest.max(h.max_timestamp);
+                    walk.newest = walk.newest.max(h.max_timestamp);
                     // Not `relative`: a damaged header may push offsets past the u32 range.
                     let rel = h.base_offset.0 - self.base_offset.0;
                     while let Some(e) = entries.next_if(|e| i64::from(e.relative_offset) == rel) {
-                        if e.timestamp != newest {
+                        if e.timestamp != walk.newest {
                             return Ok(None);
                         }
                     }
                     (pos, expected) = (pos + h.total_size() as u64, h.next_offset());
-                    last = Some(h);
+                    walk.first.get_or_insert(h);
+                    walk.last = Some(h);
                 }
             }
         }
+        walk.next_offset = expected;
         // Entries left over name no batch start (or are out of order).
-        let entries_match = entries.next().is_none()
-            && self
+        let last_entry_ok = !sealed
+            || self
                 .time_index
                 .last()
-                .map_or(newest < 0, |e| e.timestamp == newest);
-        Ok((pos == self.size && entries_match).then_some((pos, expected, last)))
+                .map_or(walk.newest < 0, |e| e.timestamp == walk.newest);
+        let entries_match = entries.next().is_none() && last_entry_ok;
+        Ok((pos == self.size && entries_match).then_some(walk))
     }
 
     /// The first record at or after `timestamp_ms` in this segment: `(offset, timestamp)`.

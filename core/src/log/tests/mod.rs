@@ -2,6 +2,7 @@
 //! corruption, retention boundaries, timestamp lookups. The shared fixtures (`dir`, `small_config`,
 //! `read_all`) live here; one file per topic beside this one.
 
+mod clean_shutdown;
 mod epochs;
 mod invariants;
 mod log_start;
