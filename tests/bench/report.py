@@ -25,6 +25,9 @@ from collections import OrderedDict
 FIGURES = [
     ("disk.write", "disk: dd bs=1M count=256 oflag=dsync (8)", "MB/s"),
     ("disk.fsync", "disk: dd bs=4k count=2000 oflag=dsync (8)", "ops/s"),
+    ("disk.lat.p50", "disk: 100 B append + fdatasync at 1,000/s, p50 (floor of (5))", "ms"),
+    ("disk.lat.p99", "disk: 100 B append + fdatasync, p99", "ms"),
+    ("disk.lat.p999", "disk: 100 B append + fdatasync, p99.9", "ms"),
     ("p1k.on", "produce 1 KiB, 1 node, acks=all, fsync on (1)", "MB/s"),
     ("p1k.off", "produce 1 KiB, 1 node, acks=all, fsync off (2)", "MB/s"),
     ("consume", "consume 1 KiB from offset 0, 1 node (3)", "MB/s"),
@@ -36,6 +39,8 @@ FIGURES = [
     ("ack.p99", "produce-to-ack latency p99 (5)", "ms"),
     ("rf3", "produce 1 KiB, 3 nodes, RF 3, min ISR 2, acks=all (6)", "MB/s"),
     ("rf1", "produce 1 KiB, 3 nodes, RF 1, acks=all (6)", "MB/s"),
+    ("rf3.off", "produce 1 KiB, 3 nodes, RF 3, min ISR 2, acks=all, fsync off (6b)", "MB/s"),
+    ("rf1.off", "produce 1 KiB, 3 nodes, RF 1, acks=all, fsync off (6b)", "MB/s"),
     ("p16", "16 concurrent producers, 1 KiB, acks=all, 1 node (7)", "MB/s"),
     # Goal 5 (tests/bench/startup.sh): 1,000 partitions.
     ("startup.fill", "start-up: fill 1,000 partitions, 1 KiB, fsync off (not a goal)", "s"),
@@ -55,6 +60,8 @@ FIGURES = [
 RATIOS = [
     ("ratio fsync on / off (1)/(2)", "p1k.on", "p1k.off", (">=", 0.9)),
     ("ratio RF 3 / RF 1 (6)", "rf3", "rf1", (">=", 0.6)),
+    ("ratio RF 3 / RF 1, fsync off (6b)", "rf3.off", "rf1.off", None),
+    ("ratio fsync on / the disk's dsync rate (1)/(8)", "p1k.on", "disk.write", None),
     ("ratio RF 3: 1,000 partitions / 8", "rf3.many", "rf3", (">=", 0.5)),
     ("Strata / Tansu: produce 1 KiB (fsync on vs memory)", "p1k.on", "tansu.p1k", None),
     ("Strata / Tansu: consume", "consume", "tansu.consume", None),
@@ -186,6 +193,9 @@ def table(path, meta, out):
     for label, num, den, goal in RATIOS:
         for client, nums in data.get(num, {}).items():
             dens = data.get(den, {}).get(client)
+            if dens is None and den.startswith("disk."):
+                # The disk's own figures (dd, fdatasync) are the bound of every client.
+                dens = next(iter(data[den].values()), None) if den in data else None
             if dens is None:
                 # Tansu runs use rdkafka_performance only; compare like with like.
                 continue

@@ -21,9 +21,9 @@ done
 
 # Sizes: message counts per run. quick is about a minute in all.
 if [[ "$MODE" == quick ]]; then
-    RUNS="${BENCH_RUNS:-1}" N1K=200000 N100=1000000 LAT_SECS=10
+    RUNS="${BENCH_RUNS:-1}" N1K=200000 N100=1000000 LAT_SECS=10 DISK_LAT_SECS=5
 else
-    RUNS="${BENCH_RUNS:-3}" N1K=1000000 N100=5000000 LAT_SECS=60
+    RUNS="${BENCH_RUNS:-3}" N1K=1000000 N100=5000000 LAT_SECS=60 DISK_LAT_SECS=20
 fi
 PARTITIONS="${BENCH_PARTITIONS:-8}"
 TIMEOUT="${BENCH_TIMEOUT:-900}"
@@ -76,7 +76,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-TOTAL=$((11 + WITH_TANSU))
+TOTAL=$((13 + WITH_TANSU))
 STEP=0
 step() { STEP=$((STEP + 1)); STEP_NAME="$1"; }
 # "[3/9] produce 1 KiB fsync off, rdkafka_performance run 2/3 ... " (the result follows)
@@ -248,15 +248,16 @@ latency_step() {
 
 # Three fresh local nodes per run; a topic of replication factor RF (min.insync.replicas 2
 # when RF is 3), N1K x 1 KiB with acks=all.
-cluster_step() { # id rf
+cluster_step() { # id rf [strata args...]
     local id="$1" rf="$2" run client name dir out configs=()
+    shift 2
     ((rf >= 2)) && configs=(--config min.insync.replicas=2)
     for ((run = 1; run <= RUNS; run++)); do
         for client in "${CLIENTS[@]}"; do
             progress "$client" "$run"
             name="$id-$client-r$run"
             dir="$WORK/$name"
-            if ! cluster_start "$dir" "$name" \
+            if ! cluster_start "$dir" "$name" "$@" \
                 || ! topic "$CLUSTER_BOOTSTRAP" bench "$PARTITIONS" --replication-factor "$rf" \
                     --expect-brokers 3 "${configs[@]}"; then
                 failed "$id" "$client" "$run" "$LOGS/topics.log"
@@ -333,7 +334,7 @@ p16_step() {
 
 # The disk's own fsync'd write rate, on the file system of the data dirs.
 disk_step() {
-    local run secs mbs ops
+    local run secs mbs ops p50 p99 p999
     for ((run = 1; run <= RUNS; run++)); do
         printf '[%d/%d] %s, run %d/%d ... ' "$STEP" "$TOTAL" "$STEP_NAME" "$run" "$RUNS"
         # dd's last line: "N bytes (...) copied, S s, R MB/s"
@@ -345,7 +346,12 @@ disk_step() {
         rm -f "$WORK/dd"
         record disk.write dd "$run" "$mbs"
         record disk.fsync dd "$run" "$ops"
-        echo "$mbs MB/s with bs=1M, $ops fsync'd 4 KiB writes/s"
+        # The floor under figure (5): 100 B appends, each fdatasync'd, 1,000 a second.
+        read -r p50 p99 p999 _ <<<"$(python3 tests/bench/disk_latency.py "$WORK" --seconds "$DISK_LAT_SECS")"
+        record disk.lat.p50 fdatasync "$run" "$p50"
+        record disk.lat.p99 fdatasync "$run" "$p99"
+        record disk.lat.p999 fdatasync "$run" "$p999"
+        echo "$mbs MB/s with bs=1M, $ops fsync'd 4 KiB writes/s, 100 B append+fdatasync p50 $p50 ms p99 $p99 ms p99.9 $p999 ms"
     done
 }
 
@@ -358,6 +364,10 @@ step "produce 100 B";                              produce_step p100 100 "$N100"
 step "end-to-end latency, 1,000 msg/s of 100 B";   latency_step
 step "3 nodes, RF 3, min ISR 2";                   cluster_step rf3 3
 step "3 nodes, RF 1";                              cluster_step rf1 1
+# The same two without fsync before ack: what replication costs when the shared disk is not
+# the bound (three nodes on one disk write RF 3 times the data).
+step "3 nodes, RF 3, min ISR 2, fsync off";        cluster_step rf3.off 3 "${FSYNC_OFF[@]}"
+step "3 nodes, RF 1, fsync off";                   cluster_step rf1.off 1 "${FSYNC_OFF[@]}"
 step "16 concurrent producers";                    p16_step
 # Goal 5 (tests/bench/startup.sh): many partitions and fast start-up.
 step "start-up with $STARTUP_PARTITIONS partitions";        startup_step
