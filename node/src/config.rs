@@ -87,6 +87,17 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "queued.max.request.bytes",
+        default: "104857600",
+        doc: "Bytes of requests read but not yet handled, over all connections (-1 = unbounded; \
+              else at least socket.request.max.bytes); when they are all taken, connections stop \
+              reading until some come back.",
+        kind: Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
         name: "log.segment.bytes",
         default: "1073741824",
         doc: "Default segment.bytes.",
@@ -343,6 +354,8 @@ pub struct Config {
     pub max_connections: usize,
     /// `queued.max.requests` (per connection).
     pub queued_max_requests: usize,
+    /// `queued.max.request.bytes` (broker-wide; `None` = unbounded, `-1`).
+    pub queued_max_request_bytes: Option<usize>,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// `log.flush.interval.ms`.
@@ -484,6 +497,11 @@ impl Config {
         if data_dir.is_empty() {
             return Err(invalid("log.dirs", "must name a directory"));
         }
+        let queued_max_request_bytes = request_bytes_bound(
+            int("queued.max.request.bytes"),
+            int("socket.request.max.bytes"),
+        )
+        .map_err(|r| invalid("queued.max.request.bytes", &r))?;
         Ok(Config {
             node_id,
             listener,
@@ -496,6 +514,7 @@ impl Config {
             max_partitions: int("max.partitions"),
             max_connections: int("max.connections") as usize,
             queued_max_requests: int("queued.max.requests") as usize,
+            queued_max_request_bytes,
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
             flush_interval_ms: int("log.flush.interval.ms") as u64,
             recovery_checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms") as u64,
@@ -539,6 +558,22 @@ impl Config {
         values.insert(s.name, v);
         Config::from_values(values)
     }
+}
+
+/// `queued.max.request.bytes` as a bound (`None`: -1, unbounded). A bound below
+/// `socket.request.max.bytes` is refused: a request of the largest size allowed would then wait
+/// for every other request to be handled, and be read alone.
+fn request_bytes_bound(bound: i64, max_frame: i64) -> Result<Option<usize>, String> {
+    if bound == -1 {
+        return Ok(None);
+    }
+    if bound < max_frame {
+        return Err(format!(
+            "must be -1 (unbounded) or at least socket.request.max.bytes ({max_frame}), so \
+             that a request of the largest size allowed fits"
+        ));
+    }
+    Ok(Some(usize::try_from(bound).unwrap_or(usize::MAX)))
 }
 
 /// The `--help` appendix: every setting with its default and doc.
@@ -632,6 +667,40 @@ mod tests {
             }),
             Err(ConfigError::SetSyntax(_))
         ));
+    }
+
+    #[test]
+    fn queued_max_request_bytes_fits_the_largest_request() {
+        let c = Config::default();
+        assert_eq!(c.queued_max_request_bytes, Some(104_857_600));
+        let c = Config::default()
+            .with("queued.max.request.bytes", "-1")
+            .expect("unbounded");
+        assert_eq!(c.queued_max_request_bytes, None);
+        let c = Config::default()
+            .with("socket.request.max.bytes", "1000")
+            .and_then(|c| c.with("queued.max.request.bytes", "1000"))
+            .expect("equal is enough");
+        assert_eq!(c.queued_max_request_bytes, Some(1000));
+        let e = Config::default()
+            .with("queued.max.request.bytes", "1048576")
+            .expect_err("below socket.request.max.bytes");
+        assert!(
+            e.to_string().contains("queued.max.request.bytes")
+                && e.to_string()
+                    .contains("socket.request.max.bytes (104857600)"),
+            "{e}"
+        );
+        assert!(
+            Config::default()
+                .with("queued.max.request.bytes", "0")
+                .is_err()
+        );
+        assert!(
+            Config::default()
+                .with("queued.max.request.bytes", "-2")
+                .is_err()
+        );
     }
 
     #[test]

@@ -343,6 +343,22 @@ pub(crate) mod tests {
         buf.freeze()
     }
 
+    /// A Produce of `batch` to partition 0 of topic `t`.
+    pub(crate) fn produce_to_t0(acks: i16, batch: Vec<u8>) -> ProduceRequest {
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from(batch))),
+                    ]),
+            ])
+    }
+
     pub(crate) async fn round_trip<T: Encodable, R: Decodable>(
         broker: &Arc<Broker>,
         key: ApiKey,
@@ -527,18 +543,7 @@ pub(crate) mod tests {
             .expect("create");
         storage.fail_syncs(true);
         let batch = strata_core::batch::build_batch(&[(b"v", None)], 5);
-        let produce = ProduceRequest::default()
-            .with_acks(1)
-            .with_timeout_ms(5_000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_static_str("t")))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(Some(Bytes::from(batch))),
-                    ]),
-            ]);
+        let produce = produce_to_t0(1, batch);
         let resp: ProduceResponse = round_trip(&broker, ApiKey::Produce, 11, &produce).await;
         assert_eq!(
             resp.responses[0].partition_responses[0].error_code,

@@ -1,11 +1,12 @@
 //! Kafka framing: every request and response is an `i32` big-endian length followed by that
 //! many bytes.
 //!
-//! Invariant: a frame is parsed only once it is wholly buffered, and its declared length is
-//! checked against `socket.request.max.bytes` *before* any buffer grows to hold it, so a
-//! hostile length prefix cannot make us allocate.
+//! Invariant: a frame is parsed only once it is wholly read, and its declared length is
+//! checked against `socket.request.max.bytes` ([`frame_size`]) *before* any buffer is made to
+//! hold it, so a hostile length prefix cannot make us allocate (the reader is
+//! `crate::connection`'s).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use thiserror::Error;
 
 /// Bytes of the length prefix.
@@ -20,29 +21,18 @@ pub enum FrameError {
     Negative(i32),
 }
 
-/// Takes the next whole frame (without its length prefix) out of `buf`, or `None` if more bytes
-/// are needed. On `None`, `buf` may be reserved to fit the rest of the frame.
-pub fn next_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
-    if buf.len() < LENGTH_PREFIX {
-        return Ok(None);
-    }
-    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    if size < 0 {
-        return Err(FrameError::Negative(size));
-    }
-    let size = size as usize;
+/// The size of the frame a length prefix announces, once checked against `max`
+/// (`socket.request.max.bytes`).
+pub fn frame_size(prefix: [u8; LENGTH_PREFIX], max: usize) -> Result<usize, FrameError> {
+    let size = i32::from_be_bytes(prefix);
+    let size = usize::try_from(size).map_err(|_| FrameError::Negative(size))?;
     if size > max {
         return Err(FrameError::TooLarge {
             size: size as i64,
             max,
         });
     }
-    if buf.len() < LENGTH_PREFIX + size {
-        buf.reserve(LENGTH_PREFIX + size - buf.len());
-        return Ok(None);
-    }
-    buf.advance(LENGTH_PREFIX);
-    Ok(Some(buf.split_to(size).freeze()))
+    Ok(size)
 }
 
 /// Starts a response frame: reserves the length prefix, to be filled by [`finish_frame`].
@@ -63,37 +53,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn partial_frames_wait_for_more() {
-        let mut buf = BytesMut::new();
-        assert_eq!(next_frame(&mut buf, 100), Ok(None));
-        buf.put_slice(&[0, 0]);
-        assert_eq!(next_frame(&mut buf, 100), Ok(None));
-        buf.put_slice(&[0, 3, b'a']);
-        assert_eq!(next_frame(&mut buf, 100), Ok(None));
-        buf.put_slice(b"bc");
-        buf.put_slice(&[0, 0, 0, 1, b'z', 0]);
+    fn oversized_and_negative_frames_are_refused() {
+        assert_eq!(frame_size([0, 0, 0, 100], 100), Ok(100));
+        assert_eq!(frame_size([0, 0, 0, 0], 100), Ok(0));
         assert_eq!(
-            next_frame(&mut buf, 100),
-            Ok(Some(Bytes::from_static(b"abc")))
+            frame_size([0x7f, 0xff, 0xff, 0xff], 1 << 20),
+            Err(FrameError::TooLarge {
+                size: i32::MAX as i64,
+                max: 1 << 20
+            })
         );
         assert_eq!(
-            next_frame(&mut buf, 100),
-            Ok(Some(Bytes::from_static(b"z")))
+            frame_size([0xff, 0xff, 0xff, 0xfe], 100),
+            Err(FrameError::Negative(-2))
         );
-        assert_eq!(next_frame(&mut buf, 100), Ok(None));
-        assert_eq!(&buf[..], &[0]);
-    }
-
-    #[test]
-    fn oversized_and_negative_frames_are_refused_before_buffering() {
-        let mut buf = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(
-            next_frame(&mut buf, 1 << 20),
-            Err(FrameError::TooLarge { .. })
-        ));
-        assert!(buf.capacity() < 1 << 20);
-        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xfe][..]);
-        assert_eq!(next_frame(&mut buf, 100), Err(FrameError::Negative(-2)));
     }
 
     #[test]

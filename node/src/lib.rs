@@ -1,7 +1,8 @@
 //! strata-node: the `strata` broker (tokio driver, Kafka listener, file storage, config) and
 //! Strata's own Kafka client ([`client`]), which the simulator, jepsen, benchmarks and the CLI use.
 //!
-//! Broker map: [`server`] binds and accepts, [`connection`] frames ([`framing`]) and pipelines,
+//! Broker map: [`server`] binds and accepts, [`connection`] frames ([`framing`]) and pipelines
+//! (request bytes leased from [`memory_pool`]: `queued.max.request.bytes`),
 //! [`dispatch`] decodes and routes to [`handlers`] and encodes responses as chunked frames
 //! ([`response_buf`]: fetched records are never copied into a response buffer), which act on the
 //! [`broker`] state (topics of [`partition`]s over `strata_core::log::PartitionLog`, metadata in
@@ -23,6 +24,7 @@ pub mod fs_storage;
 pub mod group;
 pub mod handled;
 pub mod handlers;
+pub mod memory_pool;
 pub mod metadata_store;
 pub mod partition;
 pub mod producer_ids;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use strata_core::storage::Storage;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::sync::watch;
@@ -20,6 +20,7 @@ use crate::broker::Broker;
 use crate::config::{Config, Listener};
 use crate::connection::{Limits, serve};
 use crate::fs_storage::FsStorage;
+use crate::memory_pool::MemoryPool;
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -33,6 +34,8 @@ pub struct Server {
     listener: TcpListener,
     /// Where it is bound (port resolved when `listeners` says 0).
     local_addr: SocketAddr,
+    /// `queued.max.request.bytes`, shared by every connection.
+    pool: MemoryPool,
 }
 
 /// Counts live connections; decrements on drop so every exit path is counted.
@@ -83,10 +86,12 @@ impl Server {
             broker.config.node_id,
             broker.config.data_dir.display()
         );
+        let pool = MemoryPool::new(broker.config.queued_max_request_bytes);
         Ok(Server {
             broker,
             listener,
             local_addr,
+            pool,
         })
     }
 
@@ -98,10 +103,18 @@ impl Server {
         &self.broker
     }
 
+    /// The pool of request bytes (`queued.max.request.bytes`) its connections lease from.
+    pub fn memory_pool(&self) -> &MemoryPool {
+        &self.pool
+    }
+
     /// Serves until `shutdown` completes, then shuts down gracefully.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Server {
-            broker, listener, ..
+            broker,
+            listener,
+            pool,
+            ..
         } = self;
         let config = broker.config.clone();
         let limits = Limits {
@@ -128,15 +141,9 @@ impl Server {
                             drop(stream);
                             continue;
                         }
-                        let _ = stream.set_nodelay(true);
                         live.fetch_add(1, Ordering::Relaxed);
                         let guard = ConnectionGuard { live: live.clone(), _done: done_tx.clone() };
-                        let broker = broker.clone();
-                        let stop = stop_rx.clone();
-                        tokio::spawn(async move {
-                            serve(broker, stream, peer, limits, stop).await;
-                            drop(guard);
-                        });
+                        spawn_connection(&broker, stream, peer, limits, &pool, &stop_rx, guard);
                     }
                     Err(e) => {
                         // E.g. out of file descriptors: back off instead of spinning.
@@ -166,6 +173,24 @@ impl Server {
         tracing::info!("strata stopped; every log flushed");
         Ok(())
     }
+}
+
+/// Serves `stream` on its own task; `guard` counts the connection until it ends.
+fn spawn_connection(
+    broker: &Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: Limits,
+    pool: &MemoryPool,
+    stop: &watch::Receiver<bool>,
+    guard: ConnectionGuard,
+) {
+    let _ = stream.set_nodelay(true);
+    let (broker, pool, stop) = (broker.clone(), pool.clone(), stop.clone());
+    tokio::spawn(async move {
+        serve(broker, stream, peer, limits, pool, stop).await;
+        drop(guard);
+    });
 }
 
 async fn retention_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {

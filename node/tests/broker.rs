@@ -3,93 +3,20 @@
 //! Produce, Fetch, ListOffsets, pipelining, restart recovery, InitProducerId across restarts, and
 //! bad input that must close only the offending connection.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Buf;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 mod common;
-use common::Running;
+use common::{Running, call, create, frame, produce_req, read_frame, topic};
 
 async fn start(dir: &std::path::Path) -> Running {
     common::start(dir, &[]).await
-}
-
-fn frame<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> BytesMut {
-    let mut buf = BytesMut::new();
-    buf.put_i32(0);
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("test")))
-        .encode(&mut buf, key.request_header_version(version))
-        .expect("header");
-    body.encode(&mut buf, version).expect("body");
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    buf
-}
-
-/// Reads one response frame; `None` if the connection closed.
-async fn read_frame(s: &mut TcpStream) -> Option<Bytes> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).await.ok()?;
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).await.ok()?;
-    Some(Bytes::from(body))
-}
-
-async fn call<Req: Encodable, Resp: Decodable>(
-    s: &mut TcpStream,
-    key: ApiKey,
-    version: i16,
-    req: &Req,
-) -> Resp {
-    s.write_all(&frame(key, version, 7, req))
-        .await
-        .expect("write");
-    s.flush().await.expect("flush");
-    let mut resp = read_frame(s).await.expect("response");
-    let header =
-        ResponseHeader::decode(&mut resp, key.response_header_version(version)).expect("header");
-    assert_eq!(header.correlation_id, 7);
-    Resp::decode(&mut resp, version).expect("body")
-}
-
-fn topic(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
-}
-
-async fn create(s: &mut TcpStream, name: &str, partitions: i32) -> i16 {
-    let req = CreateTopicsRequest::default().with_topics(vec![
-        CreatableTopic::default()
-            .with_name(topic(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1),
-    ]);
-    let resp: CreateTopicsResponse = call(s, ApiKey::CreateTopics, 7, &req).await;
-    resp.topics[0].error_code
-}
-
-fn produce_req(name: &str, partition: i32, batch: Vec<u8>, acks: i16) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic(name))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(partition)
-                        .with_records(Some(Bytes::from(batch))),
-                ]),
-        ])
 }
 
 fn fetch_req(name: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {

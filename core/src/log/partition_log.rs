@@ -18,6 +18,12 @@ use super::producer_state::{AppendCheck, ProducerStateManager, Truncation};
 use super::segment::{Segment, index_path, log_path, time_index_path};
 use super::{AppendInfo, FlushPlan, LogConfig, LogError, ReadResult, TimestampOffset, io_err};
 
+/// The largest stamping buffer ([`PartitionLog::scratch`]) a log keeps between appends. A
+/// larger one (a batch of up to `max.message.bytes`) is freed after its append: a broker with
+/// 1,000 partitions would otherwise keep each partition's largest batch for ever (issue 14,
+/// memory bounded by configuration, not by load).
+pub(super) const SCRATCH_KEPT: usize = 16 * 1024;
+
 /// One partition's log. See the module docs for layout and invariants.
 #[derive(Debug)]
 pub struct PartitionLog {
@@ -44,7 +50,8 @@ pub struct PartitionLog {
     pub(super) truncations: u64,
     /// An IO error made the log's durable state unknown: refuse everything (fsync EIO).
     pub(super) failed: bool,
-    /// Reused buffer for stamping offsets into a copy of the producer's batches.
+    /// Reused buffer for stamping offsets into a copy of the producer's batches; kept between
+    /// appends only while it is at most [`SCRATCH_KEPT`] bytes.
     pub(super) scratch: Vec<u8>,
     /// Which leader epoch wrote which offsets (KIP-101), persisted in `leader-epoch-checkpoint`.
     pub(super) epochs: LeaderEpochCache,
@@ -247,7 +254,9 @@ impl PartitionLog {
             pos += h.total_size();
         }
         let result = self.write_batches(&scratch, now_ms);
-        self.scratch = scratch;
+        if scratch.capacity() <= SCRATCH_KEPT {
+            self.scratch = scratch;
+        }
         self.on_write_result(result, prior_epochs)?;
         assert_eq!(
             self.log_end_offset(),

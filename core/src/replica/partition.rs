@@ -243,9 +243,12 @@ impl PartitionReplica {
     }
 
     /// The driver learnt that this replica is durable to `end` (a flush completed, or an append
-    /// without fsync). Returns whether the high watermark moved.
+    /// without fsync). Returns whether the high watermark moved. A report below the durable end
+    /// already known changes nothing: two appends without fsync on different connections may
+    /// report their log ends out of order (the node reports after releasing the log's lock);
+    /// only a truncation ([`PartitionReplica::on_truncated`]) lowers it.
     pub fn on_durable_end(&mut self, end: i64) -> bool {
-        self.durable_end = end;
+        self.durable_end = self.durable_end.max(end);
         self.advance()
     }
 

@@ -8,7 +8,12 @@
 //! - Only the leader appends (NOT_LEADER_OR_FOLLOWER elsewhere), stamping its leader epoch; if
 //!   the epoch ends before the acknowledgement the answer is NOT_LEADER_OR_FOLLOWER — an
 //!   indefinite outcome, as is REQUEST_TIMED_OUT.
-//! - Appends run synchronously in request order; only the wait is deferred.
+//! - Appends run synchronously in request order; only the wait is deferred, and it keeps
+//!   nothing of the request: the response's topic names are copies, because a decoded name is a
+//!   slice of the request's buffer and would keep all of it (a batch of up to
+//!   `message.max.bytes` per partition) until the fsync or the ISR answers. The connection gives
+//!   the request's `queued.max.request.bytes` lease back when this handler returns
+//!   (`crate::memory_pool`), so the memory must go then too.
 //! - `timeout_ms` bounds the wait: REQUEST_TIMED_OUT (an indefinite outcome for the client).
 //! - An fsync failure answers KAFKA_STORAGE_ERROR and never acknowledges.
 //! - Records are never decompressed or rebuilt: the log validates the v2 batch headers and CRCs.
@@ -31,7 +36,9 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::{
+    BrokerId, ProduceRequest, ProduceResponse, ResponseKind, TopicName,
+};
 use strata_core::ErrorCode;
 
 use crate::broker::{Broker, Topic};
@@ -162,7 +169,8 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
         }
         responses.push(
             TopicProduceResponse::default()
-                .with_name(td.name)
+                // A copy: `td.name` would keep the request's buffer (module docs).
+                .with_name(TopicName(super::str_bytes(&td.name)))
                 .with_partition_responses(parts),
         );
     }
@@ -217,4 +225,60 @@ async fn acknowledge(
         }
     }
     ResponseKind::Produce(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use bytes::Bytes;
+    use kafka_protocol::messages::ApiKey;
+    use strata_core::storage::MemStorage;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::dispatch::tests::{produce_to_t0, request};
+    use crate::dispatch::{Reply, dispatch};
+
+    /// A request's buffer that says when it is freed.
+    struct Tracked(Bytes, Arc<AtomicBool>);
+
+    impl AsRef<[u8]> for Tracked {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Issue 14: a produce waiting for its fsync keeps nothing of its request, so the request's
+    /// buffer (and its `queued.max.request.bytes` lease) goes as soon as the batch is appended.
+    #[tokio::test]
+    async fn the_acknowledgement_wait_keeps_nothing_of_the_request() {
+        let config = Config::default().with("log.dirs", "/mem").expect("config");
+        let broker = Broker::open(config, Arc::new(MemStorage::new())).expect("open");
+        broker
+            .create_topic("t", 1, Default::default(), false)
+            .expect("create");
+        let batch = strata_core::batch::build_batch(&[(&[7u8; 10_000][..], None)], 5);
+        let produce = produce_to_t0(-1, batch);
+        let freed = Arc::new(AtomicBool::new(false));
+        let frame = request(ApiKey::Produce, 11, 1, &produce);
+        let frame = Bytes::from_owner(Tracked(frame, freed.clone()));
+        let reply = dispatch(&broker, frame).expect("dispatch");
+        assert!(matches!(reply, Reply::Later(_)), "waits for the fsync");
+        assert!(freed.load(Ordering::SeqCst), "the wait keeps the request");
+        let Reply::Later(pending) = reply else {
+            unreachable!("checked above")
+        };
+        pending.await.expect("answered");
+        assert_eq!(
+            broker.partition("t", 0).expect("p").state().high_watermark,
+            1
+        );
+    }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
+use super::partition_log::SCRATCH_KEPT;
 use super::*;
 use crate::batch::{BatchIter, build_batch};
 use crate::storage::{MemStorage, Storage};
@@ -114,6 +115,21 @@ fn append_assigns_dense_offsets_and_reads_back() {
         assert_eq!(h.base_offset, b);
         assert_eq!(h.partition_leader_epoch, EPOCH);
     }
+}
+
+/// Issue 14: a partition does not keep its largest batch's copy after the append.
+#[test]
+fn a_large_append_leaves_no_large_buffer_behind() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, LogConfig::default());
+    log.append(&batch(1, 3, 1000), EPOCH, 5).expect("small");
+    let small = log.scratch.capacity();
+    assert!(small > 0 && small <= SCRATCH_KEPT, "a small buffer is kept");
+    let value = vec![b'v'; 4 * SCRATCH_KEPT];
+    log.append(&build_batch(&[(&value[..], None)], 1000), EPOCH, 5)
+        .expect("large");
+    assert!(log.scratch.capacity() <= SCRATCH_KEPT);
+    assert_eq!(read_all(&log, Offset(0)).len(), 2, "both written");
 }
 
 #[test]
