@@ -300,6 +300,12 @@ fn finish(
         Answer::Full => {
             let now = broker.now();
             let id = sessions(broker).create(reading.replica_id, &reading.topics, &response, now);
+            tracing::debug!(
+                session_id = id,
+                replica_id = reading.replica_id,
+                topics = reading.topics.len(),
+                "full fetch; session created (0: none)"
+            );
             response.with_session_id(id)
         }
         Answer::Incremental { session_id, epoch } => {
