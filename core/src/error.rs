@@ -34,6 +34,10 @@ impl ErrorCode {
     pub const KAFKA_STORAGE_ERROR: ErrorCode = ErrorCode(56);
     pub const FENCED_LEADER_EPOCH: ErrorCode = ErrorCode(74);
     pub const UNKNOWN_LEADER_EPOCH: ErrorCode = ErrorCode(75);
+    /// KIP-227: an incremental fetch names a session the broker does not hold.
+    pub const FETCH_SESSION_ID_NOT_FOUND: ErrorCode = ErrorCode(70);
+    /// KIP-227: an incremental fetch's epoch is not its session's next one.
+    pub const INVALID_FETCH_SESSION_EPOCH: ErrorCode = ErrorCode(71);
     pub const PREFERRED_LEADER_NOT_AVAILABLE: ErrorCode = ErrorCode(80);
     pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: ErrorCode = ErrorCode(83);
     pub const ELECTION_NOT_NEEDED: ErrorCode = ErrorCode(84);

@@ -25,6 +25,7 @@ use thiserror::Error;
 
 use crate::clock;
 use crate::config::Config;
+use crate::fetch_session::FetchSessionCache;
 use crate::group::GroupCoordinators;
 use crate::metadata_store::{
     MetadataError, MetadataStore, StoredMetadata, StoredTopic, new_cluster_id,
@@ -113,6 +114,15 @@ pub struct Broker {
     /// Single node: the end of the last producer id block reserved in the metadata file (the
     /// next block starts here). Changed only under `admin`, after the file is saved.
     producer_id_block_end: AtomicI64,
+    /// Fetch sessions (KIP-227) of the fetchers of this broker's partitions
+    /// ([`crate::fetch_session`]).
+    pub(crate) fetch_sessions: Mutex<FetchSessionCache>,
+}
+
+/// The seed of a broker's fetch session ids: the clock (simulated time under the simulator)
+/// and the node id, so brokers and restarts draw different ids.
+fn session_seed(node_id: i32) -> u64 {
+    (clock::now_nanos() as u64) ^ (u64::from(node_id as u32) << 32)
 }
 
 impl Broker {
@@ -145,6 +155,7 @@ impl Broker {
         let (append_signal, _) = watch::channel(0u64);
         let (role_signal, _) = watch::channel(0u64);
         let groups = Arc::new(GroupCoordinators::new(&config));
+        let node_id = config.node_id;
         let broker = Broker {
             config,
             storage,
@@ -160,6 +171,7 @@ impl Broker {
             cluster: None,
             producer_ids: ProducerIds::new(),
             producer_id_block_end: AtomicI64::new(meta.producer_id_block_end),
+            fetch_sessions: Mutex::new(FetchSessionCache::new(session_seed(node_id))),
         };
         let mut topics = BTreeMap::new();
         for (name, t) in &meta.topics {
@@ -198,6 +210,7 @@ impl Broker {
         let (append_signal, _) = watch::channel(0u64);
         let (role_signal, _) = watch::channel(0u64);
         let groups = Arc::new(GroupCoordinators::new(&config));
+        let node_id = config.node_id;
         Ok(Arc::new(Broker {
             config,
             storage,
@@ -214,6 +227,7 @@ impl Broker {
             producer_ids: ProducerIds::new(),
             // Unused: a cluster's blocks come from the controller.
             producer_id_block_end: AtomicI64::new(0),
+            fetch_sessions: Mutex::new(FetchSessionCache::new(session_seed(node_id))),
         }))
     }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod connection;
 pub mod controller;
 pub mod dispatch;
+pub mod fetch_session;
 pub mod framing;
 pub mod fs_storage;
 pub mod group;

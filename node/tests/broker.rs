@@ -1,6 +1,6 @@
 //! The broker in-process on an ephemeral port with a temp data dir, spoken to with raw
 //! `kafka-protocol` frames over TCP: ApiVersions (including the KIP-511 fallback), CreateTopics,
-//! Produce, Fetch, ListOffsets, pipelining, restart recovery, InitProducerId across restarts, and
+//! Produce, Fetch (and its KIP-227 sessions), ListOffsets, pipelining, restart recovery, InitProducerId across restarts, and
 //! bad input that must close only the offending connection.
 
 use bytes::Buf;
@@ -387,4 +387,178 @@ async fn init_producer_id_never_repeats_across_restarts() {
             server.abort().await;
         }
     }
+}
+
+/// A consumer's fetch of `partitions` of `name` (each from `offset`) in session `id` at
+/// `epoch`: the partitions listed are those the request adds or updates.
+fn session_fetch(name: &str, partitions: &[(i32, i64)], id: i32, epoch: i32) -> FetchRequest {
+    let listed = partitions
+        .iter()
+        .map(|&(p, offset)| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_id(id)
+        .with_session_epoch(epoch)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic(name))
+                .with_partitions(listed),
+        ])
+}
+
+/// `(partition, records' bytes)` of every partition an answer lists.
+fn listed(resp: &FetchResponse) -> Vec<(i32, usize)> {
+    resp.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (p.partition_index, p.records.as_ref().map_or(0, Bytes::len)))
+        .collect()
+}
+
+/// A node with topic `many` of 4 partitions, one record in partition 0, and a consumer's
+/// fetch session over all four (created by a full fetch that lists them all).
+async fn with_session(dir: &std::path::Path) -> (Running, TcpStream, i32) {
+    let server = start(dir).await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    assert_eq!(create(&mut s, "many", 4).await, 0);
+    let batch = strata_core::batch::build_batch(&[(b"one", None)], 1_000);
+    let _: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("many", 0, batch, -1),
+    )
+    .await;
+    let all = [(0, 0), (1, 0), (2, 0), (3, 0)];
+    let full: FetchResponse = call(
+        &mut s,
+        ApiKey::Fetch,
+        12,
+        &session_fetch("many", &all, 0, 0),
+    )
+    .await;
+    assert_eq!(full.error_code, 0);
+    assert!(full.session_id > 0, "a session was created");
+    assert_eq!(
+        listed(&full).len(),
+        4,
+        "a full answer lists every partition"
+    );
+    assert!(listed(&full)[0].1 > 0, "partition 0 has data");
+    (server, s, full.session_id)
+}
+
+/// The partitions an incremental fetch in session `id` at `epoch` that lists `partitions`
+/// answers.
+async fn incremental(
+    s: &mut TcpStream,
+    partitions: &[(i32, i64)],
+    id: i32,
+    epoch: i32,
+) -> Vec<i32> {
+    let inc: FetchResponse = call(
+        s,
+        ApiKey::Fetch,
+        12,
+        &session_fetch("many", partitions, id, epoch),
+    )
+    .await;
+    assert_eq!((inc.error_code, inc.session_id), (0, id));
+    listed(&inc).iter().map(|l| l.0).collect()
+}
+
+/// KIP-227: an incremental fetch lists only the partitions with new data (or a new high
+/// watermark), though the request lists none; a partition the request moves is read from its
+/// new offset.
+#[tokio::test]
+async fn an_incremental_fetch_answers_only_changed_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, mut s, id) = with_session(dir.path()).await;
+    // Nothing listed: partition 0 is read again from its cached offset 0.
+    assert_eq!(
+        incremental(&mut s, &[], id, 1).await,
+        [0],
+        "only the partition with records"
+    );
+    // Partition 0 moves past its data; partition 2 gets a record.
+    let batch = strata_core::batch::build_batch(&[(b"two", None)], 1_000);
+    let _: ProduceResponse = call(
+        &mut s,
+        ApiKey::Produce,
+        11,
+        &produce_req("many", 2, batch, -1),
+    )
+    .await;
+    assert_eq!(
+        incremental(&mut s, &[(0, 1)], id, 2).await,
+        [2],
+        "partition 2's data and high watermark; partition 0 unchanged"
+    );
+    assert!(incremental(&mut s, &[(2, 1)], id, 3).await.is_empty());
+    drop(s);
+    server.stop().await;
+}
+
+/// KIP-227 session errors: a replayed epoch and an unknown id are refused with no partitions;
+/// epoch -1 closes the session (answered sessionless) and its id is unknown afterwards.
+#[tokio::test]
+async fn fetch_session_errors_and_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, mut s, id) = with_session(dir.path()).await;
+    assert_eq!(incremental(&mut s, &[], id, 1).await, [0]);
+    let stale: FetchResponse = call(
+        &mut s,
+        ApiKey::Fetch,
+        12,
+        &session_fetch("many", &[], id, 1),
+    )
+    .await;
+    assert_eq!(
+        (stale.error_code, stale.session_id),
+        (71, 0),
+        "INVALID_FETCH_SESSION_EPOCH"
+    );
+    assert!(stale.responses.is_empty());
+    let unknown = id.wrapping_add(1).max(1);
+    let gone: FetchResponse = call(
+        &mut s,
+        ApiKey::Fetch,
+        12,
+        &session_fetch("many", &[], unknown, 1),
+    )
+    .await;
+    assert_eq!(gone.error_code, 70, "FETCH_SESSION_ID_NOT_FOUND");
+    let all = [(0, 0), (1, 0), (2, 0), (3, 0)];
+    let close: FetchResponse = call(
+        &mut s,
+        ApiKey::Fetch,
+        12,
+        &session_fetch("many", &all, id, -1),
+    )
+    .await;
+    assert_eq!(
+        (close.error_code, close.session_id, listed(&close).len()),
+        (0, 0, 4)
+    );
+    let after: FetchResponse = call(
+        &mut s,
+        ApiKey::Fetch,
+        12,
+        &session_fetch("many", &[], id, 2),
+    )
+    .await;
+    assert_eq!(
+        after.error_code, 70,
+        "FETCH_SESSION_ID_NOT_FOUND after the close"
+    );
+    drop(s);
+    server.stop().await;
 }

@@ -21,7 +21,14 @@
 //!    when such a fetch brings nothing, the next one waits for the flush first instead of
 //!    spinning.
 //!
-//! [`DURABLE_END_TAG`]: crate::handlers::fetch::DURABLE_END_TAG
+//! 5. Fetch in a session (KIP-227, [`super::fetch_session`]): after a full first fetch, each
+//!    request lists only the partitions whose position (fetch offset, log start, leader epoch,
+//!    durable end) changed, and forgets those this fetcher dropped; any failure starts over
+//!    with a full fetch. An answer lists only partitions with news, so the leader's last high
+//!    watermark and log start are kept per partition and re-applied when our durable end moves
+//!    (our high watermark is capped by it).
+//!
+//! [`DURABLE_END_TAG`]: crate::fetch_session::DURABLE_END_TAG
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,20 +36,22 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest,
+};
 use strata_core::ErrorCode;
 use strata_core::log::EpochEndOffset;
 use strata_core::types::{NodeId, Offset};
 
 use crate::broker::Broker;
-use crate::handlers::fetch::with_durable_end;
 use crate::handlers::topic_name;
 use crate::partition::Partition;
+use crate::replication::ClusterState;
+use crate::replication::fetch_session::{FollowerSession, Key, Position, SessionPlan};
 use strata_client::connection::{Connection, ConnectionConfig};
 use strata_core::replica::Role;
 
@@ -88,7 +97,7 @@ async fn run(broker: Arc<Broker>, leader: NodeId) {
     let me = cluster.node_id;
     let backoff = Duration::from_millis(broker.config.cluster_int("replica.fetch.backoff.ms"));
     let mut conn: Option<Connection> = None;
-    let mut idle = false;
+    let mut state = FetcherState::default();
     tracing::debug!(%leader, "replica fetcher started");
     loop {
         if cluster.stopping.load(Ordering::Relaxed) {
@@ -108,38 +117,19 @@ async fn run(broker: Arc<Broker>, leader: NodeId) {
             continue;
         }
         if conn.as_ref().is_none_or(Connection::is_broken) {
-            let image = cluster.image();
-            let Some(b) = image.brokers.get(&leader) else {
+            let Some(c) = connect(&cluster, leader).await else {
                 tokio::time::sleep(backoff).await;
                 continue;
             };
-            let addr = format!("{}:{}", b.host, b.port);
-            let config = ConnectionConfig {
-                client_id: format!("strata-replica-{me}"),
-                api_versions_handshake: false,
-                ..ConnectionConfig::default()
-            };
-            match tokio::time::timeout(Duration::from_secs(5), Connection::connect(&addr, config))
-                .await
-            {
-                Ok(Ok(c)) => conn = Some(c),
-                Ok(Err(e)) => {
-                    tracing::debug!(%leader, error = %e, "cannot connect to the leader");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-                Err(_) => {
-                    tracing::debug!(%leader, "connecting to the leader timed out");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-            }
+            // Whatever the last connection's requests did to our session is unknown.
+            state.session.on_failure();
+            conn = Some(c);
         }
         let Some(c) = conn.as_ref() else { continue };
         let ok = if parts.iter().any(|(_, _, t)| *t) {
             truncate(&broker, c, me, &parts).await
         } else {
-            fetch(&broker, c, me, &parts, &mut idle).await
+            fetch(&broker, c, me, &parts, &mut state).await
         };
         if !ok {
             conn = None;
@@ -148,6 +138,29 @@ async fn run(broker: Arc<Broker>, leader: NodeId) {
     }
     let mut running = cluster.fetchers.lock().unwrap_or_else(|p| p.into_inner());
     running.remove(&leader);
+}
+
+/// A connection to `leader`, or `None` (logged) if it has no address or cannot be reached.
+async fn connect(cluster: &ClusterState, leader: NodeId) -> Option<Connection> {
+    let image = cluster.image();
+    let b = image.brokers.get(&leader)?;
+    let addr = format!("{}:{}", b.host, b.port);
+    let config = ConnectionConfig {
+        client_id: format!("strata-replica-{}", cluster.node_id),
+        api_versions_handshake: false,
+        ..ConnectionConfig::default()
+    };
+    match tokio::time::timeout(Duration::from_secs(5), Connection::connect(&addr, config)).await {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            tracing::debug!(%leader, error = %e, "cannot connect to the leader");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%leader, "connecting to the leader timed out");
+            None
+        }
+    }
 }
 
 /// The request timeout of replica requests: the long poll plus slack.
@@ -277,20 +290,39 @@ fn finish_truncation(p: &Arc<Partition>, epoch: i32, cut: Option<i64>, completed
     p.publish(&replica);
 }
 
-/// One fetch round. Returns false if the connection failed. `idle` says whether the last round
-/// went out with a flush pending and brought nothing: this round then first waits for the
-/// flushes; it is set for the next round.
+/// What a fetcher task keeps from one round to the next.
+#[derive(Debug, Default)]
+struct FetcherState {
+    /// Our fetch session with the leader (KIP-227).
+    session: FollowerSession,
+    /// The last answer's high watermark and log start per partition, with the leader epoch we
+    /// fetched in: re-applied when our durable end moves (the cap on our high watermark lifts)
+    /// because an incremental answer does not list a partition whose marks stayed put.
+    marks: BTreeMap<Key, LeaderMarks>,
+    /// The last round went out with a flush pending and brought nothing: this round first
+    /// waits for the flushes.
+    idle: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LeaderMarks {
+    leader_epoch: i32,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+/// One fetch round. Returns false if the connection failed.
 async fn fetch(
     broker: &Arc<Broker>,
     conn: &Connection,
     me: NodeId,
     parts: &[(Arc<Partition>, i32, bool)],
-    idle: &mut bool,
+    state: &mut FetcherState,
 ) -> bool {
     // A round that brought nothing while flushes were pending waits for them before the next
     // (see the module docs). A log whose fsync failed has no durable end to report: it stops
     // fetching (its node restarts), or the leader would count data this replica may lose.
-    if *idle {
+    if state.idle {
         for (p, _, _) in parts {
             if p.fsync_before_ack() {
                 p.wait_until_flushed().await;
@@ -302,7 +334,7 @@ async fn fetch(
         tokio::time::sleep(Duration::from_millis(100)).await;
         return true;
     }
-    let round = fetch_request(broker, me, &parts);
+    let round = fetch_request(broker, me, &parts, state);
     let response = match tokio::time::timeout(
         request_timeout(broker),
         conn.request(&round.request, FETCH_VERSION),
@@ -312,48 +344,85 @@ async fn fetch(
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "replica fetch failed");
+            state.session.on_failure();
             return false;
         }
-        Err(_) => return false,
-    };
-    let mut refused = false;
-    *idle = round.flush_pending;
-    for t in &response.responses {
-        for r in &t.partitions {
-            let asked = round
-                .asked
-                .iter()
-                .find(|(p, _, _)| p.topic == t.topic.0.as_str() && p.index == r.partition_index);
-            if let Some((p, epoch, fetch_offset)) = asked {
-                match apply_fetched(p, *epoch, *fetch_offset, r) {
-                    Fetched::Refused => refused = true,
-                    Fetched::Records => *idle = false,
-                    Fetched::Nothing => {}
-                }
-            }
+        Err(_) => {
+            state.session.on_failure();
+            return false;
         }
+    };
+    let code = ErrorCode(response.error_code);
+    if !state
+        .session
+        .on_answer(round.plan, code, response.session_id)
+    {
+        tracing::debug!(
+            error = code.0,
+            "fetch session refused; the next fetch is full"
+        );
+        return true;
     }
-    if refused {
+    state.idle = round.flush_pending;
+    if apply_answer(state, &round.asked, &response) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     true
+}
+
+/// Applies each partition's answer (remembering the leader's marks). Returns whether any was
+/// refused (waiting for metadata: the round backs off).
+fn apply_answer(
+    state: &mut FetcherState,
+    asked: &BTreeMap<Key, (Arc<Partition>, i32, i64)>,
+    response: &FetchResponse,
+) -> bool {
+    let mut refused = false;
+    for t in &response.responses {
+        for r in &t.partitions {
+            let key = (t.topic.0.to_string(), r.partition_index);
+            let Some((p, epoch, fetch_offset)) = asked.get(&key) else {
+                continue;
+            };
+            if r.error_code == ErrorCode::NONE.0 {
+                let marks = LeaderMarks {
+                    leader_epoch: *epoch,
+                    high_watermark: r.high_watermark,
+                    log_start_offset: r.log_start_offset,
+                };
+                state.marks.insert(key, marks);
+            }
+            match apply_fetched(p, *epoch, *fetch_offset, r) {
+                Fetched::Refused => refused = true,
+                Fetched::Records => state.idle = false,
+                Fetched::Nothing => {}
+            }
+        }
+    }
+    refused
 }
 
 /// A fetch round's request: what it asks for each partition, and whether any flush was pending
 /// when it was built (then it does not long-poll).
 struct Round {
     request: FetchRequest,
-    /// `(partition, leader epoch, fetch offset)` per partition asked.
-    asked: Vec<(Arc<Partition>, i32, i64)>,
+    /// The session part of the request, for [`FollowerSession::on_answer`].
+    plan: SessionPlan,
+    /// `(partition, leader epoch, fetch offset)` of every partition fetched (an incremental
+    /// answer may bring any of them, listed in the request or not).
+    asked: BTreeMap<Key, (Arc<Partition>, i32, i64)>,
     flush_pending: bool,
 }
 
-/// The Fetch request for `parts`: from each log end, with each durable end in the tag.
-fn fetch_request(broker: &Broker, me: NodeId, parts: &[&(Arc<Partition>, i32, bool)]) -> Round {
-    let partition_max =
+/// Every partition a round fetches: the partition, its leader epoch and position.
+type Wanted = BTreeMap<Key, (Arc<Partition>, i32, Position)>;
+
+/// Each partition's position this round: from its log end, with its durable end; and whether
+/// any flush is pending.
+fn positions(broker: &Broker, parts: &[&(Arc<Partition>, i32, bool)]) -> (Wanted, bool) {
+    let partition_max_bytes =
         i32::try_from(broker.config.cluster_int("replica.fetch.max.bytes")).unwrap_or(i32::MAX);
-    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
-    let mut asked = Vec::new();
+    let mut out = BTreeMap::new();
     let mut flush_pending = false;
     for &(p, epoch, _) in parts {
         let (leo, log_start) = {
@@ -363,18 +432,53 @@ fn fetch_request(broker: &Broker, me: NodeId, parts: &[&(Arc<Partition>, i32, bo
         };
         let durable_end = p.state().durable_end.min(leo);
         flush_pending |= durable_end < leo;
-        let partition = FetchPartition::default()
-            .with_partition(p.index)
-            .with_current_leader_epoch(*epoch)
-            .with_fetch_offset(leo)
-            .with_log_start_offset(log_start)
-            .with_partition_max_bytes(partition_max);
-        topics
-            .entry(p.topic.clone())
-            .or_default()
-            .push(with_durable_end(partition, durable_end));
-        asked.push((p.clone(), *epoch, leo));
+        let position = Position {
+            fetch_offset: leo,
+            log_start_offset: log_start,
+            current_leader_epoch: *epoch,
+            partition_max_bytes,
+            durable_end,
+        };
+        out.insert((p.topic.clone(), p.index), (p.clone(), *epoch, position));
     }
+    (out, flush_pending)
+}
+
+/// Re-applies the leader's last high watermark and log start to each partition this round
+/// lists (its durable end may have moved, lifting the cap on our high watermark), if we still
+/// fetch it in the epoch they came in; forgets the marks of partitions no longer fetched.
+fn reapply_marks(state: &mut FetcherState, wanted: &Wanted, plan: &SessionPlan) {
+    state.marks.retain(|key, _| wanted.contains_key(key));
+    for t in &plan.topics {
+        for fp in &t.partitions {
+            let key = (t.topic.0.to_string(), fp.partition);
+            let (Some(marks), Some((p, epoch, _))) = (state.marks.get(&key), wanted.get(&key))
+            else {
+                continue;
+            };
+            if marks.leader_epoch == *epoch {
+                p.set_follower_high_watermark(marks.high_watermark);
+                p.delete_segments_below(marks.log_start_offset);
+            }
+        }
+    }
+}
+
+/// The Fetch request for `parts`: what our session lists of them (KIP-227).
+fn fetch_request(
+    broker: &Broker,
+    me: NodeId,
+    parts: &[&(Arc<Partition>, i32, bool)],
+    state: &mut FetcherState,
+) -> Round {
+    let (wanted, flush_pending) = positions(broker, parts);
+    let plan = state.session.plan(
+        wanted
+            .iter()
+            .map(|(k, (_, _, position))| (k.clone(), position.clone()))
+            .collect(),
+    );
+    reapply_marks(state, &wanted, &plan);
     let max_wait_ms = if flush_pending {
         0
     } else {
@@ -388,19 +492,17 @@ fn fetch_request(broker: &Broker, me: NodeId, parts: &[&(Arc<Partition>, i32, bo
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(i32::try_from(max_bytes).unwrap_or(i32::MAX))
-        .with_session_epoch(-1)
-        .with_topics(
-            topics
-                .into_iter()
-                .map(|(t, ps)| {
-                    FetchTopic::default()
-                        .with_topic(topic_name(&t))
-                        .with_partitions(ps)
-                })
-                .collect(),
-        );
+        .with_session_id(plan.session_id)
+        .with_session_epoch(plan.session_epoch)
+        .with_topics(plan.topics.clone())
+        .with_forgotten_topics_data(plan.forgotten.clone());
+    let asked = wanted
+        .into_iter()
+        .map(|(k, (p, epoch, position))| (k, (p, epoch, position.fetch_offset)))
+        .collect();
     Round {
         request,
+        plan,
         asked,
         flush_pending,
     }

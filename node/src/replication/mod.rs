@@ -18,6 +18,7 @@
 //!   watermark.
 
 pub mod admin;
+pub mod fetch_session;
 pub mod fetcher;
 pub mod isr_sync;
 pub mod membership;
