@@ -36,7 +36,7 @@ const MAX_MODULES_IN_CYCLES: usize = 0;
 /// The library crates whose `src` the import-cycle check reads, each on its own.
 const CYCLE_CHECKED_CRATES: &[&str] = &["client", "node"];
 /// Functions allowed to be longer than [`LONG_FUNCTION_LINES`].
-const MAX_LONG_FUNCTIONS: usize = 77;
+const MAX_LONG_FUNCTIONS: usize = 76;
 /// Lines allowed to be wider than [`WIDE_LINE_COLS`].
 const MAX_WIDE_LINES: usize = 144;
 
