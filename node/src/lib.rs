@@ -20,6 +20,7 @@ pub mod connection;
 pub mod controller;
 pub mod dispatch;
 pub mod fetch_session;
+pub mod fetch_waiters;
 pub mod framing;
 pub mod fs_storage;
 pub mod group;

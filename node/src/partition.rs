@@ -15,6 +15,10 @@
 //!   producers get `KAFKA_STORAGE_ERROR` and are never acknowledged.
 //! - Every change of the replica state is published to the watch under its lock
 //!   ([`Partition::update`]), so what waiters see is always a state the rules produced.
+//! - Long-polling fetches wait on this partition's own waiter lists (`fetch_waiters.rs`): an
+//!   append wakes followers' fetches of it, a high-watermark move consumers'; a role change or a
+//!   failure wakes both lists and the broker-wide signals. An append never wakes a fetch that
+//!   does not read this partition.
 //! - Lock order: the replica state, then the log (an append holds the role it stamps the
 //!   epoch of across the append, so a batch is never stamped with an epoch that already ended).
 
@@ -29,6 +33,7 @@ use strata_core::replica::{PartitionReplica, Role};
 use strata_core::types::{LeaderEpoch, Offset};
 use tokio::sync::Notify;
 
+use crate::fetch_waiters::FetchWaiters;
 use crate::sync::watch;
 
 /// The broker-wide wake-up signals a partition bumps.
@@ -74,10 +79,15 @@ pub struct Partition {
     flush_wanted: Notify,
     /// Set when the partition is deleted or the broker stops: the flusher exits.
     stopped: AtomicBool,
-    /// Broker-wide "some high watermark moved" signal that wakes long-polling fetches.
+    /// Broker-wide "some high watermark moved" signal that wakes long-polling fetches; bumped
+    /// only for rare moves (role change, failure): the common ones wake `hw_waiters`.
     data_signal: Arc<watch::Sender<u64>>,
-    /// Broker-wide "some log end moved" signal that wakes followers' long-polling fetches.
+    /// Broker-wide "some log end moved" signal, as `data_signal` (common moves: `append_waiters`).
     append_signal: Arc<watch::Sender<u64>>,
+    /// Followers' long-polling fetches of this partition, woken when its log end moves.
+    append_waiters: FetchWaiters,
+    /// Consumers' long-polling fetches of this partition, woken when its high watermark moves.
+    hw_waiters: FetchWaiters,
     /// Broker-wide "some role changed" signal (group coordinators load and unload on it).
     role_signal: Arc<watch::Sender<u64>>,
     /// Role, durable end and high watermark (see [`PartitionReplica`]). Held only for short
@@ -125,6 +135,8 @@ impl Partition {
             stopped: AtomicBool::new(false),
             data_signal: signals.data,
             append_signal: signals.append,
+            append_waiters: FetchWaiters::default(),
+            hw_waiters: FetchWaiters::default(),
             role_signal: signals.roles,
             replica: Mutex::new(replica),
         })
@@ -151,6 +163,8 @@ impl Partition {
             stopped: AtomicBool::new(true),
             data_signal: signals.data,
             append_signal: signals.append,
+            append_waiters: FetchWaiters::default(),
+            hw_waiters: FetchWaiters::default(),
             role_signal: signals.roles,
             replica: Mutex::new(replica),
         })
@@ -216,13 +230,15 @@ impl Partition {
             changed
         });
         if moved {
-            self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
+            self.hw_waiters.wake();
         }
     }
 
     /// Replaces the role (metadata change) and republishes what waiters watch.
     pub fn set_role(&self, role: Role) {
         self.update(|r| r.on_role_change(role));
+        self.hw_waiters.wake();
+        self.append_waiters.wake();
         self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
         self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
         self.role_signal.send_modify(|v| *v = v.wrapping_add(1));
@@ -298,7 +314,19 @@ impl Partition {
 
     fn publish_failed(&self) {
         self.state.send_modify(|s| s.failed = true);
+        self.hw_waiters.wake();
+        self.append_waiters.wake();
         self.data_signal.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Wakes `waiter` (a follower's long poll) when this partition's log end next moves.
+    pub fn watch_appends(&self, waiter: &Arc<Notify>) {
+        self.append_waiters.watch(waiter);
+    }
+
+    /// Wakes `waiter` (a consumer's long poll) when this partition's high watermark next moves.
+    pub fn watch_high_watermark(&self, waiter: &Arc<Notify>) {
+        self.hw_waiters.watch(waiter);
     }
 
     /// Called after a successful append with the new log end offset.
@@ -308,7 +336,7 @@ impl Partition {
         } else {
             self.on_durable_end(log_end_offset);
         }
-        self.append_signal.send_modify(|v| *v = v.wrapping_add(1));
+        self.append_waiters.wake();
     }
 
     /// Called after the log was replaced by an empty one that starts (and ends) at

@@ -3,7 +3,7 @@
 //! Produce, Fetch (and its KIP-227 sessions), ListOffsets, pipelining, restart recovery, InitProducerId across restarts, and
 //! bad input that must close only the offending connection.
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};

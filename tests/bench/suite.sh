@@ -79,6 +79,15 @@ LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 TOTAL=$((13 + WITH_TANSU))
 STEP=0
 step() { STEP=$((STEP + 1)); STEP_NAME="$1"; }
+# One step: `run_step NAME FUNCTION [ARGS...]`. BENCH_ONLY=<bash regex> runs only the steps whose
+# name matches (e.g. BENCH_ONLY='RF 3' for the cluster figures), for a quick look at one change.
+run_step() {
+    local name="$1"
+    shift
+    [[ -n "${BENCH_ONLY:-}" && ! "$name" =~ $BENCH_ONLY ]] && return 0
+    step "$name"
+    "$@"
+}
 # "[3/9] produce 1 KiB fsync off, rdkafka_performance run 2/3 ... " (the result follows)
 progress() { printf '[%d/%d] %s, %s run %d/%d ... ' "$STEP" "$TOTAL" "$STEP_NAME" "$1" "$2" "$RUNS"; }
 done_line() { echo "$1 (broker ${CPU_S} CPU s, peak RSS ${RSS_MB} MB)"; }
@@ -356,24 +365,24 @@ disk_step() {
 }
 
 echo "== benchmark ($MODE: $RUNS run(s) per figure; data dirs under $WORK) =="
-step "disk: dd oflag=dsync";                       disk_step
-step "produce 1 KiB fsync on";                     produce_step p1k.on 1024 "$N1K" MB/s "${FSYNC_ON[@]}"
-step "produce 1 KiB fsync off";                    produce_step p1k.off 1024 "$N1K" MB/s "${FSYNC_OFF[@]}"
-step "consume 1 KiB from offset 0";                consume_step
-step "produce 100 B";                              produce_step p100 100 "$N100" msg/s
-step "end-to-end latency, 1,000 msg/s of 100 B";   latency_step
-step "3 nodes, RF 3, min ISR 2";                   cluster_step rf3 3
-step "3 nodes, RF 1";                              cluster_step rf1 1
+run_step "disk: dd oflag=dsync" disk_step
+run_step "produce 1 KiB fsync on" produce_step p1k.on 1024 "$N1K" MB/s "${FSYNC_ON[@]}"
+run_step "produce 1 KiB fsync off" produce_step p1k.off 1024 "$N1K" MB/s "${FSYNC_OFF[@]}"
+run_step "consume 1 KiB from offset 0" consume_step
+run_step "produce 100 B" produce_step p100 100 "$N100" msg/s
+run_step "end-to-end latency, 1,000 msg/s of 100 B" latency_step
+run_step "3 nodes, RF 3, min ISR 2" cluster_step rf3 3
+run_step "3 nodes, RF 1" cluster_step rf1 1
 # The same two without fsync before ack: what replication costs when the shared disk is not
 # the bound (three nodes on one disk write RF 3 times the data).
-step "3 nodes, RF 3, min ISR 2, fsync off";        cluster_step rf3.off 3 "${FSYNC_OFF[@]}"
-step "3 nodes, RF 1, fsync off";                   cluster_step rf1.off 1 "${FSYNC_OFF[@]}"
-step "16 concurrent producers";                    p16_step
+run_step "3 nodes, RF 3, min ISR 2, fsync off" cluster_step rf3.off 3 "${FSYNC_OFF[@]}"
+run_step "3 nodes, RF 1, fsync off" cluster_step rf1.off 1 "${FSYNC_OFF[@]}"
+run_step "16 concurrent producers" p16_step
 # Goal 5 (tests/bench/startup.sh): many partitions and fast start-up.
-step "start-up with $STARTUP_PARTITIONS partitions";        startup_step
-step "3 nodes, RF 3, $STARTUP_PARTITIONS partitions";       many_partitions_step
+run_step "start-up with $STARTUP_PARTITIONS partitions" startup_step
+run_step "3 nodes, RF 3, $STARTUP_PARTITIONS partitions" many_partitions_step
 if ((WITH_TANSU)); then
-    step "Tansu (memory engine)";                  tansu_step
+    run_step "Tansu (memory engine)" tansu_step
 fi
 
 echo

@@ -26,6 +26,8 @@
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use strata_core::ErrorCode;
@@ -245,6 +247,30 @@ fn read_once(broker: &Arc<Broker>, reading: &Reading) -> (FetchResponse, usize, 
     (response, budget.total, any_error)
 }
 
+/// A waiter registered with every partition `reading` reads that this broker has: woken by
+/// their appends for a follower, by their high-watermark moves for a consumer.
+fn watch_partitions(broker: &Broker, reading: &Reading) -> Arc<Notify> {
+    let waiter = Arc::new(Notify::new());
+    for ft in &reading.topics {
+        let Some(topic) = broker.topic(&ft.topic) else {
+            continue;
+        };
+        let partitions = ft.partitions.iter().filter_map(|fp| {
+            usize::try_from(fp.partition)
+                .ok()
+                .and_then(|i| topic.partitions.get(i))
+        });
+        for p in partitions {
+            if reading.replica_id >= 0 {
+                p.watch_appends(&waiter);
+            } else {
+                p.watch_high_watermark(&waiter);
+            }
+        }
+    }
+    waiter
+}
+
 /// The broker's fetch session cache, locked (for one call, never across an `.await`).
 fn sessions(broker: &Broker) -> MutexGuard<'_, FetchSessionCache> {
     broker
@@ -322,29 +348,38 @@ pub fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Handled 
     };
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
-    // Subscribe before the first read so no high-watermark move in between is missed.
-    // Followers wake on appends, consumers on high-watermark moves.
-    let mut signal = if req.replica_id.0 >= 0 {
+    // Register before the first read so no move in between is missed: with each partition read
+    // (followers wake on its appends, consumers on its high-watermark moves), and with the
+    // broker-wide signal for rarer events (topics appear or go away, roles change).
+    let waiter = (!wait.is_zero()).then(|| watch_partitions(broker, &reading));
+    let mut signal = if reading.replica_id >= 0 {
         broker.append_signal.subscribe()
     } else {
         broker.data_signal.subscribe()
     };
     let (resp, total, any_error) = read_once(broker, &reading);
-    if total >= min_bytes || any_error || wait.is_zero() {
+    let Some(waiter) = waiter.filter(|_| total < min_bytes && !any_error) else {
         return Handled::Now(finish(broker, &reading, answer, resp));
-    }
+    };
     let broker = broker.clone();
     Handled::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + wait;
         drop(resp);
         loop {
-            // `changed` returns at once if the signal moved since the last read began.
-            // (`timeout` rather than `timeout_at`: the simulator's tokio has only the former.)
+            // Both return at once if woken since the last read began (the waiter keeps a
+            // permit, the signal its version). (`timeout` rather than `timeout_at`: the
+            // simulator's tokio has only the former.)
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let woken = tokio::time::timeout(left, signal.changed()).await;
+            let woken = tokio::time::timeout(left, async {
+                tokio::select! {
+                    _ = waiter.notified() => true,
+                    changed = signal.changed() => changed.is_ok(),
+                }
+            })
+            .await;
             let (resp, total, any_error) = read_once(&broker, &reading);
             // Timed out (or the broker is going away): answer with what we have now.
-            let timed_out = !matches!(woken, Ok(Ok(())));
+            let timed_out = !matches!(woken, Ok(true));
             if timed_out || total >= min_bytes || any_error {
                 return finish(&broker, &reading, answer, resp);
             }

@@ -153,3 +153,53 @@ fn a_follower_whose_log_ends_below_the_leaders_log_start_starts_afresh_there() {
     );
     assert_eq!(p.state().durable_end, leader_start);
 }
+
+/// Whether `waiter` was notified (consuming the permit).
+fn woken(waiter: &tokio::sync::Notify) -> bool {
+    let mut notified = std::pin::pin!(waiter.notified());
+    notified.as_mut().enable()
+}
+
+/// Long polls wait on the partitions they read (`fetch_waiters.rs`): an append wakes the
+/// followers' fetches of that partition only, a high-watermark move its consumers' only, and a
+/// role change both.
+#[test]
+fn an_append_wakes_only_the_fetches_that_read_its_partition() {
+    let (a, b) = (follower(false), follower(false));
+    let (follower_of_a, follower_of_b) =
+        (Arc::new(Default::default()), Arc::new(Default::default()));
+    let consumer_of_a = Arc::new(Default::default());
+    a.watch_appends(&follower_of_a);
+    b.watch_appends(&follower_of_b);
+    a.watch_high_watermark(&consumer_of_a);
+
+    let (_, end) = start_and_end(&a);
+    a.on_appended(end.0);
+    assert!(
+        woken(&follower_of_a),
+        "an append wakes the follower fetch of its partition"
+    );
+    assert!(
+        !woken(&follower_of_b),
+        "an append elsewhere wakes nobody here"
+    );
+    assert!(
+        !woken(&consumer_of_a),
+        "an append alone does not move a follower's high watermark"
+    );
+
+    a.set_follower_high_watermark(end.0);
+    assert!(
+        woken(&consumer_of_a),
+        "a high-watermark move wakes the consumer fetch"
+    );
+    assert!(!woken(&follower_of_a));
+
+    a.watch_appends(&follower_of_a);
+    a.set_role(follower_of_epoch(2));
+    assert!(
+        woken(&follower_of_a) && woken(&consumer_of_a),
+        "a role change wakes both"
+    );
+    assert!(!woken(&follower_of_b));
+}
