@@ -134,6 +134,9 @@ def fmt(v, unit):
         return f"{v:,.0f}"
     if unit == "ms":
         return f"{v:.2f}"
+    if unit == "x" and 0 < abs(v) < 0.1:
+        # e.g. a latency 1,000 times lower than the peer's: keep three significant digits.
+        return f"{v:.3g}"
     if unit in ("x", "s"):
         return f"{v:.2f}"
     return f"{v:,.1f}"
