@@ -1,0 +1,1 @@
+//! (checks-and-output helper: to be written)

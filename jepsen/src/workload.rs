@@ -1,0 +1,1 @@
+//! (harness helper: to be written)
