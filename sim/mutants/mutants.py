@@ -60,7 +60,7 @@ MUTANTS += [
      "core/src/replica/isr.rs",
      """                f.log_end_offset >= high_watermark && f.log_end_offset >= leader_epoch_start_offset""",
      """                f.log_end_offset >= leader_epoch_start_offset"""),
-    ("10-follower-fetches-from-unsynced-end", "cluster",
+    ("10-follower-fetches-from-unsynced-end", "scenario:unsynced_follower_copy_is_not_counted cluster",
      "a follower reports its log end as its durable end, so the leader counts unsynced copies",
      "node/src/replication/fetcher.rs",
      """        let durable_end = p.state().durable_end.min(leo);""",

@@ -728,6 +728,51 @@ fn min_insync_replicas() {
     }
 }
 
+/// Planted bug 10, staged: a follower counts for the high watermark only up to what it has
+/// fsynced. With the ISR {A, B} and B's flusher busy with a slow flush, V1 is not acknowledged
+/// on B's unsynced copy; A dies, B is elected, loses power (and every unsynced write) and leads
+/// again: the history must stay valid (with the bug, V1 is acknowledged and lost). The
+/// assertions first check that the pattern happened (ISR {A, B}, B elected before and after its
+/// power loss).
+#[test]
+fn unsynced_follower_copy_is_not_counted() {
+    use strata_sim::harness::unsynced_follower;
+
+    for seed in [10, 1, 2] {
+        let seen = staged(seed, unsynced_follower::run);
+        let ctx = format!(
+            "seed {seed} (replay: cargo sim --release --test scenarios -- --exact unsynced_follower_copy_is_not_counted), leader A = node {}, follower B = node {}, V1 answered {:?}",
+            seen.a + 1,
+            seen.b + 1,
+            seen.v1
+        );
+        assert!(
+            seen.isr_without_c.is_some(),
+            "the ISR never became {{A, B}}; {ctx}"
+        );
+        let epoch = seen
+            .b_led
+            .unwrap_or_else(|| panic!("B was not elected after A died; {ctx}"));
+        let again = seen
+            .b_led_again
+            .unwrap_or_else(|| panic!("B did not lead again after its power loss; {ctx}"));
+        assert!(
+            seen.report.is_valid(),
+            "the history is invalid: {:?}; {ctx}\n{}",
+            seen.report.counts(),
+            seen.report.render(&seen.history, 20)
+        );
+        assert!(
+            !matches!(seen.v1, strata_client::sequencer::AttemptResult::Answered { code, .. } if code.is_ok()),
+            "V1 was acknowledged while B's copy was unsynced; {ctx}"
+        );
+        println!(
+            "unsynced_follower_copy_is_not_counted: seed {seed} ok: B led epoch {epoch}, lost {} unsynced log writes, led epoch {again}; {ctx}",
+            seen.dropped_on_b
+        );
+    }
+}
+
 /// Planted bug 18, staged: a request of producer epoch 0, sequence 0 held in the network
 /// arrives after the producer bumped its epoch (KIP-360) and wrote epoch 1; it is refused
 /// INVALID_PRODUCER_EPOCH and writes nothing (else `fenced-epoch-write`).

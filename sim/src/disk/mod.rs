@@ -137,6 +137,11 @@ impl SimDisk {
         lock(&self.state).power_crash(rng)
     }
 
+    /// The worst power loss: every unsynced write and directory change is lost.
+    pub fn crash_losing_unsynced(&self) -> CrashReport {
+        lock(&self.state).power_crash_losing_unsynced()
+    }
+
     /// Process kill (`kill -9`): handles die, the page cache survives.
     pub fn kill(&self) {
         lock(&self.state).kill();

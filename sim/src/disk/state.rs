@@ -390,16 +390,40 @@ impl DiskState {
     /// Power loss: handles die, unsynced changes land or not (see the module docs), and what
     /// reads see becomes exactly what is durable.
     pub fn power_crash<R: Rng + ?Sized>(&mut self, rng: &mut R) -> CrashReport {
+        self.power_crash_as(rng, false)
+    }
+
+    /// The worst power loss: every unsynced change (data and directory) is dropped.
+    pub fn power_crash_losing_unsynced(&mut self) -> CrashReport {
+        // With nothing kept and nothing torn, the draws below decide nothing.
+        let mut rng = StdRng::seed_from_u64(0);
+        self.power_crash_as(&mut rng, true)
+    }
+
+    fn power_crash_as<R: Rng + ?Sized>(&mut self, rng: &mut R, lose_all: bool) -> CrashReport {
         self.generation += 1;
         self.stats.power_crashes += 1;
         let mut report = CrashReport::default();
-        for (e, kept) in journal::resolve(self.journal.take_all(), rng) {
+        let entries = self.journal.take_all();
+        let resolved = if lose_all {
+            entries.into_iter().map(|e| (e, false)).collect()
+        } else {
+            journal::resolve(entries, rng)
+        };
+        for (e, kept) in resolved {
             if kept {
                 self.durable.apply(&e.op);
             }
             report.dir_ops.push(DirOpCrash { op: e.op, kept });
         }
-        let severity = Severity::draw(rng);
+        let severity = if lose_all {
+            Severity {
+                keep: 0.0,
+                tear: 0.0,
+            }
+        } else {
+            Severity::draw(rng)
+        };
         let names: BTreeMap<InodeId, PathBuf> = self
             .durable
             .files

@@ -225,6 +225,17 @@ impl Cluster {
         b.paused = false;
     }
 
+    /// The worst power loss: the process dies and every unsynced write is lost.
+    pub fn power_loss_losing_unsynced(&mut self, i: usize) -> crate::disk::CrashReport {
+        self.forget(i);
+        let b = &mut self.brokers[i];
+        Handle::current().kill(b.node);
+        let report = b.disk.crash_losing_unsynced();
+        b.down = true;
+        b.paused = false;
+        report
+    }
+
     /// Starts a killed broker again on its disk.
     pub fn restart(&mut self, i: usize) {
         let b = &mut self.brokers[i];

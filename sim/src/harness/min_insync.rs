@@ -16,21 +16,16 @@
 //!
 //! The run records what it saw, so the test can check the pattern really happened.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use strata_client::producer::single_attempt_outcome;
 use strata_client::sequencer::AttemptResult;
-use strata_core::batch::build_batch;
 
 use super::run::{
-    final_check, produce_once, replica_view, send_values, staged_three_brokers_and_a_controller,
+    final_check, replica_view, send_once, send_values, staged_three_brokers_and_a_controller,
     wait_until, warm_up,
 };
-use super::workload::{self, Workload};
 use crate::checker::Report;
-use crate::history::{Acks, Call, History, ProcessId, TopicPartition, Value};
+use crate::history::{History, ProcessId};
 
 /// acks=-1 produces sent to A while its ISR is A alone.
 pub const SENDS_BELOW_MIN_ISR: usize = 3;
@@ -114,42 +109,4 @@ pub async fn run(seed: u64) -> Seen {
         history,
         report,
     }
-}
-
-/// Sends one fresh value to `addr` in a single Produce attempt with `acks` and `timeout_ms`,
-/// recorded in the history as process `p`'s send, and returns the broker's answer.
-async fn send_once(
-    cluster: &super::cluster::Cluster,
-    w: &Arc<Workload>,
-    tp: &TopicPartition,
-    addr: &str,
-    p: ProcessId,
-    acks: i16,
-    timeout_ms: i32,
-) -> AttemptResult {
-    let value = w.next_value();
-    w.invoke(
-        p,
-        Call::Send {
-            tp: tp.clone(),
-            values: vec![Value(value)],
-            acks: if acks == -1 { Acks::All } else { Acks::Leader },
-            resends: false,
-        },
-    );
-    let addr = addr.to_string();
-    let bytes = value.to_be_bytes();
-    let batch = Bytes::from(build_batch(&[(&bytes[..], None)], 0));
-    let budget = Duration::from_millis(timeout_ms as u64 + 2_000);
-    let result = cluster
-        .client
-        .spawn(async move {
-            tokio::time::timeout(budget, produce_once(&addr, batch, acks, timeout_ms))
-                .await
-                .unwrap_or_else(|_| AttemptResult::NoAnswer(format!("no answer within {budget:?}")))
-        })
-        .await
-        .expect("send task");
-    workload::record_outcome(w, p, &single_attempt_outcome(result.clone()));
-    result
 }

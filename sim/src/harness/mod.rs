@@ -19,5 +19,6 @@ pub mod offline_replica;
 pub mod redpanda_3039;
 pub mod run;
 pub mod sweep;
+pub mod unsynced_follower;
 pub mod workload;
 pub mod zombie_epoch;

@@ -684,3 +684,59 @@ pub async fn send_values(
         .await
         .expect("send task")
 }
+
+/// Sends one fresh value to `addr` in a single Produce attempt with `acks` and `timeout_ms`,
+/// recorded in the history as process `p`'s send, and returns the broker's answer.
+pub async fn send_once(
+    cluster: &Cluster,
+    w: &Arc<Workload>,
+    tp: &crate::history::TopicPartition,
+    addr: &str,
+    p: ProcessId,
+    acks: i16,
+    timeout_ms: i32,
+) -> strata_client::sequencer::AttemptResult {
+    spawn_send_once(cluster, w, tp, addr, p, acks, timeout_ms)
+        .await
+        .expect("send task")
+}
+
+/// [`send_once`] as a task of the client host, so the caller can fault the cluster while the
+/// answer is outstanding. The send is recorded (invoked) at once, its outcome when it completes.
+pub fn spawn_send_once(
+    cluster: &Cluster,
+    w: &Arc<Workload>,
+    tp: &crate::history::TopicPartition,
+    addr: &str,
+    p: ProcessId,
+    acks: i16,
+    timeout_ms: i32,
+) -> madsim::task::JoinHandle<strata_client::sequencer::AttemptResult> {
+    use crate::history::{Acks, Call, Value};
+    use strata_client::sequencer::AttemptResult;
+    let value = w.next_value();
+    w.invoke(
+        p,
+        Call::Send {
+            tp: tp.clone(),
+            values: vec![Value(value)],
+            acks: if acks == -1 { Acks::All } else { Acks::Leader },
+            resends: false,
+        },
+    );
+    let (w, addr) = (w.clone(), addr.to_string());
+    let bytes = value.to_be_bytes();
+    let batch = bytes::Bytes::from(strata_core::batch::build_batch(&[(&bytes[..], None)], 0));
+    let budget = Duration::from_millis(timeout_ms.unsigned_abs() as u64 + 2_000);
+    cluster.client.spawn(async move {
+        let result = tokio::time::timeout(budget, produce_once(&addr, batch, acks, timeout_ms))
+            .await
+            .unwrap_or_else(|_| AttemptResult::NoAnswer(format!("no answer within {budget:?}")));
+        workload::record_outcome(
+            &w,
+            p,
+            &strata_client::producer::single_attempt_outcome(result.clone()),
+        );
+        result
+    })
+}

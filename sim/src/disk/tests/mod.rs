@@ -81,6 +81,32 @@ fn synced_writes_survive_every_crash() {
     }
 }
 
+#[test]
+fn the_worst_crash_loses_every_unsynced_change_and_nothing_synced() {
+    let (d, s) = disk(1);
+    let f = durable_file(&*s, "a.log");
+    f.write_at(&[7u8; 3000], 0).expect("write");
+    f.sync_data().expect("sync");
+    f.write_at(&[9u8; 1000], 3000).expect("unsynced write");
+    f.write_at(&[8u8; 10], 0).expect("unsynced overwrite");
+    let created = s.open(&p("new.log")).expect("open");
+    created.write_at(b"y", 0).expect("write");
+    created.sync_data().expect("data sync, not the name");
+    let r = d.crash_losing_unsynced();
+    d.check_invariants();
+    assert_eq!(
+        d.durable_contents(&p("a.log")),
+        Some(vec![7u8; 3000]),
+        "synced bytes kept, unsynced ones all dropped"
+    );
+    assert_eq!(d.visible_contents(&p("a.log")), Some(vec![7u8; 3000]));
+    assert!(d.visible_contents(&p("new.log")).is_none(), "unsynced creation lost");
+    assert!(r.dir_ops.iter().all(|o| !o.kept), "{r:?}");
+    let fates: Vec<_> = r.files.iter().flat_map(|f| f.changes.iter()).collect();
+    assert_eq!(fates.len(), 2, "{r:?}");
+    assert!(fates.iter().all(|(_, fate)| *fate == Fate::Dropped), "{r:?}");
+}
+
 /// Runs `f` over seeds until it returns true; fails if no seed of 500 does.
 fn seeds_until(what: &str, mut f: impl FnMut(u64) -> bool) {
     assert!((0..500).any(&mut f), "no seed of 500 showed: {what}");
