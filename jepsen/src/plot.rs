@@ -411,12 +411,11 @@ fn legend(out: &mut String) {
 fn nice_step(range: f64, ticks: u32) -> f64 {
     let raw = (range / f64::from(ticks)).max(1e-9);
     let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
+    [1.0, 2.0, 5.0, 10.0]
         .into_iter()
         .map(|m| m * magnitude)
         .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude);
-    step
+        .unwrap_or(10.0 * magnitude)
 }
 
 /// A tick label without needless decimals.

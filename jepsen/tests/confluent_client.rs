@@ -1,0 +1,248 @@
+//! confluent-kafka clients against one real `strata` process, without faults: in `assign` mode
+//! and in `subscribe` mode (a consumer group that commits), then a final read; the history must
+//! be valid and hold acknowledged sends and polls that returned records.
+//!
+//! Needs `target/release/strata` (or `STRATA_BIN`; build it with
+//! `cargo build --release -p strata-node --bin strata`) and `python3` with `confluent_kafka`.
+//! The broker runs on a free port with a temporary data directory, removed afterwards.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_jepsen::confluent::{self, ConfluentOptions};
+use strata_jepsen::plot::svg;
+use strata_jepsen::verdict::judge;
+use strata_sim::group_history::{GroupCall, GroupHistory, GroupOutcome};
+use strata_sim::history::{Call, History, OpKind, ProcessId, Reply, TopicPartition};
+
+/// One `strata` broker; killed and its directory removed on drop.
+struct Broker {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let bin = std::env::var_os("STRATA_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/strata"),
+            PathBuf::from,
+        );
+        assert!(
+            bin.is_file(),
+            "{} missing: cargo build --release -p strata-node --bin strata",
+            bin.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!(
+            "strata-jepsen-confluent-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(dir.join("data")).expect("create the data dir");
+        let log = std::fs::File::create(dir.join("strata.log")).expect("create the log");
+        let err = log.try_clone().expect("clone the log handle");
+        let child = Command::new(&bin)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--set", "num.partitions=2"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("spawn strata");
+        let mut broker = Broker { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                panic!("strata exited with {status}:\n{}", broker.log());
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "strata never listened:\n{}",
+                broker.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        broker
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("strata.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "--- strata log, last 100 lines ---\n{}",
+                lines[lines.len().saturating_sub(100)..].join("\n")
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn python_has_confluent_kafka() {
+    let status = Command::new("python3")
+        .args(["-c", "import confluent_kafka"])
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "python3 cannot import confluent_kafka");
+}
+
+struct Run {
+    history: History,
+    groups: GroupHistory,
+}
+
+/// Runs the confluent clients for `run_for` on `topic`, then a final read.
+fn run(subscribe: bool, topic: &str, run_for: Duration) -> Run {
+    python_has_confluent_kafka();
+    let broker = Broker::start();
+    let options = ConfluentOptions {
+        bootstrap: broker.bootstrap(),
+        partitions: vec![TopicPartition::new(topic, 0), TopicPartition::new(topic, 1)],
+        subscribe,
+        acks: -1,
+        first_process: ProcessId(100),
+        exec_prefix: Vec::new(),
+    };
+    let history = Arc::new(Mutex::new(History::new()));
+    let groups = Arc::new(Mutex::new(GroupHistory::new()));
+    let start = Instant::now();
+    let clock: Arc<dyn Fn() -> u64 + Send + Sync> =
+        Arc::new(move || start.elapsed().as_nanos() as u64);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        confluent::run(
+            options.clone(),
+            history.clone(),
+            groups.clone(),
+            clock.clone(),
+            run_for,
+        )
+        .await
+        .expect("the confluent clients ran");
+        let final_process = ProcessId(100 + confluent::process_count(&options));
+        confluent::final_read(
+            &options,
+            history.clone(),
+            clock.clone(),
+            final_process,
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the final read");
+    });
+    drop(runtime);
+    drop(broker);
+    let history = history.lock().expect("not poisoned").clone();
+    let groups = groups.lock().expect("not poisoned").clone();
+    Run { history, groups }
+}
+
+/// Counts of ok sends and of ok non-final polls that returned records.
+fn ok_sends_and_polls(history: &History) -> (usize, usize) {
+    let mut sends = 0;
+    let mut polls = 0;
+    for op in history.operations() {
+        match (op.call(), op.outcome(), op.reply()) {
+            (Call::Send { .. }, OpKind::Ok, _) => sends += 1,
+            (
+                Call::Poll {
+                    final_read: false, ..
+                },
+                OpKind::Ok,
+                Some(Reply::Poll(r)),
+            ) if !r.records.is_empty() => polls += 1,
+            _ => {}
+        }
+    }
+    (sends, polls)
+}
+
+fn check(run: &Run, name: &str, with_groups: bool) {
+    let verdicts = judge(&run.history, with_groups.then_some(&run.groups));
+    // `STRATA_JEPSEN_DUMP=<dir>` keeps the run's output for a look.
+    if let Some(dir) = std::env::var_os("STRATA_JEPSEN_DUMP") {
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(
+            dir.join(format!("{name}.history.jsonl")),
+            run.history.to_jsonl(),
+        );
+        let _ = std::fs::write(
+            dir.join(format!("{name}.groups.jsonl")),
+            run.groups.to_jsonl(),
+        );
+        let _ = std::fs::write(dir.join(format!("{name}.svg")), svg(&run.history, &[]));
+        let _ = std::fs::write(
+            dir.join(format!("{name}.verdicts.json")),
+            verdicts.to_json(),
+        );
+    }
+    let (sends, polls) = ok_sends_and_polls(&run.history);
+    eprintln!(
+        "{} events, {sends} ok sends, {polls} ok polls with records, {} group ops\n{}",
+        run.history.len(),
+        run.groups.ops.len(),
+        verdicts.rendered
+    );
+    assert!(verdicts.valid, "{}", verdicts.rendered);
+    assert!(sends > 50, "only {sends} ok sends");
+    assert!(polls > 5, "only {polls} ok polls with records");
+    // The history survives JSON lines.
+    let back = History::from_jsonl(&run.history.to_jsonl()).expect("round trip");
+    assert_eq!(back.ops(), run.history.ops());
+}
+
+#[test]
+fn assign_mode_against_one_node_is_valid() {
+    let run = run(false, "jc-assign", Duration::from_secs(10));
+    check(&run, "assign", false);
+}
+
+#[test]
+fn subscribe_mode_against_one_node_is_valid_and_commits() {
+    let run = run(true, "jc-subscribe", Duration::from_secs(10));
+    check(&run, "subscribe", true);
+    let committed = run
+        .groups
+        .ops
+        .iter()
+        .filter(|op| {
+            matches!(op.call, GroupCall::Commit { .. }) && op.outcome == GroupOutcome::Committed
+        })
+        .count();
+    let joined = run
+        .groups
+        .ops
+        .iter()
+        .filter(|op| matches!(op.outcome, GroupOutcome::Joined { .. }))
+        .count();
+    assert!(committed > 5, "only {committed} acknowledged commits");
+    assert!(joined >= 2, "only {joined} joins recorded (two members)");
+}
