@@ -110,13 +110,18 @@ fn python_has_confluent_kafka() {
     assert!(status.success(), "python3 cannot import confluent_kafka");
 }
 
+/// Process ids per round of clients.
+const ROUND_PROCESSES: u32 = 100;
+
 struct Run {
     history: History,
     groups: GroupHistory,
 }
 
-/// Runs the confluent clients for `run_for` on `topic`, then a final read.
-fn run(subscribe: bool, topic: &str, run_for: Duration) -> Run {
+/// Runs the confluent clients for `run_for` on `topic`, `rounds` times one after the other
+/// (new clients each round: under subscribe, new members resume at the previous round's
+/// commits), then a final read.
+fn run(subscribe: bool, topic: &str, rounds: u32, run_for: Duration) -> Run {
     python_has_confluent_kafka();
     let broker = Broker::start();
     let options = ConfluentOptions {
@@ -124,7 +129,7 @@ fn run(subscribe: bool, topic: &str, run_for: Duration) -> Run {
         partitions: vec![TopicPartition::new(topic, 0), TopicPartition::new(topic, 1)],
         subscribe,
         acks: -1,
-        first_process: ProcessId(100),
+        first_process: ProcessId(ROUND_PROCESSES),
         exec_prefix: Vec::new(),
     };
     let history = Arc::new(Mutex::new(History::new()));
@@ -137,16 +142,23 @@ fn run(subscribe: bool, topic: &str, run_for: Duration) -> Run {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
-        confluent::run(
-            options.clone(),
-            history.clone(),
-            groups.clone(),
-            clock.clone(),
-            run_for,
-        )
-        .await
-        .expect("the confluent clients ran");
-        let final_process = ProcessId(100 + confluent::process_count(&options));
+        for round in 1..=rounds {
+            let options = ConfluentOptions {
+                first_process: ProcessId(round * ROUND_PROCESSES),
+                ..options.clone()
+            };
+            assert!(confluent::process_count(&options) < ROUND_PROCESSES);
+            confluent::run(
+                options,
+                history.clone(),
+                groups.clone(),
+                clock.clone(),
+                run_for,
+            )
+            .await
+            .expect("the confluent clients ran");
+        }
+        let final_process = ProcessId((rounds + 1) * ROUND_PROCESSES);
         confluent::final_read(
             &options,
             history.clone(),
@@ -221,13 +233,13 @@ fn check(run: &Run, name: &str, with_groups: bool) {
 
 #[test]
 fn assign_mode_against_one_node_is_valid() {
-    let run = run(false, "jc-assign", Duration::from_secs(10));
+    let run = run(false, "jc-assign", 1, Duration::from_secs(10));
     check(&run, "assign", false);
 }
 
 #[test]
 fn subscribe_mode_against_one_node_is_valid_and_commits() {
-    let run = run(true, "jc-subscribe", Duration::from_secs(10));
+    let run = run(true, "jc-subscribe", 2, Duration::from_secs(10));
     check(&run, "subscribe", true);
     let committed = run
         .groups
@@ -244,5 +256,27 @@ fn subscribe_mode_against_one_node_is_valid_and_commits() {
         .filter(|op| matches!(op.outcome, GroupOutcome::Joined { .. }))
         .count();
     assert!(committed > 5, "only {committed} acknowledged commits");
-    assert!(joined >= 2, "only {joined} joins recorded (two members)");
+    assert!(
+        joined >= 4,
+        "only {joined} joins recorded (two members, two rounds)"
+    );
+    // The second round's members read the first round's commits and resumed there.
+    let resumed = run
+        .groups
+        .ops
+        .iter()
+        .filter(|op| match &op.outcome {
+            GroupOutcome::Fetched(reads) => reads
+                .iter()
+                .any(|(_, r)| r.is_some_and(|r| r.tag.is_some())),
+            _ => false,
+        })
+        .count();
+    assert!(resumed >= 1, "no member read a committed offset");
+    let seeks_past_zero = run
+        .history
+        .operations()
+        .filter(|op| matches!(op.call(), Call::Seek { offset, .. } if offset.0 > 0))
+        .count();
+    assert!(seeks_past_zero >= 1, "no member resumed past offset 0");
 }
