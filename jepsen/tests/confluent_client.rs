@@ -6,6 +6,7 @@
 //! `cargo build --release -p strata-node --bin strata`) and `python3` with `confluent_kafka`.
 //! The broker runs on a free port with a temporary data directory, removed afterwards.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -79,6 +80,12 @@ impl Broker {
 
     fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL, keeping the directory.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn log(&self) -> String {
@@ -279,4 +286,52 @@ fn subscribe_mode_against_one_node_is_valid_and_commits() {
         .filter(|op| matches!(op.call(), Call::Seek { offset, .. } if offset.0 > 0))
         .count();
     assert!(seeks_past_zero >= 1, "no member resumed past offset 0");
+}
+
+/// The script's outcomes for sends: `ok` with the offset; `fail` for a partition that does not
+/// exist (never sent); `info` once the broker is gone (`_MSG_TIMED_OUT`: it may have been
+/// written, design §2), never `fail`.
+#[test]
+fn the_script_reports_ok_fail_and_info_sends() {
+    python_has_confluent_kafka();
+    let mut broker = Broker::start();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/confluent_client.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .args(["--bootstrap", &broker.bootstrap(), "--role", "producer"])
+        .args(["--message-timeout-ms", "3000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the script");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut answers = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut ask = |request: &str| -> serde_json::Value {
+        writeln!(stdin, "{request}").expect("write a request");
+        let line = answers
+            .next()
+            .expect("an answer")
+            .expect("a readable answer");
+        serde_json::from_str(&line).expect("an answer is JSON")
+    };
+    let ok =
+        ask(r#"{"op":"send","topic":"jc-errors","partition":0,"values":[1],"timeout_ms":3000}"#);
+    assert_eq!(ok["outcome"], "ok", "{ok}");
+    assert_eq!(ok["offsets"][0], 0, "{ok}");
+    let fail =
+        ask(r#"{"op":"send","topic":"jc-errors","partition":7,"values":[2],"timeout_ms":3000}"#);
+    assert_eq!(fail["outcome"], "fail", "{fail}");
+    broker.kill();
+    let info =
+        ask(r#"{"op":"send","topic":"jc-errors","partition":0,"values":[3],"timeout_ms":3000}"#);
+    assert_eq!(info["outcome"], "info", "{info}");
+    assert!(
+        info["error"].to_string().contains("_MSG_TIMED_OUT"),
+        "{info}"
+    );
+    let bad = ask(r#"{"op":"no-such-op"}"#);
+    assert_eq!(bad["outcome"], "info", "{bad}");
+    drop(stdin);
+    let _ = child.wait();
 }
