@@ -516,8 +516,9 @@ impl Consumer {
             ));
         }
         self.recorder.complete_all(done);
-        // Records of a partition whose position was unknown: recorded as a poll from the first
-        // record, invoked when the answer came (the position is known only now).
+        // Records of a partition whose position was unknown (or, unexpectedly, of one not
+        // assigned): recorded as a poll from the first record, invoked when the answer came
+        // (the position is known only now). Still reads, for every checker.
         for i in late {
             let records = by_slot.get(&i).cloned().unwrap_or_default();
             let Some(first) = records.first() else {
@@ -525,11 +526,10 @@ impl Consumer {
             };
             if !self.unknown[i] {
                 tracing::warn!(
-                    "{}: records of unassigned {} dropped",
+                    "{}: records of {}, which it was not assigned",
                     self.group_process,
                     self.options.partitions[i]
                 );
-                continue;
             }
             self.recorder.invoke_all(vec![(
                 self.slot(i),
@@ -542,8 +542,10 @@ impl Consumer {
             let result = self.result(i, records.clone(), &watermarks);
             self.recorder
                 .complete_all([(self.slot(i), Done::Poll(result))]);
-            self.unknown[i] = false;
-            self.positions[i] = records.last().map(|last| last.0.0 + 1);
+            if self.unknown[i] {
+                self.unknown[i] = false;
+                self.positions[i] = records.last().map(|last| last.0.0 + 1);
+            }
         }
         match answer.rebalance {
             Some(rebalance) => self.rebalanced(rebalance, t0),
