@@ -144,9 +144,15 @@ fn latency_panel(out: &mut String, points: &[Point], x: &dyn Fn(u64) -> f64, sec
     let top = TOP;
     let bottom = TOP + PANEL;
     let ms = |p: &Point| (p.latency as f64 / 1e6).max(1e-3);
-    let low = points.iter().map(ms).fold(f64::INFINITY, f64::min);
-    let high = points.iter().map(ms).fold(0.0, f64::max);
-    let (low, high) = if points.is_empty() {
+    // The scale fits sends and polls; instantaneous assigns and seeks sit on its floor.
+    let scaled: Vec<&Point> = if points.iter().any(|p| p.kind != Kind::Other) {
+        points.iter().filter(|p| p.kind != Kind::Other).collect()
+    } else {
+        points.iter().collect()
+    };
+    let low = scaled.iter().map(|p| ms(p)).fold(f64::INFINITY, f64::min);
+    let high = scaled.iter().map(|p| ms(p)).fold(0.0, f64::max);
+    let (low, high) = if scaled.is_empty() {
         (-1, 3)
     } else {
         let low = low.log10().floor() as i32;
