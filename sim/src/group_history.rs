@@ -6,6 +6,20 @@
 //! with the time it was invoked and the time it completed (`None`: it never completed, the run
 //! ended first, which counts as [`GroupOutcome::Info`]).
 //!
+//! # JSON lines
+//!
+//! [`GroupHistory::to_jsonl`] writes a first line `{"subscribed":{"g":[{"topic":"t","partition":0}]}}`,
+//! then one [`GroupOp`] per line, e.g.
+//!
+//! ```text
+//! {"process":3,"group":"g","invoked":1000,"completed":2000,"call":{"f":"commit","member_id":"m-1","generation":2,"offsets":[[{"topic":"t","partition":0},17]],"tag":5},"outcome":{"type":"committed"}}
+//! {"process":3,"group":"g","invoked":2100,"completed":null,"call":{"f":"fetch-committed","partitions":[{"topic":"t","partition":0}]},"outcome":{"type":"info","value":"timeout"}}
+//! ```
+//!
+//! `call.f` is `join`, `commit`, `fetch-committed` or `describe`; `outcome.type` is `joined`,
+//! `committed`, `fetched`, `described`, `fail` (value: the Kafka error code) or `info` (value:
+//! the reason). [`GroupHistory::from_jsonl`] reads it back.
+//!
 //! # Recording contract
 //!
 //! - A process is one consumer incarnation (a restarted consumer is a new process). A process
@@ -23,12 +37,21 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use strata_core::types::Instant;
 
+pub use crate::history::JsonlError;
 use crate::history::{ProcessId, TopicPartition};
 
+/// The first line of a group history in JSON lines.
+#[derive(Serialize, Deserialize)]
+struct Subscribed {
+    subscribed: BTreeMap<String, Vec<TopicPartition>>,
+}
+
 /// Position of a [`GroupOp`] in its [`GroupHistory`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct GroupOpIndex(pub usize);
 
 impl fmt::Display for GroupOpIndex {
@@ -38,7 +61,8 @@ impl fmt::Display for GroupOpIndex {
 }
 
 /// What a group operation asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
 pub enum GroupCall {
     /// JoinGroup then SyncGroup, as `member_id` (empty: a first join).
     Join { member_id: String },
@@ -56,7 +80,7 @@ pub enum GroupCall {
 }
 
 /// What a committed offset read returned for one partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommittedRead {
     pub offset: i64,
     /// The commit's tag, parsed from its metadata (`None`: not a tag).
@@ -64,7 +88,7 @@ pub struct CommittedRead {
 }
 
 /// One member of a described group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DescribedMember {
     pub member_id: String,
     /// Decoded from the member's assignment (consumer protocol).
@@ -72,7 +96,8 @@ pub struct DescribedMember {
 }
 
 /// How a group operation ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "kebab-case")]
 pub enum GroupOutcome {
     /// A Join whose SyncGroup succeeded.
     Joined {
@@ -103,12 +128,14 @@ impl GroupOutcome {
 }
 
 /// One completed (or abandoned) group operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupOp {
     pub process: ProcessId,
     pub group: String,
+    #[serde(with = "crate::history::serde_instant")]
     pub invoked: Instant,
     /// `None`: never completed.
+    #[serde(with = "crate::history::serde_instant::option")]
     pub completed: Option<Instant>,
     pub call: GroupCall,
     pub outcome: GroupOutcome,
@@ -136,21 +163,72 @@ impl GroupHistory {
 
     /// Records a completed (or abandoned) operation. Times never go back per process.
     pub fn record(&mut self, op: GroupOp) -> GroupOpIndex {
-        if let Some(completed) = op.completed {
-            assert!(
-                completed >= op.invoked,
-                "completion before invocation: {op:?}"
-            );
-        }
-        if let Some(last) = self.ops.iter().rev().find(|o| o.process == op.process) {
-            assert!(
-                last.completed.is_some_and(|c| c <= op.invoked),
-                "process {:?} invoked {op:?} while {last:?} was in flight",
-                op.process
-            );
+        if let Some(why) = self.violation(&op) {
+            panic!("{why}");
         }
         self.ops.push(op);
         GroupOpIndex(self.ops.len() - 1)
+    }
+
+    /// The history as JSON lines: first `{"subscribed":{group:[partitions]}}`, then one
+    /// [`GroupOp`] per line in recording order (see the module docs for the shape).
+    pub fn to_jsonl(&self) -> String {
+        let mut out = String::new();
+        let header = Subscribed {
+            subscribed: self.subscribed.clone(),
+        };
+        let header = serde_json::to_string(&header).expect("plain data always serializes");
+        out.push_str(&header);
+        out.push('\n');
+        for op in &self.ops {
+            let line = serde_json::to_string(op).expect("plain data always serializes");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Reads back what [`GroupHistory::to_jsonl`] wrote. Blank lines are skipped; the
+    /// `subscribed` line must come first. Every op is recorded through
+    /// [`GroupHistory::record`]'s checks, returned as an error instead of a panic.
+    pub fn from_jsonl(text: &str) -> Result<GroupHistory, JsonlError> {
+        let mut history = GroupHistory::new();
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .map(|(n, l)| (n + 1, l))
+            .filter(|(_, l)| !l.trim().is_empty());
+        let Some((line, header)) = lines.next() else {
+            return Ok(history);
+        };
+        let header: Subscribed =
+            serde_json::from_str(header).map_err(|source| JsonlError::Json { line, source })?;
+        history.subscribed = header.subscribed;
+        for (line, raw) in lines {
+            let op: GroupOp =
+                serde_json::from_str(raw).map_err(|source| JsonlError::Json { line, source })?;
+            if let Some(why) = history.violation(&op) {
+                return Err(JsonlError::Invalid { line, why });
+            }
+            history.ops.push(op);
+        }
+        Ok(history)
+    }
+
+    /// What recording `op` next would break in the recording contract, if anything.
+    fn violation(&self, op: &GroupOp) -> Option<String> {
+        if op.completed.is_some_and(|c| c < op.invoked) {
+            return Some(format!("completion before invocation: {op:?}"));
+        }
+        let last = self.ops.iter().rev().find(|o| o.process == op.process)?;
+        if last.completed.is_some_and(|c| c <= op.invoked) {
+            None
+        } else {
+            Some(format!(
+                "process {:?} invoked {op:?} while {last:?} was in flight",
+                op.process
+            ))
+        }
     }
 
     pub fn op(&self, index: GroupOpIndex) -> &GroupOp {
@@ -181,5 +259,142 @@ impl GroupHistory {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn op(
+        process: u32,
+        invoked: u64,
+        completed: Option<u64>,
+        call: GroupCall,
+        outcome: GroupOutcome,
+    ) -> GroupOp {
+        GroupOp {
+            process: ProcessId(process),
+            group: "g".into(),
+            invoked: Instant(invoked),
+            completed: completed.map(Instant),
+            call,
+            outcome,
+        }
+    }
+
+    fn every_kind() -> GroupHistory {
+        let mut h = GroupHistory::new();
+        h.subscribed.insert("g".into(), vec![tp(0), tp(1)]);
+        h.record(op(
+            1,
+            1,
+            Some(2),
+            GroupCall::Join {
+                member_id: String::new(),
+            },
+            GroupOutcome::Joined {
+                member_id: "m-1".into(),
+                generation: 1,
+                assignment: vec![tp(0), tp(1)],
+            },
+        ));
+        h.record(op(
+            1,
+            3,
+            Some(4),
+            GroupCall::Commit {
+                member_id: "m-1".into(),
+                generation: 1,
+                offsets: vec![(tp(0), 17)],
+                tag: 5,
+            },
+            GroupOutcome::Committed,
+        ));
+        h.record(op(
+            1,
+            5,
+            Some(6),
+            GroupCall::FetchCommitted {
+                partitions: vec![tp(0), tp(1)],
+            },
+            GroupOutcome::Fetched(vec![
+                (
+                    tp(0),
+                    Some(CommittedRead {
+                        offset: 17,
+                        tag: Some(5),
+                    }),
+                ),
+                (tp(1), None),
+            ]),
+        ));
+        h.record(op(
+            1,
+            7,
+            Some(8),
+            GroupCall::Describe { final_check: false },
+            GroupOutcome::Fail(16),
+        ));
+        h.record(op(
+            1,
+            9,
+            Some(10),
+            GroupCall::Describe { final_check: true },
+            GroupOutcome::Described {
+                state: "Stable".into(),
+                generation: 1,
+                members: vec![DescribedMember {
+                    member_id: "m-1".into(),
+                    assignment: vec![tp(0), tp(1)],
+                }],
+            },
+        ));
+        h.record(op(
+            2,
+            11,
+            None,
+            GroupCall::Join {
+                member_id: "m-2".into(),
+            },
+            GroupOutcome::Info("timeout".into()),
+        ));
+        h
+    }
+
+    #[test]
+    fn jsonl_round_trips() {
+        let h = every_kind();
+        let text = h.to_jsonl();
+        assert_eq!(text.lines().count(), h.ops.len() + 1);
+        let back = GroupHistory::from_jsonl(&text).expect("reads back");
+        assert_eq!(back, h);
+        assert!(
+            text.contains("\"outcome\":{\"type\":\"fail\",\"value\":16}"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn jsonl_refuses_an_op_invoked_while_another_is_in_flight() {
+        let mut text = every_kind().to_jsonl();
+        text.push_str(
+            &serde_json::to_string(&op(
+                2,
+                12,
+                Some(13),
+                GroupCall::Describe { final_check: false },
+                GroupOutcome::Fail(15),
+            ))
+            .expect("serializes"),
+        );
+        assert!(matches!(
+            GroupHistory::from_jsonl(&text),
+            Err(JsonlError::Invalid { line: 8, .. })
+        ));
     }
 }

@@ -33,29 +33,51 @@
 //!
 //! Breaking the contract is a harness bug and panics (`assert!`), with the offending process.
 //!
+//! # JSON lines
+//!
+//! [`History::to_jsonl`] writes one [`Op`] per line, in recording order, and
+//! [`History::from_jsonl`] reads it back (checking the contract above). Times are integer
+//! nanoseconds, offsets and values plain integers; absent fields are left out:
+//!
+//! ```text
+//! {"index":0,"process":1,"time":1000,"type":"invoke","call":{"f":"send","tp":{"topic":"t","partition":0},"values":[17,18],"acks":"all","resends":false},"pair":2}
+//! {"index":1,"process":2,"time":1500,"type":"invoke","call":{"f":"poll","tp":{"topic":"t","partition":0},"from_offset":0,"final_read":false},"pair":3}
+//! {"index":2,"process":1,"time":2000,"type":"ok","reply":{"f":"send","base_offset":42,"leader_survived":false,"possible_duplicate":false},"pair":0}
+//! {"index":3,"process":2,"time":2500,"type":"ok","reply":{"f":"poll","records":[[42,17]],"high_watermark":43,"log_start_offset":0},"pair":1}
+//! ```
+//!
+//! `type` is `invoke`, `ok`, `fail` or `info`; `call.f` is `send`, `poll`, `assign` or `seek`
+//! (`acks`: `none`, `leader`, `all`); `reply.f` names the call it answers (`assign` and `seek`
+//! replies carry nothing else); `error` holds a `fail`/`info` completion's reason; `batches`
+//! (a poll's [`BatchStamp`]s) is left out when empty.
+//!
 //! This module is plain data on purpose: it depends on neither madsim nor the client, so the
 //! Jepsen harness can record the same histories and run the same checkers.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
+use serde::{Deserialize, Serialize};
 use strata_core::types::{Instant, Offset};
 
 /// A value written by the workload. Unique per run, so a value identifies its write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Value(pub u64);
 
 /// A workload process: one client (or one in-flight slot of a client). At most one operation of
 /// a process is in flight at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ProcessId(pub u32);
 
 /// Position of an [`Op`] in its [`History`]; increases by one per recorded event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct OpIndex(pub usize);
 
 /// A Kafka topic partition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TopicPartition {
     pub topic: String,
     pub partition: i32,
@@ -71,7 +93,8 @@ impl TopicPartition {
 }
 
 /// The producer's `acks` setting for one send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Acks {
     /// `acks=0`: no acknowledgement; nothing is promised.
     None,
@@ -83,7 +106,8 @@ pub enum Acks {
 }
 
 /// Whether an invocation is still waiting, or how it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OpKind {
     Invoke,
     Ok,
@@ -93,7 +117,8 @@ pub enum OpKind {
 }
 
 /// What a process asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
 pub enum Call {
     /// Produce `values`, in order, as one batch to one partition.
     ///
@@ -111,6 +136,7 @@ pub enum Call {
     /// end-of-run full read that the lost-write checker judges against.
     Poll {
         tp: TopicPartition,
+        #[serde(with = "serde_offset")]
         from_offset: Offset,
         final_read: bool,
     },
@@ -121,12 +147,17 @@ pub enum Call {
         seek_to_beginning: bool,
     },
     /// Move the consumer's position on `tp` (Kafka `seek`).
-    Seek { tp: TopicPartition, offset: Offset },
+    Seek {
+        tp: TopicPartition,
+        #[serde(with = "serde_offset")]
+        offset: Offset,
+    },
 }
 
 /// What the system answered to a successful call. Each variant answers the [`Call`] variant of
 /// the same name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
 pub enum Reply {
     Send(SendAck),
     Poll(PollResult),
@@ -135,10 +166,11 @@ pub enum Reply {
 }
 
 /// The acknowledgement of a [`Call::Send`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendAck {
     /// Offset of the first value; value `i` of the batch is at `base_offset + i` (a batch gets
     /// consecutive offsets). `None` when the protocol reports none (`acks=0`).
+    #[serde(with = "serde_offset::option")]
     pub base_offset: Option<Offset>,
     /// Set by the harness (after the fact, with [`History::mark_leader_survived`]) when the
     /// leader that acknowledged an `acks=1` send never crashed or lost power afterwards, so the
@@ -160,27 +192,33 @@ impl SendAck {
 }
 
 /// The result of a [`Call::Poll`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollResult {
     /// The records returned, in the order the consumer handed them out.
+    #[serde(with = "serde_offset::records")]
     pub records: Vec<(Offset, Value)>,
     /// The partition's high watermark in the same response: the first offset not yet committed
     /// (Kafka's `high_watermark`), so every returned offset must be below it.
+    #[serde(with = "serde_offset")]
     pub high_watermark: Offset,
     /// The partition's `log_start_offset` in the same response.
+    #[serde(with = "serde_offset")]
     pub log_start_offset: Offset,
     /// The producer fields of every batch the records came in, in log order (empty if the
     /// recorder does not know them). A batch may start before the first record returned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<BatchStamp>,
 }
 
 /// Where one record batch lies and the idempotent-producer fields of its v2 header
 /// (`producerId` bytes 43..51, `producerEpoch` 51..53, `baseSequence` 53..57): what the broker
 /// judged when it accepted the batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BatchStamp {
+    #[serde(with = "serde_offset")]
     pub base_offset: Offset,
     /// The batch's last offset (`baseOffset + lastOffsetDelta`).
+    #[serde(with = "serde_offset")]
     pub last_offset: Offset,
     /// `-1`: no producer id (not idempotent).
     pub producer_id: i64,
@@ -211,21 +249,27 @@ pub fn wrapping_sequence(base: i32, delta: i64) -> i32 {
 }
 
 /// One recorded event: an invocation or a completion.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Op {
     pub index: OpIndex,
     pub process: ProcessId,
+    #[serde(with = "serde_instant")]
     pub time: Instant,
+    #[serde(rename = "type")]
     pub kind: OpKind,
     /// On an invocation, what was asked; on a completion, the invocation's index is in `pair`
     /// and the call is read from there (see [`History::call`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call: Option<Call>,
     /// On an `Ok` completion, the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<Reply>,
     /// On `Fail` / `Info`, why (a Kafka error name, "timeout", "connection reset").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The other half: the completion of an invocation (once recorded), the invocation of a
     /// completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pair: Option<OpIndex>,
 }
 
@@ -548,6 +592,200 @@ impl History {
     }
 }
 
+/// Why a JSON-lines history could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonlError {
+    #[error("line {line}: {source}")]
+    Json {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("line {line}: {why}")]
+    Invalid { line: usize, why: String },
+}
+
+impl History {
+    /// The history as JSON lines: one [`Op`] per line, in recording order (see the module docs
+    /// for the shape).
+    pub fn to_jsonl(&self) -> String {
+        let mut out = String::new();
+        for op in &self.ops {
+            let line =
+                serde_json::to_string(op).expect("an op is plain data and always serializes");
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Reads back what [`History::to_jsonl`] wrote, checking the recording contract: indices
+    /// follow the line order, times never go back, every completion is paired with an earlier
+    /// invocation of the same process that pairs back, invocations carry their call, and a
+    /// process has at most one operation in flight. Blank lines are skipped.
+    pub fn from_jsonl(text: &str) -> Result<History, JsonlError> {
+        let mut history = History::new();
+        for (n, raw) in text.lines().enumerate() {
+            let line = n + 1;
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let op: Op =
+                serde_json::from_str(raw).map_err(|source| JsonlError::Json { line, source })?;
+            let invalid = |why: String| JsonlError::Invalid { line, why };
+            if op.index.0 != history.ops.len() {
+                return Err(invalid(format!(
+                    "index {} where {} was expected",
+                    op.index.0,
+                    history.ops.len()
+                )));
+            }
+            if let Some(last) = history.ops.last()
+                && op.time < last.time
+            {
+                return Err(invalid(format!(
+                    "time {} went back from {}",
+                    op.time.0, last.time.0
+                )));
+            }
+            match op.kind {
+                OpKind::Invoke => {
+                    if op.call.is_none() {
+                        return Err(invalid("an invocation without its call".into()));
+                    }
+                    if history.pending.contains_key(&op.process) {
+                        return Err(invalid(format!(
+                            "{} invoked with an operation still in flight",
+                            op.process
+                        )));
+                    }
+                    history.pending.insert(op.process, op.index);
+                }
+                _ => {
+                    let invoke = history.pending.remove(&op.process);
+                    if invoke.is_none() || invoke != op.pair {
+                        return Err(invalid(format!(
+                            "completion paired with {:?}, but {}'s operation in flight is {:?}",
+                            op.pair, op.process, invoke
+                        )));
+                    }
+                    if (op.kind == OpKind::Ok) != op.reply.is_some() {
+                        return Err(invalid(
+                            "a reply belongs to exactly the ok completions".into(),
+                        ));
+                    }
+                }
+            }
+            history.ops.push(op);
+        }
+        // Each invocation's `pair` must name the completion that names it back (or nothing, when
+        // the run ended first).
+        for op in &history.ops {
+            if op.kind != OpKind::Invoke {
+                continue;
+            }
+            let completed = history.pending.get(&op.process) != Some(&op.index);
+            let back = op
+                .pair
+                .and_then(|c| history.ops.get(c.0))
+                .and_then(|c| c.pair);
+            let consistent = if completed {
+                back == Some(op.index)
+            } else {
+                op.pair.is_none()
+            };
+            if !consistent {
+                return Err(JsonlError::Invalid {
+                    line: op.index.0 + 1,
+                    why: format!(
+                        "invocation paired with {:?}, which does not pair back",
+                        op.pair
+                    ),
+                });
+            }
+        }
+        Ok(history)
+    }
+}
+
+/// `#[serde(with)]` helpers: [`Offset`] as a plain JSON integer (`strata-core` stays free of
+/// serde).
+pub(crate) mod serde_offset {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use strata_core::types::Offset;
+
+    pub fn serialize<S: Serializer>(offset: &Offset, s: S) -> Result<S::Ok, S::Error> {
+        offset.0.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Offset, D::Error> {
+        i64::deserialize(d).map(Offset)
+    }
+
+    /// `Option<Offset>` as an integer or `null`.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(offset: &Option<Offset>, s: S) -> Result<S::Ok, S::Error> {
+            offset.map(|o| o.0).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Offset>, D::Error> {
+            Option::<i64>::deserialize(d).map(|o| o.map(Offset))
+        }
+    }
+
+    /// Poll records as `[[offset, value], ...]`.
+    pub mod records {
+        use super::*;
+        use crate::history::Value;
+
+        pub fn serialize<S: Serializer>(
+            records: &[(Offset, Value)],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.collect_seq(records.iter().map(|(o, v)| (o.0, v.0)))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<(Offset, Value)>, D::Error> {
+            let raw = Vec::<(i64, u64)>::deserialize(d)?;
+            Ok(raw
+                .into_iter()
+                .map(|(o, v)| (Offset(o), Value(v)))
+                .collect())
+        }
+    }
+}
+
+/// `#[serde(with)]` helpers: [`Instant`] as integer nanoseconds.
+pub(crate) mod serde_instant {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use strata_core::types::Instant;
+
+    pub fn serialize<S: Serializer>(time: &Instant, s: S) -> Result<S::Ok, S::Error> {
+        time.0.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Instant, D::Error> {
+        u64::deserialize(d).map(Instant)
+    }
+
+    /// `Option<Instant>` as an integer or `null`.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(time: &Option<Instant>, s: S) -> Result<S::Ok, S::Error> {
+            time.map(|t| t.0).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Instant>, D::Error> {
+            Option::<u64>::deserialize(d).map(|t| t.map(Instant))
+        }
+    }
+}
+
 /// Nanoseconds shown as seconds with nine decimals.
 struct Secs(Instant);
 
@@ -692,6 +930,146 @@ mod tests {
 
     fn tp() -> TopicPartition {
         TopicPartition::new("t", 0)
+    }
+
+    /// Every kind of call, reply and completion, plus one invocation the run never completed.
+    fn every_kind() -> History {
+        let mut h = History::new();
+        let send = |values: Vec<u64>, acks| Call::Send {
+            tp: tp(),
+            values: values.into_iter().map(Value).collect(),
+            acks,
+            resends: true,
+        };
+        h.invoke(ProcessId(1), Instant(1), send(vec![1, 2], Acks::All));
+        let ok = h.ok(
+            ProcessId(1),
+            Instant(2),
+            Reply::Send(SendAck::new(Offset(0))),
+        );
+        h.mark_leader_survived(ok);
+        h.invoke(ProcessId(1), Instant(3), send(vec![3], Acks::Leader));
+        h.fail(ProcessId(1), Instant(4), "NOT_ENOUGH_REPLICAS");
+        h.invoke(ProcessId(1), Instant(5), send(vec![4], Acks::None));
+        h.info(ProcessId(1), Instant(6), "timeout");
+        h.invoke(
+            ProcessId(2),
+            Instant(7),
+            Call::Assign {
+                partitions: vec![tp(), TopicPartition::new("u", 3)],
+                seek_to_beginning: true,
+            },
+        );
+        h.ok(ProcessId(2), Instant(8), Reply::Assign);
+        h.invoke(
+            ProcessId(2),
+            Instant(9),
+            Call::Seek {
+                tp: tp(),
+                offset: Offset(0),
+            },
+        );
+        h.ok(ProcessId(2), Instant(9), Reply::Seek);
+        h.invoke(
+            ProcessId(2),
+            Instant(10),
+            Call::Poll {
+                tp: tp(),
+                from_offset: Offset(0),
+                final_read: true,
+            },
+        );
+        h.ok(
+            ProcessId(2),
+            Instant(11),
+            Reply::Poll(PollResult {
+                records: vec![(Offset(0), Value(1)), (Offset(1), Value(2))],
+                high_watermark: Offset(2),
+                log_start_offset: Offset(0),
+                batches: vec![BatchStamp {
+                    base_offset: Offset(0),
+                    last_offset: Offset(1),
+                    producer_id: 7,
+                    producer_epoch: 1,
+                    base_sequence: i32::MAX,
+                }],
+            }),
+        );
+        h.invoke(ProcessId(3), Instant(12), send(vec![5], Acks::All));
+        h
+    }
+
+    #[test]
+    fn jsonl_round_trips() {
+        let h = every_kind();
+        let text = h.to_jsonl();
+        assert_eq!(text.lines().count(), h.len());
+        let back = History::from_jsonl(&text).expect("reads back");
+        assert_eq!(back.ops(), h.ops());
+        assert_eq!(back.to_jsonl(), text);
+        // The process whose send never completed is still in flight after reading back.
+        let mut back = back;
+        back.ok(
+            ProcessId(3),
+            Instant(13),
+            Reply::Send(SendAck::new(Offset(2))),
+        );
+    }
+
+    #[test]
+    fn jsonl_shape_is_the_documented_one() {
+        let mut h = History::new();
+        h.invoke(
+            ProcessId(1),
+            Instant(1000),
+            Call::Send {
+                tp: tp(),
+                values: vec![Value(17), Value(18)],
+                acks: Acks::All,
+                resends: false,
+            },
+        );
+        h.ok(
+            ProcessId(1),
+            Instant(2000),
+            Reply::Send(SendAck::new(Offset(42))),
+        );
+        assert_eq!(
+            h.to_jsonl(),
+            "{\"index\":0,\"process\":1,\"time\":1000,\"type\":\"invoke\",\"call\":{\"f\":\"send\",\
+             \"tp\":{\"topic\":\"t\",\"partition\":0},\"values\":[17,18],\"acks\":\"all\",\
+             \"resends\":false},\"pair\":1}\n\
+             {\"index\":1,\"process\":1,\"time\":2000,\"type\":\"ok\",\"reply\":{\"f\":\"send\",\
+             \"base_offset\":42,\"leader_survived\":false,\"possible_duplicate\":false},\"pair\":0}\n"
+        );
+    }
+
+    #[test]
+    fn jsonl_refuses_broken_contracts() {
+        let text = every_kind().to_jsonl();
+        let lines: Vec<&str> = text.lines().collect();
+        // A completion without its invocation.
+        let orphan = lines[1..].join("\n");
+        assert!(matches!(
+            History::from_jsonl(&orphan),
+            Err(JsonlError::Invalid { line: 1, .. })
+        ));
+        // Time going back.
+        let swapped = format!(
+            "{}\n{}",
+            lines[0],
+            lines[1].replace("\"time\":2", "\"time\":0")
+        );
+        assert!(matches!(
+            History::from_jsonl(&swapped),
+            Err(JsonlError::Invalid { line: 2, .. })
+        ));
+        // Not JSON.
+        assert!(matches!(
+            History::from_jsonl("{\"index\":"),
+            Err(JsonlError::Json { line: 1, .. })
+        ));
+        assert!(History::from_jsonl("").is_ok_and(|h| h.is_empty()));
     }
 
     #[test]

@@ -186,6 +186,35 @@ fn observe(
         .push(source);
 }
 
+/// The name of every anomaly [`check_all`] judges on a history alone, in report order.
+pub const HISTORY_ANOMALIES: &[&str] = &[
+    "lost-write",
+    "unseen",
+    "inconsistent-offsets",
+    "duplicate",
+    "nonmonotonic-send",
+    "nonmonotonic-poll",
+    "poll-skip",
+    "G1a",
+    "precommitted-read",
+    "high-watermark-regression",
+    "same-epoch-duplicate",
+    "fenced-epoch-write",
+    "sequence-gap",
+];
+
+/// The name of every anomaly judged on the harness's [`Observations`] of the nodes.
+pub const OBSERVATION_ANOMALIES: &[&str] = &[
+    "split-brain",
+    "epoch-went-back",
+    "diverged",
+    "missing-below-hw",
+    "replica-high-watermark-regression",
+];
+
+/// Anomalies counted by the clients themselves, judged on no history (see [`producer_fencing`]).
+pub const CLIENT_ANOMALIES: &[&str] = &["sequence-refused"];
+
 /// One anomaly of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Anomaly {

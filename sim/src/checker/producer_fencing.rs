@@ -209,6 +209,9 @@ pub fn batch_at(batches: &Batches, offset: Offset) -> Option<&(BatchStamp, OpInd
         .filter(|(b, _)| b.contains(offset))
 }
 
+/// Where one value was read, by (producer id, epoch) of the batch it came in.
+type Copies = BTreeMap<(i64, i16), Vec<(Offset, OpIndex)>>;
+
 pub fn check(analysis: &Analysis<'_>) -> Found {
     let batches = batches(analysis);
     let mut found = Found::default();
@@ -220,8 +223,7 @@ pub fn check(analysis: &Analysis<'_>) -> Found {
             continue;
         };
         // value -> (producer id, epoch) -> offsets read at.
-        let mut copies: BTreeMap<Value, BTreeMap<(i64, i16), Vec<(Offset, OpIndex)>>> =
-            BTreeMap::new();
+        let mut copies: BTreeMap<Value, Copies> = BTreeMap::new();
         for (offset, values) in offsets {
             let Some((b, read)) = batch_at(partition, *offset) else {
                 continue;

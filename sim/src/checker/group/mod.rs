@@ -46,6 +46,18 @@ mod tests;
 /// How many anomalies of each name [`GroupReport::render`] prints in full.
 const RENDER_PER_NAME: usize = 10;
 
+/// The name of every anomaly [`check_all`] judges, in report order.
+pub const GROUP_ANOMALIES: &[&str] = &[
+    "group-split-ownership",
+    "group-split-assignment",
+    "group-lost-commit",
+    "group-stale-commit",
+    "group-unknown-commit",
+    "group-fenced-commit-accepted",
+    "group-fenced-commit-written",
+    "group-not-stable",
+];
+
 /// One group anomaly of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupAnomaly {

@@ -154,8 +154,8 @@ fn a_cross_epoch_copy_in_the_wrong_order_is_a_duplicate_and_a_fenced_write() {
 /// written before it was resent.
 #[test]
 fn a_cross_epoch_copy_is_a_duplicate_unless_the_producer_resent_a_possibly_written_batch() {
-    let log: (&[(i64, u64)], &[(i64, i64, i64, i16, i32)]) =
-        (&[(0, 5), (1, 5)], &[(0, 0, 7, 0, 0), (1, 1, 7, 1, 0)]);
+    type Stamps<'a> = &'a [(i64, i64, i64, i16, i32)];
+    let log: (&[(i64, u64)], Stamps<'_>) = (&[(0, 5), (1, 5)], &[(0, 0, 7, 0, 0), (1, 1, 7, 1, 0)]);
     // A producer that never resends.
     let mut b = Builder::new();
     b.send_info(1, "t", 0, &[5]);
