@@ -3,16 +3,16 @@
 //! acknowledged only once every ISR member's copy is durable.
 //!
 //! Three brokers and a dedicated controller (so killing the leader leaves the quorum whole). The
-//! partition has RF 3 and `min.insync.replicas` 2. Follower C is cut off from A and B for the whole run (it
-//! keeps the controller), so the ISR shrinks to {A, B}. B's disk turns slow: each flush waits [`SLOW_FLUSH`] after its fsync, so while
-//! one flush is in progress, what B appends stays unsynced. V0 is sent (B's flush of V0 starts
-//! and occupies B's flusher), then V1. Correct code does not fetch past an unsynced copy and
-//! does not count one, so V1 is not acknowledged in the [`V1_TIMEOUT_MS`] it is given. Then A is
-//! killed; once its session expires the controller elects B (A leaves the ISR); B loses power,
-//! losing every unsynced write, restarts and, the ISR's last member, leads again: a correlated
-//! outage of two of three nodes. If V1 had been acknowledged on B's unsynced copy (B reporting
-//! its log end as durable: planted bug 10), B now leads without it and the final read misses an
-//! acknowledged write: `lost-write`.
+//! partition has RF 3 and `min.insync.replicas` 2. Follower C is cut off from A and B for the
+//! whole run (it keeps the controller), so the ISR shrinks to {A, B}. B's disk turns slow: each
+//! flush waits [`SLOW_FLUSH`] after its fsync, so while one flush is in progress, what B appends
+//! stays unsynced. V0 is sent (B's flush of V0 starts and occupies B's flusher), then V1.
+//! Correct code does not fetch past an unsynced copy and does not count one, so V1 is not
+//! acknowledged in the [`V1_TIMEOUT_MS`] it is given. Then A is killed; once its session expires
+//! the controller elects B (A leaves the ISR); B loses power, losing every unsynced write,
+//! restarts and, the ISR's last member, leads again: a correlated outage of two of three nodes.
+//! If V1 had been acknowledged on B's unsynced copy (B reporting its log end as durable: planted
+//! bug 10), B now leads without it and the final read misses an acknowledged write: `lost-write`.
 //!
 //! The run records what it saw, so the test can check the pattern really happened.
 
@@ -61,21 +61,9 @@ pub async fn run(seed: u64) -> Seen {
     let (mut cluster, addrs, w, tp) = staged_three_brokers_and_a_controller(seed).await;
     let a = warm_up(&cluster, &w, &tp, seed).await;
     let (b, c) = ((a + 1) % 3, (a + 2) % 3);
-    let (a_id, b_id) = (a as i32 + 1, b as i32 + 1);
+    let b_id = b as i32 + 1;
 
-    // C falls out of the ISR: cut off, it cannot fetch a new write (a follower that has
-    // everything stays in sync however long it has not fetched).
-    // Cut off from B too, C cannot catch up with B once B leads and be elected in its place.
-    cluster.cut_links(c, &[a, b]);
-    send_once(&cluster, &w, &tp, &addrs[a], ProcessId(4), 1, 3_000).await;
-    let mut expected = vec![a_id, b_id];
-    expected.sort_unstable();
-    let isr_without_c = wait_until(Duration::from_secs(30), || {
-        let mut isr = replica_view(&cluster, a)?.isr;
-        isr.sort_unstable();
-        (isr == expected).then_some(isr)
-    })
-    .await;
+    let isr_without_c = shrink_isr_to_a_and_b(&cluster, &w, &tp, &addrs, (a, b, c)).await;
 
     // B's disk turns slow; V0's flush on B occupies B's flusher, V1 waits unsynced behind it.
     let slow = DiskFaults {
@@ -102,17 +90,7 @@ pub async fn run(seed: u64) -> Seen {
     let b_led = wait_until(Duration::from_secs(20), || leads(&cluster, b, b_id)).await;
     // B loses power and every unsynced write (V1's copy) before its flush of V0 ends; it
     // restarts on a healthy disk and, the ISR's last member, leads again.
-    let crash = cluster.power_loss_losing_unsynced(b);
-    let dropped_on_b = crash
-        .files
-        .iter()
-        .filter(|f| {
-            f.path
-                .as_ref()
-                .is_some_and(|p| p.extension().is_some_and(|e| e == "log"))
-        })
-        .map(|f| f.changes.len())
-        .sum();
+    let dropped_on_b = log_writes_dropped(&cluster.power_loss_losing_unsynced(b));
     // V0's answer never comes from a dead leader; the send is recorded as indefinite.
     let _ = v0.await;
     cluster.brokers[b].disk.set_faults(DiskFaults::default());
@@ -137,4 +115,41 @@ pub async fn run(seed: u64) -> Seen {
 fn leads(cluster: &super::cluster::Cluster, b: usize, b_id: i32) -> Option<i32> {
     let v = replica_view(cluster, b)?;
     v.isr.contains(&b_id).then_some(v.leader_epoch?)
+}
+
+/// Cuts C off A and B and sends one acks=1 write C cannot fetch (a follower that has everything
+/// stays in sync however long it has not fetched), so A shrinks the ISR to {A, B}; cut off from
+/// B too, C cannot catch up with B once B leads and be elected in its place. Returns the ISR.
+async fn shrink_isr_to_a_and_b(
+    cluster: &super::cluster::Cluster,
+    w: &std::sync::Arc<super::workload::Workload>,
+    tp: &crate::history::TopicPartition,
+    addrs: &[String],
+    (a, b, c): (usize, usize, usize),
+) -> Option<Vec<i32>> {
+    cluster.cut_links(c, &[a, b]);
+    send_once(cluster, w, tp, &addrs[a], ProcessId(4), 1, 3_000).await;
+    let mut expected = vec![a as i32 + 1, b as i32 + 1];
+    expected.sort_unstable();
+    wait_until(Duration::from_secs(30), || {
+        let mut isr = replica_view(cluster, a)?.isr;
+        isr.sort_unstable();
+        (isr == expected).then_some(isr)
+    })
+    .await
+}
+
+/// Unsynced writes to `.log` files that a crash dropped.
+fn log_writes_dropped(crash: &crate::disk::CrashReport) -> usize {
+    let is_log = |f: &&crate::disk::FileCrash| {
+        f.path
+            .as_ref()
+            .is_some_and(|p| p.extension().is_some_and(|e| e == "log"))
+    };
+    crash
+        .files
+        .iter()
+        .filter(is_log)
+        .map(|f| f.changes.len())
+        .sum()
 }

@@ -100,11 +100,17 @@ fn the_worst_crash_loses_every_unsynced_change_and_nothing_synced() {
         "synced bytes kept, unsynced ones all dropped"
     );
     assert_eq!(d.visible_contents(&p("a.log")), Some(vec![7u8; 3000]));
-    assert!(d.visible_contents(&p("new.log")).is_none(), "unsynced creation lost");
+    assert!(
+        d.visible_contents(&p("new.log")).is_none(),
+        "unsynced creation lost"
+    );
     assert!(r.dir_ops.iter().all(|o| !o.kept), "{r:?}");
     let fates: Vec<_> = r.files.iter().flat_map(|f| f.changes.iter()).collect();
     assert_eq!(fates.len(), 2, "{r:?}");
-    assert!(fates.iter().all(|(_, fate)| *fate == Fate::Dropped), "{r:?}");
+    assert!(
+        fates.iter().all(|(_, fate)| *fate == Fate::Dropped),
+        "{r:?}"
+    );
 }
 
 /// Runs `f` over seeds until it returns true; fails if no seed of 500 does.
