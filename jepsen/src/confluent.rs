@@ -101,7 +101,8 @@ pub struct ConfluentOptions {
     pub acks: i16,
     /// The first history process id these clients may use; they use a contiguous range from it.
     pub first_process: ProcessId,
-    /// Shell prefix to run the Python processes with (e.g. `ip netns exec sj-client`), empty for none.
+    /// Shell prefix to run the Python processes with (e.g. `ip netns exec sj-client`), empty for
+    /// none.
     pub exec_prefix: Vec<String>,
 }
 
@@ -239,6 +240,17 @@ pub async fn final_read(
             return Err(e);
         }
     };
+    recorder.complete_all(final_read_done(options, process, &answer));
+    Ok(())
+}
+
+/// How each final-read poll completed, given the script's answer: slot `process + i` gets the
+/// records of `options.partitions[i]`, `info` when the answer lacks that partition.
+fn final_read_done(
+    options: &ConfluentOptions,
+    process: ProcessId,
+    answer: &Answer,
+) -> Vec<(ProcessId, Done)> {
     let mut done = Vec::new();
     for (i, tp) in options.partitions.iter().enumerate() {
         let read = answer
@@ -265,8 +277,7 @@ pub async fn final_read(
             ),
         });
     }
-    recorder.complete_all(done);
-    Ok(())
+    done
 }
 
 /// The producer loop: one value per send until the deadline.
@@ -438,62 +449,21 @@ impl Consumer {
         Ok(())
     }
 
+    /// One poll request: every slot with a known position polls, then records of slots whose
+    /// position was unknown are recorded, then a rebalance is recorded or the positions
+    /// committed.
     async fn poll(&mut self) -> anyhow::Result<()> {
         let invoked: Vec<usize> = (0..self.positions.len())
             .filter(|i| self.positions[*i].is_some())
             .collect();
-        let slots: Vec<(ProcessId, Call)> = invoked
-            .iter()
-            .map(|&i| {
-                let call = Call::Poll {
-                    tp: self.options.partitions[i].clone(),
-                    from_offset: Offset(self.positions[i].unwrap_or(0)),
-                    final_read: false,
-                };
-                (self.slot(i), call)
-            })
-            .collect();
-        let t0 = self.recorder.invoke_all(slots);
-        let request = serde_json::json!({
-            "op": "poll",
-            "max_records": POLL_MAX_RECORDS,
-            "timeout_ms": POLL_MS,
-        });
-        let answer = match self.client.request(&request, REQUEST_TIMEOUT).await {
-            Ok(answer) if answer.outcome == "ok" => answer,
-            Ok(answer) => {
-                let why = answer.error.unwrap_or_default();
-                let done = invoked
-                    .iter()
-                    .map(|&i| (self.slot(i), Done::Info(why.clone())));
-                self.recorder.complete_all(done.collect::<Vec<_>>());
-                return Ok(());
-            }
-            Err(e) => {
-                let done = invoked
-                    .iter()
-                    .map(|&i| (self.slot(i), Done::Info(format!("{e:#}"))));
-                self.recorder.complete_all(done.collect::<Vec<_>>());
-                return Err(e);
-            }
+        let t0 = self.invoke_polls(&invoked);
+        let Some(answer) = self.request_poll(&invoked).await? else {
+            return Ok(());
         };
         for error in &answer.errors {
             tracing::debug!("{}: consumer error {error}", self.group_process);
         }
-        // Records by slot, in the order the consumer handed them out.
-        let mut by_slot: BTreeMap<usize, Vec<(Offset, Value)>> = BTreeMap::new();
-        for (topic, partition, offset, value) in &answer.records {
-            match self.index_of(topic, *partition) {
-                Some(i) => by_slot
-                    .entry(i)
-                    .or_default()
-                    .push((Offset(*offset), Value(*value))),
-                None => tracing::warn!(
-                    "{}: record of {topic}-{partition} not in the run's partitions, dropped",
-                    self.group_process
-                ),
-            }
-        }
+        let by_slot = self.records_by_slot(&answer.records);
         let watermarks: BTreeMap<usize, (i64, i64)> = answer
             .watermarks
             .iter()
@@ -516,9 +486,95 @@ impl Consumer {
             ));
         }
         self.recorder.complete_all(done);
-        // Records of a partition whose position was unknown (or, unexpectedly, of one not
-        // assigned): recorded as a poll from the first record, invoked when the answer came
-        // (the position is known only now). Still reads, for every checker.
+        self.record_late(late, &by_slot, &watermarks);
+        match answer.rebalance {
+            Some(rebalance) => self.rebalanced(rebalance, t0),
+            None if self.options.subscribe && !by_slot.is_empty() => {
+                let offsets: Vec<(usize, i64)> = by_slot
+                    .keys()
+                    .filter_map(|&i| Some((i, self.positions[i]?)))
+                    .collect();
+                self.commit(offsets).await?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Invokes a poll on each slot of `invoked` from its position, at one time (returned).
+    fn invoke_polls(&self, invoked: &[usize]) -> Instant {
+        let slots: Vec<(ProcessId, Call)> = invoked
+            .iter()
+            .map(|&i| {
+                let call = Call::Poll {
+                    tp: self.options.partitions[i].clone(),
+                    from_offset: Offset(self.positions[i].unwrap_or(0)),
+                    final_read: false,
+                };
+                (self.slot(i), call)
+            })
+            .collect();
+        self.recorder.invoke_all(slots)
+    }
+
+    /// Sends a poll request. `None` when the script answered with an error: the polls of
+    /// `invoked` are then completed `info`, as they are when the client is gone (the error).
+    async fn request_poll(&mut self, invoked: &[usize]) -> anyhow::Result<Option<Answer>> {
+        let request = serde_json::json!({
+            "op": "poll",
+            "max_records": POLL_MAX_RECORDS,
+            "timeout_ms": POLL_MS,
+        });
+        match self.client.request(&request, REQUEST_TIMEOUT).await {
+            Ok(answer) if answer.outcome == "ok" => Ok(Some(answer)),
+            Ok(answer) => {
+                let why = answer.error.unwrap_or_default();
+                let done = invoked
+                    .iter()
+                    .map(|&i| (self.slot(i), Done::Info(why.clone())));
+                self.recorder.complete_all(done.collect::<Vec<_>>());
+                Ok(None)
+            }
+            Err(e) => {
+                let done = invoked
+                    .iter()
+                    .map(|&i| (self.slot(i), Done::Info(format!("{e:#}"))));
+                self.recorder.complete_all(done.collect::<Vec<_>>());
+                Err(e)
+            }
+        }
+    }
+
+    /// An answer's records by slot, in the order the consumer handed them out.
+    fn records_by_slot(
+        &self,
+        records: &[(String, i32, i64, u64)],
+    ) -> BTreeMap<usize, Vec<(Offset, Value)>> {
+        let mut by_slot: BTreeMap<usize, Vec<(Offset, Value)>> = BTreeMap::new();
+        for (topic, partition, offset, value) in records {
+            match self.index_of(topic, *partition) {
+                Some(i) => by_slot
+                    .entry(i)
+                    .or_default()
+                    .push((Offset(*offset), Value(*value))),
+                None => tracing::warn!(
+                    "{}: record of {topic}-{partition} not in the run's partitions, dropped",
+                    self.group_process
+                ),
+            }
+        }
+        by_slot
+    }
+
+    /// Records of a partition whose position was unknown (or, unexpectedly, of one not
+    /// assigned): recorded as a poll from the first record, invoked when the answer came (the
+    /// position is known only now). Still reads, for every checker.
+    fn record_late(
+        &mut self,
+        late: Vec<usize>,
+        by_slot: &BTreeMap<usize, Vec<(Offset, Value)>>,
+        watermarks: &BTreeMap<usize, (i64, i64)>,
+    ) {
         for i in late {
             let records = by_slot.get(&i).cloned().unwrap_or_default();
             let Some(first) = records.first() else {
@@ -539,7 +595,7 @@ impl Consumer {
                     final_read: false,
                 },
             )]);
-            let result = self.result(i, records.clone(), &watermarks);
+            let result = self.result(i, records.clone(), watermarks);
             self.recorder
                 .complete_all([(self.slot(i), Done::Poll(result))]);
             if self.unknown[i] {
@@ -547,18 +603,6 @@ impl Consumer {
                 self.positions[i] = records.last().map(|last| last.0.0 + 1);
             }
         }
-        match answer.rebalance {
-            Some(rebalance) => self.rebalanced(rebalance, t0),
-            None if self.options.subscribe && !by_slot.is_empty() => {
-                let offsets: Vec<(usize, i64)> = by_slot
-                    .keys()
-                    .filter_map(|&i| Some((i, self.positions[i]?)))
-                    .collect();
-                self.commit(offsets).await?;
-            }
-            None => {}
-        }
-        Ok(())
     }
 
     /// A poll's result for slot `i`: its records, and the watermarks librdkafka cached (the
@@ -587,27 +631,7 @@ impl Consumer {
     /// Records a rebalance the script reported (see the module docs).
     fn rebalanced(&mut self, rebalance: Rebalance, poll_invoked: Instant) {
         if let Some(revoked) = rebalance.revoked {
-            let mut slots = Vec::new();
-            for (topic, partition) in revoked {
-                if let Some(i) = self.index_of(&topic, partition) {
-                    self.positions[i] = None;
-                    self.unknown[i] = false;
-                    slots.push(self.slot(i));
-                }
-            }
-            let calls: Vec<(ProcessId, Call)> = slots
-                .iter()
-                .map(|p| {
-                    let call = Call::Assign {
-                        partitions: Vec::new(),
-                        seek_to_beginning: false,
-                    };
-                    (*p, call)
-                })
-                .collect();
-            self.recorder.invoke_all(calls);
-            self.recorder
-                .complete_all(slots.iter().map(|p| (*p, Done::Assign)).collect::<Vec<_>>());
+            self.revoke(revoked);
         }
         let Some(assigned) = rebalance.assigned else {
             return;
@@ -618,22 +642,10 @@ impl Consumer {
             .collect();
         let now = self.recorder.now();
         // The OffsetFetch the callback made, invoked no earlier than the poll was.
-        let outcome = match (&rebalance.committed, &rebalance.committed_error) {
-            (Some(committed), _) => GroupOutcome::Fetched(
-                committed
-                    .iter()
-                    .map(|(t, p, offset, metadata)| {
-                        let read = offset.map(|offset| CommittedRead {
-                            offset,
-                            tag: metadata.as_deref().and_then(|m| m.parse().ok()),
-                        });
-                        (TopicPartition::new(t.clone(), *p), read)
-                    })
-                    .collect(),
-            ),
-            (None, Some(error)) => GroupOutcome::Info(error.clone()),
-            (None, None) => GroupOutcome::Info("no committed offsets read".into()),
-        };
+        let outcome = committed_outcome(
+            rebalance.committed.as_deref(),
+            rebalance.committed_error.as_deref(),
+        );
         self.recorder.record_group(GroupOp {
             process: self.group_process,
             group: GROUP.into(),
@@ -645,60 +657,103 @@ impl Consumer {
             outcome,
         });
         if let (Some(generation), Some(member_id)) = (rebalance.generation, &rebalance.member_id) {
-            self.recorder.record_group(GroupOp {
-                process: self.group_process,
-                group: GROUP.into(),
-                invoked: now,
-                completed: Some(now),
-                call: GroupCall::Join {
-                    member_id: self.member_id.clone(),
-                },
-                outcome: GroupOutcome::Joined {
-                    member_id: member_id.clone(),
-                    generation,
-                    assignment: tps.clone(),
-                },
-            });
-            self.member_id = member_id.clone();
-            self.generation = Some(generation);
+            self.record_join(member_id, generation, tps, now);
         }
         for (topic, partition, seek) in assigned {
-            let Some(i) = self.index_of(&topic, partition) else {
-                tracing::warn!(
-                    "{}: assigned {topic}-{partition}, not one of the run's partitions",
-                    self.group_process
-                );
-                continue;
-            };
-            let tp = self.options.partitions[i].clone();
-            let slot = self.slot(i);
-            self.recorder.invoke_all(vec![(
-                slot,
-                Call::Assign {
-                    partitions: vec![tp.clone()],
+            self.assign_slot(&topic, partition, seek);
+        }
+    }
+
+    /// Records the revocation of `revoked`: an `Assign` of nothing on each revoked slot.
+    fn revoke(&mut self, revoked: Vec<(String, i32)>) {
+        let mut slots = Vec::new();
+        for (topic, partition) in revoked {
+            if let Some(i) = self.index_of(&topic, partition) {
+                self.positions[i] = None;
+                self.unknown[i] = false;
+                slots.push(self.slot(i));
+            }
+        }
+        let calls: Vec<(ProcessId, Call)> = slots
+            .iter()
+            .map(|p| {
+                let call = Call::Assign {
+                    partitions: Vec::new(),
                     seek_to_beginning: false,
-                },
-            )]);
-            self.recorder.complete_all([(slot, Done::Assign)]);
-            self.recorder.invoke_all(vec![(
-                slot,
-                Call::Seek {
-                    tp,
-                    offset: Offset(seek.unwrap_or(0)),
-                },
-            )]);
-            match seek {
-                Some(offset) => {
-                    self.recorder.complete_all([(slot, Done::Seek)]);
-                    self.positions[i] = Some(offset);
-                    self.unknown[i] = false;
-                }
-                None => {
-                    let why = "committed offset unknown: librdkafka fetches it itself";
-                    self.recorder.complete_all([(slot, Done::Info(why.into()))]);
-                    self.positions[i] = None;
-                    self.unknown[i] = true;
-                }
+                };
+                (*p, call)
+            })
+            .collect();
+        self.recorder.invoke_all(calls);
+        self.recorder
+            .complete_all(slots.iter().map(|p| (*p, Done::Assign)).collect::<Vec<_>>());
+    }
+
+    /// Records the `Join` a rebalance completed at `now`: `member_id` in `generation`, assigned
+    /// `assignment`.
+    fn record_join(
+        &mut self,
+        member_id: &str,
+        generation: i32,
+        assignment: Vec<TopicPartition>,
+        now: Instant,
+    ) {
+        self.recorder.record_group(GroupOp {
+            process: self.group_process,
+            group: GROUP.into(),
+            invoked: now,
+            completed: Some(now),
+            call: GroupCall::Join {
+                member_id: self.member_id.clone(),
+            },
+            outcome: GroupOutcome::Joined {
+                member_id: member_id.to_owned(),
+                generation,
+                assignment,
+            },
+        });
+        self.member_id = member_id.to_owned();
+        self.generation = Some(generation);
+    }
+
+    /// Records a newly assigned partition on its slot: an `Assign`, then a `Seek` to the
+    /// committed offset `seek` (0 when none, and then the position is unknown).
+    fn assign_slot(&mut self, topic: &str, partition: i32, seek: Option<i64>) {
+        let Some(i) = self.index_of(topic, partition) else {
+            tracing::warn!(
+                "{}: assigned {topic}-{partition}, not one of the run's partitions",
+                self.group_process
+            );
+            return;
+        };
+        let tp = self.options.partitions[i].clone();
+        let slot = self.slot(i);
+        self.recorder.invoke_all(vec![(
+            slot,
+            Call::Assign {
+                partitions: vec![tp.clone()],
+                seek_to_beginning: false,
+            },
+        )]);
+        self.recorder.complete_all([(slot, Done::Assign)]);
+        self.recorder.invoke_all(vec![(
+            slot,
+            Call::Seek {
+                tp,
+                offset: Offset(seek.unwrap_or(0)),
+            },
+        )]);
+        match seek {
+            Some(offset) => {
+                self.recorder.complete_all([(slot, Done::Seek)]);
+                self.positions[i] = Some(offset);
+                self.unknown[i] = false;
+            }
+            None => {
+                let why = "committed offset unknown: librdkafka fetches it itself";
+                self.recorder.complete_all([(slot, Done::Info(why.into()))]);
+                self.positions[i] = None;
+                self.unknown[i] = true;
             }
         }
     }
@@ -749,6 +804,27 @@ impl Consumer {
             outcome,
         });
         result
+    }
+}
+
+/// The outcome of the OffsetFetch a rebalance callback made: the offsets it read (`committed`),
+/// else `info` with its error.
+fn committed_outcome(committed: Option<&[CommittedEntry]>, error: Option<&str>) -> GroupOutcome {
+    match (committed, error) {
+        (Some(committed), _) => GroupOutcome::Fetched(
+            committed
+                .iter()
+                .map(|(t, p, offset, metadata)| {
+                    let read = offset.map(|offset| CommittedRead {
+                        offset,
+                        tag: metadata.as_deref().and_then(|m| m.parse().ok()),
+                    });
+                    (TopicPartition::new(t.clone(), *p), read)
+                })
+                .collect(),
+        ),
+        (None, Some(error)) => GroupOutcome::Info(error.to_owned()),
+        (None, None) => GroupOutcome::Info("no committed offsets read".into()),
     }
 }
 

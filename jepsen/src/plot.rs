@@ -65,24 +65,7 @@ struct Point {
 
 /// An SVG document plotting `history`'s operations over time with `faults` shaded.
 pub fn svg(history: &History, faults: &[FaultWindow]) -> String {
-    let points: Vec<Point> = history
-        .operations()
-        .filter_map(|op| {
-            let completion = op.completion?;
-            let kind = match op.call() {
-                Call::Send { .. } => Kind::Send,
-                Call::Poll { .. } => Kind::Poll,
-                Call::Assign { .. } | Call::Seek { .. } => Kind::Other,
-            };
-            Some(Point {
-                start: op.invoke.time.0,
-                end: completion.time.0,
-                latency: completion.time.0.saturating_sub(op.invoke.time.0),
-                kind,
-                outcome: completion.kind,
-            })
-        })
-        .collect();
+    let points = points(history);
     let end_ns = points
         .iter()
         .map(|p| p.end)
@@ -107,8 +90,40 @@ pub fn svg(history: &History, faults: &[FaultWindow]) -> String {
         faults.len(),
         seconds
     );
-
     // Fault windows first, so marks and lines draw over them.
+    fault_windows(&mut out, faults, &x, end_ns);
+    latency_panel(&mut out, &points, &x, seconds);
+    throughput_panel(&mut out, &points, &x, seconds, end_ns);
+    legend(&mut out);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The completed operations of `history`, in its order.
+fn points(history: &History) -> Vec<Point> {
+    history
+        .operations()
+        .filter_map(|op| {
+            let completion = op.completion?;
+            let kind = match op.call() {
+                Call::Send { .. } => Kind::Send,
+                Call::Poll { .. } => Kind::Poll,
+                Call::Assign { .. } | Call::Seek { .. } => Kind::Other,
+            };
+            Some(Point {
+                start: op.invoke.time.0,
+                end: completion.time.0,
+                latency: completion.time.0.saturating_sub(op.invoke.time.0),
+                kind,
+                outcome: completion.kind,
+            })
+        })
+        .collect()
+}
+
+/// One labelled rectangle per fault window across both panels; an open window reaches
+/// `end_ns`.
+fn fault_windows(out: &mut String, faults: &[FaultWindow], x: &dyn Fn(u64) -> f64, end_ns: u64) {
     let plot_bottom = TOP + PANEL + GAP + PANEL;
     for (i, fault) in faults.iter().enumerate() {
         let colour = FAULT_COLOURS[i % FAULT_COLOURS.len()];
@@ -131,33 +146,13 @@ pub fn svg(history: &History, faults: &[FaultWindow]) -> String {
             escape(&fault.nemesis)
         );
     }
-
-    latency_panel(&mut out, &points, &x, seconds);
-    throughput_panel(&mut out, &points, &x, seconds, end_ns);
-    legend(&mut out);
-    out.push_str("</svg>\n");
-    out
 }
 
 /// The latency panel: axes, decade ticks, one mark per (sampled) operation.
 fn latency_panel(out: &mut String, points: &[Point], x: &dyn Fn(u64) -> f64, seconds: f64) {
     let top = TOP;
     let bottom = TOP + PANEL;
-    let ms = |p: &Point| (p.latency as f64 / 1e6).max(1e-3);
-    // The scale fits sends and polls; instantaneous assigns and seeks sit on its floor.
-    let scaled: Vec<&Point> = if points.iter().any(|p| p.kind != Kind::Other) {
-        points.iter().filter(|p| p.kind != Kind::Other).collect()
-    } else {
-        points.iter().collect()
-    };
-    let low = scaled.iter().map(|p| ms(p)).fold(f64::INFINITY, f64::min);
-    let high = scaled.iter().map(|p| ms(p)).fold(0.0, f64::max);
-    let (low, high) = if scaled.is_empty() {
-        (-1, 3)
-    } else {
-        let low = low.log10().floor() as i32;
-        (low, (high.log10().ceil() as i32).max(low + 1))
-    };
+    let (low, high) = latency_decades(points);
     let y = |latency_ms: f64| {
         let t = (latency_ms.log10() - f64::from(low)) / f64::from(high - low);
         bottom - t.clamp(0.0, 1.0) * PANEL
@@ -189,41 +184,68 @@ fn latency_panel(out: &mut String, points: &[Point], x: &dyn Fn(u64) -> f64, sec
         );
     }
     for p in points.iter().step_by(stride) {
-        let (colour, outcome) = match p.outcome {
-            OpKind::Ok => (OK, "ok"),
-            OpKind::Fail => (FAIL, "fail"),
-            OpKind::Info | OpKind::Invoke => (INFO, "info"),
-        };
-        let (px, py) = (x(p.start), y(ms(p)));
-        match p.kind {
-            Kind::Send => {
-                let _ = writeln!(
-                    out,
-                    "<circle class=\"op send {outcome}\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"2\" \
-                     fill=\"{colour}\" fill-opacity=\"0.6\"/>"
-                );
-            }
-            Kind::Poll => {
-                let _ = writeln!(
-                    out,
-                    "<rect class=\"op poll {outcome}\" x=\"{:.1}\" y=\"{:.1}\" width=\"3.5\" \
-                     height=\"3.5\" fill=\"{colour}\" fill-opacity=\"0.6\"/>",
-                    px - 1.75,
-                    py - 1.75
-                );
-            }
-            Kind::Other => {
-                let _ = writeln!(
-                    out,
-                    "<path class=\"op other {outcome}\" d=\"M{px:.1} {:.1}L{:.1} {:.1}L{:.1} \
-                     {:.1}Z\" fill=\"{colour}\" fill-opacity=\"0.6\"/>",
-                    py - 2.5,
-                    px + 2.5,
-                    py + 2.0,
-                    px - 2.5,
-                    py + 2.0
-                );
-            }
+        mark(out, p, x(p.start), y(ms(p)));
+    }
+}
+
+/// A point's latency in milliseconds, at least a microsecond (the log scale's floor).
+fn ms(p: &Point) -> f64 {
+    (p.latency as f64 / 1e6).max(1e-3)
+}
+
+/// The latency scale's lowest and highest decade (powers of ten, at least one apart).
+fn latency_decades(points: &[Point]) -> (i32, i32) {
+    // The scale fits sends and polls; instantaneous assigns and seeks sit on its floor.
+    let scaled: Vec<&Point> = if points.iter().any(|p| p.kind != Kind::Other) {
+        points.iter().filter(|p| p.kind != Kind::Other).collect()
+    } else {
+        points.iter().collect()
+    };
+    let low = scaled.iter().map(|p| ms(p)).fold(f64::INFINITY, f64::min);
+    let high = scaled.iter().map(|p| ms(p)).fold(0.0, f64::max);
+    if scaled.is_empty() {
+        (-1, 3)
+    } else {
+        let low = low.log10().floor() as i32;
+        (low, (high.log10().ceil() as i32).max(low + 1))
+    }
+}
+
+/// One operation's latency mark at (`px`, `py`): its shape the call, its colour the outcome.
+fn mark(out: &mut String, p: &Point, px: f64, py: f64) {
+    let (colour, outcome) = match p.outcome {
+        OpKind::Ok => (OK, "ok"),
+        OpKind::Fail => (FAIL, "fail"),
+        OpKind::Info | OpKind::Invoke => (INFO, "info"),
+    };
+    match p.kind {
+        Kind::Send => {
+            let _ = writeln!(
+                out,
+                "<circle class=\"op send {outcome}\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"2\" \
+                 fill=\"{colour}\" fill-opacity=\"0.6\"/>"
+            );
+        }
+        Kind::Poll => {
+            let _ = writeln!(
+                out,
+                "<rect class=\"op poll {outcome}\" x=\"{:.1}\" y=\"{:.1}\" width=\"3.5\" \
+                 height=\"3.5\" fill=\"{colour}\" fill-opacity=\"0.6\"/>",
+                px - 1.75,
+                py - 1.75
+            );
+        }
+        Kind::Other => {
+            let _ = writeln!(
+                out,
+                "<path class=\"op other {outcome}\" d=\"M{px:.1} {:.1}L{:.1} {:.1}L{:.1} \
+                 {:.1}Z\" fill=\"{colour}\" fill-opacity=\"0.6\"/>",
+                py - 2.5,
+                px + 2.5,
+                py + 2.0,
+                px - 2.5,
+                py + 2.0
+            );
         }
     }
 }
@@ -337,24 +359,39 @@ fn axes(
     );
 }
 
+/// The legend right of the panels: outcomes and call kinds beside the latency panel, rates and
+/// fault windows beside the throughput panel.
 fn legend(out: &mut String) {
     let lx = WIDTH - RIGHT + 15.0;
-    let mut marks: Vec<(String, &str)> = Vec::new();
+    let mut marks = latency_legend(lx);
+    marks.extend(throughput_legend(lx));
+    for (mark, label, y) in marks {
+        let _ = writeln!(
+            out,
+            "<g class=\"legend\">{mark}<text x=\"{:.1}\" y=\"{:.1}\">{label}</text></g>",
+            lx + 14.0,
+            y + 4.0
+        );
+    }
+}
+
+/// The latency panel's legend entries at x `lx`: (mark, label, y).
+fn latency_legend(lx: f64) -> Vec<(String, &'static str, f64)> {
+    let mut marks = Vec::new();
     let mut ly = TOP + 10.0;
-    let mut at = Vec::new();
     for (colour, label) in [(OK, "ok"), (INFO, "info (indefinite)"), (FAIL, "fail")] {
         marks.push((
             format!("<circle cx=\"{lx:.1}\" cy=\"{ly:.1}\" r=\"4\" fill=\"{colour}\"/>"),
             label,
+            ly,
         ));
-        at.push(ly);
         ly += 16.0;
     }
     marks.push((
         format!("<circle cx=\"{lx:.1}\" cy=\"{ly:.1}\" r=\"3\" fill=\"#666\"/>"),
         "send",
+        ly,
     ));
-    at.push(ly);
     ly += 16.0;
     marks.push((
         format!(
@@ -363,8 +400,8 @@ fn legend(out: &mut String) {
             ly - 3.0
         ),
         "poll",
+        ly,
     ));
-    at.push(ly);
     ly += 16.0;
     marks.push((
         format!(
@@ -376,9 +413,15 @@ fn legend(out: &mut String) {
             ly + 3.0
         ),
         "assign / seek",
+        ly,
     ));
-    at.push(ly);
-    ly = TOP + PANEL + GAP + 10.0;
+    marks
+}
+
+/// The throughput panel's legend entries at x `lx`: (mark, label, y).
+fn throughput_legend(lx: f64) -> Vec<(String, &'static str, f64)> {
+    let mut marks = Vec::new();
+    let mut ly = TOP + PANEL + GAP + 10.0;
     for (colour, label) in [(SEND_LINE, "ok sends/s"), (POLL_LINE, "ok polls/s")] {
         marks.push((
             format!(
@@ -388,8 +431,8 @@ fn legend(out: &mut String) {
                 lx + 6.0
             ),
             label,
+            ly,
         ));
-        at.push(ly);
         ly += 16.0;
     }
     marks.push((
@@ -401,16 +444,9 @@ fn legend(out: &mut String) {
             FAULT_COLOURS[0]
         ),
         "fault window",
+        ly,
     ));
-    at.push(ly);
-    for ((mark, label), y) in marks.into_iter().zip(at) {
-        let _ = writeln!(
-            out,
-            "<g class=\"legend\">{mark}<text x=\"{:.1}\" y=\"{:.1}\">{label}</text></g>",
-            lx + 14.0,
-            y + 4.0
-        );
-    }
+    marks
 }
 
 /// A step of 1, 2 or 5 times a power of ten giving about `ticks` ticks over `range`.

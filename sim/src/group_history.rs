@@ -8,12 +8,18 @@
 //!
 //! # JSON lines
 //!
-//! [`GroupHistory::to_jsonl`] writes a first line `{"subscribed":{"g":[{"topic":"t","partition":0}]}}`,
-//! then one [`GroupOp`] per line, e.g.
+//! [`GroupHistory::to_jsonl`] writes a first line
+//! `{"subscribed":{"g":[{"topic":"t","partition":0}]}}`, then one [`GroupOp`] per line, e.g.
+//! (each op is one line in the file, wrapped here to fit):
 //!
 //! ```text
-//! {"process":3,"group":"g","invoked":1000,"completed":2000,"call":{"f":"commit","member_id":"m-1","generation":2,"offsets":[[{"topic":"t","partition":0},17]],"tag":5},"outcome":{"type":"committed"}}
-//! {"process":3,"group":"g","invoked":2100,"completed":null,"call":{"f":"fetch-committed","partitions":[{"topic":"t","partition":0}]},"outcome":{"type":"info","value":"timeout"}}
+//! {"process":3,"group":"g","invoked":1000,"completed":2000,
+//!  "call":{"f":"commit","member_id":"m-1","generation":2,
+//!          "offsets":[[{"topic":"t","partition":0},17]],"tag":5},
+//!  "outcome":{"type":"committed"}}
+//! {"process":3,"group":"g","invoked":2100,"completed":null,
+//!  "call":{"f":"fetch-committed","partitions":[{"topic":"t","partition":0}]},
+//!  "outcome":{"type":"info","value":"timeout"}}
 //! ```
 //!
 //! `call.f` is `join`, `commit`, `fetch-committed` or `describe`; `outcome.type` is `joined`,
@@ -287,83 +293,103 @@ mod tests {
         }
     }
 
+    /// A history with one op of every call and outcome kind, and one never completed.
     fn every_kind() -> GroupHistory {
         let mut h = GroupHistory::new();
         h.subscribed.insert("g".into(), vec![tp(0), tp(1)]);
-        h.record(op(
-            1,
-            1,
-            Some(2),
-            GroupCall::Join {
-                member_id: String::new(),
-            },
-            GroupOutcome::Joined {
-                member_id: "m-1".into(),
-                generation: 1,
-                assignment: vec![tp(0), tp(1)],
-            },
-        ));
-        h.record(op(
-            1,
-            3,
-            Some(4),
-            GroupCall::Commit {
-                member_id: "m-1".into(),
-                generation: 1,
-                offsets: vec![(tp(0), 17)],
-                tag: 5,
-            },
-            GroupOutcome::Committed,
-        ));
-        h.record(op(
-            1,
-            5,
-            Some(6),
-            GroupCall::FetchCommitted {
-                partitions: vec![tp(0), tp(1)],
-            },
-            GroupOutcome::Fetched(vec![
-                (
-                    tp(0),
-                    Some(CommittedRead {
-                        offset: 17,
-                        tag: Some(5),
-                    }),
-                ),
-                (tp(1), None),
-            ]),
-        ));
-        h.record(op(
-            1,
-            7,
-            Some(8),
-            GroupCall::Describe { final_check: false },
-            GroupOutcome::Fail(16),
-        ));
-        h.record(op(
-            1,
-            9,
-            Some(10),
-            GroupCall::Describe { final_check: true },
-            GroupOutcome::Described {
-                state: "Stable".into(),
-                generation: 1,
-                members: vec![DescribedMember {
-                    member_id: "m-1".into(),
-                    assignment: vec![tp(0), tp(1)],
-                }],
-            },
-        ));
-        h.record(op(
-            2,
-            11,
-            None,
-            GroupCall::Join {
-                member_id: "m-2".into(),
-            },
-            GroupOutcome::Info("timeout".into()),
-        ));
+        for o in join_commit_fetch()
+            .into_iter()
+            .chain(describes_and_lost_join())
+        {
+            h.record(o);
+        }
         h
+    }
+
+    /// Process 1 joins, commits and fetches its commit back.
+    fn join_commit_fetch() -> Vec<GroupOp> {
+        vec![
+            op(
+                1,
+                1,
+                Some(2),
+                GroupCall::Join {
+                    member_id: String::new(),
+                },
+                GroupOutcome::Joined {
+                    member_id: "m-1".into(),
+                    generation: 1,
+                    assignment: vec![tp(0), tp(1)],
+                },
+            ),
+            op(
+                1,
+                3,
+                Some(4),
+                GroupCall::Commit {
+                    member_id: "m-1".into(),
+                    generation: 1,
+                    offsets: vec![(tp(0), 17)],
+                    tag: 5,
+                },
+                GroupOutcome::Committed,
+            ),
+            op(
+                1,
+                5,
+                Some(6),
+                GroupCall::FetchCommitted {
+                    partitions: vec![tp(0), tp(1)],
+                },
+                GroupOutcome::Fetched(vec![
+                    (
+                        tp(0),
+                        Some(CommittedRead {
+                            offset: 17,
+                            tag: Some(5),
+                        }),
+                    ),
+                    (tp(1), None),
+                ]),
+            ),
+        ]
+    }
+
+    /// A failed and a final describe by process 1, then a join by process 2 that never
+    /// completed.
+    fn describes_and_lost_join() -> Vec<GroupOp> {
+        vec![
+            op(
+                1,
+                7,
+                Some(8),
+                GroupCall::Describe { final_check: false },
+                GroupOutcome::Fail(16),
+            ),
+            op(
+                1,
+                9,
+                Some(10),
+                GroupCall::Describe { final_check: true },
+                GroupOutcome::Described {
+                    state: "Stable".into(),
+                    generation: 1,
+                    members: vec![DescribedMember {
+                        member_id: "m-1".into(),
+                        assignment: vec![tp(0), tp(1)],
+                    }],
+                },
+            ),
+            op(
+                2,
+                11,
+                None,
+                GroupCall::Join {
+                    member_id: "m-2".into(),
+                },
+                GroupOutcome::Info("timeout".into()),
+            ),
+        ]
     }
 
     #[test]

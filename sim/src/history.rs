@@ -37,13 +37,21 @@
 //!
 //! [`History::to_jsonl`] writes one [`Op`] per line, in recording order, and
 //! [`History::from_jsonl`] reads it back (checking the contract above). Times are integer
-//! nanoseconds, offsets and values plain integers; absent fields are left out:
+//! nanoseconds, offsets and values plain integers; absent fields are left out. Four lines (each
+//! op is one line in the file, wrapped here to fit):
 //!
 //! ```text
-//! {"index":0,"process":1,"time":1000,"type":"invoke","call":{"f":"send","tp":{"topic":"t","partition":0},"values":[17,18],"acks":"all","resends":false},"pair":2}
-//! {"index":1,"process":2,"time":1500,"type":"invoke","call":{"f":"poll","tp":{"topic":"t","partition":0},"from_offset":0,"final_read":false},"pair":3}
-//! {"index":2,"process":1,"time":2000,"type":"ok","reply":{"f":"send","base_offset":42,"leader_survived":false,"possible_duplicate":false},"pair":0}
-//! {"index":3,"process":2,"time":2500,"type":"ok","reply":{"f":"poll","records":[[42,17]],"high_watermark":43,"log_start_offset":0},"pair":1}
+//! {"index":0,"process":1,"time":1000,"type":"invoke",
+//!  "call":{"f":"send","tp":{"topic":"t","partition":0},"values":[17,18],"acks":"all",
+//!          "resends":false},"pair":2}
+//! {"index":1,"process":2,"time":1500,"type":"invoke",
+//!  "call":{"f":"poll","tp":{"topic":"t","partition":0},"from_offset":0,"final_read":false},
+//!  "pair":3}
+//! {"index":2,"process":1,"time":2000,"type":"ok",
+//!  "reply":{"f":"send","base_offset":42,"leader_survived":false,"possible_duplicate":false},
+//!  "pair":0}
+//! {"index":3,"process":2,"time":2500,"type":"ok",
+//!  "reply":{"f":"poll","records":[[42,17]],"high_watermark":43,"log_start_offset":0},"pair":1}
 //! ```
 //!
 //! `type` is `invoke`, `ok`, `fail` or `info`; `call.f` is `send`, `poll`, `assign` or `seek`
@@ -632,63 +640,68 @@ impl History {
             }
             let op: Op =
                 serde_json::from_str(raw).map_err(|source| JsonlError::Json { line, source })?;
-            let invalid = |why: String| JsonlError::Invalid { line, why };
-            if op.index.0 != history.ops.len() {
-                return Err(invalid(format!(
-                    "index {} where {} was expected",
-                    op.index.0,
-                    history.ops.len()
-                )));
-            }
-            if let Some(last) = history.ops.last()
-                && op.time < last.time
-            {
-                return Err(invalid(format!(
-                    "time {} went back from {}",
-                    op.time.0, last.time.0
-                )));
-            }
-            match op.kind {
-                OpKind::Invoke => {
-                    if op.call.is_none() {
-                        return Err(invalid("an invocation without its call".into()));
-                    }
-                    if history.pending.contains_key(&op.process) {
-                        return Err(invalid(format!(
-                            "{} invoked with an operation still in flight",
-                            op.process
-                        )));
-                    }
-                    history.pending.insert(op.process, op.index);
-                }
-                _ => {
-                    let invoke = history.pending.remove(&op.process);
-                    if invoke.is_none() || invoke != op.pair {
-                        return Err(invalid(format!(
-                            "completion paired with {:?}, but {}'s operation in flight is {:?}",
-                            op.pair, op.process, invoke
-                        )));
-                    }
-                    if (op.kind == OpKind::Ok) != op.reply.is_some() {
-                        return Err(invalid(
-                            "a reply belongs to exactly the ok completions".into(),
-                        ));
-                    }
-                }
-            }
-            history.ops.push(op);
+            history
+                .push_read(op)
+                .map_err(|why| JsonlError::Invalid { line, why })?;
         }
-        // Each invocation's `pair` must name the completion that names it back (or nothing, when
-        // the run ended first).
-        for op in &history.ops {
+        history.check_pairs_back()?;
+        Ok(history)
+    }
+
+    /// Appends `op`, read back from a JSON line, once it is checked against the ops before it
+    /// (see [`History::from_jsonl`]); the error says how it breaks the recording contract.
+    fn push_read(&mut self, op: Op) -> Result<(), String> {
+        if op.index.0 != self.ops.len() {
+            return Err(format!(
+                "index {} where {} was expected",
+                op.index.0,
+                self.ops.len()
+            ));
+        }
+        if let Some(last) = self.ops.last()
+            && op.time < last.time
+        {
+            return Err(format!("time {} went back from {}", op.time.0, last.time.0));
+        }
+        match op.kind {
+            OpKind::Invoke => {
+                if op.call.is_none() {
+                    return Err("an invocation without its call".into());
+                }
+                if self.pending.contains_key(&op.process) {
+                    return Err(format!(
+                        "{} invoked with an operation still in flight",
+                        op.process
+                    ));
+                }
+                self.pending.insert(op.process, op.index);
+            }
+            _ => {
+                let invoke = self.pending.remove(&op.process);
+                if invoke.is_none() || invoke != op.pair {
+                    return Err(format!(
+                        "completion paired with {:?}, but {}'s operation in flight is {:?}",
+                        op.pair, op.process, invoke
+                    ));
+                }
+                if (op.kind == OpKind::Ok) != op.reply.is_some() {
+                    return Err("a reply belongs to exactly the ok completions".into());
+                }
+            }
+        }
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// Checks, once every line is read, that each invocation's `pair` names the completion that
+    /// names it back (or nothing, when the run ended first).
+    fn check_pairs_back(&self) -> Result<(), JsonlError> {
+        for op in &self.ops {
             if op.kind != OpKind::Invoke {
                 continue;
             }
-            let completed = history.pending.get(&op.process) != Some(&op.index);
-            let back = op
-                .pair
-                .and_then(|c| history.ops.get(c.0))
-                .and_then(|c| c.pair);
+            let completed = self.pending.get(&op.process) != Some(&op.index);
+            let back = op.pair.and_then(|c| self.ops.get(c.0)).and_then(|c| c.pair);
             let consistent = if completed {
                 back == Some(op.index)
             } else {
@@ -704,7 +717,7 @@ impl History {
                 });
             }
         }
-        Ok(history)
+        Ok(())
     }
 }
 
@@ -1040,7 +1053,8 @@ mod tests {
              \"tp\":{\"topic\":\"t\",\"partition\":0},\"values\":[17,18],\"acks\":\"all\",\
              \"resends\":false},\"pair\":1}\n\
              {\"index\":1,\"process\":1,\"time\":2000,\"type\":\"ok\",\"reply\":{\"f\":\"send\",\
-             \"base_offset\":42,\"leader_survived\":false,\"possible_duplicate\":false},\"pair\":0}\n"
+             \"base_offset\":42,\"leader_survived\":false,\"possible_duplicate\":false},\
+             \"pair\":0}\n"
         );
     }
 
