@@ -156,6 +156,7 @@ impl Broker {
         let (role_signal, _) = watch::channel(0u64);
         let groups = Arc::new(GroupCoordinators::new(&config));
         let node_id = config.node_id;
+        let fetch_sessions = FetchSessionCache::for_config(&config, session_seed(node_id));
         let broker = Broker {
             config,
             storage,
@@ -171,7 +172,7 @@ impl Broker {
             cluster: None,
             producer_ids: ProducerIds::new(),
             producer_id_block_end: AtomicI64::new(meta.producer_id_block_end),
-            fetch_sessions: Mutex::new(FetchSessionCache::new(session_seed(node_id))),
+            fetch_sessions: Mutex::new(fetch_sessions),
         };
         let mut topics = BTreeMap::new();
         for (name, t) in &meta.topics {
@@ -211,6 +212,7 @@ impl Broker {
         let (role_signal, _) = watch::channel(0u64);
         let groups = Arc::new(GroupCoordinators::new(&config));
         let node_id = config.node_id;
+        let fetch_sessions = FetchSessionCache::for_config(&config, session_seed(node_id));
         Ok(Arc::new(Broker {
             config,
             storage,
@@ -227,7 +229,7 @@ impl Broker {
             producer_ids: ProducerIds::new(),
             // Unused: a cluster's blocks come from the controller.
             producer_id_block_end: AtomicI64::new(0),
-            fetch_sessions: Mutex::new(FetchSessionCache::new(session_seed(node_id))),
+            fetch_sessions: Mutex::new(fetch_sessions),
         }))
     }
 

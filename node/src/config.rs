@@ -87,6 +87,13 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "max.incremental.fetch.session.cache.slots",
+        default: "1000",
+        doc: "Incremental fetch sessions (KIP-227) the broker keeps, over all clients and \
+              followers; 0 = none, every fetch lists all its partitions.",
+        kind: Kind::Int { min: 0, max: I32 },
+    },
+    Setting {
         name: "queued.max.request.bytes",
         default: "104857600",
         doc: "Bytes of requests read but not yet handled, over all connections (-1 = unbounded; \

@@ -46,8 +46,8 @@
 //!   INVALID_FETCH_SESSION_EPOCH, and a session evicted meanwhile FETCH_SESSION_ID_NOT_FOUND.
 //!
 //! ## Eviction
-//! At most [`MAX_SESSIONS`] sessions (Kafka's `max.incremental.fetch.session.cache.slots`,
-//! default 1000; a constant here, not yet a setting). A full fetch finding no free slot evicts,
+//! At most `max.incremental.fetch.session.cache.slots` sessions (default [`MAX_SESSIONS`], 1000,
+//! as Kafka's; 0 turns incremental sessions off). A full fetch finding no free slot evicts,
 //! in this order: the least recently used session unused for [`EVICTION_AFTER_MS`] (Kafka's
 //! `min.incremental.fetch.session.eviction.ms`); else, if the new session is a follower's
 //! (`replica_id` ≥ 0), the least recently used consumer session. Otherwise no session is
@@ -288,6 +288,13 @@ pub struct FetchSessionCache {
 impl FetchSessionCache {
     pub fn new(seed: u64) -> FetchSessionCache {
         FetchSessionCache::with_capacity(seed, MAX_SESSIONS)
+    }
+
+    /// A cache of `max.incremental.fetch.session.cache.slots` sessions (0: no incremental
+    /// sessions, every fetch is a full one, as in Kafka).
+    pub fn for_config(config: &crate::config::Config, seed: u64) -> FetchSessionCache {
+        let slots = config.cluster_int("max.incremental.fetch.session.cache.slots");
+        FetchSessionCache::with_capacity(seed, usize::try_from(slots).unwrap_or(usize::MAX))
     }
 
     pub fn with_capacity(seed: u64, max_sessions: usize) -> FetchSessionCache {

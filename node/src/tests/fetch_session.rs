@@ -346,6 +346,31 @@ fn a_full_fetch_of_nothing_creates_no_session() {
 }
 
 #[test]
+fn no_slots_means_no_sessions_and_every_fetch_full() {
+    let config = crate::config::Config::default()
+        .with("max.incremental.fetch.session.cache.slots", "0")
+        .expect("0 is a valid slot count");
+    let mut cache = FetchSessionCache::for_config(&config, 7);
+    let topics = vec![topic("a", vec![part(0, 5)])];
+    let ctx = cache.new_context(request(0, 0, FOLLOWER), &topics, &[], at(0));
+    assert_eq!(ctx, FetchContext::Full);
+    assert_eq!(
+        cache.create(FOLLOWER, &topics, &answer(&topics, 10, &[]), at(0)),
+        0,
+        "no slot, no session: the fetch is answered sessionless"
+    );
+    assert!(cache.is_empty());
+    let by_default = FetchSessionCache::for_config(&crate::config::Config::default(), 7);
+    assert!(format!("{by_default:?}").contains("max_sessions: 1000"));
+    assert!(
+        crate::config::Config::default()
+            .with("max.incremental.fetch.session.cache.slots", "-1")
+            .is_err(),
+        "a negative slot count is refused"
+    );
+}
+
+#[test]
 fn eviction_stale_first_then_consumers_for_followers_else_none() {
     let mut cache = FetchSessionCache::with_capacity(7, 2);
     let topics = vec![topic("a", vec![part(0, 0)])];
