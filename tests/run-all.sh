@@ -14,6 +14,14 @@ if ! command -v kcat >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq kcat
 fi
+# jepsen/ (as root): network namespaces need `ip` (iproute2), partitions and packet loss
+# `iptables`, clock faults libfaketime.
+if ! command -v iptables >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1 \
+    || ! ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1; then
+    echo "installing iproute2, iptables and libfaketime (jepsen/)"
+    apt-get update -qq
+    apt-get install -y -qq iproute2 iptables faketime libfaketime
+fi
 if ! python3 -c "import confluent_kafka, kafka, aiokafka" >/dev/null 2>&1; then
     echo "installing confluent-kafka, kafka-python and aiokafka"
     # Debian's system python refuses plain pip installs (PEP 668); pyenv's does not.
