@@ -228,11 +228,7 @@ impl Cluster {
                 format!("PLAINTEXT://{ip}:{KAFKA_PORT}"),
             ),
         ];
-        settings.extend(
-            SETTINGS
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        settings.extend(SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         for (k, v) in settings {
             args.push("--set".into());
             args.push(format!("{k}={v}"));
@@ -250,7 +246,11 @@ impl Cluster {
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
         let mut header = log.try_clone().context("cloning the log handle")?;
-        let _ = writeln!(header, "=== harness: starting node {id}: ip {}", args.join(" "));
+        let _ = writeln!(
+            header,
+            "=== harness: starting node {id}: ip {}",
+            args.join(" ")
+        );
         let err = log.try_clone().context("cloning the log handle")?;
         let child = Command::new("ip")
             .args(&args)
@@ -462,8 +462,7 @@ impl Cluster {
         loop {
             let ready = match self.metadata(None).await {
                 Ok(view) => {
-                    view.brokers.keys().copied().collect::<Vec<_>>() == want
-                        && view.controller > 0
+                    view.brokers.keys().copied().collect::<Vec<_>>() == want && view.controller > 0
                 }
                 Err(_) => false,
             };

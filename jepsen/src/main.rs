@@ -15,7 +15,10 @@ use strata_jepsen::nemesis::NemesisKind;
 use strata_jepsen::run::{Mode, RunOptions};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Jepsen-style tests of Strata on five real processes (run as root)")]
+#[command(
+    version,
+    about = "Jepsen-style tests of Strata on five real processes (run as root)"
+)]
 struct Args {
     /// The seed of the nemesis plan.
     #[arg(long, default_value_t = 1)]

@@ -83,24 +83,50 @@ impl NemesisKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum Fault {
-    Kill { nodes: Vec<u32>, how: String },
-    Pause { nodes: Vec<u32> },
+    Kill {
+        nodes: Vec<u32>,
+        how: String,
+    },
+    Pause {
+        nodes: Vec<u32>,
+    },
     /// Cut every node of `a` from every node of `b`.
-    Partition { a: Vec<u32>, b: Vec<u32>, how: String },
+    Partition {
+        a: Vec<u32>,
+        b: Vec<u32>,
+        how: String,
+    },
     /// A majorities ring (five nodes): node `i` reaches only `i±1`, so each sees a majority
     /// (itself and two neighbours... plus none else) and no two majorities agree.
     Ring,
     /// Isolate whoever is the active controller when applied.
     IsolateController,
     /// Isolate whoever leads `partition` of the workload topic when applied.
-    IsolateLeader { partition: i32 },
-    Loss { nodes: Vec<u32>, probability: f64 },
-    ClockBump { node: u32, seconds: i64 },
-    ClockStrobe { node: u32, seconds: i64, period_ms: u64 },
-    DiskFull { node: u32 },
+    IsolateLeader {
+        partition: i32,
+    },
+    Loss {
+        nodes: Vec<u32>,
+        probability: f64,
+    },
+    ClockBump {
+        node: u32,
+        seconds: i64,
+    },
+    ClockStrobe {
+        node: u32,
+        seconds: i64,
+        period_ms: u64,
+    },
+    DiskFull {
+        node: u32,
+    },
     /// Isolate the leader of `partition`, kill it after `kill_after_ms`, heal the network, and
     /// restart it at the window's end.
-    LeaderKill { partition: i32, kill_after_ms: u64 },
+    LeaderKill {
+        partition: i32,
+        kill_after_ms: u64,
+    },
 }
 
 impl Fault {
@@ -149,11 +175,12 @@ pub struct PlanContext {
 
 /// Draws the plan of a `time_limit` fault phase from `seed`.
 pub fn plan(seed: u64, kind: NemesisKind, time_limit: Duration, ctx: &PlanContext) -> Plan {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_73);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
     let limit = time_limit.as_millis() as u64;
     let mut windows = Vec::new();
     let mut t = 0u64;
-    let mut shape = 0usize;
+    // Partition shapes take turns from a seeded start.
+    let mut shape = (seed % 5) as usize;
     if kind != NemesisKind::None {
         loop {
             t += rng.random_range(2_000..5_000);
@@ -313,6 +340,8 @@ pub struct Evidence {
     pub clocks_confirmed: u32,
     /// Disk fills that ended in ENOSPC with under 1 MiB free.
     pub disks_filled: u32,
+    /// `No space left on device` lines in the full disk's node log after its windows.
+    pub enospc_logged: u64,
     /// Nodes that exited on their own (found dead at a heal), e.g. on a full disk.
     pub crashes_seen: u32,
 }
@@ -327,6 +356,8 @@ struct Applied {
     clocks: Vec<u32>,
     disk: Option<u32>,
     strobe: Option<Arc<AtomicBool>>,
+    /// The leader a leader-kill kills mid-window.
+    to_kill: Option<u32>,
 }
 
 /// The clock of the history: nanoseconds since the run started.
@@ -365,10 +396,9 @@ pub async fn run(
         for (a, f) in applied.iter_mut().zip(&w.faults) {
             if let Fault::LeaderKill { kill_after_ms, .. } = f {
                 tokio::time::sleep(Duration::from_millis(*kill_after_ms)).await;
-                if let Some(&leader) = a.paused.first() {
+                if let Some(leader) = a.to_kill.take() {
                     kill_confirmed(cluster, leader, evidence);
                     a.killed.push(leader);
-                    a.paused.clear();
                 }
                 evidence.packets_dropped += dropped(cluster);
                 if let Err(e) = cluster.net().heal() {
@@ -448,6 +478,7 @@ async fn apply(
         clocks: vec![],
         disk: None,
         strobe: None,
+        to_kill: None,
     };
     let detail = match fault {
         Fault::Kill { nodes, how } => {
@@ -534,7 +565,11 @@ async fn apply(
                 while !s.load(Ordering::Relaxed) {
                     tokio::time::sleep(Duration::from_millis(period)).await;
                     on = !on;
-                    let text = if on { format!("{seconds:+}\n") } else { "+0\n".into() };
+                    let text = if on {
+                        format!("{seconds:+}\n")
+                    } else {
+                        "+0\n".into()
+                    };
                     let tmp = path.with_extension("tmp");
                     if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, &path).is_err()
                     {
@@ -559,11 +594,7 @@ async fn apply(
             let l = leader_of(cluster, topic, *partition).await?;
             isolate(cluster, l)?;
             a.network = true;
-            // Remembered as "paused" until the kill step moves it to `killed`.
-            a.paused = vec![];
-            a.killed = vec![];
-            a.clocks = vec![];
-            a.paused.push(l);
+            a.to_kill = Some(l);
             format!("isolate n{l}, leader of {topic}-{partition}, then kill -9 it")
         }
     };
@@ -587,7 +618,12 @@ fn confirm_clock(cluster: &Cluster, node: u32, seconds: i64, evidence: &mut Evid
     }
 }
 
-fn heal(cluster: &mut Cluster, mut a: Applied, clock: &Clock, evidence: &mut Evidence) -> FaultWindow {
+fn heal(
+    cluster: &mut Cluster,
+    mut a: Applied,
+    clock: &Clock,
+    evidence: &mut Evidence,
+) -> FaultWindow {
     let mut notes = Vec::new();
     if let Some(stop) = &a.strobe {
         stop.store(true, Ordering::Relaxed);
@@ -611,6 +647,11 @@ fn heal(cluster: &mut Cluster, mut a: Applied, clock: &Clock, evidence: &mut Evi
         }
     }
     if let Some(n) = a.disk {
+        let enospc = std::fs::read_to_string(cluster.log_file(n))
+            .map(|log| log.matches("No space left on device").count() as u64)
+            .unwrap_or(0);
+        evidence.enospc_logged = enospc;
+        notes.push(format!("n{n}'s log has {enospc} ENOSPC errors so far"));
         if let Err(e) = cluster.free_disk(n) {
             notes.push(format!("freeing n{n}'s disk failed: {e:#}"));
         }

@@ -103,10 +103,7 @@ impl Net {
     fn build(&self) -> Result<()> {
         run_cmd("ip", &["netns", "add", BRIDGE_NS])?;
         in_ns(BRIDGE_NS, &["ip", "link", "set", "lo", "up"])?;
-        in_ns(
-            BRIDGE_NS,
-            &["ip", "link", "add", "br0", "type", "bridge"],
-        )?;
+        in_ns(BRIDGE_NS, &["ip", "link", "add", "br0", "type", "bridge"])?;
         in_ns(BRIDGE_NS, &["ip", "link", "set", "br0", "up"])?;
         for id in 1..=self.nodes {
             let ns = node_ns(id);
@@ -123,7 +120,14 @@ impl Net {
             in_ns(&ns, &["ip", "link", "set", &br_end, "netns", BRIDGE_NS])?;
             in_ns(
                 &ns,
-                &["ip", "addr", "add", &format!("{}/24", node_ip(id)), "dev", "eth0"],
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{}/24", node_ip(id)),
+                    "dev",
+                    "eth0",
+                ],
             )?;
             in_ns(&ns, &["ip", "link", "set", "eth0", "up"])?;
             in_ns(BRIDGE_NS, &["ip", "link", "set", &br_end, "master", "br0"])?;
@@ -132,7 +136,14 @@ impl Net {
         run_cmd(
             "ip",
             &[
-                "link", "add", HOST_LINK, "type", "veth", "peer", "name", "sj-host-br",
+                "link",
+                "add",
+                HOST_LINK,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "sj-host-br",
             ],
         )?;
         run_cmd("ip", &["link", "set", "sj-host-br", "netns", BRIDGE_NS])?;
@@ -141,9 +152,15 @@ impl Net {
             &["addr", "add", &format!("{HOST_IP}/24"), "dev", HOST_LINK],
         )?;
         run_cmd("ip", &["link", "set", HOST_LINK, "up"])?;
-        in_ns(BRIDGE_NS, &["ip", "link", "set", "sj-host-br", "master", "br0"])?;
+        in_ns(
+            BRIDGE_NS,
+            &["ip", "link", "set", "sj-host-br", "master", "br0"],
+        )?;
         in_ns(BRIDGE_NS, &["ip", "link", "set", "sj-host-br", "up"])?;
-        tracing::info!(nodes = self.nodes, "network up: bridge, namespaces, host link");
+        tracing::info!(
+            nodes = self.nodes,
+            "network up: bridge, namespaces, host link"
+        );
         Ok(())
     }
 
@@ -167,8 +184,19 @@ impl Net {
         in_ns(
             &node_ns(id),
             &[
-                "iptables", "-A", "INPUT", "-i", "eth0", "-m", "statistic", "--mode",
-                "random", "--probability", &p, "-j", "DROP",
+                "iptables",
+                "-A",
+                "INPUT",
+                "-i",
+                "eth0",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                &p,
+                "-j",
+                "DROP",
             ],
         )?;
         Ok(())
@@ -176,10 +204,7 @@ impl Net {
 
     /// Packets dropped so far by node `id`'s rules (the evidence that a rule did something).
     pub fn dropped_packets(&self, id: u32) -> Result<u64> {
-        let out = in_ns(
-            &node_ns(id),
-            &["iptables", "-L", "INPUT", "-v", "-n", "-x"],
-        )?;
+        let out = in_ns(&node_ns(id), &["iptables", "-L", "INPUT", "-v", "-n", "-x"])?;
         Ok(out
             .lines()
             .filter(|l| l.contains("DROP"))
@@ -206,7 +231,15 @@ impl Drop for Net {
 fn drop_from(at: u32, from: u32) -> Result<()> {
     in_ns(
         &node_ns(at),
-        &["iptables", "-A", "INPUT", "-s", &node_ip(from), "-j", "DROP"],
+        &[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-s",
+            &node_ip(from),
+            "-j",
+            "DROP",
+        ],
     )?;
     Ok(())
 }
@@ -243,7 +276,10 @@ pub fn sweep() {
     }
     // Reap: wait (briefly) until the namespaces are empty, so deleting them frees everything.
     for _ in 0..50 {
-        if leftover_namespaces().iter().all(|ns| pids_in(ns).is_empty()) {
+        if leftover_namespaces()
+            .iter()
+            .all(|ns| pids_in(ns).is_empty())
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -275,11 +311,12 @@ pub fn leftover_mounts() -> Vec<String> {
             let _dev = f.next()?;
             let at = f.next()?;
             let fs = f.next()?;
-            (fs == "tmpfs" && Path::new(at).components().any(|c| {
-                c.as_os_str()
-                    .to_str()
-                    .is_some_and(|s| s.starts_with("sj-disk"))
-            }))
+            (fs == "tmpfs"
+                && Path::new(at).components().any(|c| {
+                    c.as_os_str()
+                        .to_str()
+                        .is_some_and(|s| s.starts_with("sj-disk"))
+                }))
             .then(|| at.to_string())
         })
         .collect()

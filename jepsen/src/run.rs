@@ -25,8 +25,8 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -149,7 +149,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     };
     let plan = nemesis::plan(options.seed, options.nemesis, options.time_limit, &ctx);
     write(out, "plan.json", &serde_json::to_string_pretty(&plan)?)?;
-    tracing::info!(seed = options.seed, windows = plan.windows.len(), "plan drawn");
+    tracing::info!(
+        seed = options.seed,
+        windows = plan.windows.len(),
+        "plan drawn"
+    );
 
     let mut cluster = Cluster::start(ClusterOptions {
         strata_bin: options.strata_bin.clone(),
@@ -201,7 +205,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
 
     // Liveness phase: heal everything, wait for convergence, let the workload run on.
     let heal_start = clock();
-    let notes = nemesis::heal_all(&mut cluster, small_disk, options.nemesis.needs_fake_clocks());
+    let notes = nemesis::heal_all(
+        &mut cluster,
+        small_disk,
+        options.nemesis.needs_fake_clocks(),
+    );
     windows.push(FaultWindow {
         nemesis: "heal".into(),
         detail: if notes.is_empty() {
@@ -258,7 +266,9 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     }
     let verdicts = judge(&history, groups.as_ref());
     let counts = count(&history);
-    let summary = summarize(&options, &plan, &windows, &evidence, &counts, &verdicts, &liveness);
+    let summary = summarize(
+        &options, &plan, &windows, &evidence, &counts, &verdicts, &liveness,
+    );
     let report = RunReport {
         plan,
         windows,
@@ -369,7 +379,12 @@ fn summarize(
     liveness: &std::result::Result<(), String>,
 ) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "strata-jepsen seed {} nemesis {}", plan.seed, plan.nemesis.name());
+    let _ = writeln!(
+        s,
+        "strata-jepsen seed {} nemesis {}",
+        plan.seed,
+        plan.nemesis.name()
+    );
     let _ = writeln!(
         s,
         "operations {} (ok {}, fail {}, info {}); acknowledged sends {}; ok polls {}; final read {} records",
@@ -387,7 +402,11 @@ fn summarize(
             w.detail
         );
     }
-    let _ = writeln!(s, "evidence: {}", serde_json::to_string(evidence).unwrap_or_default());
+    let _ = writeln!(
+        s,
+        "evidence: {}",
+        serde_json::to_string(evidence).unwrap_or_default()
+    );
     let anomalies: Vec<String> = verdicts
         .per_anomaly
         .iter()
@@ -414,8 +433,16 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
 }
 
 fn write_outputs(out: &Path, r: &RunReport) -> Result<()> {
-    write(out, "schedule.json", &serde_json::to_string_pretty(&r.windows)?)?;
-    write(out, "evidence.json", &serde_json::to_string_pretty(&r.evidence)?)?;
+    write(
+        out,
+        "schedule.json",
+        &serde_json::to_string_pretty(&r.windows)?,
+    )?;
+    write(
+        out,
+        "evidence.json",
+        &serde_json::to_string_pretty(&r.evidence)?,
+    )?;
     let mut lines = String::new();
     for i in 0..r.history.len() {
         lines.push_str(&op_json(&r.history, i).to_string());
@@ -450,8 +477,16 @@ fn write_outputs(out: &Path, r: &RunReport) -> Result<()> {
         "per_anomaly": r.verdicts.per_anomaly.iter().map(|(n, c)| json!({"anomaly": n, "count": c})).collect::<Vec<_>>(),
         "counts": r.counts,
     });
-    write(out, "verdict.json", &serde_json::to_string_pretty(&verdict)?)?;
-    write(out, "latency.svg", &crate::plot::svg(&r.history, &r.windows))?;
+    write(
+        out,
+        "verdict.json",
+        &serde_json::to_string_pretty(&verdict)?,
+    )?;
+    write(
+        out,
+        "latency.svg",
+        &crate::plot::svg(&r.history, &r.windows),
+    )?;
     write(out, "summary.txt", &r.summary)?;
     Ok(())
 }
@@ -475,7 +510,10 @@ pub fn op_json(history: &History, i: usize) -> Json {
     });
     let f = match call {
         Call::Send {
-            tp, values, acks, resends,
+            tp,
+            values,
+            acks,
+            resends,
         } => {
             j["tp"] = json!(tp.to_string());
             j["values"] = json!(values.iter().map(|v| v.0).collect::<Vec<_>>());

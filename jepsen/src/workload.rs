@@ -123,7 +123,13 @@ impl Workload {
         h.info(p, now, why);
     }
 
-    fn record_group(&self, process: ProcessId, invoked: Instant, call: GroupCall, outcome: GroupOutcome) {
+    fn record_group(
+        &self,
+        process: ProcessId,
+        invoked: Instant,
+        call: GroupCall,
+        outcome: GroupOutcome,
+    ) {
         let mut g = locked(&self.groups);
         let completed = Some(self.now());
         g.record(GroupOp {
@@ -147,7 +153,9 @@ impl Workload {
         }
         let n = self.lookups.fetch_add(1, Ordering::Relaxed) as usize;
         let addr = &self.addrs[n % self.addrs.len()];
-        let view = crate::cluster::metadata_from(addr, Some(&[TOPIC])).await.ok()?;
+        let view = crate::cluster::metadata_from(addr, Some(&[TOPIC]))
+            .await
+            .ok()?;
         let mut leaders = locked(&self.leaders);
         for ((topic, p), leader) in &view.leaders {
             if topic == TOPIC
@@ -166,7 +174,9 @@ impl Workload {
 
 /// Every partition of the workload's topic.
 pub fn partitions() -> Vec<TopicPartition> {
-    (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect()
+    (0..PARTITIONS)
+        .map(|p| TopicPartition::new(TOPIC, p))
+        .collect()
 }
 
 /// Creates the topic (RF 3, `min.insync.replicas=2`) and waits until every partition has a
@@ -193,9 +203,7 @@ pub async fn create_topic(addrs: &[String], budget: Duration) -> Result<()> {
                     Err(_) => tracing::info!(addr, "CreateTopics timed out"),
                 }
             }
-            if created
-                && let Ok(view) = crate::cluster::metadata_from(addr, Some(&[TOPIC])).await
-            {
+            if created && let Ok(view) = crate::cluster::metadata_from(addr, Some(&[TOPIC])).await {
                 let led = (0..PARTITIONS).all(|p| {
                     view.leaders
                         .get(&(TOPIC.to_string(), p))
@@ -464,9 +472,11 @@ fn failed(e: &GroupError) -> GroupOutcome {
     }
 }
 
-fn fetched(
-    result: &std::result::Result<Vec<((String, i32), Option<CommittedOffset>)>, GroupError>,
-) -> GroupOutcome {
+/// What `GroupConsumer::init_positions` and `GroupMember::committed` answer.
+type CommittedReads =
+    std::result::Result<Vec<((String, i32), Option<CommittedOffset>)>, GroupError>;
+
+fn fetched(result: &CommittedReads) -> GroupOutcome {
     match result {
         Err(e) => failed(e),
         Ok(reads) => GroupOutcome::Fetched(
@@ -583,7 +593,7 @@ pub async fn run_group_member(w: Arc<Workload>, index: u32) {
             poll_partition(&w, p, &mut conns, partition, position, false).await;
         }
         round += 1;
-        if round % 3 == 0 {
+        if round.is_multiple_of(3) {
             commit(&w, g, &mut consumer, &positions).await;
         }
     }
@@ -633,18 +643,19 @@ pub async fn group_final_check(w: &Workload, budget: Duration) -> Result<()> {
         strata_client::metadata::Router::new(&w.addrs, ConnectionConfig::default(), 1)
             .with_request_timeout(Duration::from_secs(5)),
     );
-    let mut observer =
-        strata_client::GroupMember::new(router, group_config().member);
+    let mut observer = strata_client::GroupMember::new(router, group_config().member);
     let all: std::collections::BTreeSet<(String, i32)> =
         (0..PARTITIONS).map(|p| (TOPIC.to_string(), p)).collect();
     loop {
         let invoked = w.now();
         let result = observer.describe().await;
         let settled = result.as_ref().is_ok_and(|d| {
-            let owned: Vec<(String, i32)> =
-                d.members.iter().flat_map(|(_, a)| a.iter().cloned()).collect();
-            let unique: std::collections::BTreeSet<(String, i32)> =
-                owned.iter().cloned().collect();
+            let owned: Vec<(String, i32)> = d
+                .members
+                .iter()
+                .flat_map(|(_, a)| a.iter().cloned())
+                .collect();
+            let unique: std::collections::BTreeSet<(String, i32)> = owned.iter().cloned().collect();
             d.state == "Stable" && owned.len() == unique.len() && unique == all
         });
         let outcome = match &result {
@@ -665,7 +676,12 @@ pub async fn group_final_check(w: &Workload, budget: Duration) -> Result<()> {
             },
             Err(e) => failed(e),
         };
-        w.record_group(g, invoked, GroupCall::Describe { final_check: true }, outcome);
+        w.record_group(
+            g,
+            invoked,
+            GroupCall::Describe { final_check: true },
+            outcome,
+        );
         if settled {
             return Ok(());
         }
@@ -685,8 +701,7 @@ pub async fn final_read(w: &Workload, budget: Duration) -> Result<()> {
     for partition in 0..PARTITIONS {
         let mut position = 0i64;
         loop {
-            if let Some(hw) =
-                poll_partition(w, p, &mut conns, partition, &mut position, true).await
+            if let Some(hw) = poll_partition(w, p, &mut conns, partition, &mut position, true).await
                 && position >= hw
             {
                 break;
