@@ -702,3 +702,76 @@ pub fn heal_all(cluster: &mut Cluster, small_disk: Option<u32>, clocks: bool) ->
     }
     notes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> PlanContext {
+        PlanContext {
+            nodes: (1..=5).collect(),
+            partitions: 6,
+            small_disk: Some(3),
+        }
+    }
+
+    #[test]
+    fn a_seed_draws_the_same_plan() {
+        let a = plan(9, NemesisKind::Combined, Duration::from_secs(600), &ctx());
+        let b = plan(9, NemesisKind::Combined, Duration::from_secs(600), &ctx());
+        let c = plan(10, NemesisKind::Combined, Duration::from_secs(600), &ctx());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn windows_fit_the_time_limit_and_do_not_overlap() {
+        for seed in 0..50 {
+            let p = plan(seed, NemesisKind::Kill, Duration::from_secs(60), &ctx());
+            assert!(p.windows.len() >= 3, "seed {seed}: {p:?}");
+            let mut end = 0;
+            for w in &p.windows {
+                assert!(
+                    w.at_ms >= end && w.at_ms + w.for_ms <= 60_000,
+                    "seed {seed}: {p:?}"
+                );
+                end = w.at_ms + w.for_ms;
+            }
+        }
+    }
+
+    #[test]
+    fn partition_shapes_take_turns() {
+        let p = plan(0, NemesisKind::Partition, Duration::from_secs(120), &ctx());
+        let names: std::collections::BTreeSet<&str> = p
+            .windows
+            .iter()
+            .flat_map(|w| w.faults.iter())
+            .map(|f| match f {
+                Fault::Partition { how, .. } => how.as_str(),
+                Fault::Ring => "ring",
+                Fault::IsolateController => "controller",
+                Fault::IsolateLeader { .. } => "leader",
+                _ => "other",
+            })
+            .collect();
+        let want: std::collections::BTreeSet<&str> =
+            ["one", "halves", "ring", "controller", "leader"].into();
+        assert_eq!(names, want);
+    }
+
+    #[test]
+    fn combined_draws_every_kind_over_a_soak() {
+        let p = plan(1, NemesisKind::Combined, Duration::from_secs(1800), &ctx());
+        let names: std::collections::BTreeSet<&str> = p
+            .windows
+            .iter()
+            .flat_map(|w| w.faults.iter())
+            .map(Fault::name)
+            .collect();
+        for kind in ["kill", "pause", "partition", "loss", "disk-full"] {
+            assert!(names.contains(kind), "{kind} missing from {names:?}");
+        }
+        assert!(names.contains("clock-bump") || names.contains("clock-strobe"));
+    }
+}

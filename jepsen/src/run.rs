@@ -68,7 +68,8 @@ impl RunOptions {
     /// The command line that reruns these options.
     pub fn command(&self) -> String {
         let mut cmd = format!(
-            "STRATA_BIN={} strata-jepsen --seed {} --nemesis {} --time-limit {} --mode {} --out {}",
+            "cd {} && STRATA_BIN={} target/release/strata-jepsen --seed {} --nemesis {} --time-limit {} --mode {} --out {}",
+            crate::binary::workspace_root().display(),
             self.strata_bin.display(),
             self.seed,
             self.nemesis.name(),
