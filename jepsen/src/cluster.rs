@@ -313,7 +313,7 @@ impl Cluster {
     pub fn kill(&mut self, id: u32) -> Result<()> {
         let node = self.node_mut(id)?;
         if let Some(mut child) = node.child.take() {
-            // SIGCONT first: a paused process dies on SIGKILL anyway, but keep it simple to read.
+            // SIGKILL also ends a stopped (SIGSTOP) process.
             child.kill().with_context(|| format!("kill -9 node {id}"))?;
             child.wait().with_context(|| format!("reaping node {id}"))?;
             tracing::info!(node = id, "killed");

@@ -408,8 +408,11 @@ pub async fn run(
             }
         }
         tokio::time::sleep_until(start + Duration::from_millis(w.at_ms + w.for_ms)).await;
+        // The DROP counters of the whole window, read once before any heal flushes them.
+        let drops = applied.iter().any(|a| a.network).then(|| dropped(cluster));
+        evidence.packets_dropped += drops.unwrap_or(0);
         for a in applied {
-            windows.push(heal(cluster, a, clock, evidence));
+            windows.push(heal(cluster, a, clock, evidence, drops));
         }
     }
     windows
@@ -562,8 +565,12 @@ async fn apply(
             let (s, period, seconds) = (stop.clone(), *period_ms, *seconds);
             tokio::spawn(async move {
                 let mut on = true;
-                while !s.load(Ordering::Relaxed) {
+                loop {
                     tokio::time::sleep(Duration::from_millis(period)).await;
+                    // Checked after the sleep: the heal may have reset the clock meanwhile.
+                    if s.load(Ordering::Relaxed) {
+                        break;
+                    }
                     on = !on;
                     let text = if on {
                         format!("{seconds:+}\n")
@@ -618,11 +625,13 @@ fn confirm_clock(cluster: &Cluster, node: u32, seconds: i64, evidence: &mut Evid
     }
 }
 
+/// Heals one applied fault. `drops`: the window's DROP counters, read before any heal.
 fn heal(
     cluster: &mut Cluster,
     mut a: Applied,
     clock: &Clock,
     evidence: &mut Evidence,
+    drops: Option<u64>,
 ) -> FaultWindow {
     let mut notes = Vec::new();
     if let Some(stop) = &a.strobe {
@@ -634,9 +643,8 @@ fn heal(
         }
     }
     if a.network {
-        let d = dropped(cluster);
-        evidence.packets_dropped += d;
-        notes.push(format!("{d} packets dropped"));
+        let d = drops.unwrap_or(0);
+        notes.push(format!("{d} packets dropped in this window"));
         if let Err(e) = cluster.net().heal() {
             notes.push(format!("heal failed: {e:#}"));
         }
