@@ -356,8 +356,8 @@ struct Applied {
     clocks: Vec<u32>,
     disk: Option<u32>,
     strobe: Option<Arc<AtomicBool>>,
-    /// The leader a leader-kill kills mid-window.
-    to_kill: Option<u32>,
+    /// The leader a leader-kill kills mid-window, and when.
+    to_kill: Option<(u32, Duration)>,
 }
 
 /// The clock of the history: nanoseconds since the run started.
@@ -393,23 +393,24 @@ pub async fn run(
             }
         }
         // Leader kills do their second step mid-window.
-        for (a, f) in applied.iter_mut().zip(&w.faults) {
-            if let Fault::LeaderKill { kill_after_ms, .. } = f {
-                tokio::time::sleep(Duration::from_millis(*kill_after_ms)).await;
-                if let Some(leader) = a.to_kill.take() {
-                    kill_confirmed(cluster, leader, evidence);
-                    a.killed.push(leader);
-                }
-                evidence.packets_dropped += dropped(cluster);
-                if let Err(e) = cluster.net().heal() {
-                    tracing::warn!(error = %e, "could not heal the network");
-                }
-                a.network = false;
+        for a in applied.iter_mut() {
+            let Some((leader, after)) = a.to_kill.take() else {
+                continue;
+            };
+            tokio::time::sleep(after).await;
+            kill_confirmed(cluster, leader, evidence);
+            a.killed.push(leader);
+            evidence.packets_dropped += dropped(cluster);
+            if let Err(e) = cluster.net().heal() {
+                tracing::warn!(error = %e, "could not heal the network");
             }
+            a.network = false;
         }
         tokio::time::sleep_until(start + Duration::from_millis(w.at_ms + w.for_ms)).await;
         // The DROP counters of the whole window, read once before any heal flushes them.
         let drops = applied.iter().any(|a| a.network).then(|| dropped(cluster));
+        // A full disk is freed before killed nodes restart: a node refuses to start on it.
+        applied.sort_by_key(|a| a.disk.is_none());
         evidence.packets_dropped += drops.unwrap_or(0);
         for a in applied {
             windows.push(heal(cluster, a, clock, evidence, drops));
@@ -597,11 +598,14 @@ async fn apply(
             a.disk = Some(*node);
             format!("disk of n{node} filled ({written} bytes written, {free} free)")
         }
-        Fault::LeaderKill { partition, .. } => {
+        Fault::LeaderKill {
+            partition,
+            kill_after_ms,
+        } => {
             let l = leader_of(cluster, topic, *partition).await?;
             isolate(cluster, l)?;
             a.network = true;
-            a.to_kill = Some(l);
+            a.to_kill = Some((l, Duration::from_millis(*kill_after_ms)));
             format!("isolate n{l}, leader of {topic}-{partition}, then kill -9 it")
         }
     };
