@@ -7,6 +7,7 @@
 //! that history: one implementation of each anomaly, shared with `sim/`.
 //!
 //! Modules:
+//! - [`binary`]: the `strata` binary a run starts.
 //! - [`net`]: namespaces, bridge, veth pairs, iptables rules; all removed on every exit.
 //! - [`cluster`]: the five `strata` processes; start, kill, pause, restart.
 //! - [`nemesis`]: seeded fault schedules, applied to a [`cluster::Cluster`].
@@ -14,14 +15,17 @@
 //! - [`confluent`]: confluent-kafka clients (a Python process each), recording the same history.
 //! - [`verdict`]: the checkers run over a history, one verdict per named anomaly.
 //! - [`plot`]: throughput and latency over time as SVG, fault windows shaded.
+//! - [`testkit`]: what the harness's own tests share (root check, leftovers).
 //! - [`run`]: one run end to end: set up, workload under nemesis, heal, final read, verdicts.
 
+pub mod binary;
 pub mod cluster;
 pub mod confluent;
 pub mod nemesis;
 pub mod net;
 pub mod plot;
 pub mod run;
+pub mod testkit;
 pub mod verdict;
 pub mod workload;
 

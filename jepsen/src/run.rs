@@ -1,1 +1,571 @@
-//! (harness helper: to be written)
+//! One run end to end: network and cluster up, the topic, the workload under the nemesis's
+//! seeded plan, heal, convergence, final read, verdicts, and the output directory.
+//!
+//! Output directory (`--out`):
+//!
+//! | file | what |
+//! |---|---|
+//! | `seed` | the seed |
+//! | `rerun.sh` | the exact command that reruns this run |
+//! | `plan.json` | the nemesis plan drawn from the seed |
+//! | `schedule.json` | the fault windows as applied (times on the history's clock) |
+//! | `evidence.json` | what the faults were seen to do (processes gone, packets dropped, ...) |
+//! | `history.jsonl` | one JSON object per history event (invoke / ok / fail / info) |
+//! | `groups.jsonl` | the consumer-group history (subscribe mode) |
+//! | `verdict.txt`, `verdict.json` | one verdict per anomaly name |
+//! | `latency.svg` | throughput and latency over time, fault windows shaded |
+//! | `summary.txt` | the one-screen summary printed at the end |
+//! | `n<K>/strata.log` | each node's output, every incarnation |
+//!
+//! Invariants: the cluster (and with it every namespace, rule, mount and process) is dropped
+//! before [`run`] returns, on success, error or panic. With `acks=1` the claim under test is
+//! that an `acks=1` acknowledgement is as durable as `acks=all`: every acknowledged `acks=1` send
+//! is marked `leader_survived`, so lost-write judges it (and must find losses under leader
+//! kills; `tests/acks1_loses_writes.rs`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{Value as Json, json};
+use strata_sim::group_history::GroupHistory;
+use strata_sim::history::{Call, History, OpKind, Reply};
+
+use crate::FaultWindow;
+use crate::cluster::{Cluster, ClusterOptions};
+use crate::nemesis::{self, Clock, Evidence, NemesisKind, Plan, PlanContext};
+use crate::verdict::Verdicts;
+use crate::workload::{self, PARTITIONS, TOPIC, Workload};
+
+/// Consumers' mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Assign,
+    Subscribe,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub seed: u64,
+    pub nemesis: NemesisKind,
+    /// Length of the fault phase.
+    pub time_limit: Duration,
+    /// Producer `acks`: -1 or 1.
+    pub acks: i16,
+    pub mode: Mode,
+    /// Also run confluent-kafka clients ([`crate::confluent`]).
+    pub confluent: bool,
+    pub out: PathBuf,
+    pub strata_bin: PathBuf,
+}
+
+impl RunOptions {
+    /// The command line that reruns these options.
+    pub fn command(&self) -> String {
+        let mut cmd = format!(
+            "cd {} && STRATA_BIN={} target/release/strata-jepsen --seed {} --nemesis {} --time-limit {} --mode {} --out {}",
+            crate::binary::workspace_root().display(),
+            self.strata_bin.display(),
+            self.seed,
+            self.nemesis.name(),
+            self.time_limit.as_secs(),
+            match self.mode {
+                Mode::Assign => "assign",
+                Mode::Subscribe => "subscribe",
+            },
+            self.out.display()
+        );
+        if self.acks == 1 {
+            cmd.push_str(" --acks 1");
+        }
+        if self.confluent {
+            cmd.push_str(" --confluent");
+        }
+        cmd
+    }
+}
+
+/// What a run produced (also written to the output directory).
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub plan: Plan,
+    pub windows: Vec<FaultWindow>,
+    pub evidence: Evidence,
+    pub history: History,
+    pub groups: Option<GroupHistory>,
+    pub verdicts: Verdicts,
+    /// Liveness after the heal (cluster converged, group settled, final read complete); the
+    /// error if not.
+    pub liveness: std::result::Result<(), String>,
+    pub counts: OpCounts,
+    pub summary: String,
+}
+
+impl RunReport {
+    /// Valid: every checker found nothing and the cluster was live after the heal.
+    pub fn valid(&self) -> bool {
+        self.verdicts.valid && self.liveness.is_ok()
+    }
+}
+
+/// Completed operations by outcome.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct OpCounts {
+    pub operations: usize,
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+    pub sends_ok: usize,
+    pub polls_ok: usize,
+    pub final_read_records: usize,
+}
+
+/// The node whose disk is small: drawn from the seed when the nemesis can fill a disk.
+fn small_disk(options: &RunOptions) -> Option<u32> {
+    matches!(options.nemesis, NemesisKind::Disk | NemesisKind::Combined)
+        .then_some((options.seed % 5) as u32 + 1)
+}
+
+/// Runs one test (see the module docs).
+pub async fn run(options: RunOptions) -> Result<RunReport> {
+    crate::net::preflight()?;
+    let out = &options.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write(out, "seed", &format!("{}\n", options.seed))?;
+    write(
+        out,
+        "rerun.sh",
+        &format!("#!/bin/sh\n# as root\n{}\n", options.command()),
+    )?;
+    let small_disk = small_disk(&options);
+    let ctx = PlanContext {
+        nodes: (1..=5).collect(),
+        partitions: PARTITIONS,
+        small_disk,
+    };
+    let plan = nemesis::plan(options.seed, options.nemesis, options.time_limit, &ctx);
+    write(out, "plan.json", &serde_json::to_string_pretty(&plan)?)?;
+    tracing::info!(
+        seed = options.seed,
+        windows = plan.windows.len(),
+        "plan drawn"
+    );
+
+    let mut cluster = Cluster::start(ClusterOptions {
+        strata_bin: options.strata_bin.clone(),
+        dir: out.clone(),
+        nodes: 5,
+        fake_clocks: options.nemesis.needs_fake_clocks(),
+        small_disk,
+    })?;
+    cluster.wait_ready(Duration::from_secs(90)).await?;
+    workload::create_topic(&cluster.addrs(), Duration::from_secs(60)).await?;
+    tracing::info!("cluster ready, topic created");
+
+    let started = std::time::Instant::now();
+    let clock: Clock = Arc::new(move || started.elapsed().as_nanos() as u64);
+    let w = Workload::new(cluster.addrs(), options.acks, clock.clone());
+    let mut tasks = Vec::new();
+    for i in 0..workload::PRODUCERS {
+        tasks.push(tokio::spawn(workload::run_producer(w.clone(), i)));
+    }
+    for i in 0..workload::CONSUMERS {
+        tasks.push(match options.mode {
+            Mode::Assign => tokio::spawn(workload::run_assign_consumer(w.clone(), i)),
+            Mode::Subscribe => tokio::spawn(workload::run_group_member(w.clone(), i)),
+        });
+    }
+    let confluent_task = options.confluent.then(|| {
+        let o = crate::confluent::ConfluentOptions {
+            bootstrap: cluster.addrs().join(","),
+            partitions: workload::partitions(),
+            subscribe: options.mode == Mode::Subscribe,
+            acks: options.acks,
+            first_process: strata_sim::history::ProcessId(1000),
+            exec_prefix: Vec::new(),
+        };
+        tokio::spawn(crate::confluent::run(
+            o,
+            w.history.clone(),
+            w.groups.clone(),
+            clock.clone(),
+            options.time_limit,
+        ))
+    });
+
+    // Fault phase.
+    let mut evidence = Evidence::default();
+    let mut windows = nemesis::run(&mut cluster, &plan, TOPIC, &clock, &mut evidence).await;
+    let fault_end = started + options.time_limit;
+    tokio::time::sleep_until(tokio::time::Instant::from_std(fault_end)).await;
+
+    // Liveness phase: heal everything, wait for convergence, let the workload run on.
+    let heal_start = clock();
+    let notes = nemesis::heal_all(
+        &mut cluster,
+        small_disk,
+        options.nemesis.needs_fake_clocks(),
+    );
+    windows.push(FaultWindow {
+        nemesis: "heal".into(),
+        detail: if notes.is_empty() {
+            "heal all: nothing left to heal".into()
+        } else {
+            format!("heal all: {}", notes.join("; "))
+        },
+        start_ns: heal_start,
+        end_ns: Some(clock()),
+    });
+    let mut liveness = async {
+        cluster
+            .wait_ready(Duration::from_secs(60))
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        workload::wait_converged(&cluster.addrs(), Duration::from_secs(60))
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if options.mode == Mode::Subscribe {
+            workload::group_final_check(&w, Duration::from_secs(30))
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    w.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "workload task panicked");
+        }
+    }
+    if let Some(t) = confluent_task {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "confluent clients failed"),
+            Err(e) => tracing::error!(error = %e, "confluent task panicked"),
+        }
+    }
+    if liveness.is_ok()
+        && let Err(e) = workload::final_read(&w, Duration::from_secs(60)).await
+    {
+        liveness = Err(format!("{e:#}"));
+    }
+    cluster.shutdown();
+    drop(cluster);
+
+    let mut history = w.history.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let groups = (options.mode == Mode::Subscribe)
+        .then(|| w.groups.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    if options.acks == 1 {
+        mark_acks1_durable(&mut history);
+    }
+    let verdicts = judge(&history, groups.as_ref());
+    let counts = count(&history);
+    let summary = summarize(
+        &options, &plan, &windows, &evidence, &counts, &verdicts, &liveness,
+    );
+    let report = RunReport {
+        plan,
+        windows,
+        evidence,
+        history,
+        groups,
+        verdicts,
+        liveness,
+        counts,
+        summary,
+    };
+    write_outputs(out, &report)?;
+    Ok(report)
+}
+
+/// Marks every acknowledged `acks=1` send durable (see the module docs).
+fn mark_acks1_durable(history: &mut History) {
+    let acked: Vec<_> = history
+        .completed()
+        .filter(|o| o.outcome() == OpKind::Ok)
+        .filter(|o| matches!(o.reply(), Some(Reply::Send(_))))
+        .map(|o| o.index())
+        .collect();
+    for index in acked {
+        history.mark_leader_survived(index);
+    }
+}
+
+/// [`crate::verdict::judge`]; while it knows no anomaly names (its stub), the simulator's
+/// checkers directly, so a run is never judged by nothing.
+pub fn judge(history: &History, groups: Option<&GroupHistory>) -> Verdicts {
+    let verdicts = crate::verdict::judge(history, groups);
+    if !verdicts.per_anomaly.is_empty() {
+        return verdicts;
+    }
+    let report = strata_sim::checker::check_all(history);
+    let mut per_anomaly: Vec<(String, usize)> = report
+        .counts()
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c))
+        .collect();
+    let mut rendered = report.render(history, 5);
+    let mut valid = report.is_valid();
+    if let Some(g) = groups {
+        let group_report = strata_sim::checker::group::check_all(g);
+        for a in &group_report.anomalies {
+            let name = a.name().to_string();
+            match per_anomaly.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, c)) => *c += 1,
+                None => per_anomaly.push((name, 1)),
+            }
+        }
+        valid &= group_report.anomalies.is_empty();
+        rendered.push_str(&group_report.render(g));
+    }
+    for name in [
+        "lost-write",
+        "unseen",
+        "duplicate",
+        "inconsistent-offsets",
+        "nonmonotonic-send",
+        "nonmonotonic-poll",
+        "poll-skip",
+        "G1a",
+        "precommitted-read",
+    ] {
+        if !per_anomaly.iter().any(|(n, _)| n == name) {
+            per_anomaly.push((name.to_string(), 0));
+        }
+    }
+    Verdicts {
+        per_anomaly,
+        valid,
+        rendered,
+    }
+}
+
+fn count(history: &History) -> OpCounts {
+    let mut c = OpCounts::default();
+    for op in history.operations() {
+        c.operations += 1;
+        match op.outcome() {
+            OpKind::Ok => c.ok += 1,
+            OpKind::Fail => c.fail += 1,
+            _ => c.info += 1,
+        }
+        match (op.call(), op.reply()) {
+            (Call::Send { .. }, Some(_)) => c.sends_ok += 1,
+            (Call::Poll { final_read, .. }, Some(Reply::Poll(r))) => {
+                c.polls_ok += 1;
+                if *final_read {
+                    c.final_read_records += r.records.len();
+                }
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+fn summarize(
+    options: &RunOptions,
+    plan: &Plan,
+    windows: &[FaultWindow],
+    evidence: &Evidence,
+    c: &OpCounts,
+    verdicts: &Verdicts,
+    liveness: &std::result::Result<(), String>,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "strata-jepsen seed {} nemesis {}",
+        plan.seed,
+        plan.nemesis.name()
+    );
+    let _ = writeln!(
+        s,
+        "operations {} (ok {}, fail {}, info {}); acknowledged sends {}; ok polls {}; final read {} records",
+        c.operations, c.ok, c.fail, c.info, c.sends_ok, c.polls_ok, c.final_read_records
+    );
+    let _ = writeln!(s, "fault windows ({}):", windows.len());
+    for w in windows {
+        let _ = writeln!(
+            s,
+            "  {:>7.1}s..{:<7} {:<20} {}",
+            w.start_ns as f64 / 1e9,
+            w.end_ns
+                .map_or("open".to_string(), |e| format!("{:.1}s", e as f64 / 1e9)),
+            w.nemesis,
+            w.detail
+        );
+    }
+    let _ = writeln!(
+        s,
+        "evidence: {}",
+        serde_json::to_string(evidence).unwrap_or_default()
+    );
+    let anomalies: Vec<String> = verdicts
+        .per_anomaly
+        .iter()
+        .map(|(n, k)| format!("{n}={k}"))
+        .collect();
+    let _ = writeln!(s, "anomalies: {}", anomalies.join(" "));
+    match liveness {
+        Ok(()) => {
+            let _ = writeln!(s, "liveness: healed, converged, final read complete");
+        }
+        Err(e) => {
+            let _ = writeln!(s, "liveness: FAILED: {e}");
+        }
+    }
+    let valid = verdicts.valid && liveness.is_ok();
+    let _ = writeln!(s, "valid: {valid}");
+    let _ = writeln!(s, "rerun: {}", options.command());
+    s
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_outputs(out: &Path, r: &RunReport) -> Result<()> {
+    write(
+        out,
+        "schedule.json",
+        &serde_json::to_string_pretty(&r.windows)?,
+    )?;
+    write(
+        out,
+        "evidence.json",
+        &serde_json::to_string_pretty(&r.evidence)?,
+    )?;
+    let mut lines = String::new();
+    for i in 0..r.history.len() {
+        lines.push_str(&op_json(&r.history, i).to_string());
+        lines.push('\n');
+    }
+    write(out, "history.jsonl", &lines)?;
+    if let Some(g) = &r.groups {
+        let mut lines = String::new();
+        for op in &g.ops {
+            let j = json!({
+                "process": op.process.0,
+                "group": op.group,
+                "invoked_ns": op.invoked.0,
+                "completed_ns": op.completed.map(|c| c.0),
+                "call": format!("{:?}", op.call),
+                "outcome": format!("{:?}", op.outcome),
+            });
+            lines.push_str(&j.to_string());
+            lines.push('\n');
+        }
+        write(out, "groups.jsonl", &lines)?;
+    }
+    let mut text = r.verdicts.rendered.clone();
+    if let Err(e) = &r.liveness {
+        let _ = writeln!(text, "\nliveness failed: {e}");
+    }
+    write(out, "verdict.txt", &text)?;
+    let verdict = json!({
+        "valid": r.valid(),
+        "checkers_valid": r.verdicts.valid,
+        "liveness": r.liveness.as_ref().err(),
+        "per_anomaly": r.verdicts.per_anomaly.iter().map(|(n, c)| json!({"anomaly": n, "count": c})).collect::<Vec<_>>(),
+        "counts": r.counts,
+    });
+    write(
+        out,
+        "verdict.json",
+        &serde_json::to_string_pretty(&verdict)?,
+    )?;
+    write(
+        out,
+        "latency.svg",
+        &crate::plot::svg(&r.history, &r.windows),
+    )?;
+    write(out, "summary.txt", &r.summary)?;
+    Ok(())
+}
+
+/// One history event as JSON (Jepsen's `:type`, `:f`, `:value` shape, spelled out).
+pub fn op_json(history: &History, i: usize) -> Json {
+    let op = &history.ops()[i];
+    let kind = match op.kind {
+        OpKind::Invoke => "invoke",
+        OpKind::Ok => "ok",
+        OpKind::Fail => "fail",
+        OpKind::Info => "info",
+    };
+    let call = history.call(op.index);
+    let mut j = json!({
+        "index": op.index.0,
+        "process": op.process.0,
+        "time_ns": op.time.0,
+        "type": kind,
+        "pair": op.pair.map(|p| p.0),
+    });
+    let f = match call {
+        Call::Send {
+            tp,
+            values,
+            acks,
+            resends,
+        } => {
+            j["tp"] = json!(tp.to_string());
+            j["values"] = json!(values.iter().map(|v| v.0).collect::<Vec<_>>());
+            j["acks"] = json!(format!("{acks:?}"));
+            j["resends"] = json!(resends);
+            "send"
+        }
+        Call::Poll {
+            tp,
+            from_offset,
+            final_read,
+        } => {
+            j["tp"] = json!(tp.to_string());
+            j["from_offset"] = json!(from_offset.0);
+            j["final_read"] = json!(final_read);
+            "poll"
+        }
+        Call::Assign {
+            partitions,
+            seek_to_beginning,
+        } => {
+            j["partitions"] = json!(partitions.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            j["seek_to_beginning"] = json!(seek_to_beginning);
+            "assign"
+        }
+        Call::Seek { tp, offset } => {
+            j["tp"] = json!(tp.to_string());
+            j["offset"] = json!(offset.0);
+            "seek"
+        }
+    };
+    j["f"] = json!(f);
+    match &op.reply {
+        Some(Reply::Send(ack)) => {
+            j["reply"] = json!({
+                "base_offset": ack.base_offset.map(|o| o.0),
+                "leader_survived": ack.leader_survived,
+                "possible_duplicate": ack.possible_duplicate,
+            });
+        }
+        Some(Reply::Poll(r)) => {
+            j["reply"] = json!({
+                "records": r.records.iter().map(|(o, v)| [o.0, v.0 as i64]).collect::<Vec<_>>(),
+                "high_watermark": r.high_watermark.0,
+                "log_start_offset": r.log_start_offset.0,
+            });
+        }
+        Some(Reply::Assign) | Some(Reply::Seek) | None => {}
+    }
+    if let Some(e) = &op.error {
+        j["error"] = json!(e);
+    }
+    j
+}

@@ -1,0 +1,113 @@
+//! Every nemesis, one short run each, serially (namespaces are global): each run must be valid,
+//! must show that its faults had an effect on the real processes (a killed process gone, a
+//! stopped one in state `T`, packets counted by the DROP rules, a faked clock read through the
+//! node's libfaketime, a disk answering ENOSPC to the node), and must leave no namespace, rule,
+//! mount or process behind. Needs root (panics otherwise).
+
+use strata_jepsen::nemesis::NemesisKind;
+use strata_jepsen::run::{Mode, RunReport};
+use strata_jepsen::testkit;
+
+/// Seconds of each fault phase.
+const TIME_LIMIT: u64 = 40;
+
+fn run(name: &str, seed: u64, nemesis: NemesisKind, mode: Mode) -> RunReport {
+    let options = testkit::options(name, seed, nemesis, TIME_LIMIT, -1, mode);
+    let out = options.out.clone();
+    let command = options.command();
+    let report = testkit::run_blocking(options);
+    testkit::assert_clean(&out);
+    assert!(
+        report.valid(),
+        "{name}: run not valid (output in {}; rerun: {command})\n{}\n{}",
+        out.display(),
+        report.summary,
+        report
+            .verdicts
+            .rendered
+            .chars()
+            .take(4000)
+            .collect::<String>()
+    );
+    assert!(
+        report.counts.sends_ok > 100 && report.counts.final_read_records > 100,
+        "{name}: the workload barely ran: {:?}",
+        report.counts
+    );
+    assert!(
+        report
+            .windows
+            .iter()
+            .filter(|w| w.nemesis != "heal")
+            .count()
+            >= 2,
+        "{name}: fewer than two fault windows: {:?}",
+        report.windows
+    );
+    report
+}
+
+#[test]
+fn every_nemesis_alone_and_combined() {
+    testkit::require_root();
+    let started = std::time::Instant::now();
+
+    let r = run("kill", 2, NemesisKind::Kill, Mode::Assign);
+    assert!(
+        r.evidence.kills_confirmed >= 1 && r.evidence.restarts >= 1,
+        "kill: {:?}",
+        r.evidence
+    );
+
+    let r = run("pause", 3, NemesisKind::Pause, Mode::Subscribe);
+    assert!(r.evidence.pauses_confirmed >= 1, "pause: {:?}", r.evidence);
+    assert!(
+        r.groups.as_ref().is_some_and(|g| g.ops.len() > 10),
+        "pause: the group workload recorded nothing"
+    );
+
+    // Seed 1: shapes halves, majorities ring, active controller, a leader.
+    let r = run("partition", 1, NemesisKind::Partition, Mode::Assign);
+    assert!(
+        r.evidence.packets_dropped > 0,
+        "partition: {:?}",
+        r.evidence
+    );
+    assert!(
+        r.windows
+            .iter()
+            .any(|w| w.nemesis == "partition-controller" || w.nemesis == "partition-leader"),
+        "partition: no controller or leader isolated: {:?}",
+        r.windows
+    );
+
+    let r = run("loss", 4, NemesisKind::Loss, Mode::Assign);
+    assert!(r.evidence.packets_dropped > 0, "loss: {:?}", r.evidence);
+
+    let r = run("clock", 4, NemesisKind::Clock, Mode::Assign);
+    assert!(r.evidence.clocks_confirmed >= 1, "clock: {:?}", r.evidence);
+
+    let r = run("disk", 4, NemesisKind::Disk, Mode::Assign);
+    assert!(
+        r.evidence.disks_filled >= 1 && r.evidence.enospc_logged > 0,
+        "disk: {:?}",
+        r.evidence
+    );
+
+    // The acks=-1 twin of acks1_loses_writes.rs: the same leader kills lose nothing.
+    let r = run("leader-kill", 5, NemesisKind::LeaderKill, Mode::Assign);
+    assert!(
+        r.evidence.kills_confirmed >= 1 && r.evidence.packets_dropped > 0,
+        "leader-kill: {:?}",
+        r.evidence
+    );
+
+    let r = run("combined", 6, NemesisKind::Combined, Mode::Subscribe);
+    let e = &r.evidence;
+    assert!(
+        e.kills_confirmed + e.pauses_confirmed + e.clocks_confirmed + e.disks_filled > 0
+            || e.packets_dropped > 0,
+        "combined: {e:?}"
+    );
+    println!("every nemesis: {:?}", started.elapsed());
+}
