@@ -265,7 +265,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     if options.acks == 1 {
         mark_acks1_durable(&mut history);
     }
-    let verdicts = judge(&history, groups.as_ref());
+    let verdicts = crate::verdict::judge(&history, groups.as_ref());
     let counts = count(&history);
     let summary = summarize(
         &options, &plan, &windows, &evidence, &counts, &verdicts, &liveness,
@@ -295,55 +295,6 @@ fn mark_acks1_durable(history: &mut History) {
         .collect();
     for index in acked {
         history.mark_leader_survived(index);
-    }
-}
-
-/// [`crate::verdict::judge`]; while it knows no anomaly names (its stub), the simulator's
-/// checkers directly, so a run is never judged by nothing.
-pub fn judge(history: &History, groups: Option<&GroupHistory>) -> Verdicts {
-    let verdicts = crate::verdict::judge(history, groups);
-    if !verdicts.per_anomaly.is_empty() {
-        return verdicts;
-    }
-    let report = strata_sim::checker::check_all(history);
-    let mut per_anomaly: Vec<(String, usize)> = report
-        .counts()
-        .into_iter()
-        .map(|(n, c)| (n.to_string(), c))
-        .collect();
-    let mut rendered = report.render(history, 5);
-    let mut valid = report.is_valid();
-    if let Some(g) = groups {
-        let group_report = strata_sim::checker::group::check_all(g);
-        for a in &group_report.anomalies {
-            let name = a.name().to_string();
-            match per_anomaly.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, c)) => *c += 1,
-                None => per_anomaly.push((name, 1)),
-            }
-        }
-        valid &= group_report.anomalies.is_empty();
-        rendered.push_str(&group_report.render(g));
-    }
-    for name in [
-        "lost-write",
-        "unseen",
-        "duplicate",
-        "inconsistent-offsets",
-        "nonmonotonic-send",
-        "nonmonotonic-poll",
-        "poll-skip",
-        "G1a",
-        "precommitted-read",
-    ] {
-        if !per_anomaly.iter().any(|(n, _)| n == name) {
-            per_anomaly.push((name.to_string(), 0));
-        }
-    }
-    Verdicts {
-        per_anomaly,
-        valid,
-        rendered,
     }
 }
 
