@@ -85,7 +85,8 @@ impl Cluster {
     pub fn start(options: ClusterOptions) -> Result<Cluster> {
         if !options.strata_bin.is_file() {
             bail!(
-                "strata binary {} not found (build it: cargo build --release -p strata-node --bin strata, or set STRATA_BIN)",
+                "strata binary {} not found \
+                 (build it: cargo build --release -p strata-node --bin strata, or set STRATA_BIN)",
                 options.strata_bin.display()
             );
         }

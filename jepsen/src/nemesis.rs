@@ -245,72 +245,26 @@ fn draw(
                 2 => (n / 2 + 1, "majority"),
                 _ => (n, "all"),
             };
-            let mut nodes: Vec<u32> = nodes.into_iter().take(count).collect();
-            nodes.sort();
             Fault::Kill {
-                nodes,
+                nodes: first_sorted(nodes, count),
                 how: how.into(),
             }
         }
         NemesisKind::Pause => {
             let count = rng.random_range(1..=minority.max(1));
-            let mut nodes: Vec<u32> = nodes.into_iter().take(count).collect();
-            nodes.sort();
-            Fault::Pause { nodes }
-        }
-        NemesisKind::Partition => {
-            let which = *shape % 5;
-            *shape += 1;
-            match which {
-                0 => {
-                    let one = nodes[0];
-                    let rest: Vec<u32> = ctx.nodes.iter().copied().filter(|&x| x != one).collect();
-                    Fault::Partition {
-                        a: vec![one],
-                        b: rest,
-                        how: "one".into(),
-                    }
-                }
-                1 => {
-                    let mut a: Vec<u32> = nodes[..n / 2].to_vec();
-                    let mut b: Vec<u32> = nodes[n / 2..].to_vec();
-                    a.sort();
-                    b.sort();
-                    Fault::Partition {
-                        a,
-                        b,
-                        how: "halves".into(),
-                    }
-                }
-                2 if n == 5 => Fault::Ring,
-                3 => Fault::IsolateController,
-                _ => Fault::IsolateLeader {
-                    partition: rng.random_range(0..ctx.partitions.max(1)),
-                },
+            Fault::Pause {
+                nodes: first_sorted(nodes, count),
             }
         }
+        NemesisKind::Partition => draw_partition(rng, ctx, &nodes, shape),
         NemesisKind::Loss => {
             let count = rng.random_range(1..=minority.max(1));
-            let mut nodes: Vec<u32> = nodes.into_iter().take(count).collect();
-            nodes.sort();
             Fault::Loss {
-                nodes,
+                nodes: first_sorted(nodes, count),
                 probability: [0.1, 0.2, 0.3][rng.random_range(0..3)],
             }
         }
-        NemesisKind::Clock => {
-            let node = nodes[0];
-            let seconds = [-300i64, -60, -5, 5, 60, 300, 3600][rng.random_range(0..7)];
-            if rng.random_bool(0.5) {
-                Fault::ClockBump { node, seconds }
-            } else {
-                Fault::ClockStrobe {
-                    node,
-                    seconds,
-                    period_ms: rng.random_range(1_000..2_000),
-                }
-            }
-        }
+        NemesisKind::Clock => draw_clock(rng, nodes[0]),
         NemesisKind::Disk => match ctx.small_disk {
             Some(node) => Fault::DiskFull { node },
             None => Fault::Pause {
@@ -322,6 +276,64 @@ fn draw(
             kill_after_ms: (dur / 2).max(4_000).min(dur.saturating_sub(1_000)),
         },
         NemesisKind::None | NemesisKind::Combined => Fault::Pause { nodes: vec![] },
+    }
+}
+
+/// The first `count` of the (shuffled) `nodes`, sorted.
+fn first_sorted(nodes: Vec<u32>, count: usize) -> Vec<u32> {
+    let mut nodes: Vec<u32> = nodes.into_iter().take(count).collect();
+    nodes.sort();
+    nodes
+}
+
+/// Draws the partition shape whose turn it is (`*shape`, then counted) over the shuffled
+/// `nodes`: one node cut off, random halves, a majorities ring (five nodes only; otherwise a
+/// leader isolation), the active controller or a partition leader isolated.
+fn draw_partition(rng: &mut StdRng, ctx: &PlanContext, nodes: &[u32], shape: &mut usize) -> Fault {
+    let n = ctx.nodes.len();
+    let which = *shape % 5;
+    *shape += 1;
+    match which {
+        0 => {
+            let one = nodes[0];
+            let rest: Vec<u32> = ctx.nodes.iter().copied().filter(|&x| x != one).collect();
+            Fault::Partition {
+                a: vec![one],
+                b: rest,
+                how: "one".into(),
+            }
+        }
+        1 => {
+            let mut a: Vec<u32> = nodes[..n / 2].to_vec();
+            let mut b: Vec<u32> = nodes[n / 2..].to_vec();
+            a.sort();
+            b.sort();
+            Fault::Partition {
+                a,
+                b,
+                how: "halves".into(),
+            }
+        }
+        2 if n == 5 => Fault::Ring,
+        3 => Fault::IsolateController,
+        _ => Fault::IsolateLeader {
+            partition: rng.random_range(0..ctx.partitions.max(1)),
+        },
+    }
+}
+
+/// Draws a clock fault of `node`: a bump or a strobe, of an offset from minutes back to an
+/// hour ahead.
+fn draw_clock(rng: &mut StdRng, node: u32) -> Fault {
+    let seconds = [-300i64, -60, -5, 5, 60, 300, 3600][rng.random_range(0..7)];
+    if rng.random_bool(0.5) {
+        Fault::ClockBump { node, seconds }
+    } else {
+        Fault::ClockStrobe {
+            node,
+            seconds,
+            period_ms: rng.random_range(1_000..2_000),
+        }
     }
 }
 
@@ -462,6 +474,8 @@ async fn leader_of(cluster: &Cluster, topic: &str, partition: i32) -> Result<u32
     }
 }
 
+/// Applies `fault` and returns it as applied, its window started (at [`Clock`] time) once the
+/// fault is in place.
 async fn apply(
     cluster: &mut Cluster,
     fault: &Fault,
@@ -484,6 +498,21 @@ async fn apply(
         strobe: None,
         to_kill: None,
     };
+    let detail = apply_fault(cluster, fault, topic, evidence, &mut a).await?;
+    tracing::info!(%detail, "fault applied");
+    a.window.detail = detail;
+    a.window.start_ns = clock();
+    Ok(a)
+}
+
+/// Puts `fault` in place, notes in `a` what its heal must undo, and returns the window's detail.
+async fn apply_fault(
+    cluster: &mut Cluster,
+    fault: &Fault,
+    topic: &str,
+    evidence: &mut Evidence,
+    a: &mut Applied,
+) -> Result<String> {
     let detail = match fault {
         Fault::Kill { nodes, how } => {
             for &n in nodes {
@@ -493,60 +522,9 @@ async fn apply(
             format!("kill -9 {how}: {}", node_list(nodes))
         }
         Fault::Pause { nodes } => {
-            for &n in nodes {
-                cluster.pause(n, true)?;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            for &n in nodes {
-                if cluster.process_state(n) == Some('T') {
-                    evidence.pauses_confirmed += 1;
-                }
-            }
+            pause_confirmed(cluster, nodes, evidence).await?;
             a.paused = nodes.clone();
             format!("SIGSTOP {}", node_list(nodes))
-        }
-        Fault::Partition { a: x, b: y, how } => {
-            cluster.net().partition(x, y)?;
-            a.network = true;
-            format!("partition {how}: {} | {}", node_list(x), node_list(y))
-        }
-        Fault::Ring => {
-            // Node i keeps i-1 and i+1 (mod n): cut every other pair.
-            let ids = cluster.ids();
-            let n = ids.len();
-            for i in 0..n {
-                for j in (i + 1)..n {
-                    let d = j - i;
-                    if d != 1 && d != n - 1 {
-                        cluster.net().partition(&[ids[i]], &[ids[j]])?;
-                    }
-                }
-            }
-            a.network = true;
-            "partition majorities-ring: each node reaches only its two neighbours".into()
-        }
-        Fault::IsolateController => {
-            let view = cluster.metadata(None).await?;
-            if view.controller <= 0 {
-                bail!("no active controller known to {}", view.from);
-            }
-            let c = view.controller as u32;
-            isolate(cluster, c)?;
-            a.network = true;
-            format!("isolate active controller n{c}")
-        }
-        Fault::IsolateLeader { partition } => {
-            let l = leader_of(cluster, topic, *partition).await?;
-            isolate(cluster, l)?;
-            a.network = true;
-            format!("isolate n{l}, leader of {topic}-{partition}")
-        }
-        Fault::Loss { nodes, probability } => {
-            for &n in nodes {
-                cluster.net().lose(n, *probability)?;
-            }
-            a.network = true;
-            format!("drop {probability} of packets into {}", node_list(nodes))
         }
         Fault::ClockBump { node, seconds } => {
             cluster.set_clock_offset(*node, *seconds)?;
@@ -559,34 +537,10 @@ async fn apply(
             seconds,
             period_ms,
         } => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let path = cluster.faketime_file(*node);
             cluster.set_clock_offset(*node, *seconds)?;
             confirm_clock(cluster, *node, *seconds, evidence);
-            let (s, period, seconds) = (stop.clone(), *period_ms, *seconds);
-            tokio::spawn(async move {
-                let mut on = true;
-                loop {
-                    tokio::time::sleep(Duration::from_millis(period)).await;
-                    // Checked after the sleep: the heal may have reset the clock meanwhile.
-                    if s.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    on = !on;
-                    let text = if on {
-                        format!("{seconds:+}\n")
-                    } else {
-                        "+0\n".into()
-                    };
-                    let tmp = path.with_extension("tmp");
-                    if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, &path).is_err()
-                    {
-                        tracing::warn!(path = %path.display(), "strobe could not write");
-                    }
-                }
-            });
             a.clocks = vec![*node];
-            a.strobe = Some(stop);
+            a.strobe = Some(strobe(cluster, *node, *seconds, *period_ms));
             format!("clock of n{node} strobes between +0 and {seconds:+} s every {period_ms} ms")
         }
         Fault::DiskFull { node } => {
@@ -598,21 +552,129 @@ async fn apply(
             a.disk = Some(*node);
             format!("disk of n{node} filled ({written} bytes written, {free} free)")
         }
+        Fault::Partition { .. }
+        | Fault::Ring
+        | Fault::IsolateController
+        | Fault::IsolateLeader { .. }
+        | Fault::Loss { .. }
+        | Fault::LeaderKill { .. } => apply_network_fault(cluster, fault, topic, a).await?,
+    };
+    Ok(detail)
+}
+
+/// Puts a fault made of iptables rules in place (a partition, the ring, an isolation, packet
+/// loss, a leader kill's isolation), notes in `a` what its heal must undo, and returns the
+/// window's detail.
+async fn apply_network_fault(
+    cluster: &mut Cluster,
+    fault: &Fault,
+    topic: &str,
+    a: &mut Applied,
+) -> Result<String> {
+    let detail = match fault {
+        Fault::Partition { a: x, b: y, how } => {
+            cluster.net().partition(x, y)?;
+            format!("partition {how}: {} | {}", node_list(x), node_list(y))
+        }
+        Fault::Ring => {
+            ring(cluster)?;
+            "partition majorities-ring: each node reaches only its two neighbours".into()
+        }
+        Fault::IsolateController => {
+            let view = cluster.metadata(None).await?;
+            if view.controller <= 0 {
+                bail!("no active controller known to {}", view.from);
+            }
+            let c = view.controller as u32;
+            isolate(cluster, c)?;
+            format!("isolate active controller n{c}")
+        }
+        Fault::IsolateLeader { partition } => {
+            let l = leader_of(cluster, topic, *partition).await?;
+            isolate(cluster, l)?;
+            format!("isolate n{l}, leader of {topic}-{partition}")
+        }
+        Fault::Loss { nodes, probability } => {
+            for &n in nodes {
+                cluster.net().lose(n, *probability)?;
+            }
+            format!("drop {probability} of packets into {}", node_list(nodes))
+        }
         Fault::LeaderKill {
             partition,
             kill_after_ms,
         } => {
             let l = leader_of(cluster, topic, *partition).await?;
             isolate(cluster, l)?;
-            a.network = true;
             a.to_kill = Some((l, Duration::from_millis(*kill_after_ms)));
             format!("isolate n{l}, leader of {topic}-{partition}, then kill -9 it")
         }
+        other => bail!("{} is not a network fault", other.name()),
     };
-    tracing::info!(%detail, "fault applied");
-    a.window.detail = detail;
-    a.window.start_ns = clock();
-    Ok(a)
+    a.network = true;
+    Ok(detail)
+}
+
+/// SIGSTOPs `nodes`, then counts those seen stopped (state `T`) 50 ms later.
+async fn pause_confirmed(
+    cluster: &mut Cluster,
+    nodes: &[u32],
+    evidence: &mut Evidence,
+) -> Result<()> {
+    for &n in nodes {
+        cluster.pause(n, true)?;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for &n in nodes {
+        if cluster.process_state(n) == Some('T') {
+            evidence.pauses_confirmed += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The majorities ring: node `i` keeps `i-1` and `i+1` (mod n); every other pair is cut.
+fn ring(cluster: &Cluster) -> Result<()> {
+    let ids = cluster.ids();
+    let n = ids.len();
+    for i in 0..n {
+        for j in (i + 1)..n {
+            let d = j - i;
+            if d != 1 && d != n - 1 {
+                cluster.net().partition(&[ids[i]], &[ids[j]])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts flipping `node`'s faked clock between `seconds` (already set) and +0 every
+/// `period_ms`; returns the flag that stops it.
+fn strobe(cluster: &Cluster, node: u32, seconds: i64, period_ms: u64) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let path = cluster.faketime_file(node);
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let mut on = true;
+        loop {
+            tokio::time::sleep(Duration::from_millis(period_ms)).await;
+            // Checked after the sleep: the heal may have reset the clock meanwhile.
+            if s.load(Ordering::Relaxed) {
+                break;
+            }
+            on = !on;
+            let text = if on {
+                format!("{seconds:+}\n")
+            } else {
+                "+0\n".into()
+            };
+            let tmp = path.with_extension("tmp");
+            if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, &path).is_err() {
+                tracing::warn!(path = %path.display(), "strobe could not write");
+            }
+        }
+    });
+    stop
 }
 
 fn confirm_clock(cluster: &Cluster, node: u32, seconds: i64, evidence: &mut Evidence) {

@@ -33,6 +33,7 @@ use anyhow::{Context, Result};
 use serde_json::{Value as Json, json};
 use strata_sim::group_history::GroupHistory;
 use strata_sim::history::{Call, History, OpKind, Reply};
+use tokio::task::JoinHandle;
 
 use crate::FaultWindow;
 use crate::cluster::{Cluster, ClusterOptions};
@@ -68,7 +69,8 @@ impl RunOptions {
     /// The command line that reruns these options.
     pub fn command(&self) -> String {
         let mut cmd = format!(
-            "cd {} && STRATA_BIN={} target/release/strata-jepsen --seed {} --nemesis {} --time-limit {} --mode {} --out {}",
+            "cd {} && STRATA_BIN={} target/release/strata-jepsen --seed {} --nemesis {} \
+             --time-limit {} --mode {} --out {}",
             crate::binary::workspace_root().display(),
             self.strata_bin.display(),
             self.seed,
@@ -135,6 +137,46 @@ fn small_disk(options: &RunOptions) -> Option<u32> {
 pub async fn run(options: RunOptions) -> Result<RunReport> {
     crate::net::preflight()?;
     let out = &options.out;
+    let small_disk = small_disk(&options);
+    let plan = draw_plan(&options, small_disk)?;
+    let mut cluster = start_cluster(&options, small_disk).await?;
+
+    let started = std::time::Instant::now();
+    let clock: Clock = Arc::new(move || started.elapsed().as_nanos() as u64);
+    let w = Workload::new(cluster.addrs(), options.acks, clock.clone());
+    let tasks = spawn_workload(&options, &w);
+    let confluent_task = options
+        .confluent
+        .then(|| spawn_confluent(&options, &cluster, &w, &clock));
+
+    // Fault phase.
+    let mut evidence = Evidence::default();
+    let mut windows = nemesis::run(&mut cluster, &plan, TOPIC, &clock, &mut evidence).await;
+    let fault_end = started + options.time_limit;
+    tokio::time::sleep_until(tokio::time::Instant::from_std(fault_end)).await;
+
+    // Liveness phase: heal everything, wait for convergence, let the workload run on.
+    windows.push(heal_window(&mut cluster, &options, small_disk, &clock));
+    let mut liveness = check_liveness(&mut cluster, &options, &w).await;
+    w.stop.store(true, Ordering::Relaxed);
+    join_workload(tasks, confluent_task).await;
+    if liveness.is_ok()
+        && let Err(e) = workload::final_read(&w, Duration::from_secs(60)).await
+    {
+        liveness = Err(format!("{e:#}"));
+    }
+    cluster.shutdown();
+    drop(cluster);
+
+    let report = build_report(&options, plan, windows, evidence, &w, liveness);
+    write_outputs(out, &report)?;
+    Ok(report)
+}
+
+/// Creates the output directory, writes `seed`, `rerun.sh` and `plan.json`, and returns the
+/// plan drawn from the seed.
+fn draw_plan(options: &RunOptions, small_disk: Option<u32>) -> Result<Plan> {
+    let out = &options.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write(out, "seed", &format!("{}\n", options.seed))?;
     write(
@@ -142,7 +184,6 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         "rerun.sh",
         &format!("#!/bin/sh\n# as root\n{}\n", options.command()),
     )?;
-    let small_disk = small_disk(&options);
     let ctx = PlanContext {
         nodes: (1..=5).collect(),
         partitions: PARTITIONS,
@@ -155,10 +196,14 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         windows = plan.windows.len(),
         "plan drawn"
     );
+    Ok(plan)
+}
 
+/// Starts the five nodes, waits until they are ready and creates the workload's topic.
+async fn start_cluster(options: &RunOptions, small_disk: Option<u32>) -> Result<Cluster> {
     let mut cluster = Cluster::start(ClusterOptions {
         strata_bin: options.strata_bin.clone(),
-        dir: out.clone(),
+        dir: options.out.clone(),
         nodes: 5,
         fake_clocks: options.nemesis.needs_fake_clocks(),
         small_disk,
@@ -166,10 +211,11 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     cluster.wait_ready(Duration::from_secs(90)).await?;
     workload::create_topic(&cluster.addrs(), Duration::from_secs(60)).await?;
     tracing::info!("cluster ready, topic created");
+    Ok(cluster)
+}
 
-    let started = std::time::Instant::now();
-    let clock: Clock = Arc::new(move || started.elapsed().as_nanos() as u64);
-    let w = Workload::new(cluster.addrs(), options.acks, clock.clone());
+/// Spawns the producers and the consumers of the options' mode.
+fn spawn_workload(options: &RunOptions, w: &Arc<Workload>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     for i in 0..workload::PRODUCERS {
         tasks.push(tokio::spawn(workload::run_producer(w.clone(), i)));
@@ -180,38 +226,44 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
             Mode::Subscribe => tokio::spawn(workload::run_group_member(w.clone(), i)),
         });
     }
-    let confluent_task = options.confluent.then(|| {
-        let o = crate::confluent::ConfluentOptions {
-            bootstrap: cluster.addrs().join(","),
-            partitions: workload::partitions(),
-            subscribe: options.mode == Mode::Subscribe,
-            acks: options.acks,
-            first_process: strata_sim::history::ProcessId(1000),
-            exec_prefix: Vec::new(),
-        };
-        tokio::spawn(crate::confluent::run(
-            o,
-            w.history.clone(),
-            w.groups.clone(),
-            clock.clone(),
-            options.time_limit,
-        ))
-    });
+    tasks
+}
 
-    // Fault phase.
-    let mut evidence = Evidence::default();
-    let mut windows = nemesis::run(&mut cluster, &plan, TOPIC, &clock, &mut evidence).await;
-    let fault_end = started + options.time_limit;
-    tokio::time::sleep_until(tokio::time::Instant::from_std(fault_end)).await;
+/// Spawns the confluent-kafka clients ([`crate::confluent`]), recording into the workload's
+/// histories for the length of the fault phase.
+fn spawn_confluent(
+    options: &RunOptions,
+    cluster: &Cluster,
+    w: &Workload,
+    clock: &Clock,
+) -> JoinHandle<Result<()>> {
+    let o = crate::confluent::ConfluentOptions {
+        bootstrap: cluster.addrs().join(","),
+        partitions: workload::partitions(),
+        subscribe: options.mode == Mode::Subscribe,
+        acks: options.acks,
+        first_process: strata_sim::history::ProcessId(1000),
+        exec_prefix: Vec::new(),
+    };
+    tokio::spawn(crate::confluent::run(
+        o,
+        w.history.clone(),
+        w.groups.clone(),
+        clock.clone(),
+        options.time_limit,
+    ))
+}
 
-    // Liveness phase: heal everything, wait for convergence, let the workload run on.
+/// Heals everything ([`nemesis::heal_all`]) and returns the heal's window.
+fn heal_window(
+    cluster: &mut Cluster,
+    options: &RunOptions,
+    small_disk: Option<u32>,
+    clock: &Clock,
+) -> FaultWindow {
     let heal_start = clock();
-    let notes = nemesis::heal_all(
-        &mut cluster,
-        small_disk,
-        options.nemesis.needs_fake_clocks(),
-    );
-    windows.push(FaultWindow {
+    let notes = nemesis::heal_all(cluster, small_disk, options.nemesis.needs_fake_clocks());
+    FaultWindow {
         nemesis: "heal".into(),
         detail: if notes.is_empty() {
             "heal all: nothing left to heal".into()
@@ -220,45 +272,57 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         },
         start_ns: heal_start,
         end_ns: Some(clock()),
-    });
-    let mut liveness = async {
-        cluster
-            .wait_ready(Duration::from_secs(60))
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        workload::wait_converged(&cluster.addrs(), Duration::from_secs(60))
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        if options.mode == Mode::Subscribe {
-            workload::group_final_check(&w, Duration::from_secs(30))
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-        }
-        Ok::<(), String>(())
     }
-    .await;
-    w.stop.store(true, Ordering::Relaxed);
+}
+
+/// After the heal: the cluster ready and converged, then (subscribe) the group settled; the
+/// first error if not.
+async fn check_liveness(
+    cluster: &mut Cluster,
+    options: &RunOptions,
+    w: &Workload,
+) -> std::result::Result<(), String> {
+    cluster
+        .wait_ready(Duration::from_secs(60))
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    workload::wait_converged(&cluster.addrs(), Duration::from_secs(60))
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    if options.mode == Mode::Subscribe {
+        workload::group_final_check(w, Duration::from_secs(30))
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+    }
+    Ok(())
+}
+
+/// Waits for the (stopped) workload tasks and the confluent clients; logs their failures.
+async fn join_workload(tasks: Vec<JoinHandle<()>>, confluent: Option<JoinHandle<Result<()>>>) {
     for t in tasks {
         if let Err(e) = t.await {
             tracing::error!(error = %e, "workload task panicked");
         }
     }
-    if let Some(t) = confluent_task {
+    if let Some(t) = confluent {
         match t.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "confluent clients failed"),
             Err(e) => tracing::error!(error = %e, "confluent task panicked"),
         }
     }
-    if liveness.is_ok()
-        && let Err(e) = workload::final_read(&w, Duration::from_secs(60)).await
-    {
-        liveness = Err(format!("{e:#}"));
-    }
-    cluster.shutdown();
-    drop(cluster);
+}
 
+/// Judges the recorded histories and puts the report together.
+fn build_report(
+    options: &RunOptions,
+    plan: Plan,
+    windows: Vec<FaultWindow>,
+    evidence: Evidence,
+    w: &Workload,
+    liveness: std::result::Result<(), String>,
+) -> RunReport {
     let mut history = w.history.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let groups = (options.mode == Mode::Subscribe)
         .then(|| w.groups.lock().unwrap_or_else(|p| p.into_inner()).clone());
@@ -268,9 +332,9 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let verdicts = crate::verdict::judge(&history, groups.as_ref());
     let counts = count(&history);
     let summary = summarize(
-        &options, &plan, &windows, &evidence, &counts, &verdicts, &liveness,
+        options, &plan, &windows, &evidence, &counts, &verdicts, &liveness,
     );
-    let report = RunReport {
+    RunReport {
         plan,
         windows,
         evidence,
@@ -280,9 +344,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         liveness,
         counts,
         summary,
-    };
-    write_outputs(out, &report)?;
-    Ok(report)
+    }
 }
 
 /// Marks every acknowledged `acks=1` send durable (see the module docs).
@@ -339,7 +401,8 @@ fn summarize(
     );
     let _ = writeln!(
         s,
-        "operations {} (ok {}, fail {}, info {}); acknowledged sends {}; ok polls {}; final read {} records",
+        "operations {} (ok {}, fail {}, info {}); acknowledged sends {}; ok polls {}; \
+         final read {} records",
         c.operations, c.ok, c.fail, c.info, c.sends_ok, c.polls_ok, c.final_read_records
     );
     let _ = writeln!(s, "fault windows ({}):", windows.len());
@@ -422,11 +485,17 @@ fn write_outputs(out: &Path, r: &RunReport) -> Result<()> {
         let _ = writeln!(text, "\nliveness failed: {e}");
     }
     write(out, "verdict.txt", &text)?;
+    let per_anomaly: Vec<Json> = r
+        .verdicts
+        .per_anomaly
+        .iter()
+        .map(|(n, c)| json!({"anomaly": n, "count": c}))
+        .collect();
     let verdict = json!({
         "valid": r.valid(),
         "checkers_valid": r.verdicts.valid,
         "liveness": r.liveness.as_ref().err(),
-        "per_anomaly": r.verdicts.per_anomaly.iter().map(|(n, c)| json!({"anomaly": n, "count": c})).collect::<Vec<_>>(),
+        "per_anomaly": per_anomaly,
         "counts": r.counts,
     });
     write(
@@ -452,7 +521,6 @@ pub fn op_json(history: &History, i: usize) -> Json {
         OpKind::Fail => "fail",
         OpKind::Info => "info",
     };
-    let call = history.call(op.index);
     let mut j = json!({
         "index": op.index.0,
         "process": op.process.0,
@@ -460,7 +528,20 @@ pub fn op_json(history: &History, i: usize) -> Json {
         "type": kind,
         "pair": op.pair.map(|p| p.0),
     });
-    let f = match call {
+    let f = call_json(history.call(op.index), &mut j);
+    j["f"] = json!(f);
+    if let Some(reply) = op.reply.as_ref().and_then(reply_json) {
+        j["reply"] = reply;
+    }
+    if let Some(e) = &op.error {
+        j["error"] = json!(e);
+    }
+    j
+}
+
+/// Adds the fields of `call` to the event `j`; returns its `f`.
+fn call_json(call: &Call, j: &mut Json) -> &'static str {
+    match call {
         Call::Send {
             tp,
             values,
@@ -496,27 +577,22 @@ pub fn op_json(history: &History, i: usize) -> Json {
             j["offset"] = json!(offset.0);
             "seek"
         }
-    };
-    j["f"] = json!(f);
-    match &op.reply {
-        Some(Reply::Send(ack)) => {
-            j["reply"] = json!({
-                "base_offset": ack.base_offset.map(|o| o.0),
-                "leader_survived": ack.leader_survived,
-                "possible_duplicate": ack.possible_duplicate,
-            });
-        }
-        Some(Reply::Poll(r)) => {
-            j["reply"] = json!({
-                "records": r.records.iter().map(|(o, v)| [o.0, v.0 as i64]).collect::<Vec<_>>(),
-                "high_watermark": r.high_watermark.0,
-                "log_start_offset": r.log_start_offset.0,
-            });
-        }
-        Some(Reply::Assign) | Some(Reply::Seek) | None => {}
     }
-    if let Some(e) = &op.error {
-        j["error"] = json!(e);
+}
+
+/// The event's `reply` field: what a send or a poll answered (none for the others).
+fn reply_json(reply: &Reply) -> Option<Json> {
+    match reply {
+        Reply::Send(ack) => Some(json!({
+            "base_offset": ack.base_offset.map(|o| o.0),
+            "leader_survived": ack.leader_survived,
+            "possible_duplicate": ack.possible_duplicate,
+        })),
+        Reply::Poll(r) => Some(json!({
+            "records": r.records.iter().map(|(o, v)| [o.0, v.0 as i64]).collect::<Vec<_>>(),
+            "high_watermark": r.high_watermark.0,
+            "log_start_offset": r.log_start_offset.0,
+        })),
+        Reply::Assign | Reply::Seek => None,
     }
-    j
 }

@@ -15,7 +15,8 @@ pub fn require_root() {
     if let Err(e) = crate::net::preflight() {
         panic!(
             "the jepsen tests start strata processes in network namespaces and need root with \
-             iptables and libfaketime installed (apt-get install -y iptables faketime libfaketime): {e:#}"
+             iptables and libfaketime installed \
+             (apt-get install -y iptables faketime libfaketime): {e:#}"
         );
     }
 }

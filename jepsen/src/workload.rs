@@ -30,8 +30,8 @@ use strata_client::group::{
     CommittedOffset, GroupConsumer, GroupConsumerConfig, GroupError, OffsetReset,
 };
 use strata_client::{
-    Admin, Connection, ConnectionConfig, Consumer, FetchConfig, ProduceOutcome, Producer,
-    ProducerConfig,
+    Admin, Connection, ConnectionConfig, ConsumedRecord, Consumer, FetchConfig, ProduceOutcome,
+    Producer, ProducerConfig,
 };
 use strata_core::types::{Instant, Offset};
 use strata_sim::group_history::{CommittedRead, GroupCall, GroupHistory, GroupOp, GroupOutcome};
@@ -360,28 +360,7 @@ async fn poll_once(
                 w.info(p, format!("error code {}", f.error.0));
                 return Polled::Retry;
             }
-            let mut records = Vec::new();
-            let mut batches: Vec<BatchStamp> = Vec::new();
-            for r in &f.records {
-                if batches.last().map(|b| b.base_offset.0) != Some(r.batch.base_offset) {
-                    batches.push(BatchStamp {
-                        base_offset: Offset(r.batch.base_offset),
-                        last_offset: Offset(
-                            r.batch.base_offset + i64::from(r.batch.last_offset_delta),
-                        ),
-                        producer_id: r.batch.producer_id,
-                        producer_epoch: r.batch.producer_epoch,
-                        base_sequence: r.batch.base_sequence,
-                    });
-                }
-                let value = r
-                    .value
-                    .as_deref()
-                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                records.push((Offset(r.offset), Value(value)));
-            }
+            let (records, batches) = recorded(&f.records);
             if let Some(&(last, _)) = records.last() {
                 *position = last.0 + 1;
             }
@@ -405,6 +384,32 @@ async fn poll_once(
             Polled::Retry
         }
     }
+}
+
+/// The fetched `records` as the history holds them: (offset, value) pairs (a value not of 8
+/// bytes reads as 0) and a stamp per batch they came in.
+fn recorded(records: &[ConsumedRecord]) -> (Vec<(Offset, Value)>, Vec<BatchStamp>) {
+    let mut out = Vec::new();
+    let mut batches: Vec<BatchStamp> = Vec::new();
+    for r in records {
+        if batches.last().map(|b| b.base_offset.0) != Some(r.batch.base_offset) {
+            batches.push(BatchStamp {
+                base_offset: Offset(r.batch.base_offset),
+                last_offset: Offset(r.batch.base_offset + i64::from(r.batch.last_offset_delta)),
+                producer_id: r.batch.producer_id,
+                producer_epoch: r.batch.producer_epoch,
+                base_sequence: r.batch.base_sequence,
+            });
+        }
+        let value = r
+            .value
+            .as_deref()
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        out.push((Offset(r.offset), Value(value)));
+    }
+    (out, batches)
 }
 
 /// Polls `partition` once at its leader and records it; on trouble forgets the leader.
@@ -508,72 +513,12 @@ pub async fn run_group_member(w: Arc<Workload>, index: u32) {
     let mut round = 0u64;
     while !w.stopped() {
         if consumer.needs_join() {
-            let invoked = w.now();
-            let member_id = consumer.member().member_id().to_string();
-            let result = consumer.rejoin().await;
-            let outcome = match &result {
-                Ok(j) => GroupOutcome::Joined {
-                    member_id: j.member_id.clone(),
-                    generation: j.generation,
-                    assignment: j
-                        .assignment
-                        .iter()
-                        .map(|(t, p)| TopicPartition::new(t.clone(), *p))
-                        .collect(),
-                },
-                Err(e) => failed(e),
-            };
-            w.record_group(g, invoked, GroupCall::Join { member_id }, outcome);
-            if result.is_err() {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
+            join(&w, g, &mut consumer).await;
             positions.clear();
             continue;
         }
         if consumer.needs_positions() {
-            let invoked = w.now();
-            let assigned: Vec<TopicPartition> = consumer
-                .assignment()
-                .iter()
-                .map(|(t, p)| TopicPartition::new(t.clone(), *p))
-                .collect();
-            let result = consumer.init_positions().await;
-            w.record_group(
-                g,
-                invoked,
-                GroupCall::FetchCommitted {
-                    partitions: assigned.clone(),
-                },
-                fetched(&result),
-            );
-            if result.is_err() {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue;
-            }
-            // The new generation's assignment, then where each partition starts.
-            w.invoke(
-                p,
-                Call::Assign {
-                    partitions: assigned,
-                    seek_to_beginning: false,
-                },
-            );
-            w.ok(p, Reply::Assign);
-            positions.clear();
-            for (topic, partition, offset) in consumer.positions() {
-                if topic != TOPIC {
-                    continue;
-                }
-                w.invoke(
-                    p,
-                    Call::Seek {
-                        tp: TopicPartition::new(TOPIC, partition),
-                        offset: Offset(offset),
-                    },
-                );
-                w.ok(p, Reply::Seek);
-                positions.insert(partition, offset);
-            }
+            start_generation(&w, p, g, &mut consumer, &mut positions).await;
             continue;
         }
         if let Err(e) = consumer.heartbeat_if_due().await
@@ -598,6 +543,85 @@ pub async fn run_group_member(w: Arc<Workload>, index: u32) {
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), consumer.close()).await;
+}
+
+/// (Re)joins the group as group process `g`, recorded; on failure waits 300 ms.
+async fn join(w: &Workload, g: ProcessId, consumer: &mut GroupConsumer) {
+    let invoked = w.now();
+    let member_id = consumer.member().member_id().to_string();
+    let result = consumer.rejoin().await;
+    let outcome = match &result {
+        Ok(j) => GroupOutcome::Joined {
+            member_id: j.member_id.clone(),
+            generation: j.generation,
+            assignment: j
+                .assignment
+                .iter()
+                .map(|(t, p)| TopicPartition::new(t.clone(), *p))
+                .collect(),
+        },
+        Err(e) => failed(e),
+    };
+    w.record_group(g, invoked, GroupCall::Join { member_id }, outcome);
+    if result.is_err() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Starts a generation: fetches the committed positions of the new assignment (recorded as
+/// group process `g`; on failure waits 300 ms and leaves `positions` as they are), then records
+/// as process `p` an `Assign` of the assignment and a `Seek` of each partition to where it
+/// starts, which becomes `positions`.
+async fn start_generation(
+    w: &Workload,
+    p: ProcessId,
+    g: ProcessId,
+    consumer: &mut GroupConsumer,
+    positions: &mut BTreeMap<i32, i64>,
+) {
+    let invoked = w.now();
+    let assigned: Vec<TopicPartition> = consumer
+        .assignment()
+        .iter()
+        .map(|(t, p)| TopicPartition::new(t.clone(), *p))
+        .collect();
+    let result = consumer.init_positions().await;
+    w.record_group(
+        g,
+        invoked,
+        GroupCall::FetchCommitted {
+            partitions: assigned.clone(),
+        },
+        fetched(&result),
+    );
+    if result.is_err() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        return;
+    }
+    // The new generation's assignment, then where each partition starts.
+    w.invoke(
+        p,
+        Call::Assign {
+            partitions: assigned,
+            seek_to_beginning: false,
+        },
+    );
+    w.ok(p, Reply::Assign);
+    positions.clear();
+    for (topic, partition, offset) in consumer.positions() {
+        if topic != TOPIC {
+            continue;
+        }
+        w.invoke(
+            p,
+            Call::Seek {
+                tp: TopicPartition::new(TOPIC, partition),
+                offset: Offset(offset),
+            },
+        );
+        w.ok(p, Reply::Seek);
+        positions.insert(partition, offset);
+    }
 }
 
 async fn commit(
