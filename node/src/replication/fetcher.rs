@@ -371,7 +371,7 @@ async fn fetch(
 }
 
 /// Applies each partition's answer (remembering the leader's marks). Returns whether any was
-/// refused (waiting for metadata: the round backs off).
+/// refused (waiting for metadata, or not appended by our log: the round backs off).
 fn apply_answer(
     state: &mut FetcherState,
     asked: &BTreeMap<Key, (Arc<Partition>, i32, i64)>,
@@ -510,7 +510,7 @@ fn fetch_request(
 
 /// What one partition's answer brought.
 enum Fetched {
-    /// Refused (waiting for metadata): the round backs off.
+    /// Refused (waiting for metadata), or our log refused the records: the round backs off.
     Refused,
     /// Records came (appended, or stale for a role or log that moved on).
     Records,
@@ -547,7 +547,10 @@ fn apply_fetched(p: &Arc<Partition>, epoch: i32, fetch_offset: i64, r: &Partitio
         fetched = Fetched::Records;
         match append_fetched(p, epoch, fetch_offset, records) {
             Appended::Yes(leo) => p.on_appended(leo),
-            Appended::No => {}
+            // Refused by our own log (a full disk, EIO): the round backs off instead of
+            // refetching the same records at once (found by jepsen/'s disk nemesis: thousands
+            // of failed appends and error lines a second, a core burnt).
+            Appended::No => return Fetched::Refused,
             Appended::MovedOn => return Fetched::Records,
         }
     }
