@@ -14,7 +14,8 @@ Producer (`--role producer`; `enable.idempotence=true` with `acks=all`, or `acks
   -> {"outcome":"ok","offsets":[42,43]}
    | {"outcome":"fail","error":"..."}   definitely not written: refused before it was sent
    | {"outcome":"info","error":"..."}   indefinite: may or may not be in the log
-  A value is the decimal string of the integer, no key. With several values, outcome is the
+  A value is the integer as 8 bytes big-endian, no key (as Strata's own client writes them, so
+  each workload reads the other's values). With several values, outcome is the
   worst of them (info over fail over ok) and `offsets` has null for values not acknowledged.
 
 Consumer (`--role consumer`, `enable.auto.commit=false`, `auto.offset.reset=earliest`):
@@ -92,13 +93,10 @@ def error_text(err):
 
 
 def parse_value(raw):
-    """Our values are decimal integers; anything else is reported as 2**64-1 (never sent)."""
-    try:
-        value = int(raw.decode("ascii"))
-        if 0 <= value < 2**64:
-            return value
-    except (AttributeError, UnicodeDecodeError, ValueError):
-        pass
+    """Our values are 8-byte big-endian integers (the encoding of Strata's own client in the
+    same run); anything else is reported as 2**64-1 (never sent)."""
+    if isinstance(raw, (bytes, bytearray)) and len(raw) == 8:
+        return int.from_bytes(raw, "big")
     return 2**64 - 1
 
 
@@ -141,7 +139,7 @@ class Producer:
             try:
                 self.producer.produce(
                     req["topic"],
-                    value=str(value).encode("ascii"),
+                    value=int(value).to_bytes(8, "big"),
                     partition=req["partition"],
                     on_delivery=report(i),
                 )

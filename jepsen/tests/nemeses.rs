@@ -13,7 +13,13 @@ use strata_jepsen::testkit;
 const TIME_LIMIT: u64 = 50;
 
 fn run(name: &str, seed: u64, nemesis: NemesisKind, mode: Mode) -> RunReport {
-    let options = testkit::options(name, seed, nemesis, TIME_LIMIT, -1, mode);
+    run_with(name, seed, nemesis, mode, false)
+}
+
+/// [`run`], with confluent-kafka clients beside Strata's own when `confluent`.
+fn run_with(name: &str, seed: u64, nemesis: NemesisKind, mode: Mode, confluent: bool) -> RunReport {
+    let mut options = testkit::options(name, seed, nemesis, TIME_LIMIT, -1, mode);
+    options.confluent = confluent;
     let out = options.out.clone();
     let command = options.command();
     let report = testkit::run_blocking(options);
@@ -103,7 +109,18 @@ fn every_nemesis_alone_and_combined() {
         r.evidence
     );
 
-    let r = run("combined", 6, NemesisKind::Combined, Mode::Subscribe);
+    // With confluent-kafka clients too: each workload reads the other's values (the final read,
+    // by Strata's client, must find every send confluent-kafka had acknowledged).
+    let r = run_with("combined", 6, NemesisKind::Combined, Mode::Subscribe, true);
+    let confluent_acks = r
+        .history
+        .completed()
+        .filter(|op| op.process().0 >= 1000 && op.send_ack().is_some())
+        .count();
+    assert!(
+        confluent_acks > 10,
+        "combined: confluent-kafka clients acknowledged {confluent_acks} sends"
+    );
     let e = &r.evidence;
     assert!(
         e.kills_confirmed + e.pauses_confirmed + e.clocks_confirmed + e.disks_filled > 0
