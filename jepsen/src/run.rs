@@ -458,27 +458,9 @@ fn write_outputs(out: &Path, r: &RunReport) -> Result<()> {
         "evidence.json",
         &serde_json::to_string_pretty(&r.evidence)?,
     )?;
-    let mut lines = String::new();
-    for i in 0..r.history.len() {
-        lines.push_str(&op_json(&r.history, i).to_string());
-        lines.push('\n');
-    }
-    write(out, "history.jsonl", &lines)?;
+    write(out, "history.jsonl", &r.history.to_jsonl())?;
     if let Some(g) = &r.groups {
-        let mut lines = String::new();
-        for op in &g.ops {
-            let j = json!({
-                "process": op.process.0,
-                "group": op.group,
-                "invoked_ns": op.invoked.0,
-                "completed_ns": op.completed.map(|c| c.0),
-                "call": format!("{:?}", op.call),
-                "outcome": format!("{:?}", op.outcome),
-            });
-            lines.push_str(&j.to_string());
-            lines.push('\n');
-        }
-        write(out, "groups.jsonl", &lines)?;
+        write(out, "groups.jsonl", &g.to_jsonl())?;
     }
     let mut text = r.verdicts.rendered.clone();
     if let Err(e) = &r.liveness {
@@ -510,89 +492,4 @@ fn write_outputs(out: &Path, r: &RunReport) -> Result<()> {
     )?;
     write(out, "summary.txt", &r.summary)?;
     Ok(())
-}
-
-/// One history event as JSON (Jepsen's `:type`, `:f`, `:value` shape, spelled out).
-pub fn op_json(history: &History, i: usize) -> Json {
-    let op = &history.ops()[i];
-    let kind = match op.kind {
-        OpKind::Invoke => "invoke",
-        OpKind::Ok => "ok",
-        OpKind::Fail => "fail",
-        OpKind::Info => "info",
-    };
-    let mut j = json!({
-        "index": op.index.0,
-        "process": op.process.0,
-        "time_ns": op.time.0,
-        "type": kind,
-        "pair": op.pair.map(|p| p.0),
-    });
-    let f = call_json(history.call(op.index), &mut j);
-    j["f"] = json!(f);
-    if let Some(reply) = op.reply.as_ref().and_then(reply_json) {
-        j["reply"] = reply;
-    }
-    if let Some(e) = &op.error {
-        j["error"] = json!(e);
-    }
-    j
-}
-
-/// Adds the fields of `call` to the event `j`; returns its `f`.
-fn call_json(call: &Call, j: &mut Json) -> &'static str {
-    match call {
-        Call::Send {
-            tp,
-            values,
-            acks,
-            resends,
-        } => {
-            j["tp"] = json!(tp.to_string());
-            j["values"] = json!(values.iter().map(|v| v.0).collect::<Vec<_>>());
-            j["acks"] = json!(format!("{acks:?}"));
-            j["resends"] = json!(resends);
-            "send"
-        }
-        Call::Poll {
-            tp,
-            from_offset,
-            final_read,
-        } => {
-            j["tp"] = json!(tp.to_string());
-            j["from_offset"] = json!(from_offset.0);
-            j["final_read"] = json!(final_read);
-            "poll"
-        }
-        Call::Assign {
-            partitions,
-            seek_to_beginning,
-        } => {
-            j["partitions"] = json!(partitions.iter().map(|p| p.to_string()).collect::<Vec<_>>());
-            j["seek_to_beginning"] = json!(seek_to_beginning);
-            "assign"
-        }
-        Call::Seek { tp, offset } => {
-            j["tp"] = json!(tp.to_string());
-            j["offset"] = json!(offset.0);
-            "seek"
-        }
-    }
-}
-
-/// The event's `reply` field: what a send or a poll answered (none for the others).
-fn reply_json(reply: &Reply) -> Option<Json> {
-    match reply {
-        Reply::Send(ack) => Some(json!({
-            "base_offset": ack.base_offset.map(|o| o.0),
-            "leader_survived": ack.leader_survived,
-            "possible_duplicate": ack.possible_duplicate,
-        })),
-        Reply::Poll(r) => Some(json!({
-            "records": r.records.iter().map(|(o, v)| [o.0, v.0 as i64]).collect::<Vec<_>>(),
-            "high_watermark": r.high_watermark.0,
-            "log_start_offset": r.log_start_offset.0,
-        })),
-        Reply::Assign | Reply::Seek => None,
-    }
 }

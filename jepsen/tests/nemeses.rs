@@ -7,6 +7,8 @@
 use strata_jepsen::nemesis::NemesisKind;
 use strata_jepsen::run::{Mode, RunReport};
 use strata_jepsen::testkit;
+use strata_sim::group_history::GroupHistory;
+use strata_sim::history::History;
 
 /// Seconds of each fault phase: with the heal and the final read, about 60 s a run (the issue's
 /// "about 60 s each"; eight runs, about 8 minutes in all).
@@ -51,7 +53,26 @@ fn run_with(name: &str, seed: u64, nemesis: NemesisKind, mode: Mode, confluent: 
         "{name}: fewer than two fault windows: {:?}",
         report.windows
     );
+    assert_outputs_read_back(name, &out, &report);
     report
+}
+
+/// The run's `history.jsonl` (and `groups.jsonl` when subscribed) read back through the
+/// checkers' own reader, recording contract checked, to the same histories the verdict judged.
+fn assert_outputs_read_back(name: &str, out: &std::path::Path, report: &RunReport) {
+    let text = std::fs::read_to_string(out.join("history.jsonl")).expect("history.jsonl written");
+    let back = History::from_jsonl(&text).unwrap_or_else(|e| panic!("{name}: history.jsonl: {e}"));
+    assert_eq!(
+        back.ops(),
+        report.history.ops(),
+        "{name}: history.jsonl differs"
+    );
+    if let Some(groups) = &report.groups {
+        let text = std::fs::read_to_string(out.join("groups.jsonl")).expect("groups.jsonl written");
+        let back =
+            GroupHistory::from_jsonl(&text).unwrap_or_else(|e| panic!("{name}: groups.jsonl: {e}"));
+        assert_eq!(back.ops, groups.ops, "{name}: groups.jsonl differs");
+    }
 }
 
 #[test]
