@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use strata_core::batch::TimestampType;
-use strata_core::log::LogConfig;
 use strata_core::log::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
+use strata_core::log::{CleanupPolicy, LogConfig};
 use thiserror::Error;
 
 use crate::config::Config;
@@ -204,6 +204,9 @@ pub fn log_config(overrides: &BTreeMap<String, String>, broker: &Config) -> LogC
             .value("producer.id.expiration.ms")
             .parse()
             .unwrap_or(DEFAULT_PRODUCER_ID_EXPIRATION_MS),
+        cleanup_policy: CleanupPolicy::parse(value("cleanup.policy", overrides, broker))
+            .unwrap_or_default(),
+        ..LogConfig::default()
     }
 }
 

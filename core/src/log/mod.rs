@@ -89,8 +89,65 @@ mod tests;
 pub use leader_epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
 pub use partition_log::PartitionLog;
 
+/// `cleanup.policy`: what happens to data the log no longer needs to keep whole. `delete`
+/// removes old segments by time and size (`retention.ms`, `retention.bytes`); `compact` keeps
+/// the newest record of each key (the cleaner); both may be set (`compact,delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+
+    /// Parses Kafka's list form: `delete`, `compact`, `compact,delete` (either order, spaces
+    /// allowed, no repeats, not empty).
+    pub fn parse(s: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for part in s.split(',').map(str::trim) {
+            let flag = match part {
+                "delete" => &mut policy.delete,
+                "compact" => &mut policy.compact,
+                _ => return None,
+            };
+            if *flag {
+                return None;
+            }
+            *flag = true;
+        }
+        Some(policy)
+    }
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy::DELETE
+    }
+}
+
+impl std::fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.compact, self.delete) {
+            (true, true) => f.write_str("compact,delete"),
+            (true, false) => f.write_str("compact"),
+            _ => f.write_str("delete"),
+        }
+    }
+}
+
 /// Per-log settings, named after Kafka's topic configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll to a new segment when the active one would exceed this.
     pub segment_bytes: u64,
@@ -111,6 +168,21 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms` (a broker setting in Kafka): an idempotent producer idle this
     /// long is forgotten by the partition.
     pub producer_id_expiration_ms: i64,
+    /// `cleanup.policy`. Time and size retention apply only with `delete`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone (a record with a null
+    /// value) after the segment holding it was first cleaned, so consumers reading from the
+    /// start see the delete.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean once dirty bytes (after the cleaned point) are at least
+    /// this fraction of the log (unless `max.compaction.lag.ms` forces it).
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long after it was
+    /// written.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record is eligible for compaction at most this long after it
+    /// was written, whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -125,6 +197,11 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
             producer_id_expiration_ms: producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }

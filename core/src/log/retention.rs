@@ -30,9 +30,10 @@ use super::segment::{Segment, log_path};
 use super::{LogError, RetentionReport, io_err};
 
 impl PartitionLog {
-    /// Deletes whole non-active segments whose newest timestamp is older than `retention.ms`,
-    /// then the oldest non-active segments while the log is bigger than `retention.bytes`.
-    /// Advances the log start offset. Last, forgets idle producers
+    /// With `cleanup.policy` including `delete`: deletes whole non-active segments whose newest
+    /// timestamp is older than `retention.ms`, then the oldest non-active segments while the log
+    /// is bigger than `retention.bytes`, advancing the log start offset (a `compact`-only log
+    /// keeps every segment: the cleaner bounds it). Last, forgets idle producers
     /// (`producer.id.expiration.ms`).
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<RetentionReport, LogError> {
         self.check_not_failed()?;
@@ -40,7 +41,12 @@ impl PartitionLog {
         // active one.
         let mut total = self.size_bytes();
         let mut doomed = 0;
-        for seg in self.segments.values().take(self.segments.len() - 1) {
+        let candidates = if self.config.cleanup_policy.delete {
+            self.segments.len() - 1
+        } else {
+            0
+        };
+        for seg in self.segments.values().take(candidates) {
             let expired = self.config.retention_ms >= 0
                 && seg.max_timestamp >= 0
                 && now_ms.saturating_sub(seg.max_timestamp) > self.config.retention_ms;

@@ -400,6 +400,52 @@ fn garbage_index_is_rebuilt() {
 }
 
 #[test]
+fn retention_applies_only_with_the_delete_policy() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, small_config());
+    for i in 0..100 {
+        log.append(&batch(i, 2, 1_000 + i as i64), EPOCH, 0)
+            .expect("append");
+    }
+    let segments = log.segment_count();
+    assert!(segments >= 4);
+    let mut cfg = small_config();
+    cfg.retention_ms = 10;
+    cfg.retention_bytes = 1;
+    cfg.cleanup_policy = super::CleanupPolicy::COMPACT;
+    log.set_config(cfg.clone());
+    let report = log.enforce_retention(1_000_000).expect("retention");
+    assert_eq!(report.deleted_segments, 0, "compact alone never deletes");
+    assert_eq!(log.segment_count(), segments);
+    cfg.cleanup_policy = super::CleanupPolicy::parse("compact, delete").expect("valid");
+    log.set_config(cfg);
+    let report = log.enforce_retention(1_000_000).expect("retention");
+    assert_eq!(
+        report.deleted_segments,
+        segments - 1,
+        "compact,delete deletes too"
+    );
+}
+
+#[test]
+fn cleanup_policy_parses_kafka_lists() {
+    use super::CleanupPolicy;
+    for (text, delete, compact, shown) in [
+        ("delete", true, false, "delete"),
+        ("compact", false, true, "compact"),
+        ("compact,delete", true, true, "compact,delete"),
+        ("delete, compact", true, true, "compact,delete"),
+    ] {
+        let p = CleanupPolicy::parse(text).expect(text);
+        assert_eq!((p.delete, p.compact), (delete, compact), "{text}");
+        assert_eq!(p.to_string(), shown);
+    }
+    for bad in ["", "compact,", "delete,delete", "Compact", "none"] {
+        assert_eq!(CleanupPolicy::parse(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
 fn retention_by_bytes_and_time_keeps_the_active_segment() {
     let s = MemStorage::new();
     let (mut log, _) = open(&s, small_config());
