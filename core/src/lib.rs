@@ -53,6 +53,7 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod quorum;
+pub mod record;
 pub mod replica;
 pub mod rpc;
 pub mod storage;

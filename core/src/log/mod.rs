@@ -75,6 +75,7 @@ use crate::error::ErrorCode;
 use crate::storage::{Storage, StorageFile};
 use crate::types::{LeaderEpoch, Offset};
 
+mod cleaner;
 mod index;
 pub mod leader_epoch_cache;
 mod partition_log;
