@@ -1,0 +1,1 @@
+//! Golden vectors: to be filled.
