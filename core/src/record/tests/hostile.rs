@@ -98,31 +98,27 @@ fn lying_record_counts_are_refused() {
     );
 }
 
+/// The error of decoding a batch of recordCount 1 whose records region is `region`.
+fn refused(region: &[u8]) -> RecordError {
+    decode_batch(&raw(0, 1, 0, region)).unwrap_err()
+}
+
+/// The field a `PastEnd` error names.
+fn past_end(e: &RecordError) -> Option<&'static str> {
+    match e {
+        RecordError::PastEnd { field, .. } => Some(field),
+        _ => None,
+    }
+}
+
 #[test]
 fn lying_lengths_are_refused() {
-    // Record length -1.
-    let e = decode_batch(&raw(0, 1, 0, &[0x01])).unwrap_err();
-    assert_eq!(
-        e,
-        RecordError::NegativeLength {
-            field: "record",
-            len: -1
-        }
-    );
-    // Record length past the end of the region.
-    let e = decode_batch(&raw(0, 1, 0, &[0x7e, 0, 0])).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            RecordError::PastEnd {
-                field: "record",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    let negative = |field, len| RecordError::NegativeLength { field, len };
+    assert_eq!(refused(&[0x01]), negative("record", -1));
+    // Record length 63, past the end of the region.
+    assert_eq!(past_end(&refused(&[0x7e, 0, 0])), Some("record"));
     // A record whose fields take less than its length (a spare byte at the end).
-    let e = decode_batch(&raw(0, 1, 0, &with_length(&[0, 0, 0, 1, 1, 0, 9]))).unwrap_err();
+    let e = refused(&with_length(&[0, 0, 0, 1, 1, 0, 9]));
     assert_eq!(
         e,
         RecordError::RecordSizeMismatch {
@@ -131,39 +127,18 @@ fn lying_lengths_are_refused() {
         }
     );
     // A key longer than its record.
-    let e = decode_batch(&raw(0, 1, 0, &with_length(&[0, 0, 0, 40, 1, 0]))).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            RecordError::PastEnd {
-                field: "record key",
-                ..
-            }
-        ),
-        "{e}"
-    );
+    let e = refused(&with_length(&[0, 0, 0, 40, 1, 0]));
+    assert_eq!(past_end(&e), Some("record key"));
     // Header count i32::MAX in a tiny record: no allocation from the count.
     let mut fields = vec![0, 0, 0, 1, 1];
     put_varint(&mut fields, i32::MAX);
-    let e = decode_batch(&raw(0, 1, 0, &with_length(&fields))).unwrap_err();
+    let e = refused(&with_length(&fields));
     assert!(matches!(e, RecordError::BadVarint { .. }), "{e}");
     // Negative header count, negative header key length.
-    let e = decode_batch(&raw(0, 1, 0, &with_length(&[0, 0, 0, 1, 1, 1]))).unwrap_err();
-    assert_eq!(
-        e,
-        RecordError::NegativeLength {
-            field: "header count",
-            len: -1
-        }
-    );
-    let e = decode_batch(&raw(0, 1, 0, &with_length(&[0, 0, 0, 1, 1, 2, 1, 1]))).unwrap_err();
-    assert_eq!(
-        e,
-        RecordError::NegativeLength {
-            field: "header key",
-            len: -1
-        }
-    );
+    let e = refused(&with_length(&[0, 0, 0, 1, 1, 1]));
+    assert_eq!(e, negative("header count", -1));
+    let e = refused(&with_length(&[0, 0, 0, 1, 1, 2, 1, 1]));
+    assert_eq!(e, negative("header key", -1));
     for e in [e, RecordError::BadVarint { at: 0 }] {
         assert_eq!(e.error_code(), ErrorCode::CORRUPT_MESSAGE);
     }
@@ -370,7 +345,11 @@ proptest! {
 
     /// Any one byte of a valid batch changed: an error or records, never a panic.
     #[test]
-    fn flipped_bytes_never_panic(codec in 0usize..5, at in any::<prop::sample::Index>(), x in 1u8..) {
+    fn flipped_bytes_never_panic(
+        codec in 0usize..5,
+        at in any::<prop::sample::Index>(),
+        x in 1u8..,
+    ) {
         let mut b = sample(CODECS[codec]);
         let i = at.index(b.len());
         b[i] ^= x;

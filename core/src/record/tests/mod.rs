@@ -74,8 +74,8 @@ fn record_header() -> impl Strategy<Value = Header> {
         })
 }
 
-/// Record fields but the offset: (timestamp - batch baseTimestamp, attributes, key, value, headers). Keys and
-/// values are null, empty or short.
+/// Record fields but the offset: (timestamp - batch baseTimestamp, attributes, key, value,
+/// headers). Keys and values are null, empty or short.
 fn record_fields() -> impl Strategy<Value = (i64, i8, Option<Bytes>, Option<Bytes>, Vec<Header>)> {
     (
         prop_oneof![-1_000_000i64..1_000_000, any::<i64>()],
