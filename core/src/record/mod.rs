@@ -40,6 +40,16 @@
 //! baseTimestamp + delta under CreateTime, the batch's maxTimestamp under LogAppendTime.
 //! Control batches decode like any other.
 //!
+//! ## Limits
+//!
+//! Decoding never trusts a count or a length before the bytes are there: `Vec`s are sized by
+//! what the remaining bytes can hold, decompression stops at the memory limit (default
+//! [`MAX_DECODED_BYTES`], 64 MiB, counting the decompressed region plus every decoded `Record`
+//! and `Header`; [`decode_batch_limited`] takes another), raw snappy blocks are checked against
+//! it by their declared length before being inflated, and zstd frames asking for a window over
+//! 2^[`ZSTD_WINDOW_LOG_MAX`] bytes are refused. Over the limit is [`RecordError::TooLarge`]
+//! (`MESSAGE_TOO_LARGE`, so a Java producer splits the batch and retries).
+//!
 //! ## KIP-534: the delete horizon
 //!
 //! Attribute bit 6 of a batch says baseTimestamp holds the *delete horizon*: the time after
