@@ -441,3 +441,206 @@ fn truncation_into_a_gap_between_segments() {
     );
     check_reads(&log, &held(&CLEANED[0].1[..2]));
 }
+
+/// A crash of a follower with a gapped log: the flushed part (below the recovery point) comes
+/// back whole, gaps and all; a torn last batch is cut; the log takes appends again after it.
+#[test]
+fn a_gapped_log_recovers_after_a_crash_with_a_torn_tail() {
+    let s = MemStorage::new();
+    let mut log = follower(&s, &FOLLOWED[..8]);
+    flush(&mut log);
+    log.checkpoint_recovery_point().expect("checkpoint");
+    for &(base, n, ts) in &FOLLOWED[8..] {
+        log.append_replicated(Bytes::from(at(base, n, ts)), 0)
+            .expect("replicate, never flushed");
+    }
+    let active = log.active().base_offset;
+    drop(log);
+    // The crash keeps all but the last 5 bytes of the last batch.
+    let path = dir().join(format!("{:020}.log", active.0));
+    let bytes = s.file(&path).expect("active").contents();
+    s.file(&path)
+        .expect("active")
+        .replace(bytes[..bytes.len() - 5].to_vec());
+    let (mut log, report) = open(&s, gap_config());
+    assert!(report.truncated_bytes > 0, "{report:?}");
+    assert!(report.corrupt_batches.is_empty(), "{report:?}");
+    assert_eq!(log.log_end_offset(), Offset(101));
+    check_reads(&log, &held(&FOLLOWED[..11]));
+    log.append_replicated(Bytes::from(at(102, 2, 121)), 0)
+        .expect("the fetcher resumes at the log end");
+    check_reads(&log, &held(&FOLLOWED));
+}
+
+/// A corrupt batch after a gap, below the recovery point, with valid data after it: kept and
+/// reported; every offset from the end of the batch before it to the batch after it is refused
+/// (the corrupt batch's own base offset is not trusted), the rest reads.
+#[test]
+fn a_corrupt_batch_after_a_gap_is_kept_and_refused() {
+    let s = MemStorage::new();
+    let specs = [(0, 2, 1), (6, 3, 2), (12, 1, 3), (20, 2, 4)];
+    let config = LogConfig::default();
+    let (mut log, _) = open(&s, config.clone());
+    for &(base, n, ts) in &specs {
+        log.append_replicated(Bytes::from(at(base, n, ts)), 0)
+            .expect("replicate");
+    }
+    flush(&mut log);
+    log.checkpoint_recovery_point().expect("checkpoint");
+    drop(log);
+    let path = dir().join(format!("{:020}.log", 0));
+    let mut bytes = s.file(&path).expect("segment").contents();
+    bytes[at(0, 2, 1).len() + 70] ^= 1;
+    s.file(&path).expect("segment").replace(bytes);
+    let (log, report) = open(&s, config);
+    assert_eq!(report.corrupt_batches.len(), 1, "{report:?}");
+    assert_eq!(report.corrupt_batches[0].offset, Offset(6));
+    assert_eq!(log.log_end_offset(), Offset(22));
+    for x in 2..12 {
+        let err = log.read(Offset(x), 1, Offset(22)).expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                LogError::Corrupt {
+                    offset: Offset(2),
+                    ..
+                }
+            ),
+            "{x}: {err}"
+        );
+    }
+    let later = held(&specs[2..]);
+    for x in 12..22 {
+        let expect = later.iter().find(|h| h.last.0 >= x).map(|h| h.base);
+        let r = log.read(Offset(x), 1, Offset(22)).expect("read");
+        let got = BatchIter::new(&r.records)
+            .next()
+            .map(|i| i.expect("whole").1.base_offset);
+        assert_eq!(got, expect, "read at {x}");
+    }
+}
+
+/// Idempotent producers across gaps (KIP-98): a follower's replicated batches with gaps
+/// between them give the same producer state a leader's dense ones would; after it becomes
+/// leader a retry is a duplicate with its original offsets, the next sequence is written at
+/// the log end — also after a restart rebuilt the state from the log.
+#[test]
+fn producer_state_follows_batches_across_gaps() {
+    let s = MemStorage::new();
+    let (mut log, _) = open(&s, gap_config());
+    let mut offsets = Vec::new();
+    for (i, base) in [4i64, 10, 30, 32, 50].iter().enumerate() {
+        let mut b = pbatch(7, 0, 2 * i as i32, 2);
+        assign_offset(&mut b, Offset(*base), EPOCH);
+        log.append_replicated(Bytes::from(b), 0).expect("replicate");
+        offsets.push((Offset(*base), Offset(base + 1)));
+    }
+    for reopen in [false, true] {
+        if reopen {
+            flush(&mut log);
+            log.checkpoint_recovery_point().expect("checkpoint");
+            drop(log);
+            log = open(&s, gap_config()).0;
+        }
+        let entry = log.producer_state().entry(crate::types::ProducerId(7));
+        assert_eq!(entry.map(|e| e.last_seq().0), Some(9));
+        assert_eq!(log.producer_state().map_end_offset(), Offset(52));
+        let retry = log
+            .append(&pbatch(7, 0, 6, 2), LeaderEpoch(5), 0)
+            .expect("retry");
+        assert!(retry.duplicate);
+        assert_eq!((retry.first_offset, retry.last_offset), offsets[3]);
+    }
+    let next = log
+        .append(&pbatch(7, 0, 10, 2), LeaderEpoch(5), 0)
+        .expect("next");
+    assert_eq!((next.first_offset, next.duplicate), (Offset(52), false));
+    let gap = log.append(&pbatch(7, 0, 20, 2), LeaderEpoch(5), 0);
+    assert!(gap.is_err(), "a sequence gap is still out of order");
+}
+
+/// The invariant checks accept gaps but still catch segments that overlap or go back.
+#[test]
+fn invariant_checks_accept_gaps_and_catch_overlaps() {
+    let s = MemStorage::new();
+    write_cleaned(&s, &CLEANED, 26);
+    let (log, _) = open(&s, gap_config());
+    log.assert_invariants();
+    for seg in log.segments.values() {
+        seg.check_invariants();
+    }
+    let (mut log, _) = open(&s, gap_config());
+    log.segments
+        .get_mut(&Offset(0))
+        .expect("segment 0")
+        .next_offset = Offset(13);
+    let message = super::panic_message(|| log.assert_invariants());
+    assert!(message.contains("overlap"), "{message}");
+    // A batch going back inside a segment is refused where it would be recorded.
+    let (mut log, _) = open(&s, gap_config());
+    let seg = log.segments.get_mut(&Offset(20)).expect("segment 20");
+    let header = crate::batch::BatchHeader::parse(&at(24, 1, 0)).expect("header");
+    let size = seg.size;
+    let message = super::panic_message(|| {
+        let _ = seg.on_batch(size, &header, None, None);
+    });
+    assert!(message.contains("strictly increase"), "{message}");
+}
+
+/// Batches of a random log: `(gap before it, records, timestamp)`; gaps are often 0, so logs
+/// range from dense to gapped everywhere.
+fn specs_strategy() -> impl Strategy<Value = Vec<Spec>> {
+    let gap = prop_oneof![3 => Just(0i64), 1 => 1i64..30];
+    proptest::collection::vec((gap, 1usize..4, 0i64..300), 1..30).prop_map(|raw| {
+        let mut next = 0;
+        raw.into_iter()
+            .map(|(gap, n, ts)| {
+                let base = next + gap;
+                next = base + n as i64;
+                (base, n, ts)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any dense-or-gapped replicated log, fetched in chunks of 1-3 batches, with any segment
+    /// size and index density: a read at every offset serves the batches whose last offset is
+    /// at or after it, in order — live, after a recovery that scans every segment, after a clean
+    /// shutdown that trusts them, and after a truncation at any offset.
+    #[test]
+    fn every_read_serves_the_batches_ending_at_or_after_it(
+        specs in specs_strategy(),
+        chunk in 1usize..4,
+        segment_bytes in prop_oneof![Just(250u64), Just(600), Just(1 << 20)],
+        index_interval in prop_oneof![Just(1u32), Just(90), Just(4096)],
+        cut in 0i64..200,
+    ) {
+        let config = LogConfig { segment_bytes, index_interval_bytes: index_interval, ..LogConfig::default() };
+        let s = MemStorage::new();
+        let (mut log, _) = open(&s, config.clone());
+        for fetch in specs.chunks(chunk) {
+            let bytes: Vec<u8> = fetch.iter().flat_map(|&(b, n, ts)| at(b, n, ts)).collect();
+            log.append_replicated(Bytes::from(bytes), 0).expect("replicate");
+        }
+        let all = held(&specs);
+        check_reads(&log, &all);
+        check_timestamps(&log, &all);
+        drop(log);
+        let (mut log, report) = open(&s, config.clone());
+        prop_assert_eq!(report.truncated_bytes, 0);
+        check_reads(&log, &all);
+        flush(&mut log);
+        log.checkpoint_clean_shutdown().expect("checkpoint");
+        drop(log);
+        let (mut log, _) = open(&s, config);
+        check_reads(&log, &all);
+        check_timestamps(&log, &all);
+        log.truncate_to(Offset(cut)).expect("truncate");
+        let kept: Vec<Held> = all.iter().copied().filter(|h| h.last.0 < cut).collect();
+        check_reads(&log, &kept);
+        prop_assert!(log.log_end_offset() <= Offset(cut));
+    }
+}
