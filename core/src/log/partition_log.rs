@@ -301,9 +301,50 @@ impl PartitionLog {
         self.check_not_failed()?;
         let headers = validate_replicated(&batches)?;
         let log_end = self.log_end_offset();
+        let (staged, next) = self.stage_replicated(&headers)?;
+        let first_offset = headers.first().map_or(log_end, |h| h.base_offset);
+        self.maybe_roll(batches.len() as u64, next.0 - log_end.0, now_ms)?;
+        let prior_epochs = if staged != self.epochs.entries() {
+            let prior = self.epochs.entries().to_vec();
+            self.epochs.replace(staged)?;
+            Some(prior)
+        } else {
+            None
+        };
+        let result = self.write_batches(&batches, now_ms);
+        self.on_write_result(result, prior_epochs)?;
+        assert_eq!(
+            self.log_end_offset(),
+            next,
+            "a replicated append ends where its last batch ends"
+        );
+        // No checks: the leader made them. The same bookkeeping, so a follower that becomes
+        // leader deduplicates as its leader did.
+        for h in &headers {
+            self.producers.apply_replicated(h);
+        }
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: Offset(next.0 - 1),
+            log_append_time_ms: -1,
+            log_start_offset: self.log_start_offset,
+            bytes: batches.len(),
+            duplicate: false,
+        })
+    }
+
+    /// The checks of [`Self::append_replicated`] before anything is written: offsets (at or
+    /// after the log end, increasing, within `i32::MAX` of the log end) and leader epochs. The
+    /// epoch cache's entries with the batches' epochs assigned, and the offset after the last
+    /// batch.
+    fn stage_replicated(
+        &self,
+        headers: &[BatchHeader],
+    ) -> Result<(Vec<EpochEntry>, Offset), LogError> {
+        let log_end = self.log_end_offset();
         let mut next = log_end;
         let mut staged = self.epochs.entries().to_vec();
-        for h in &headers {
+        for h in headers {
             if h.base_offset < next {
                 return Err(LogError::OffsetMismatch {
                     expected: next,
@@ -342,35 +383,7 @@ impl PartitionLog {
             }
             next = h.next_offset();
         }
-        let first_offset = headers.first().map_or(log_end, |h| h.base_offset);
-        self.maybe_roll(batches.len() as u64, next.0 - log_end.0, now_ms)?;
-        let prior_epochs = if staged != self.epochs.entries() {
-            let prior = self.epochs.entries().to_vec();
-            self.epochs.replace(staged)?;
-            Some(prior)
-        } else {
-            None
-        };
-        let result = self.write_batches(&batches, now_ms);
-        self.on_write_result(result, prior_epochs)?;
-        assert_eq!(
-            self.log_end_offset(),
-            next,
-            "a replicated append ends where its last batch ends"
-        );
-        // No checks: the leader made them. The same bookkeeping, so a follower that becomes
-        // leader deduplicates as its leader did.
-        for h in &headers {
-            self.producers.apply_replicated(h);
-        }
-        Ok(AppendInfo {
-            first_offset,
-            last_offset: Offset(next.0 - 1),
-            log_append_time_ms: -1,
-            log_start_offset: self.log_start_offset,
-            bytes: batches.len(),
-            duplicate: false,
-        })
+        Ok((staged, next))
     }
 
     /// After a failed write, puts back the epoch entries the append replaced (`prior`, if it

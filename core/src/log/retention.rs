@@ -72,7 +72,8 @@ impl PartitionLog {
 
     /// Deletes every whole non-active segment whose records all lie below `offset` (a segment's
     /// records lie below the next segment's base: it ends there or, after compaction, before),
-    /// and advances the log start offset to the first segment kept. The log start offset may stay below `offset`: the segment holding it is kept.
+    /// and advances the log start offset to the first segment kept. The log start offset may
+    /// stay below `offset`: the segment holding it is kept.
     ///
     /// The caller vouches that nothing below `offset` is needed any more, and passes only an
     /// offset below the high watermark (committed data): the log does not know the high
