@@ -67,15 +67,16 @@ pub struct Served {
 const READ_BYTES: usize = 700;
 
 /// Reads every batch from the log start to the log end, as a consumer would. Checks that every
-/// served batch is whole and CRC-valid, that the first batch of a read contains the offset asked
-/// for, that offsets increase (and are dense, except across a corrupt batch), and that no read
-/// comes back empty below the log end. A corrupt batch (a `Corrupt` error or `corrupt_at`) is
-/// passed to `on_corrupt`, which returns the offset to resume at or panics if it is unexplained.
+/// served batch is whole and CRC-valid, that the first batch of a read is the first one ending at
+/// or after the offset asked for (the one holding it, or the next after a gap: offsets are kept,
+/// gaps allowed, issue #16), that offsets strictly increase, and that no read comes back empty
+/// below the log end. Density is the model's to check (`log_ops` compares every batch). A
+/// corrupt batch (a `Corrupt` error or `corrupt_at`) is passed to `on_corrupt`, which returns the
+/// offset to resume at or panics if it is unexplained.
 pub fn read_all(log: &PartitionLog, mut on_corrupt: impl FnMut(Offset) -> Offset) -> Vec<Served> {
     let end = log.log_end_offset();
     let mut at = log.log_start_offset();
     let mut out: Vec<Served> = Vec::new();
-    let mut after_gap = false;
     let mut reads = 0u32;
     while at < end {
         reads += 1;
@@ -84,7 +85,6 @@ pub fn read_all(log: &PartitionLog, mut on_corrupt: impl FnMut(Offset) -> Offset
             Ok(r) => r,
             Err(LogError::Corrupt { .. }) => {
                 at = resume(at, &mut on_corrupt);
-                after_gap = true;
                 continue;
             }
             Err(e) => panic!("read at {at} (log end {end}) failed: {e}"),
@@ -95,7 +95,6 @@ pub fn read_all(log: &PartitionLog, mut on_corrupt: impl FnMut(Offset) -> Offset
                 "read at {at} returned nothing below the log end {end}"
             );
             at = resume(at, &mut on_corrupt);
-            after_gap = true;
             continue;
         }
         let mut first = true;
@@ -111,20 +110,16 @@ pub fn read_all(log: &PartitionLog, mut on_corrupt: impl FnMut(Offset) -> Offset
             }
             if first {
                 assert!(
-                    h.base_offset <= at && at <= h.last_offset(),
-                    "read at {at} starts with batch {}..={}",
+                    at <= h.last_offset(),
+                    "read at {at} starts with batch {}..={}, which ends before it",
                     h.base_offset,
                     h.last_offset()
                 );
             } else {
-                assert_eq!(h.base_offset, at, "batches of one read are dense");
+                assert!(h.base_offset >= at, "batches of one read go back");
             }
             if let Some(prev) = out.last() {
-                if after_gap {
-                    assert!(h.base_offset > prev.last, "offsets go back after a gap");
-                } else {
-                    assert_eq!(h.base_offset, prev.last.next(), "offsets are dense");
-                }
+                assert!(h.base_offset > prev.last, "offsets go back");
             }
             assert!(
                 h.last_offset() < end,
@@ -137,7 +132,6 @@ pub fn read_all(log: &PartitionLog, mut on_corrupt: impl FnMut(Offset) -> Offset
             });
             at = h.next_offset();
             first = false;
-            after_gap = false;
         }
         assert_eq!(
             iter.position(),
