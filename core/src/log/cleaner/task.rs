@@ -210,7 +210,7 @@ impl CleanTask {
                 return Ok(self.start_writing());
             }
         }
-        let pos = advance(pos, used)?;
+        let pos = advance(pos, used, src.size)?;
         Ok(if pos >= src.size {
             Phase::Map {
                 source: source + 1,
@@ -261,7 +261,7 @@ impl CleanTask {
             used = at + header.total_size();
             self.clean_batch(&header, raw, group, &mut writer)?;
         }
-        let pos = advance(pos, used)?;
+        let pos = advance(pos, used, src.size)?;
         if pos < src.size {
             return Ok(Phase::Write {
                 group,
@@ -439,6 +439,9 @@ pub fn group_sources(
 /// Reads whole batches of a segment from `pos`: about [`CLEAN_STEP_BYTES`], or the one batch
 /// there if it is larger.
 fn read_chunk(file: &dyn StorageFile, pos: u64, size: u64) -> io::Result<Vec<u8>> {
+    if pos >= size {
+        return Ok(Vec::new());
+    }
     let want = (size - pos).min(CLEAN_STEP_BYTES as u64) as usize;
     let chunk = read_vec(file, pos, want)?;
     if BatchIter::new(&chunk).next().is_some() || (chunk.len() as u64) < want as u64 {
@@ -459,10 +462,10 @@ fn truncated_check(chunk: Vec<u8>, want: usize) -> io::Result<Vec<u8>> {
     Ok(chunk)
 }
 
-/// The position after `used` bytes of whole batches; none at all is a batch that does not fit
-/// its segment.
-fn advance(pos: u64, used: usize) -> io::Result<u64> {
-    if used == 0 {
+/// The position after `used` bytes of whole batches; none at all (in a non-empty rest) is a
+/// batch that does not fit its segment.
+fn advance(pos: u64, used: usize, size: u64) -> io::Result<u64> {
+    if used == 0 && pos < size {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("no whole batch at position {pos}"),
