@@ -420,3 +420,54 @@ fn a_cleaning_overtaken_by_retention_or_truncation_is_abandoned() {
             .all(|p| !p.to_string_lossy().ends_with(".cleaned"))
     );
 }
+
+/// Module docs, "Why a horizon is set only under the map": with an offset map too small to
+/// reach a tombstone, the tombstone must not get a horizon, or a later cleaning whose map again
+/// stops short of it drops it while the older value — in the clean section, outside that map —
+/// survives.
+#[test]
+fn a_tombstone_beyond_a_full_offset_map_waits_for_its_horizon() {
+    let (_s, mut log) = new_log(config());
+    append(&mut log, &[(Some("K"), Some("old"))], 100);
+    append(&mut log, &[(Some("A"), Some("1"))], 100);
+    append(&mut log, &[(Some("K"), None)], 100);
+    log.roll().expect("roll");
+    settle(&mut log);
+    let end = log.log_end_offset();
+    let one_key = 1 + super::super::offset_map::ENTRY_OVERHEAD;
+    let r1 = clean_with(&mut log, 1_000, end, one_key).expect("due");
+    assert_eq!(
+        r1.dirty_range,
+        (Offset(0), Offset(1)),
+        "the map holds only the first batch"
+    );
+    let tombstone = |log: &PartitionLog| {
+        let (_, h) = batches(log)
+            .into_iter()
+            .find(|(_, h)| h.base_offset == Offset(2))
+            .expect("tombstone");
+        delete_horizon(&h)
+    };
+    assert_eq!(tombstone(&log), None, "beyond the map: no horizon yet");
+    let r2 = clean_with(&mut log, 100_000, end, one_key).expect("due");
+    assert_eq!(r2.dirty_range, (Offset(1), Offset(2)));
+    assert_eq!(
+        table(&records(&log)).get("K"),
+        Some(&None),
+        "the tombstone still hides the old value"
+    );
+    let r3 = clean_with(&mut log, 100_000, end, one_key).expect("due");
+    assert_eq!(r3.dirty_range.0, Offset(2));
+    assert_eq!(
+        tombstone(&log),
+        Some(101_000),
+        "under the map: horizon set, the old value gone"
+    );
+    assert_eq!(
+        kvs(&records(&log)),
+        vec![
+            (Some("A".into()), Some("1".into())),
+            (Some("K".into()), None)
+        ]
+    );
+}
