@@ -184,12 +184,14 @@ pub fn recover_swap(storage: &dyn Storage, dir: &Path) -> Result<usize, LogError
             .map_err(io_err("read swap marker", &path))?;
         match SwapMarker::decode(&raw) {
             Some(marker) if marker.path(dir) == path => {
-                tracing::warn!(dir = %dir.display(), marker = %name, "completing a cleaner swap a crash interrupted");
+                let why = "completing a cleaner swap a crash interrupted";
+                tracing::warn!(dir = %dir.display(), marker = %name, "{why}");
                 apply(storage, dir, &marker)?;
                 completed += 1;
             }
             _ => {
-                tracing::warn!(dir = %dir.display(), marker = %name, "removing a torn cleaner swap marker");
+                let why = "removing a torn cleaner swap marker";
+                tracing::warn!(dir = %dir.display(), marker = %name, "{why}");
                 remove_if_present(storage, &path)?;
                 removed = true;
             }

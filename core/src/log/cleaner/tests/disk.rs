@@ -145,11 +145,6 @@ impl PowerLossDisk {
         image(&self.dirs().names, |f| f.data.lock().expect("lock").clone())
     }
 
-    /// What a power loss leaves: only durable names, with only their durable bytes.
-    pub fn power_loss_image(&self) -> MemStorage {
-        image(&self.dirs().durable_names, durable_bytes)
-    }
-
     /// What power losses may leave when the directory's unsynced changes reach the disk in any
     /// order: only durable bytes, under the durable names changed by none, all, each one alone,
     /// and all but each one of the changes since the last `sync_dir`.

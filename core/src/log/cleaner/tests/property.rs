@@ -33,7 +33,9 @@ fn op() -> impl Strategy<Value = Op> {
         6 => prop::collection::vec(record, 1..5).prop_map(Op::Append),
         1 => Just(Op::Roll),
         2 => (0i64..800, 0u16..=1000, any::<bool>(), prop_oneof![Just(BIG_BUDGET), 1usize..400])
-            .prop_map(|(dt, hw_permille, settle, budget)| Op::Clean { dt, hw_permille, settle, budget }),
+            .prop_map(|(dt, hw_permille, settle, budget)| {
+                Op::Clean { dt, hw_permille, settle, budget }
+            }),
     ]
 }
 
@@ -151,7 +153,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn a_cleaned_log_reads_back_the_newest_value_of_every_key(ops in prop::collection::vec(op(), 1..60)) {
+    fn a_cleaned_log_reads_back_the_newest_value_of_every_key(
+        ops in prop::collection::vec(op(), 1..60)
+    ) {
         run_ops(&ops);
     }
 }
