@@ -471,3 +471,41 @@ fn a_tombstone_beyond_a_full_offset_map_waits_for_its_horizon() {
         ]
     );
 }
+
+#[test]
+fn compressed_batches_of_all_four_codecs_are_cleaned_and_keep_their_codec() {
+    for codec in 1..=4i16 {
+        let (_s, mut log) = new_log(config());
+        for round in 0..4 {
+            let v = format!("value-{round}-{}", "z".repeat(30));
+            let recs: Vec<Kv> = vec![
+                (Some("a"), Some(&v)),
+                (Some("b"), Some(&v)),
+                (Some("c"), None),
+            ];
+            let recs: Vec<Kv> = if round == 3 { recs[..1].to_vec() } else { recs };
+            let b = kbatch_with(&recs, 100, -1, -1, codec);
+            log.append(&b, EPOCH, 100).expect("append");
+        }
+        log.roll().expect("roll");
+        settle(&mut log);
+        let report = clean_all(&mut log, 1_000).expect("due");
+        assert!(
+            report.stats.batches_rewritten > 0,
+            "codec {codec}: {report:?}"
+        );
+        let v3 = format!("value-3-{}", "z".repeat(30));
+        let v2 = format!("value-2-{}", "z".repeat(30));
+        let want = expect_table(&[("a", Some(&v3)), ("b", Some(&v2)), ("c", None)]);
+        assert_eq!(table(&records(&log)), want, "codec {codec}");
+        assert_eq!(records(&log).len(), 3, "codec {codec}");
+        for (_, h) in batches(&log) {
+            assert_eq!(
+                h.compression_codec(),
+                codec,
+                "batch {} keeps its codec",
+                h.base_offset
+            );
+        }
+    }
+}
