@@ -58,3 +58,18 @@ pub fn write_cleaner_checkpoint(
         .sync_dir(dir)
         .map_err(io_err("cleaner checkpoint", dir))
 }
+
+/// Lowers the checkpoint to `log_end_offset` if it names an offset beyond it: called after a
+/// truncation (Kafka's `LogCleanerManager.maybeTruncateCheckpoint`). Without it, batches
+/// appended at the truncated offsets would sit below the checkpoint, in the clean section,
+/// without ever entering an offset map: their older values would survive a tombstone's expiry.
+pub fn truncate_cleaner_checkpoint(
+    storage: &dyn Storage,
+    dir: &Path,
+    log_end_offset: Offset,
+) -> Result<(), LogError> {
+    match read_cleaner_checkpoint(storage, dir) {
+        Some(o) if o > log_end_offset => write_cleaner_checkpoint(storage, dir, log_end_offset),
+        _ => Ok(()),
+    }
+}

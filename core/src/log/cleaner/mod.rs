@@ -102,7 +102,7 @@ mod writer;
 
 // What the node needs; `log/mod.rs` re-exports it (until then the imports look unused).
 #[allow(unused_imports)]
-pub use checkpoint::{CLEANER_CHECKPOINT, read_cleaner_checkpoint};
+pub use checkpoint::{CLEANER_CHECKPOINT, read_cleaner_checkpoint, truncate_cleaner_checkpoint};
 #[allow(unused_imports)]
 pub use finish::CleanReport;
 #[allow(unused_imports)]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::super::checkpoint::{
-    CLEANER_CHECKPOINT, read_cleaner_checkpoint, write_cleaner_checkpoint,
+    CLEANER_CHECKPOINT, read_cleaner_checkpoint, truncate_cleaner_checkpoint,
+    write_cleaner_checkpoint,
 };
 use super::super::offset_map::{ENTRY_OVERHEAD, OffsetMap};
 use super::super::records::{Record, decode_batch, delete_horizon};
@@ -82,6 +83,18 @@ fn the_cleaner_checkpoint_round_trips_and_bad_files_read_as_none() {
             .replace(bad.as_bytes().to_vec());
         assert_eq!(read_cleaner_checkpoint(&s, &dir()), None, "{bad:?}");
     }
+}
+
+#[test]
+fn a_truncation_below_the_cleaner_checkpoint_lowers_it() {
+    let s = MemStorage::new();
+    truncate_cleaner_checkpoint(&s, &dir(), Offset(5)).expect("no file: nothing to do");
+    assert_eq!(read_cleaner_checkpoint(&s, &dir()), None);
+    write_cleaner_checkpoint(&s, &dir(), Offset(100)).expect("write");
+    truncate_cleaner_checkpoint(&s, &dir(), Offset(100)).expect("at the end: kept");
+    assert_eq!(read_cleaner_checkpoint(&s, &dir()), Some(Offset(100)));
+    truncate_cleaner_checkpoint(&s, &dir(), Offset(60)).expect("lowered");
+    assert_eq!(read_cleaner_checkpoint(&s, &dir()), Some(Offset(60)));
 }
 
 fn marker() -> SwapMarker {
