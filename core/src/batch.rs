@@ -2,6 +2,10 @@
 //!
 //! A batch is never rebuilt from decoded records: the broker reads its 61-byte header, checks it,
 //! and patches the two fields the CRC does not cover (`baseOffset`, `partitionLeaderEpoch`).
+//! The one exception is the log cleaner, which rewrites a batch of a compacted topic keeping only
+//! some of its records (`crate::record`, `log::cleaner`): the rewritten batch keeps its offset
+//! span, so a stored batch may hold fewer records than offsets (even none), and offsets may have
+//! gaps between batches.
 //!
 //! ## Layout (big-endian, KIP-98)
 //!
@@ -79,7 +83,7 @@ impl BatchError {
             | BatchError::BadLength(_)
             | BatchError::CrcMismatch { .. } => ErrorCode::CORRUPT_MESSAGE,
             BatchError::BadMagic(_) => ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
-            BatchError::UnknownCompression(_) => ErrorCode(76), // UNSUPPORTED_COMPRESSION_TYPE
+            BatchError::UnknownCompression(_) => ErrorCode::UNSUPPORTED_COMPRESSION_TYPE,
             BatchError::BadRecordCount(_)
             | BatchError::OffsetDeltaMismatch { .. }
             | BatchError::NotAcceptedFromProducer
@@ -226,7 +230,9 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             computed,
         });
     }
-    if header.record_count < 1 {
+    // Zero records is a stored batch the cleaner emptied (an idempotent producer's last batch,
+    // kept for its sequence state); producers must send at least one (`validate_produce`).
+    if header.record_count < 0 {
         return Err(BatchError::BadRecordCount(header.record_count));
     }
     if header.last_offset_delta < 0 {
@@ -264,6 +270,9 @@ pub fn validate_produce(
             });
         }
         let header = validate_batch(rest)?;
+        if header.record_count < 1 {
+            return Err(BatchError::BadRecordCount(header.record_count));
+        }
         if i64::from(header.last_offset_delta) + 1 != i64::from(header.record_count) {
             return Err(BatchError::OffsetDeltaMismatch {
                 last_offset_delta: header.last_offset_delta,

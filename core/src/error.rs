@@ -27,6 +27,7 @@ impl ErrorCode {
     pub const INVALID_REPLICATION_FACTOR: ErrorCode = ErrorCode(38);
     pub const INVALID_REQUEST: ErrorCode = ErrorCode(42);
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: ErrorCode = ErrorCode(43);
+    pub const UNSUPPORTED_COMPRESSION_TYPE: ErrorCode = ErrorCode(76);
     pub const POLICY_VIOLATION: ErrorCode = ErrorCode(44);
     pub const INVALID_CONFIG: ErrorCode = ErrorCode(40);
     pub const NOT_CONTROLLER: ErrorCode = ErrorCode(41);

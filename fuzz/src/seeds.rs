@@ -33,6 +33,9 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in crate::dispatch::seeds() {
         out.push(("dispatch", name, bytes));
     }
+    for (name, bytes) in crate::record_codec::seeds() {
+        out.push(("record_codec", name, bytes));
+    }
     for (name, bytes) in crate::rpc_decode::seeds() {
         out.push(("rpc_decode", name, bytes));
     }

@@ -9,7 +9,11 @@
 //! ```
 //!
 //! `relativeOffset` is the offset minus the segment's base offset. An `.index` entry points at the
-//! first byte of the batch whose *base* offset is `base + relativeOffset`. A `.timeindex` entry
+//! first byte of the batch whose *base* offset is exactly `base + relativeOffset`. Offsets may
+//! have gaps (log compaction keeps offsets; see `segment`), so a lookup of offset `o` takes the
+//! floor entry (the last at or below `o - base`) and walks forward to the first batch whose
+//! *last* offset is at or above `o`: the batch holding `o`, or the next one when `o` falls in a
+//! gap. Relative offsets stay below `i32::MAX`, as in Kafka. A `.timeindex` entry
 //! `(T, o)` says that the batches of the segment up to and including the one starting at offset
 //! `base + o` have no timestamp above `T`; as the log writes it, `T` is exactly the largest
 //! `maxTimestamp` of those batches. A sealed segment's last `.timeindex` entry holds the segment's

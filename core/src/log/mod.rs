@@ -16,10 +16,19 @@
 //! ```
 //!
 //! ## Invariants
-//! - Offsets are dense and increasing: each batch starts where the previous ended; segment `n+1`
-//!   starts at segment `n`'s log end offset — except for a gap recovery keeps where it found
-//!   fsynced data lost at a segment's end (reported by `open`, refused on read; appends and cuts
-//!   never make one).
+//! - Offsets are kept, gaps allowed (Kafka's rule since log compaction): batches' offsets
+//!   strictly increase — each batch starts at or after the previous one's next offset (last
+//!   offset + 1); a segment's base offset is at or below its first batch's base offset; segment
+//!   `n+1` starts at or after segment `n`'s log end (its last batch's next offset, its base if
+//!   it holds none). A gap never holds a record. A leader's appends are dense (it assigns the
+//!   offsets from the log end); a follower copies its leader's gaps (`append_replicated` refuses
+//!   only going back or overlapping); the cleaner makes them. Rolls start a segment exactly at
+//!   the log end, so only the cleaner leaves a gap *between* segments (see "Recovery").
+//! - An offset between the log start and the log end that falls in a gap is not out of range:
+//!   a read there starts with the next batch (`PartitionLog::read`).
+//! - The log end offset is the active segment's end: its last batch's next offset, or its base
+//!   offset if it holds no batch. A truncation into a gap leaves it at the end of the last batch
+//!   kept (at most the truncation offset: see `PartitionLog::truncate_to`).
 //! - `log_start_offset <= flushed_offset <= log_end_offset`; everything below `flushed_offset`
 //!   survives a crash (group commit: one [`FlushPlan`] fsyncs every file with unsynced bytes).
 //! - Only the newest (active) segment is written; the log start moves only by deleting whole
@@ -42,9 +51,11 @@
 //! checkpoint shows fsynced with durable indexes — a sealed one ending at or below
 //! `indexes durable below`, or the active one when that offset lies above its base (written
 //! only by a clean shutdown, `PartitionLog::checkpoint_clean_shutdown`, after syncing the
-//! active segment's indexes) — is trusted after a walk of its batch headers that must end
-//! exactly there and match its `.timeindex` (`recovery::segment_matches`): no CRC pass, no
-//! index rewrite, no fsync; damage to its data is found when a read CRC-checks it. A scanned
+//! active segment's indexes) — is trusted after a walk of its batch headers that must reach
+//! the end of its file, end at or below the next segment's base (exactly at `indexes durable
+//! below` for the active segment) and match its `.timeindex` (`recovery::segment_matches`): no
+//! CRC pass, no index rewrite, no fsync; damage to its data is found when a read CRC-checks
+//! it. A scanned
 //! segment is fsynced only if it holds bytes above the recovery point or was cut, and the
 //! directory only if a segment starts at or above the recovery point or recovery removed
 //! segments (the checkpoint's own directory sync covers the older ones). A batch that fails
@@ -53,6 +64,16 @@
 //! covered it). Below the recovery point a failed batch with intact framing is corruption of
 //! fsynced data: it is kept, reported in the [`RecoveryReport`], and refused on every read with
 //! `CORRUPT_MESSAGE`, while the valid data after it stays readable.
+//!
+//! Walks and scans accept a batch at or after the offset they expect (the previous batch's next
+//! offset), never one that goes back; a scanned segment's batches are vouched for by their CRC,
+//! a trusted one's by the checks above. A segment that ends short of the next segment's base is
+//! read two ways, by where it ends. At or above the recovery point, it lost an unsynced tail in
+//! a crash: nothing after it was acknowledged (acknowledgement waits for a flush covering every
+//! file), so the later segments go too. Below the recovery point, the gap is the cleaner's and
+//! is kept — so the cleaner must install a cleaned segment only once the recovery point is at or
+//! above the next segment's base. The price: fsynced data the disk later loses at the very end
+//! of a sealed segment is no longer told apart from such a gap (it reads as one).
 //!
 //! Then the leader epoch cache is loaded and brought in line with the recovered log: epochs of
 //! batches above the recovery point that it lacks are assigned from their headers; a missing or
@@ -233,11 +254,19 @@ pub enum LogError {
     },
     #[error("log at {0} has failed (an earlier fsync or write error) and refuses all operations")]
     Failed(PathBuf),
-    /// A follower's replicated batches do not continue the log: the first must start at the log
-    /// end offset and each next one where the previous ended (Kafka's
-    /// `UnexpectedAppendOffsetException` / `OffsetsOutOfOrderException`).
-    #[error("replicated batch starts at offset {got}, expected {expected}")]
+    /// A follower's replicated batches go back or overlap: the first must start at or after the
+    /// log end offset and each next one at or after the previous one's next offset (gaps are
+    /// allowed: Kafka's `UnexpectedAppendOffsetException` / `OffsetsOutOfOrderException`).
+    #[error("replicated batch starts at offset {got}, expected at least {expected}")]
     OffsetMismatch { expected: Offset, got: Offset },
+    /// A follower's replicated batch ends more than `i32::MAX` offsets above the log end offset:
+    /// no segment starting at the log end could index it (relative offsets are 32-bit). Only a
+    /// gap of over two billion offsets, which compaction alone could make, leads here.
+    #[error("replicated batch at {base_offset} too far above the log end offset {log_end_offset}")]
+    OffsetGapTooLarge {
+        log_end_offset: Offset,
+        base_offset: Offset,
+    },
     /// An append stamped with (leader) or carrying (follower) a leader epoch older than the newest
     /// epoch already in the log: the appender is a fenced leader, or the follower must truncate
     /// again (KIP-101). Epochs in a log never go backwards.
@@ -272,7 +301,9 @@ impl LogError {
             LogError::Corrupt { .. } => ErrorCode::CORRUPT_MESSAGE,
             // Only a follower's fetcher sees this, never a client; Kafka's exceptions for it have
             // no error code of their own either.
-            LogError::OffsetMismatch { .. } => ErrorCode::UNKNOWN_SERVER_ERROR,
+            LogError::OffsetMismatch { .. } | LogError::OffsetGapTooLarge { .. } => {
+                ErrorCode::UNKNOWN_SERVER_ERROR
+            }
             LogError::StaleLeaderEpoch { .. } => ErrorCode::FENCED_LEADER_EPOCH,
             LogError::Producer(e) => e.error_code(),
         }
@@ -282,7 +313,8 @@ impl LogError {
 /// Result of a successful append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendInfo {
-    /// Offset given to the first record appended.
+    /// Offset of the first batch appended (a leader's: the log end offset before the append; a
+    /// follower's: its first batch's base offset, which may lie above it).
     pub first_offset: Offset,
     /// Offset of the last record appended.
     pub last_offset: Offset,
@@ -300,7 +332,8 @@ pub struct AppendInfo {
 /// Result of a read: whole, CRC-checked batches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadResult {
-    /// Concatenated batches, starting with the batch that contains the requested offset.
+    /// Concatenated batches, starting with the first batch whose last offset is at or after the
+    /// requested offset (the one holding it, or the next one if it falls in a gap).
     pub records: Bytes,
     /// The read stopped early because the batch at this offset is corrupt (it is not included).
     pub corrupt_at: Option<Offset>,

@@ -170,12 +170,12 @@ impl PartitionLog {
                 *base, seg.base_offset,
                 "segments are keyed by their base offset"
             );
-            // Each segment starts where the previous one ended, but for a gap recovery leaves
-            // where it found fsynced data lost (reported, and refused on read; `open` asserts
-            // that it reported every gap). Appends and cuts never make one.
+            // Offsets strictly increase across segments: each starts at or after the previous
+            // one's last batch ends (a gap between them holds no record: the cleaner's, or a
+            // segment emptied by it). Rolls start the next segment exactly at the log end.
             assert!(
                 seg.base_offset >= previous_end,
-                "segment {} starts before the previous one ends ({previous_end})",
+                "segment {} starts before the previous one ends ({previous_end}): overlap",
                 seg.base_offset
             );
             seg.check_invariants();
@@ -281,8 +281,14 @@ impl PartitionLog {
     /// offsets, epochs and timestamps (Kafka's `appendAsFollower`). Each batch is checked as a
     /// stored batch is (header, CRC, record count); `max.message.bytes` is not applied, as Kafka
     /// does not for replication, so that a follower never stalls on data its leader accepted.
-    /// The first batch must start at the log end offset and each next one where the previous
-    /// ended ([`LogError::OffsetMismatch`]). Each batch's `partitionLeaderEpoch` newer than the
+    /// Offsets are kept, gaps allowed (a compacted leader's log has them): the first batch must
+    /// start at or after the log end offset and each next one at or after the previous one's
+    /// next offset; going back or overlapping is refused ([`LogError::OffsetMismatch`], Kafka's
+    /// `UnexpectedAppendOffsetException` / `OffsetsOutOfOrderException`), and so is an append
+    /// spanning more than `i32::MAX` offsets from the log end ([`LogError::OffsetGapTooLarge`]:
+    /// no segment's relative offsets could hold it). A segment rolled for it starts at the log
+    /// end offset, so a gap before the first batch lies inside the new segment, never between
+    /// segments. Each batch's `partitionLeaderEpoch` newer than the
     /// cache's latest is assigned to start at its base offset (checkpointed before the data is
     /// written); an older one is refused ([`LogError::StaleLeaderEpoch`]) unless every newer
     /// entry starts at or after that batch (entries that never got data, e.g. one this replica
@@ -294,41 +300,10 @@ impl PartitionLog {
     ) -> Result<AppendInfo, LogError> {
         self.check_not_failed()?;
         let headers = validate_replicated(&batches)?;
-        let first_offset = self.log_end_offset();
-        let mut next = first_offset;
-        let mut staged = self.epochs.entries().to_vec();
-        for h in &headers {
-            if h.base_offset != next {
-                return Err(LogError::OffsetMismatch {
-                    expected: next,
-                    got: h.base_offset,
-                });
-            }
-            let epoch = h.partition_leader_epoch;
-            // -1: no epoch (a pre-KIP-101 message format); nothing to record.
-            if epoch.0 >= 0 {
-                if let Some(latest) = staged.last()
-                    && epoch < latest.epoch
-                    && staged
-                        .iter()
-                        .any(|e| e.epoch > epoch && e.start_offset < h.base_offset)
-                {
-                    return Err(LogError::StaleLeaderEpoch {
-                        epoch,
-                        latest: latest.epoch,
-                    });
-                }
-                leader_epoch_cache::assign_entry(
-                    &mut staged,
-                    EpochEntry {
-                        epoch,
-                        start_offset: h.base_offset,
-                    },
-                );
-            }
-            next = h.next_offset();
-        }
-        self.maybe_roll(batches.len() as u64, next.0 - first_offset.0, now_ms)?;
+        let log_end = self.log_end_offset();
+        let (staged, next) = self.stage_replicated(&headers)?;
+        let first_offset = headers.first().map_or(log_end, |h| h.base_offset);
+        self.maybe_roll(batches.len() as u64, next.0 - log_end.0, now_ms)?;
         let prior_epochs = if staged != self.epochs.entries() {
             let prior = self.epochs.entries().to_vec();
             self.epochs.replace(staged)?;
@@ -356,6 +331,59 @@ impl PartitionLog {
             bytes: batches.len(),
             duplicate: false,
         })
+    }
+
+    /// The checks of [`Self::append_replicated`] before anything is written: offsets (at or
+    /// after the log end, increasing, within `i32::MAX` of the log end) and leader epochs. The
+    /// epoch cache's entries with the batches' epochs assigned, and the offset after the last
+    /// batch.
+    fn stage_replicated(
+        &self,
+        headers: &[BatchHeader],
+    ) -> Result<(Vec<EpochEntry>, Offset), LogError> {
+        let log_end = self.log_end_offset();
+        let mut next = log_end;
+        let mut staged = self.epochs.entries().to_vec();
+        for h in headers {
+            if h.base_offset < next {
+                return Err(LogError::OffsetMismatch {
+                    expected: next,
+                    got: h.base_offset,
+                });
+            }
+            if h.base_offset.0.saturating_sub(log_end.0)
+                >= i64::from(i32::MAX) - i64::from(h.last_offset_delta)
+            {
+                return Err(LogError::OffsetGapTooLarge {
+                    log_end_offset: log_end,
+                    base_offset: h.base_offset,
+                });
+            }
+            let epoch = h.partition_leader_epoch;
+            // -1: no epoch (a pre-KIP-101 message format); nothing to record.
+            if epoch.0 >= 0 {
+                if let Some(latest) = staged.last()
+                    && epoch < latest.epoch
+                    && staged
+                        .iter()
+                        .any(|e| e.epoch > epoch && e.start_offset < h.base_offset)
+                {
+                    return Err(LogError::StaleLeaderEpoch {
+                        epoch,
+                        latest: latest.epoch,
+                    });
+                }
+                leader_epoch_cache::assign_entry(
+                    &mut staged,
+                    EpochEntry {
+                        epoch,
+                        start_offset: h.base_offset,
+                    },
+                );
+            }
+            next = h.next_offset();
+        }
+        Ok((staged, next))
     }
 
     /// After a failed write, puts back the epoch entries the append replaced (`prior`, if it
@@ -573,9 +601,12 @@ impl PartitionLog {
         self.failed
     }
 
-    /// Reads whole, CRC-checked batches from the one containing `offset`: up to `max_bytes` but at
-    /// least one batch (KIP-74), none reaching `upper_bound` (the high watermark). Reads stay in
-    /// one segment; the caller fetches again from where the result ends.
+    /// Reads whole, CRC-checked batches from the first one whose last offset is at or after
+    /// `offset`: up to `max_bytes` but at least one batch (KIP-74), none reaching `upper_bound`
+    /// (the high watermark). An offset in a gap (between batches, before a segment's first
+    /// batch, after its last, or in an empty segment) is not out of range: the read starts with
+    /// the next batch, in a later segment if need be (Kafka's fetch on a compacted log). The
+    /// batches served come from one segment; the caller fetches again from where they end.
     pub fn read(
         &self,
         offset: Offset,
@@ -595,33 +626,32 @@ impl PartitionLog {
         if offset >= upper_bound {
             return Ok(ReadResult::default());
         }
-        let Some((_, seg)) = self.segments.range(..=offset).next_back() else {
-            return Ok(ReadResult::default());
-        };
-        let read = seg
-            .read(offset, max_bytes, upper_bound)
-            .map_err(io_err("read", &log_path(&self.dir, seg.base_offset)))?;
-        if read.records.is_empty() {
-            if let Some(at) = read.corrupt_at {
+        let first = self.segment_base_holding(offset);
+        for seg in self.segments.range(first..).map(|(_, s)| s) {
+            if seg.base_offset >= upper_bound {
+                break;
+            }
+            let read = seg
+                .read(offset, max_bytes, upper_bound)
+                .map_err(io_err("read", &log_path(&self.dir, seg.base_offset)))?;
+            if let (true, Some(at)) = (read.records.is_empty(), read.corrupt_at) {
                 return Err(LogError::Corrupt {
                     offset: at,
                     segment: seg.base_offset,
                     position: 0,
                 });
             }
-            if offset >= seg.next_offset && offset < upper_bound {
-                // A hole left by recovery between two segments: data that cannot be served.
-                return Err(LogError::Corrupt {
-                    offset,
-                    segment: seg.base_offset,
-                    position: seg.size,
+            if !read.records.is_empty() {
+                return Ok(ReadResult {
+                    records: Bytes::from(read.records),
+                    corrupt_at: read.corrupt_at,
                 });
             }
+            // Nothing at or after `offset` here below the bound: the segment ends first (a gap
+            // at its end, or it is empty), or its next batch reaches the bound, and then so do
+            // those of the later segments (their base is at or above that batch's end).
         }
-        Ok(ReadResult {
-            records: Bytes::from(read.records),
-            corrupt_at: read.corrupt_at,
-        })
+        Ok(ReadResult::default())
     }
 
     /// The earliest offset whose record timestamp is at or after `timestamp_ms` (ListOffsets by
@@ -680,7 +710,12 @@ impl PartitionLog {
     }
 
     /// Removes every batch that ends at or after `offset` (follower truncation, KIP-101). The log
-    /// end offset becomes the base offset of the first removed batch (at most `offset`).
+    /// end offset becomes the next offset of the last batch kept (at most `offset`: below it when
+    /// `offset` falls inside a batch, or in a gap), or the base offset of the segment that holds
+    /// no batch any more. Kafka sets its log end offset to `offset` itself; here it stays what
+    /// the segment files say, so a restart's recovery finds the same log end and the leader
+    /// epoch cache and producer state (cut at that log end) agree with it. A follower then
+    /// fetches from that log end: the leader serves from its first batch ending there or later.
     pub fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError> {
         self.check_not_failed()?;
         if offset >= self.log_end_offset() {
@@ -754,7 +789,7 @@ impl PartitionLog {
             self.checkpointed = self.flushed_offset;
         }
         // After the log: a crash in between leaves entries at or above the log end, which
-        // recovery removes. The cut may be below `offset` (it falls on a batch start). If the
+        // recovery removes. The cut may be below `offset` (a batch start, or a gap). If the
         // cache cannot follow, later appends would be credited to a wrong epoch (the caller
         // fails the log).
         self.epochs.truncate_from_end(self.log_end_offset())?;

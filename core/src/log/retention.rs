@@ -33,8 +33,10 @@ impl PartitionLog {
     /// With `cleanup.policy` including `delete`: deletes whole non-active segments whose newest
     /// timestamp is older than `retention.ms`, then the oldest non-active segments while the log
     /// is bigger than `retention.bytes`, advancing the log start offset (a `compact`-only log
-    /// keeps every segment: the cleaner bounds it). Last, forgets idle producers
-    /// (`producer.id.expiration.ms`).
+    /// keeps every segment: the cleaner bounds it). An empty segment (the cleaner's, its batches
+    /// all gone) holds nothing to keep: with a `retention.ms` it counts as expired, so that it
+    /// does not hold back time retention for ever for want of a timestamp. Last, forgets idle
+    /// producers (`producer.id.expiration.ms`).
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<RetentionReport, LogError> {
         self.check_not_failed()?;
         // Which segments go: the oldest, while expired or while the log is too big, never the
@@ -48,8 +50,9 @@ impl PartitionLog {
         };
         for seg in self.segments.values().take(candidates) {
             let expired = self.config.retention_ms >= 0
-                && seg.max_timestamp >= 0
-                && now_ms.saturating_sub(seg.max_timestamp) > self.config.retention_ms;
+                && (seg.is_empty()
+                    || seg.max_timestamp >= 0
+                        && now_ms.saturating_sub(seg.max_timestamp) > self.config.retention_ms);
             let too_big = self.config.retention_bytes >= 0
                 && total.saturating_sub(seg.size) >= self.config.retention_bytes as u64;
             if !(expired || too_big) {
@@ -67,9 +70,10 @@ impl PartitionLog {
         Ok(report)
     }
 
-    /// Deletes every whole non-active segment whose records all lie below `offset` (a segment
-    /// ends where the next one begins), and advances the log start offset to the first segment
-    /// kept. The log start offset may stay below `offset`: the segment holding it is kept.
+    /// Deletes every whole non-active segment whose records all lie below `offset` (a segment's
+    /// records lie below the next segment's base: it ends there or, after compaction, before),
+    /// and advances the log start offset to the first segment kept. The log start offset may
+    /// stay below `offset`: the segment holding it is kept.
     ///
     /// The caller vouches that nothing below `offset` is needed any more, and passes only an
     /// offset below the high watermark (committed data): the log does not know the high

@@ -2,8 +2,26 @@
 //!
 //! Files are named by the segment's base offset in 20 digits (Kafka's naming):
 //! `00000000000000001234.log`, `.index`, `.timeindex`. The `.log` file is the batches, verbatim,
-//! back to back. Within a segment the batches' offsets are dense: each batch starts where the
-//! previous one ended, the first at the base offset.
+//! back to back.
+//!
+//! ## Offsets: kept, gaps allowed
+//! Batches' offsets strictly increase: each batch starts at or after the previous one's next
+//! offset (last offset + 1), the first at or after the segment's base offset. A leader's appends
+//! leave no gap; a follower copies its leader's gaps, and the cleaner (log compaction, issue #16)
+//! makes them by dropping superseded records while keeping every survivor's offset, as Kafka
+//! does. A gap never holds a record. Every batch ends within `i32::MAX` offsets of the base
+//! (relative offsets in the indexes; Kafka's `canConvertToRelativeOffset`): a header read from
+//! disk that does not is not a batch of this segment.
+//!
+//! The segment's `next_offset` (its log end) is its last batch's next offset, or its base
+//! offset when it holds no batch. An empty sealed segment (a cleaned segment whose batches all
+//! went) is allowed: it holds no offset, and reads step over it.
+//!
+//! A walk over the batches ([`Segment::step`]) therefore knows only a lower bound for the next
+//! batch's base offset (`expected`), not the offset itself: it accepts any batch at or after it.
+//! Damage to a header's `baseOffset` (outside the CRC) that moves it up is not caught there,
+//! as in Kafka; one that moves it back is. An `.index` entry names the exact base offset of the
+//! batch it points at, and is believed only if that holds (`walk_start`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -71,7 +89,9 @@ pub struct Segment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CorruptSpan {
     pub position: u64,
-    /// The offset the corrupt batch should have started at.
+    /// The lowest offset the corrupt batch may hold (the previous batch's next offset): with
+    /// gaps allowed its own base offset is unknown, so every offset from here to `next_offset`
+    /// is refused.
     pub offset: Offset,
     pub next_position: u64,
     pub next_offset: Offset,
@@ -80,7 +100,7 @@ pub struct CorruptSpan {
 /// One step of a walk over a segment's batches (see [`Segment::step`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// A batch with a plausible header where the dense chain expects it (CRC not checked).
+    /// A batch with a plausible header at or after the offset the walk expects (CRC not checked).
     Batch(BatchHeader),
     /// A corrupt batch recovery kept: refuse it, resume at `next_position` / `next_offset`.
     Corrupt(CorruptSpan),
@@ -101,8 +121,8 @@ pub struct ScanOutcome {
     pub torn: bool,
 }
 
-/// What [`Segment::walk_tail`] found: the segment's batches chain from its base offset to the
-/// end of its file, and its `.timeindex` is what the log writes for them.
+/// What [`Segment::walk_tail`] found: the segment's batches chain (offsets increasing, from its
+/// base offset on) to the end of its file, and its `.timeindex` is what the log writes for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Walk {
     /// Offset right after the last batch.
@@ -194,7 +214,7 @@ impl Segment {
     }
 
     /// Checks the segment's invariants (no IO): synced bytes within the written ones; offsets
-    /// dense from the base, an empty segment ending at its base; the last batch and every kept
+    /// from the base on, an empty segment ending at its base; the last batch and every kept
     /// corrupt span inside the segment, spans in order; both indexes' (`Index::check_invariants`).
     /// Panics on a violation.
     pub fn check_invariants(&self) {
@@ -252,9 +272,13 @@ impl Segment {
         index_interval: Option<u32>,
         now_ms: Option<i64>,
     ) -> io::Result<()> {
-        assert_eq!(
-            header.base_offset, self.next_offset,
-            "batches in a segment are dense"
+        assert!(
+            header.base_offset >= self.next_offset && self.fits(header),
+            "batches in a segment strictly increase and fit its relative offsets: batch {} after \
+             {} in segment {}",
+            header.base_offset,
+            self.next_offset,
+            self.base_offset
         );
         assert_eq!(position, self.size, "batches in a segment are back to back");
         if let Some(interval) = index_interval
@@ -310,6 +334,15 @@ impl Segment {
         Ok(())
     }
 
+    /// Whether `header`'s offsets lie in this segment's range: at or after the base, and its next
+    /// offset at most `i32::MAX` above it (relative offsets; checked before `last_offset`, which
+    /// a damaged header could overflow).
+    pub fn fits(&self, header: &BatchHeader) -> bool {
+        let rel = header.base_offset.0.saturating_sub(self.base_offset.0);
+        header.base_offset >= self.base_offset
+            && rel.saturating_add(i64::from(header.last_offset_delta)) < i64::from(i32::MAX)
+    }
+
     /// The header of the batch at `position`, if a plausible one lies wholly before `limit`.
     fn read_header(&self, position: u64, limit: u64) -> io::Result<Option<BatchHeader>> {
         if position + HEADER_LEN as u64 > limit {
@@ -343,9 +376,10 @@ impl Segment {
         Ok(validate_batch(&raw).ok())
     }
 
-    /// Walks and validates every batch from `position` (where a batch starting at `offset` must
-    /// be) to the end of the file, setting sizes and timestamps and — when `reindex` — the
-    /// indexes (which the caller has cleared).
+    /// Walks and validates every batch from `position` (where a batch starting at or after
+    /// `offset` must be) to the end of the file, setting sizes and timestamps and — when
+    /// `reindex` — the indexes (which the caller has cleared). A valid batch (CRC, header) whose
+    /// base offset goes back, or that does not fit the segment, is treated as invalid.
     ///
     /// A batch that fails validation is *corruption* if it lies below `recovery_point` (so it was
     /// fsynced once) and a valid batch with a higher offset follows it: it is kept, reported and
@@ -367,7 +401,7 @@ impl Segment {
         while pos < file_size {
             let valid = self
                 .read_valid_batch(pos, file_size)?
-                .filter(|h| h.base_offset == self.next_offset);
+                .filter(|h| h.base_offset >= self.next_offset && self.fits(h));
             if let Some(h) = valid {
                 self.on_batch(pos, &h, index_interval, None)?;
                 pos += h.total_size() as u64;
@@ -380,10 +414,19 @@ impl Segment {
                 let next_pos = pos + bad.total_size() as u64;
                 let next = self.read_valid_batch(next_pos, file_size)?;
                 // The follower's base offset is outside its CRC: accept it only where the corrupt
-                // batch could have ended (each record takes at least one byte of it).
-                let limit = self.next_offset.0.saturating_add(bad.total_size() as i64);
+                // batch could have ended (each record takes at least one byte of it), counted
+                // from its own stored base offset when that is plausible (gaps allowed: it may
+                // start after `next_offset`), else from `next_offset`.
+                let start = if bad.base_offset >= self.next_offset && self.fits(&bad) {
+                    bad.base_offset
+                } else {
+                    self.next_offset
+                };
+                let limit = start.0.saturating_add(bad.total_size() as i64);
                 follower = next
-                    .filter(|n| n.base_offset > self.next_offset && n.base_offset.0 <= limit)
+                    .filter(|n| {
+                        n.base_offset > self.next_offset && n.base_offset.0 <= limit && self.fits(n)
+                    })
                     .map(|n| (bad, next_pos, n));
             }
             let Some((bad, next_pos, next)) = follower else {
@@ -397,7 +440,7 @@ impl Segment {
                 next_position: next_pos,
                 next_offset: next.base_offset,
             });
-            // Step over the corrupt batch; the batch after it resumes the dense chain.
+            // Step over the corrupt batch; the batch after it resumes the chain.
             self.size = next_pos;
             self.bytes_since_index += next_pos - pos;
             self.next_offset = next.base_offset;
@@ -408,7 +451,9 @@ impl Segment {
         Ok(out)
     }
 
-    /// Cuts the segment at `position` (a batch boundary) where the batch at `next_offset` starts.
+    /// Cuts the segment at `position` (a batch boundary); `next_offset` is the next offset of
+    /// what stays before it (the last batch's, a corrupt span's, or the base offset), which
+    /// becomes the segment's end (see [`Segment::cut_point`]).
     pub fn truncate(&mut self, position: u64, next_offset: Offset) -> io::Result<()> {
         self.log.set_len(position)?;
         self.corrupt.retain(|c| c.next_position <= position);
@@ -441,9 +486,9 @@ impl Segment {
         Ok(())
     }
 
-    /// Calls `f` on every batch header from `position` (where a batch starting at `expected`
-    /// should be) to the end of the segment, stepping over corrupt spans recovery kept and
-    /// stopping at the first break in the chain.
+    /// Calls `f` on every batch header from `position` (where a batch starting at or after
+    /// `expected` should be) to the end of the segment, stepping over corrupt spans recovery kept
+    /// and stopping at the first break in the chain.
     pub fn walk_headers(
         &self,
         position: u64,
@@ -463,7 +508,8 @@ impl Segment {
         }
     }
 
-    /// What is at `position`, where the dense chain expects a batch starting at `expected`.
+    /// What is at `position`, where the chain expects a batch starting at or after `expected`
+    /// (the previous batch's next offset: offsets strictly increase, gaps allowed).
     pub fn step(&self, position: u64, expected: Offset) -> io::Result<Step> {
         if position >= self.size {
             return Ok(Step::End);
@@ -473,7 +519,9 @@ impl Segment {
         }
         match self.read_header(position, self.size)? {
             Some(h)
-                if h.base_offset == expected && position + h.total_size() as u64 <= self.size =>
+                if h.base_offset >= expected
+                    && self.fits(&h)
+                    && position + h.total_size() as u64 <= self.size =>
             {
                 Ok(Step::Batch(h))
             }
@@ -482,12 +530,15 @@ impl Segment {
     }
 
     /// Where to start walking towards `offset`: the `.index` entry at or below it, if the batch
-    /// there really starts at the offset the entry names (an index is derived data and may lie
-    /// after disk damage), else the segment's start.
+    /// there really starts at exactly the offset the entry names (an index is derived data and
+    /// may lie after disk damage; an entry naming an earlier offset than its batch's would make
+    /// a walk skip the batches in between), else the segment's start.
     pub(super) fn walk_start(&self, offset: Offset) -> io::Result<(u64, Offset)> {
         if let Some(e) = self.offset_index.floor(offset.0 - self.base_offset.0)? {
             let named = Offset(self.base_offset.0 + i64::from(e.relative_offset));
-            if let Step::Batch(_) = self.step(u64::from(e.position), named)? {
+            if let Step::Batch(h) = self.step(u64::from(e.position), named)?
+                && h.base_offset == named
+            {
                 return Ok((u64::from(e.position), named));
             }
             tracing::warn!(segment = self.base_offset.0, entry = ?e, "index entry does not match the log; scanning from the segment start");
@@ -495,7 +546,8 @@ impl Segment {
         Ok((0, self.base_offset))
     }
 
-    /// Position of the batch containing `offset` (the walk's best effort: `None` if the segment
+    /// Position of the first batch whose last offset is at or after `offset` (the one holding
+    /// it, or the next one if it falls in a gap; the walk's best effort: `None` if the segment
     /// ends first or corruption is in the way).
     pub fn position_of(&self, offset: Offset) -> io::Result<Option<u64>> {
         if offset < self.base_offset {
@@ -504,8 +556,9 @@ impl Segment {
         Ok(self.locate(offset)?.ok().flatten().map(|(p, _)| p))
     }
 
-    /// Position and header of the batch containing `offset`; `Ok(None)` if the segment ends
-    /// first; `Err(at)` if corruption is in the way (`at`: the offset that cannot be served).
+    /// Position and header of the first batch whose last offset is at or after `offset` (the
+    /// floor `.index` entry, then a walk forward); `Ok(None)` if the segment ends first;
+    /// `Err(at)` if corruption is in the way (`at`: the offset that cannot be served).
     fn locate(&self, offset: Offset) -> io::Result<Result<Option<(u64, BatchHeader)>, Offset>> {
         let (mut pos, mut expected) = self.walk_start(offset)?;
         loop {
@@ -521,10 +574,14 @@ impl Segment {
     }
 
     /// Where to cut so that every batch ending at or after `offset` goes (follower truncation):
-    /// the start of the batch containing `offset`, or of the first damage in the way, with the
-    /// offset that starts there. The segment's end if `offset` lies beyond it.
+    /// the start of the first batch whose last offset is at or after `offset`, or of the first
+    /// damage in the way, with the next offset of what stays before it — the segment's new end,
+    /// at most `offset` (below it when `offset` falls inside a batch or in a gap). The segment's
+    /// end if `offset` lies beyond it. Walks from the segment's start, not from an `.index`
+    /// entry: with gaps allowed, only the walk knows where the batch before the cut ended (and
+    /// the cut's `truncate` walks every header anyway).
     pub fn cut_point(&self, offset: Offset) -> io::Result<(u64, Offset)> {
-        let (mut pos, mut expected) = self.walk_start(offset)?;
+        let (mut pos, mut expected) = (0, self.base_offset);
         loop {
             match self.step(pos, expected)? {
                 Step::End | Step::Broken(_) => return Ok((pos.min(self.size), expected)),
@@ -532,15 +589,16 @@ impl Segment {
                     return Ok((span.position, span.offset));
                 }
                 Step::Corrupt(span) => (pos, expected) = (span.next_position, span.next_offset),
-                Step::Batch(h) if h.last_offset() >= offset => return Ok((pos, h.base_offset)),
+                Step::Batch(h) if h.last_offset() >= offset => return Ok((pos, expected)),
                 Step::Batch(h) => (pos, expected) = (pos + h.total_size() as u64, h.next_offset()),
             }
         }
     }
 
-    /// Reads whole, CRC-checked batches from the one containing `offset`: at most `max_bytes`
-    /// but at least one batch (KIP-74), none reaching `upper_bound`. Stops before the first batch
-    /// that is corrupt or breaks the dense chain, and says so in `corrupt_at`.
+    /// Reads whole, CRC-checked batches from the first one whose last offset is at or after
+    /// `offset`: at most `max_bytes` but at least one batch (KIP-74), none reaching
+    /// `upper_bound`. Stops before the first batch that is corrupt or breaks the chain (goes
+    /// back, or leaves the segment's offsets), and says so in `corrupt_at`.
     pub fn read(
         &self,
         offset: Offset,
@@ -580,7 +638,10 @@ impl Segment {
                     break;
                 }
             };
-            if h.base_offset != expected || validate_batch(&rest[..h.total_size()]).is_err() {
+            if h.base_offset < expected
+                || !self.fits(&h)
+                || validate_batch(&rest[..h.total_size()]).is_err()
+            {
                 corrupt_at = Some(expected);
                 break;
             }

@@ -6,9 +6,6 @@ use crate::batch::BatchError;
 use crate::error::ErrorCode;
 use crate::types::Offset;
 
-/// `UNSUPPORTED_COMPRESSION_TYPE`: a codec this broker does not know (attribute bits 0-2 above 4).
-const UNSUPPORTED_COMPRESSION_TYPE: ErrorCode = ErrorCode(76);
-
 /// Each variant maps to the Kafka error code a producer expects ([`RecordError::error_code`]).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RecordError {
@@ -79,7 +76,7 @@ impl RecordError {
             | RecordError::OffsetDeltaNotIncreasing { .. }
             | RecordError::OffsetOverflow { .. }
             | RecordError::Decompression { .. } => ErrorCode::CORRUPT_MESSAGE,
-            RecordError::UnknownCodec(_) => UNSUPPORTED_COMPRESSION_TYPE,
+            RecordError::UnknownCodec(_) => ErrorCode::UNSUPPORTED_COMPRESSION_TYPE,
             // A Java producer splits a batch refused as too large and retries the halves.
             RecordError::TooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
             RecordError::MissingKey { .. } => ErrorCode::INVALID_RECORD,

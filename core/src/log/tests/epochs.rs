@@ -487,21 +487,25 @@ fn stamped(tag: usize, n: usize, base_offset: i64, epoch: i32) -> Vec<u8> {
     b
 }
 
+/// Gaps are allowed (a compacted leader's log has them), going back or overlapping is not.
+/// Kafka refuses only an offset below the log end (`UnexpectedAppendOffsetException`) or
+/// batches out of order within the fetch (`OffsetsOutOfOrderException`).
 #[test]
-fn follower_append_refuses_gaps_overlaps_damage_and_older_epochs() {
+fn follower_append_refuses_overlaps_damage_and_older_epochs() {
     let s = MemStorage::new();
     let mut log = open(&s);
     log.append_replicated(Bytes::from(stamped(0, 2, 0, 3)), 0)
         .expect("append");
-    // Must start at the log end offset (2) and continue densely.
+    // Must start at or after the log end offset (2) and never go back.
     for (bytes, expected, got) in [
-        (stamped(1, 1, 3, 3), 2, 3),
         (stamped(1, 1, 1, 3), 2, 1),
-        ([stamped(1, 1, 2, 3), stamped(2, 1, 4, 3)].concat(), 3, 4),
+        (stamped(1, 1, 0, 3), 2, 0),
+        ([stamped(1, 2, 2, 3), stamped(2, 1, 3, 3)].concat(), 4, 3),
+        ([stamped(1, 1, 5, 3), stamped(2, 1, 5, 3)].concat(), 6, 5),
     ] {
         let err = log
             .append_replicated(Bytes::from(bytes), 0)
-            .expect_err("not dense");
+            .expect_err("goes back");
         assert_eq!(err.error_code(), crate::ErrorCode::UNKNOWN_SERVER_ERROR);
         match err {
             LogError::OffsetMismatch {
@@ -512,7 +516,14 @@ fn follower_append_refuses_gaps_overlaps_damage_and_older_epochs() {
             }
             other => panic!("{other}"),
         }
+        assert_eq!(log.log_end_offset(), Offset(2), "nothing written");
     }
+    // More than `i32::MAX` offsets above the log end: no segment could index it.
+    let far = stamped(1, 1, 2 + i64::from(i32::MAX), 3);
+    let err = log
+        .append_replicated(Bytes::from(far), 0)
+        .expect_err("too far");
+    assert!(matches!(err, LogError::OffsetGapTooLarge { .. }), "{err}");
     // A damaged batch (CRC) and trailing bytes are corrupt.
     let mut bad = stamped(1, 1, 2, 3);
     let last = bad.len() - 1;

@@ -4,6 +4,7 @@
 
 mod clean_shutdown;
 mod epochs;
+mod gaps;
 mod invariants;
 mod log_start;
 mod producers;
