@@ -140,6 +140,32 @@ pub(super) fn batches(log: &PartitionLog) -> Vec<(Vec<u8>, BatchHeader)> {
     out
 }
 
+/// Every record a consumer fetching from the log start gets (`PartitionLog::read`, which
+/// steps over gaps), checking that each read starts at or after where the last one ended.
+pub(super) fn fetch_all(log: &PartitionLog) -> Vec<Record> {
+    let (mut at, end) = (log.log_start_offset(), log.log_end_offset());
+    let mut out = Vec::new();
+    while at < end {
+        let r = log.read(at, 500, end).expect("read");
+        assert!(
+            r.corrupt_at.is_none() && !r.records.is_empty(),
+            "a read at {at}"
+        );
+        for item in BatchIter::new(&r.records) {
+            let (pos, h) = item.expect("whole batches");
+            assert!(
+                h.last_offset() >= at,
+                "a read at {at} returned batch {}",
+                h.base_offset
+            );
+            let raw = &r.records[pos..pos + h.total_size()];
+            out.extend(decode_batch(raw).expect("decode").records);
+            at = h.next_offset();
+        }
+    }
+    out
+}
+
 /// Every record of the log, in order.
 pub(super) fn records(log: &PartitionLog) -> Vec<Record> {
     batches(log)
@@ -171,6 +197,11 @@ pub(super) fn kvs(records: &[Record]) -> Vec<(Option<String>, Option<String>)> {
 
 /// Asserts offsets strictly increase across all batches and records.
 pub(super) fn assert_increasing(log: &PartitionLog) {
+    assert_eq!(
+        fetch_all(log),
+        records(log),
+        "a consumer reads what the files hold"
+    );
     let mut next = Offset(i64::MIN);
     for (_, h) in batches(log) {
         assert!(

@@ -17,6 +17,8 @@ enum Op {
     /// Records `(key index, value or tombstone)`.
     Append(Vec<(u8, Option<u8>)>),
     Roll,
+    /// Close and open the log again (a restart: recovery of cleaned, gapped segments).
+    Reopen,
     /// Advance the clock by this much, then clean with the high watermark at this fraction
     /// (per mille) of the way from the log start to the log end; `settle` first or not.
     Clean {
@@ -32,6 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => prop::collection::vec(record, 1..5).prop_map(Op::Append),
         1 => Just(Op::Roll),
+        1 => Just(Op::Reopen),
         2 => (0i64..800, 0u16..=1000, any::<bool>(), prop_oneof![Just(BIG_BUDGET), 1usize..400])
             .prop_map(|(dt, hw_permille, settle, budget)| {
                 Op::Clean { dt, hw_permille, settle, budget }
@@ -85,7 +88,8 @@ fn run_ops(ops: &[Op]) {
         delete_retention_ms: 500,
         ..config()
     };
-    let mut log = open(Arc::new(MemStorage::new()), cfg);
+    let storage = MemStorage::new();
+    let mut log = open(Arc::new(storage.clone()), cfg.clone());
     let mut appended = Appended::new();
     let mut now = 1_000;
     for op in ops {
@@ -105,6 +109,12 @@ fn run_ops(ops: &[Op]) {
                 }
             }
             Op::Roll => log.roll().expect("roll"),
+            Op::Reopen => {
+                settle(&mut log);
+                drop(log);
+                log = open(Arc::new(storage.clone()), cfg.clone());
+                check_log(&log, &appended);
+            }
             Op::Clean {
                 dt,
                 hw_permille,

@@ -514,7 +514,6 @@ fn compressed_batches_of_all_four_codecs_are_cleaned_and_keep_their_codec() {
 /// survives cleaning: rebuilt from the log alone, the state still knows the batch, and a retry
 /// of it is answered as a duplicate (KIP-98).
 #[test]
-#[ignore = "until s11-gaps lands: the rebuild walks a log with a gap"]
 fn a_producers_last_batch_is_kept_empty_and_its_retry_is_still_a_duplicate() {
     let (s, mut log) = new_log(config());
     let p7 = |seq: i32, v: &str| kbatch_with(&[(Some("a"), Some(v))], 100, 7, seq, 0);
