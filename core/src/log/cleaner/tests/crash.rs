@@ -138,7 +138,10 @@ fn check_image(image: &MemStorage, model: &Model, before: usize) -> bool {
     let (log, report) =
         PartitionLog::open(Arc::new(image.clone()), dir(), crash_config(), 0).expect("open");
     assert!(report.corrupt_batches.is_empty(), "{report:?}");
-    assert_eq!(report.rebuilt_indexes, 0, "the cleaned indexes are trusted: {report:?}");
+    assert_eq!(
+        report.rebuilt_indexes, 0,
+        "the cleaned indexes are trusted: {report:?}"
+    );
     assert_eq!(fetch_all(&log), recs);
     recs.len() < before
 }
