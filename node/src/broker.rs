@@ -40,6 +40,9 @@ use strata_core::replica::Role;
 
 pub use crate::topic::Topic;
 
+/// A topic's config overrides, by name.
+type Overrides = BTreeMap<String, String>;
+
 /// Errors of admin operations, each with the Kafka error code it answers with.
 #[derive(Debug, Error)]
 pub enum BrokerError {
@@ -322,9 +325,9 @@ impl Broker {
     pub fn alter_topic_configs(
         &self,
         name: &str,
-        change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, BrokerError>,
+        change: impl FnOnce(&Overrides) -> Result<Overrides, BrokerError>,
         validate_only: bool,
-    ) -> Result<BTreeMap<String, String>, BrokerError> {
+    ) -> Result<Overrides, BrokerError> {
         let _admin = self.admin_lock();
         let Some(topic) = self.topic(name) else {
             return Err(BrokerError::UnknownTopic(name.to_string()));

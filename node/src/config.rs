@@ -173,7 +173,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "log.cleanup.policy",
         default: "delete",
-        doc: "Default cleanup.policy: delete (retention by time and size), compact (keep the newest record of each key), or both (compact,delete).",
+        doc: "Default cleanup.policy: delete (retention by time and size), compact (keep the \
+              newest record of each key), or both (compact,delete).",
         kind: Kind::List(&["compact", "delete"]),
     },
     Setting {
@@ -209,7 +210,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "log.cleaner.max.compaction.lag.ms",
         default: "9223372036854775807",
-        doc: "Default max.compaction.lag.ms: a record is compacted at most this long after it was written, whatever the dirty ratio.",
+        doc: "Default max.compaction.lag.ms: a record is compacted at most this long after it \
+              was written, whatever the dirty ratio.",
         kind: Kind::Int {
             min: 1,
             max: i64::MAX,
@@ -218,7 +220,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "log.cleaner.io.max.bytes.per.second",
         default: "-1",
-        doc: "Bytes per second the cleaner may read and write, over all logs (-1 = unthrottled, Kafka's Double.MAX; else at least 1).",
+        doc: "Bytes per second the cleaner may read and write, over all logs (-1 = \
+              unthrottled, Kafka's Double.MAX; else at least 1).",
         kind: Kind::Double {
             min: -1.0,
             max: f64::MAX,
@@ -227,7 +230,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "log.cleaner.dedupe.buffer.size",
         default: "134217728",
-        doc: "Memory of the cleaner's key -> offset map; a log with more distinct keys in its dirty part is cleaned in several passes.",
+        doc: "Memory of the cleaner's key -> offset map; a log with more distinct keys in its \
+              dirty part is cleaned in several passes.",
         kind: Kind::Int {
             min: 1024,
             max: i64::MAX,
@@ -587,14 +591,8 @@ impl Config {
         if data_dir.is_empty() {
             return Err(invalid("log.dirs", "must name a directory"));
         }
-        let io_max = text("log.cleaner.io.max.bytes.per.second");
-        let cleaner = CleanerConfig {
-            enable: text("log.cleaner.enable") == "true",
-            io_max_bytes_per_second: cleaner_throttle(io_max)
-                .map_err(|r| invalid("log.cleaner.io.max.bytes.per.second", &r))?,
-            dedupe_buffer_size: u64::try_from(int("log.cleaner.dedupe.buffer.size")).unwrap_or(0),
-            backoff_ms: u64::try_from(int("log.cleaner.backoff.ms")).unwrap_or(0),
-        };
+        let cleaner = CleanerConfig::from_values(&values)
+            .map_err(|r| invalid("log.cleaner.io.max.bytes.per.second", &r))?;
         let queued_max_request_bytes = request_bytes_bound(
             int("queued.max.request.bytes"),
             int("socket.request.max.bytes"),
@@ -675,18 +673,31 @@ fn request_bytes_bound(bound: i64, max_frame: i64) -> Result<Option<usize>, Stri
     Ok(Some(usize::try_from(bound).unwrap_or(usize::MAX)))
 }
 
-/// `log.cleaner.io.max.bytes.per.second` as a throttle: `None` for -1 (unthrottled), else the
-/// rate, which must be at least 1 byte per second (0 would stop the cleaner for good, and a
-/// fraction of a byte per second is no throttle anyone means).
-fn cleaner_throttle(raw: &str) -> Result<Option<f64>, String> {
-    let rate: f64 = raw.parse().map_err(|_| "not a number".to_string())?;
-    if rate == -1.0 {
-        return Ok(None);
+impl CleanerConfig {
+    /// From the checked text values. `log.cleaner.io.max.bytes.per.second` becomes a throttle:
+    /// `None` for -1 (unthrottled), else the rate, which must be at least 1 byte per second (0
+    /// would stop the cleaner for good; a fraction of a byte per second is no throttle anyone
+    /// means). The error is about that setting.
+    fn from_values(values: &BTreeMap<&'static str, String>) -> Result<CleanerConfig, String> {
+        let text = |n: &str| values.get(n).map(String::as_str).unwrap_or("");
+        let uint = |n: &str| text(n).parse::<u64>().unwrap_or(0);
+        let rate: f64 = text("log.cleaner.io.max.bytes.per.second")
+            .parse()
+            .map_err(|_| "not a number".to_string())?;
+        let io_max_bytes_per_second = if rate == -1.0 {
+            None
+        } else if rate >= 1.0 {
+            Some(rate)
+        } else {
+            return Err("must be -1 (unthrottled) or at least 1 byte per second".into());
+        };
+        Ok(CleanerConfig {
+            enable: text("log.cleaner.enable") == "true",
+            io_max_bytes_per_second,
+            dedupe_buffer_size: uint("log.cleaner.dedupe.buffer.size"),
+            backoff_ms: uint("log.cleaner.backoff.ms"),
+        })
     }
-    if rate < 1.0 {
-        return Err("must be -1 (unthrottled) or at least 1 byte per second".into());
-    }
-    Ok(Some(rate))
 }
 
 /// The `--help` appendix: every setting with its default and doc.
