@@ -3,7 +3,8 @@
 //! `delete.retention.ms` and `retention.ms` with IncrementalAlterConfigs (KIP-339), describes
 //! again, deletes an override, sees a bad value and a broker resource refused, and replaces the
 //! whole set with the legacy AlterConfigs — on a single node (the broker decides) and on a
-//! three-node cluster (the controller decides, every broker replays the change).
+//! three-node cluster (the controller decides, every broker replays the change, and a leader
+//! refuses acks=all once `min.insync.replicas` was raised above the replication factor).
 //!
 //! The checking is done by the Python script below, which exits non-zero with a message.
 
@@ -110,6 +111,31 @@ eventually("refusals changed nothing", expect({
     "min.cleanable.dirty.ratio": ("0.5", DEFAULT),
     "min.compaction.lag.ms": ("0", DEFAULT),
 }))
+
+def produce_error():
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0,
+                  "enable.idempotence": False, "message.timeout.ms": 10000})
+    errors = []
+    p.produce(topic, key=b"k", value=b"v", partition=0,
+              on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    assert len(errors) == 1, "no delivery report"
+    return errors[0]
+
+if rf == 3:
+    # Every leader takes a changed min.insync.replicas at once (no ISR change needed): four
+    # in-sync replicas cannot be had with three, then two can.
+    incremental(("min.insync.replicas", SET, "4"))
+    def refused_produce():
+        err = produce_error()
+        assert err is not None and err.code() == KafkaError.NOT_ENOUGH_REPLICAS, err
+    eventually("min.insync.replicas=4 refuses acks=all", refused_produce)
+    incremental(("min.insync.replicas", DELETE, None))
+    def accepted_produce():
+        err = produce_error()
+        assert err is None, err
+    eventually("min.insync.replicas back to 2 accepts acks=all", accepted_produce)
 
 # The legacy AlterConfigs replaces the whole override set.
 only(admin.alter_configs([ConfigResource(ResourceType.TOPIC, topic,
