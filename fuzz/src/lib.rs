@@ -36,6 +36,7 @@ pub mod producer_ops;
 mod producer_replica;
 pub mod producer_snapshot;
 pub mod quorum_step;
+pub mod record_codec;
 pub mod rpc_decode;
 pub mod rpc_roundtrip;
 pub mod seeds;
@@ -51,6 +52,7 @@ pub use log_ops::log_ops;
 pub use producer_ops::producer_ops;
 pub use producer_snapshot::producer_snapshot;
 pub use quorum_step::quorum_step;
+pub use record_codec::record_codec;
 pub use rpc_decode::rpc_decode;
 pub use rpc_roundtrip::rpc_roundtrip;
 pub use segment_recovery::segment_recovery;
@@ -74,4 +76,5 @@ pub const TARGETS: &[Target] = &[
     ("producer_snapshot", producer_snapshot),
     ("group_coordinator", group_coordinator),
     ("group_records", group_records),
+    ("record_codec", record_codec),
 ];

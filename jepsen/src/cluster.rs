@@ -69,6 +69,8 @@ struct Node {
     child: Option<Child>,
     /// Incarnations started so far.
     starts: u32,
+    /// The current incarnation was ended by [`Cluster::kill`] (not by exiting on its own).
+    killed: bool,
 }
 
 /// The cluster of a run (see the module docs).
@@ -100,6 +102,7 @@ impl Cluster {
                     id,
                     child: None,
                     starts: 0,
+                    killed: false,
                 })
                 .collect(),
             options,
@@ -265,6 +268,7 @@ impl Cluster {
         let node = self.node_mut(id)?;
         node.child = Some(child);
         node.starts += 1;
+        node.killed = false;
         Ok(())
     }
 
@@ -310,6 +314,12 @@ impl Cluster {
         }
     }
 
+    /// Whether node `id` is down because [`Cluster::kill`] ended it (a fault of the harness),
+    /// rather than by exiting on its own.
+    pub fn was_killed(&self, id: u32) -> bool {
+        self.node(id).map(|n| n.killed).unwrap_or(false)
+    }
+
     /// `kill -9` node `id` and reap it. No-op if it is not running.
     pub fn kill(&mut self, id: u32) -> Result<()> {
         let node = self.node_mut(id)?;
@@ -317,6 +327,7 @@ impl Cluster {
             // SIGKILL also ends a stopped (SIGSTOP) process.
             child.kill().with_context(|| format!("kill -9 node {id}"))?;
             child.wait().with_context(|| format!("reaping node {id}"))?;
+            node.killed = true;
             tracing::info!(node = id, "killed");
         }
         Ok(())

@@ -729,7 +729,8 @@ fn heal(
         if let Err(e) = cluster.free_disk(n) {
             notes.push(format!("freeing n{n}'s disk failed: {e:#}"));
         }
-        if !cluster.is_running(n) {
+        if !cluster.is_running(n) && !cluster.was_killed(n) {
+            // Down, and not by a kill of this or a concurrent window: it exited on its own.
             evidence.crashes_seen += 1;
             notes.push(format!("n{n} had exited"));
             a.killed.push(n);
