@@ -306,8 +306,7 @@ pub fn log_config(overrides: &BTreeMap<String, String>, broker: &Config) -> LogC
             .value("producer.id.expiration.ms")
             .parse()
             .unwrap_or(DEFAULT_PRODUCER_ID_EXPIRATION_MS),
-        cleanup_policy: CleanupPolicy::parse(value("cleanup.policy", overrides, broker))
-            .unwrap_or_default(),
+        cleanup_policy: cleanup_policy(overrides, broker),
         delete_retention_ms: int("delete.retention.ms", overrides, broker),
         min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio", overrides, broker)
             .parse()
@@ -315,6 +314,11 @@ pub fn log_config(overrides: &BTreeMap<String, String>, broker: &Config) -> LogC
         min_compaction_lag_ms: int("min.compaction.lag.ms", overrides, broker),
         max_compaction_lag_ms: int("max.compaction.lag.ms", overrides, broker),
     }
+}
+
+/// `cleanup.policy` of this topic.
+pub fn cleanup_policy(overrides: &BTreeMap<String, String>, broker: &Config) -> CleanupPolicy {
+    CleanupPolicy::parse(value("cleanup.policy", overrides, broker)).unwrap_or_default()
 }
 
 /// Whether acks=1/-1 wait for fsync on this topic (`fsync.before.ack`).

@@ -1,5 +1,6 @@
 //! Topic configs changed by a real client (issue #16): confluent-kafka's AdminClient creates a
-//! topic with `cleanup.policy=compact`, describes it, changes `cleanup.policy`,
+//! topic with `cleanup.policy=compact` (its producer's keyless records are refused with
+//! INVALID_RECORD, keyed ones accepted), describes it, changes `cleanup.policy`,
 //! `delete.retention.ms` and `retention.ms` with IncrementalAlterConfigs (KIP-339), describes
 //! again, deletes an override, sees a bad value and a broker resource refused, and replaces the
 //! whole set with the legacy AlterConfigs — on a single node (the broker decides) and on a
@@ -62,6 +63,21 @@ def refused(code, *changes, target=None):
         return err.str()
     raise AssertionError(f"{changes} was accepted")
 
+def produce_error(key=b"k"):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0,
+                  "enable.idempotence": False, "message.timeout.ms": 10000})
+    errors = []
+    p.produce(topic, key=key, value=b"v", partition=0,
+              on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    assert len(errors) == 1, "no delivery report"
+    return errors[0]
+
+def produced():
+    err = produce_error()
+    assert err is None, err
+
 only(admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=rf,
                                    config={"cleanup.policy": "compact"})]))
 eventually("created", expect({
@@ -72,6 +88,13 @@ eventually("created", expect({
     "max.compaction.lag.ms": ("9223372036854775807", DEFAULT),
     "retention.ms": ("604800000", DEFAULT),
 }))
+
+# A compacted topic needs a key on every record (INVALID_RECORD, as Kafka).
+def keyless_refused():
+    err = produce_error(key=None)
+    assert err is not None and err.code() == KafkaError.INVALID_RECORD, err
+eventually("a keyless record is refused", keyless_refused)
+eventually("a keyed record is accepted", produced)
 
 SET, DELETE = AlterConfigOpType.SET, AlterConfigOpType.DELETE
 APPEND, SUBTRACT = AlterConfigOpType.APPEND, AlterConfigOpType.SUBTRACT
@@ -112,17 +135,6 @@ eventually("refusals changed nothing", expect({
     "min.compaction.lag.ms": ("0", DEFAULT),
 }))
 
-def produce_error():
-    from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0,
-                  "enable.idempotence": False, "message.timeout.ms": 10000})
-    errors = []
-    p.produce(topic, key=b"k", value=b"v", partition=0,
-              on_delivery=lambda err, msg: errors.append(err))
-    p.flush(15)
-    assert len(errors) == 1, "no delivery report"
-    return errors[0]
-
 if rf == 3:
     # Every leader takes a changed min.insync.replicas at once (no ISR change needed): four
     # in-sync replicas cannot be had with three, then two can.
@@ -132,10 +144,7 @@ if rf == 3:
         assert err is not None and err.code() == KafkaError.NOT_ENOUGH_REPLICAS, err
     eventually("min.insync.replicas=4 refuses acks=all", refused_produce)
     incremental(("min.insync.replicas", DELETE, None))
-    def accepted_produce():
-        err = produce_error()
-        assert err is None, err
-    eventually("min.insync.replicas back to 2 accepts acks=all", accepted_produce)
+    eventually("min.insync.replicas back to 2 accepts acks=all", produced)
 
 # The legacy AlterConfigs replaces the whole override set.
 only(admin.alter_configs([ConfigResource(ResourceType.TOPIC, topic,
@@ -145,6 +154,11 @@ eventually("replaced", expect({
     "delete.retention.ms": ("86400000", DEFAULT),
     "retention.ms": ("5000", DYNAMIC_TOPIC),
 }))
+# No longer compacted: keyless records are fine.
+def keyless_accepted():
+    err = produce_error(key=None)
+    assert err is None, err
+eventually("a keyless record is accepted once the topic stops compacting", keyless_accepted)
 print("OK")
 "#;
 
