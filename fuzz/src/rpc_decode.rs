@@ -17,8 +17,9 @@ use strata_core::metadata::{
     BrokerImage, MetadataImage, MetadataRecord, PartitionImage, PartitionRecord, TopicImage,
 };
 use strata_core::rpc::{
-    self, AlterPartitionRequest, CreatePartitionsRequest, CreateTopicsRequest, ElectLeadersRequest,
-    Envelope, MetadataDelta, NewTopic, Request, Response, TopicResult,
+    self, AlterConfigsRequest, AlterConfigsResult, AlterPartitionRequest, ConfigChange, ConfigOp,
+    CreatePartitionsRequest, CreateTopicsRequest, ElectLeadersRequest, Envelope, MetadataDelta,
+    NewTopic, Request, Response, TopicConfigChanges, TopicResult,
 };
 use strata_core::types::NodeId;
 
@@ -128,6 +129,10 @@ fn records() -> Vec<MetadataRecord> {
             broker_id: NodeId(2),
             broker_epoch: 40,
             partitions: vec![("orders".into(), 0), ("orders".into(), 1)],
+        },
+        MetadataRecord::TopicConfigs {
+            name: "orders".into(),
+            configs: BTreeMap::from([("cleanup.policy".into(), "compact,delete".into())]),
         },
     ]
 }
@@ -430,6 +435,67 @@ fn envelopes() -> Vec<(&'static str, Envelope)> {
             "response-offline-replicas",
             response(12, Response::OfflineReplicas { error_code: 77 }),
         ),
+        (
+            "request-alter-configs",
+            request(
+                13,
+                Request::AlterConfigs(AlterConfigsRequest {
+                    topics: vec![
+                        TopicConfigChanges {
+                            topic: "orders".into(),
+                            replace: false,
+                            changes: vec![
+                                ConfigChange {
+                                    name: "cleanup.policy".into(),
+                                    op: ConfigOp::Append,
+                                    value: Some("compact".into()),
+                                },
+                                ConfigChange {
+                                    name: "retention.ms".into(),
+                                    op: ConfigOp::Delete,
+                                    value: None,
+                                },
+                            ],
+                        },
+                        TopicConfigChanges {
+                            topic: "payments".into(),
+                            replace: true,
+                            changes: Vec::new(),
+                        },
+                    ],
+                    validate_only: true,
+                }),
+            ),
+        ),
+        (
+            "response-alter-configs",
+            response(
+                13,
+                Response::AlterConfigs(vec![
+                    AlterConfigsResult {
+                        result: TopicResult {
+                            name: "orders".into(),
+                            partition: -1,
+                            error_code: 0,
+                            error_message: None,
+                        },
+                        configs: Some(BTreeMap::from([(
+                            "cleanup.policy".into(),
+                            "delete,compact".into(),
+                        )])),
+                    },
+                    AlterConfigsResult {
+                        result: TopicResult {
+                            name: "payments".into(),
+                            partition: -1,
+                            error_code: 40,
+                            error_message: Some("Unknown topic config name: x".into()),
+                        },
+                        configs: None,
+                    },
+                ]),
+            ),
+        ),
     ]
 }
 
@@ -459,8 +525,8 @@ mod tests {
             .iter()
             .map(std::mem::discriminant)
             .collect::<std::collections::HashSet<_>>();
-        assert_eq!(requests.len(), 10, "one seed per Request variant");
-        assert_eq!(responses.len(), 9, "one seed per Response variant");
-        assert_eq!(records.len(), 9, "one record per MetadataRecord variant");
+        assert_eq!(requests.len(), 11, "one seed per Request variant");
+        assert_eq!(responses.len(), 10, "one seed per Response variant");
+        assert_eq!(records.len(), 10, "one record per MetadataRecord variant");
     }
 }

@@ -13,8 +13,9 @@ use strata_core::metadata::{
     BrokerImage, MetadataImage, MetadataRecord, PartitionImage, PartitionRecord, TopicImage,
 };
 use strata_core::rpc::{
-    AlterPartitionRequest, CreatePartitionsRequest, CreateTopicsRequest, ElectLeadersRequest,
-    Envelope, MetadataDelta, NewTopic, Request, Response, TopicResult,
+    AlterConfigsRequest, AlterConfigsResult, AlterPartitionRequest, ConfigChange, ConfigOp,
+    CreatePartitionsRequest, CreateTopicsRequest, ElectLeadersRequest, Envelope, MetadataDelta,
+    NewTopic, Request, Response, TopicConfigChanges, TopicResult,
 };
 use strata_core::types::NodeId;
 
@@ -29,9 +30,9 @@ pub fn rpc_roundtrip(data: &[u8]) {
 
 /// Variant counts, kept honest by the exhaustive matches in [`kinds`].
 pub const ENVELOPES: usize = 3;
-pub const REQUESTS: usize = 10;
-pub const RESPONSES: usize = 9;
-pub const RECORDS: usize = 9;
+pub const REQUESTS: usize = 11;
+pub const RESPONSES: usize = 10;
+pub const RECORDS: usize = 10;
 
 /// Which variant an envelope is, as `(envelope, request or response, delta, record kinds)`:
 /// exhaustive matches, so a new variant fails to compile here until the generator (and the
@@ -52,6 +53,7 @@ pub fn kinds(e: &Envelope) -> (usize, Option<usize>, Vec<usize>) {
                 Request::ElectLeaders(_) => 7,
                 Request::AllocateProducerIds { .. } => 8,
                 Request::OfflineReplicas { .. } => 9,
+                Request::AlterConfigs(_) => 10,
             }),
             Vec::new(),
         ),
@@ -71,6 +73,7 @@ pub fn kinds(e: &Envelope) -> (usize, Option<usize>, Vec<usize>) {
                 Response::ProducerIds { .. } => 6,
                 Response::Error { .. } => 7,
                 Response::OfflineReplicas { .. } => 8,
+                Response::AlterConfigs(_) => 9,
             };
             (2, Some(kind), records)
         }
@@ -88,6 +91,7 @@ fn record_kind(r: &MetadataRecord) -> usize {
         MetadataRecord::RemoveTopic { .. } => 6,
         MetadataRecord::ProducerIds { .. } => 7,
         MetadataRecord::OfflineReplicas { .. } => 8,
+        MetadataRecord::TopicConfigs { .. } => 9,
     }
 }
 
@@ -203,11 +207,38 @@ fn request(u: &mut Unstructured<'_>) -> Result<Request> {
             broker_id: node(u)?,
             broker_epoch: u.arbitrary()?,
         },
-        _ => Request::OfflineReplicas {
+        9 => Request::OfflineReplicas {
             broker_id: node(u)?,
             broker_epoch: u.arbitrary()?,
             partitions: list(u, 4, |u| Ok((string(u)?, u.arbitrary()?)))?,
         },
+        _ => Request::AlterConfigs(AlterConfigsRequest {
+            topics: list(u, 3, topic_config_changes)?,
+            validate_only: u.arbitrary()?,
+        }),
+    })
+}
+
+fn topic_config_changes(u: &mut Unstructured<'_>) -> Result<TopicConfigChanges> {
+    Ok(TopicConfigChanges {
+        topic: string(u)?,
+        replace: u.arbitrary()?,
+        changes: list(u, 3, |u| {
+            Ok(ConfigChange {
+                name: string(u)?,
+                op: ConfigOp::from_code(u.int_in_range(0..=3)?).unwrap_or(ConfigOp::Set),
+                value: Option::<String>::arbitrary(u)?,
+            })
+        })?,
+    })
+}
+
+fn topic_result(u: &mut Unstructured<'_>) -> Result<TopicResult> {
+    Ok(TopicResult {
+        name: string(u)?,
+        partition: u.arbitrary()?,
+        error_code: u.arbitrary()?,
+        error_message: Option::<String>::arbitrary(u)?,
     })
 }
 
@@ -239,14 +270,7 @@ fn response(u: &mut Unstructured<'_>) -> Result<Response> {
                 None
             },
         },
-        5 => Response::Topics(list(u, 4, |u| {
-            Ok(TopicResult {
-                name: string(u)?,
-                partition: u.arbitrary()?,
-                error_code: u.arbitrary()?,
-                error_message: Option::<String>::arbitrary(u)?,
-            })
-        })?),
+        5 => Response::Topics(list(u, 4, topic_result)?),
         6 => Response::ProducerIds {
             error_code: u.arbitrary()?,
             first_producer_id: u.arbitrary()?,
@@ -256,9 +280,19 @@ fn response(u: &mut Unstructured<'_>) -> Result<Response> {
             error_code: u.arbitrary()?,
             message: string(u)?,
         },
-        _ => Response::OfflineReplicas {
+        8 => Response::OfflineReplicas {
             error_code: u.arbitrary()?,
         },
+        _ => Response::AlterConfigs(list(u, 3, |u| {
+            Ok(AlterConfigsResult {
+                result: topic_result(u)?,
+                configs: if u.arbitrary()? {
+                    Some(configs(u)?)
+                } else {
+                    None
+                },
+            })
+        })?),
     })
 }
 
@@ -305,10 +339,14 @@ fn metadata_record(u: &mut Unstructured<'_>) -> Result<MetadataRecord> {
             broker_epoch: u.arbitrary()?,
             next_producer_id: u.arbitrary()?,
         },
-        _ => MetadataRecord::OfflineReplicas {
+        8 => MetadataRecord::OfflineReplicas {
             broker_id: node(u)?,
             broker_epoch: u.arbitrary()?,
             partitions: list(u, 4, |u| Ok((string(u)?, u.arbitrary()?)))?,
+        },
+        _ => MetadataRecord::TopicConfigs {
+            name: string(u)?,
+            configs: configs(u)?,
         },
     })
 }

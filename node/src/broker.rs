@@ -33,10 +33,15 @@ use crate::metadata_store::{
 use crate::partition::{Partition, Signals};
 use crate::producer_ids::{Block, BlockError, ProducerIds};
 use crate::replication::ClusterState;
-use crate::topic_config::{TopicError, fsync_before_ack, log_config, validate_topic_name};
+use crate::topic_config::{
+    TopicError, fsync_before_ack, log_config, min_insync_replicas, validate_topic_name,
+};
 use strata_core::replica::Role;
 
 pub use crate::topic::Topic;
+
+/// A topic's config overrides, by name.
+type Overrides = BTreeMap<String, String>;
 
 /// Errors of admin operations, each with the Kafka error code it answers with.
 #[derive(Debug, Error)]
@@ -59,6 +64,9 @@ pub enum BrokerError {
     Creating(String),
     #[error("no producer id block: {0}")]
     ProducerIds(BlockError),
+    /// A config change refused (IncrementalAlterConfigs, AlterConfigs), with its Kafka code.
+    #[error("{message}")]
+    Configs { code: ErrorCode, message: String },
 }
 
 impl BrokerError {
@@ -77,6 +85,7 @@ impl BrokerError {
             BrokerError::Creating(_) => ErrorCode::LEADER_NOT_AVAILABLE,
             // Kafka: "Exhausted all producerIds".
             BrokerError::ProducerIds(_) => ErrorCode::UNKNOWN_SERVER_ERROR,
+            BrokerError::Configs { code, .. } => *code,
         }
     }
 }
@@ -287,8 +296,67 @@ impl Broker {
                 }
             }
         }
+        for t in topics.values() {
+            let changed = old
+                .get(&t.name)
+                .is_some_and(|o| o.created_offset == t.created_offset && o.configs != t.configs);
+            if changed {
+                self.apply_topic_configs(t);
+            }
+        }
         *self.topics.write().unwrap_or_else(|p| p.into_inner()) = topics;
         self.role_signal.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Gives every partition of `topic` the settings of its (changed) overrides.
+    fn apply_topic_configs(&self, topic: &Topic) {
+        let log = log_config(&topic.configs, &self.config);
+        let fsync = fsync_before_ack(&topic.configs, &self.config);
+        let min_isr = min_insync_replicas(&topic.configs, &self.config);
+        for p in &topic.partitions {
+            p.apply_configs(log.clone(), fsync, min_isr);
+        }
+        tracing::info!(topic = %topic.name, configs = ?topic.configs, "topic configs changed");
+    }
+
+    /// Single node: replaces topic `name`'s overrides with what `change` makes of them (or only
+    /// computes them, with `validate_only`). The metadata file is saved before the topic shows
+    /// the new overrides and its logs take them. Returns the new overrides.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(&Overrides) -> Result<Overrides, BrokerError>,
+        validate_only: bool,
+    ) -> Result<Overrides, BrokerError> {
+        let _admin = self.admin_lock();
+        let Some(topic) = self.topic(name) else {
+            return Err(BrokerError::UnknownTopic(name.to_string()));
+        };
+        let configs = change(&topic.configs)?;
+        if validate_only || configs == topic.configs {
+            return Ok(configs);
+        }
+        let mut meta = self.stored();
+        meta.topics.insert(
+            name.to_string(),
+            StoredTopic {
+                partitions: topic.partitions.len() as i32,
+                configs: configs.clone(),
+            },
+        );
+        self.save(&meta)?;
+        let altered = Arc::new(Topic {
+            name: name.to_string(),
+            configs: configs.clone(),
+            created_offset: topic.created_offset,
+            partitions: topic.partitions.clone(),
+        });
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), altered.clone());
+        self.apply_topic_configs(&altered);
+        Ok(configs)
     }
 
     pub(crate) fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {

@@ -173,8 +173,78 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "log.cleanup.policy",
         default: "delete",
-        doc: "Default cleanup.policy (only delete is supported).",
-        kind: Kind::Choice(&["delete"]),
+        doc: "Default cleanup.policy: delete (retention by time and size), compact (keep the \
+              newest record of each key), or both (compact,delete).",
+        kind: Kind::List(&["compact", "delete"]),
+    },
+    Setting {
+        name: "log.cleaner.enable",
+        default: "true",
+        doc: "Run the log cleaner (compaction of topics with cleanup.policy compact).",
+        kind: Kind::Bool,
+    },
+    Setting {
+        name: "log.cleaner.delete.retention.ms",
+        default: "86400000",
+        doc: "Default delete.retention.ms: how long the cleaner keeps tombstones.",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "log.cleaner.min.cleanable.ratio",
+        default: "0.5",
+        doc: "Default min.cleanable.dirty.ratio: clean a log once this fraction of it is dirty.",
+        kind: Kind::Double { min: 0.0, max: 1.0 },
+    },
+    Setting {
+        name: "log.cleaner.min.compaction.lag.ms",
+        default: "0",
+        doc: "Default min.compaction.lag.ms: a record stays uncompacted at least this long.",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "log.cleaner.max.compaction.lag.ms",
+        default: "9223372036854775807",
+        doc: "Default max.compaction.lag.ms: a record is compacted at most this long after it \
+              was written, whatever the dirty ratio.",
+        kind: Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "log.cleaner.io.max.bytes.per.second",
+        default: "-1",
+        doc: "Bytes per second the cleaner may read and write, over all logs (-1 = \
+              unthrottled, Kafka's Double.MAX; else at least 1).",
+        kind: Kind::Double {
+            min: -1.0,
+            max: f64::MAX,
+        },
+    },
+    Setting {
+        name: "log.cleaner.dedupe.buffer.size",
+        default: "134217728",
+        doc: "Memory of the cleaner's key -> offset map; a log with more distinct keys in its \
+              dirty part is cleaned in several passes.",
+        kind: Kind::Int {
+            min: 1024,
+            max: i64::MAX,
+        },
+    },
+    Setting {
+        name: "log.cleaner.backoff.ms",
+        default: "15000",
+        doc: "How long the cleaner sleeps when no log needs cleaning.",
+        kind: Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
     },
     Setting {
         name: "producer.id.expiration.ms",
@@ -369,8 +439,25 @@ pub struct Config {
     pub flush_interval_ms: u64,
     /// `log.flush.offset.checkpoint.interval.ms`.
     pub recovery_checkpoint_interval_ms: u64,
+    /// The `log.cleaner.*` settings of the cleaner itself (the per-topic ones are topic
+    /// configs' defaults, see [`crate::topic_config`]).
+    pub cleaner: CleanerConfig,
     /// Every setting's final text value (for DescribeConfigs on the broker and topic defaults).
     pub values: BTreeMap<&'static str, String>,
+}
+
+/// The log cleaner's own broker settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.io.max.bytes.per.second`: `None` = unthrottled (`-1`, Kafka's default
+    /// `Double.MAX_VALUE`), else at least 1 byte per second.
+    pub io_max_bytes_per_second: Option<f64>,
+    /// `log.cleaner.dedupe.buffer.size`, bytes.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.backoff.ms`.
+    pub backoff_ms: u64,
 }
 
 impl Default for Config {
@@ -504,6 +591,8 @@ impl Config {
         if data_dir.is_empty() {
             return Err(invalid("log.dirs", "must name a directory"));
         }
+        let cleaner = CleanerConfig::from_values(&values)
+            .map_err(|r| invalid("log.cleaner.io.max.bytes.per.second", &r))?;
         let queued_max_request_bytes = request_bytes_bound(
             int("queued.max.request.bytes"),
             int("socket.request.max.bytes"),
@@ -525,6 +614,7 @@ impl Config {
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
             flush_interval_ms: int("log.flush.interval.ms") as u64,
             recovery_checkpoint_interval_ms: int("log.flush.offset.checkpoint.interval.ms") as u64,
+            cleaner,
             values: values.clone(),
         })
     }
@@ -581,6 +671,33 @@ fn request_bytes_bound(bound: i64, max_frame: i64) -> Result<Option<usize>, Stri
         ));
     }
     Ok(Some(usize::try_from(bound).unwrap_or(usize::MAX)))
+}
+
+impl CleanerConfig {
+    /// From the checked text values. `log.cleaner.io.max.bytes.per.second` becomes a throttle:
+    /// `None` for -1 (unthrottled), else the rate, which must be at least 1 byte per second (0
+    /// would stop the cleaner for good; a fraction of a byte per second is no throttle anyone
+    /// means). The error is about that setting.
+    fn from_values(values: &BTreeMap<&'static str, String>) -> Result<CleanerConfig, String> {
+        let text = |n: &str| values.get(n).map(String::as_str).unwrap_or("");
+        let uint = |n: &str| text(n).parse::<u64>().unwrap_or(0);
+        let rate: f64 = text("log.cleaner.io.max.bytes.per.second")
+            .parse()
+            .map_err(|_| "not a number".to_string())?;
+        let io_max_bytes_per_second = if rate == -1.0 {
+            None
+        } else if rate >= 1.0 {
+            Some(rate)
+        } else {
+            return Err("must be -1 (unthrottled) or at least 1 byte per second".into());
+        };
+        Ok(CleanerConfig {
+            enable: text("log.cleaner.enable") == "true",
+            io_max_bytes_per_second,
+            dedupe_buffer_size: uint("log.cleaner.dedupe.buffer.size"),
+            backoff_ms: uint("log.cleaner.backoff.ms"),
+        })
+    }
 }
 
 /// The `--help` appendix: every setting with its default and doc.
@@ -708,6 +825,48 @@ mod tests {
                 .with("queued.max.request.bytes", "-2")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn cleaner_settings_default_to_kafkas() {
+        let c = Config::default();
+        assert_eq!(
+            c.cleaner,
+            CleanerConfig {
+                enable: true,
+                io_max_bytes_per_second: None,
+                dedupe_buffer_size: 128 * 1024 * 1024,
+                backoff_ms: 15_000,
+            }
+        );
+        assert_eq!(c.value("log.cleanup.policy"), "delete");
+        assert_eq!(c.value("log.cleaner.delete.retention.ms"), "86400000");
+        assert_eq!(c.value("log.cleaner.min.cleanable.ratio"), "0.5");
+        assert_eq!(c.value("log.cleaner.min.compaction.lag.ms"), "0");
+        assert_eq!(
+            c.value("log.cleaner.max.compaction.lag.ms"),
+            i64::MAX.to_string()
+        );
+        let c = Config::default()
+            .with("log.cleanup.policy", "Compact, delete")
+            .and_then(|c| c.with("log.cleaner.io.max.bytes.per.second", "1048576.0"))
+            .and_then(|c| c.with("log.cleaner.enable", "false"))
+            .expect("valid");
+        assert_eq!(c.value("log.cleanup.policy"), "compact,delete");
+        assert_eq!(c.cleaner.io_max_bytes_per_second, Some(1_048_576.0));
+        assert!(!c.cleaner.enable);
+        for (name, bad) in [
+            ("log.cleanup.policy", "shred"),
+            ("log.cleanup.policy", "delete,delete"),
+            ("log.cleaner.min.cleanable.ratio", "1.5"),
+            ("log.cleaner.io.max.bytes.per.second", "0"),
+            ("log.cleaner.io.max.bytes.per.second", "-2"),
+            ("log.cleaner.io.max.bytes.per.second", "0.5"),
+            ("log.cleaner.max.compaction.lag.ms", "0"),
+        ] {
+            let e = Config::default().with(name, bad).expect_err(bad);
+            assert!(e.to_string().contains(name), "{e}");
+        }
     }
 
     #[test]

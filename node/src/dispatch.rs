@@ -11,9 +11,10 @@
 //! The protocol surface is [`SUPPORTED`]: data (Produce, Fetch, ListOffsets, Metadata,
 //! OffsetForLeaderEpoch), idempotent producers (InitProducerId; transactional ids are refused,
 //! see [`handlers::init_producer_id`]), admin (CreateTopics, DeleteTopics, CreatePartitions,
-//! DescribeConfigs, ElectLeaders, DescribeCluster), consumer groups (FindCoordinator, JoinGroup,
-//! SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups,
-//! DeleteGroups, OffsetDelete: see [`crate::group`]) and ApiVersions.
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs, ElectLeaders, DescribeCluster),
+//! consumer groups (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+//! OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete: see [`crate::group`])
+//! and ApiVersions.
 //!
 //! Handlers split into a synchronous part, run in request order (appends happen here, so the
 //! order of a connection's produce requests is the order of its appends), and an optional
@@ -49,6 +50,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
+    // Topic configs only; broker resources are refused (static), see `handlers::alter_configs`.
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ElectLeaders, 0, 2),
@@ -218,6 +222,10 @@ fn route(broker: &Arc<Broker>, request: RequestKind, version: i16, client: &Clie
         RequestKind::DescribeConfigs(r) => Handled::Now(ResponseKind::DescribeConfigs(
             handlers::describe_configs::handle(broker, r),
         )),
+        RequestKind::AlterConfigs(r) => handlers::alter_configs::handle_legacy(broker, r),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            handlers::alter_configs::handle_incremental(broker, r)
+        }
         RequestKind::InitProducerId(r) => handlers::init_producer_id::handle(broker, r),
         RequestKind::FindCoordinator(r) => Handled::Now(ResponseKind::FindCoordinator(
             handlers::find_coordinator::handle(broker, r, version),

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use strata_core::ErrorCode;
-use strata_core::log::{AppendInfo, FlushPlan, PartitionLog};
+use strata_core::log::{AppendInfo, FlushPlan, LogConfig, PartitionLog};
 use strata_core::replica::{PartitionReplica, Role};
 use strata_core::types::{LeaderEpoch, Offset};
 use tokio::sync::Notify;
@@ -302,6 +302,42 @@ impl Partition {
 
     pub fn fsync_before_ack(&self) -> bool {
         self.fsync_before_ack.load(Ordering::Relaxed)
+    }
+
+    /// Applies the topic's changed configs (IncrementalAlterConfigs, AlterConfigs): the log's
+    /// settings (next append, retention pass, cleaning), `fsync.before.ack`, and — while this
+    /// broker leads — `min.insync.replicas` (next acks=-1 append).
+    ///
+    /// `fsync.before.ack` turned off: an append is durable as written, so what waits for a
+    /// flush now is (the durable end moves to the log end); either way the flusher is woken to
+    /// take up its other wait (on demand, or periodic).
+    pub fn apply_configs(&self, config: LogConfig, fsync_before_ack: bool, min_insync: usize) {
+        if let Some(log) = self.log().as_mut() {
+            log.set_config(config);
+        }
+        let was = self
+            .fsync_before_ack
+            .swap(fsync_before_ack, Ordering::Relaxed);
+        if was && !fsync_before_ack {
+            let log_end = self.log().as_ref().map(|l| l.log_end_offset().0);
+            if let Some(end) = log_end {
+                self.on_durable_end(end);
+            }
+        }
+        if was != fsync_before_ack {
+            self.flush_wanted.notify_one();
+        }
+        self.update(|r| {
+            let changed = match r.role() {
+                Role::Leader(l) if l.min_insync_replicas != min_insync => {
+                    let mut l = l.clone();
+                    l.min_insync_replicas = min_insync;
+                    Some(l)
+                }
+                _ => None,
+            };
+            changed.is_some_and(|l| r.on_role_change(Role::Leader(l)))
+        });
     }
 
     pub fn state(&self) -> PartitionState {

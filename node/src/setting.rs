@@ -14,6 +14,10 @@ pub enum Kind {
     Str,
     /// One of a fixed list of words.
     Choice(&'static [&'static str]),
+    /// Kafka's LIST: a comma-separated, non-empty list of distinct words from a fixed set.
+    List(&'static [&'static str]),
+    /// A finite floating-point number in `[min, max]` (Kafka's DOUBLE).
+    Double { min: f64, max: f64 },
     /// `[PLAINTEXT://]host:port`, or empty when `allow_empty`.
     Listener { allow_empty: bool },
 }
@@ -124,11 +128,71 @@ pub fn check_value(kind: Kind, raw: &str) -> Result<String, String> {
             .find(|w| w.eq_ignore_ascii_case(raw))
             .map(|w| w.to_string())
             .ok_or_else(|| format!("must be one of {}", words.join(", "))),
+        Kind::List(words) => check_list(words, raw),
+        Kind::Double { min, max } => {
+            let v: f64 = raw.parse().map_err(|_| "not a number".to_string())?;
+            if !v.is_finite() || v < min || v > max {
+                return Err(format!("must be a number between {min} and {max}"));
+            }
+            Ok(v.to_string())
+        }
         Kind::Listener { allow_empty } => {
             if raw.is_empty() && allow_empty {
                 return Ok(String::new());
             }
             parse_listeners(raw).map(|_| raw.to_string())
+        }
+    }
+}
+
+/// A list of `words`: each item (trimmed, any case) one of them, none twice, at least one.
+/// Normalised to the words' own spelling joined by `,` in the order given.
+fn check_list(words: &[&str], raw: &str) -> Result<String, String> {
+    let mut out: Vec<&str> = Vec::new();
+    for item in raw.split(',').map(str::trim) {
+        let Some(word) = words.iter().find(|w| w.eq_ignore_ascii_case(item)) else {
+            return Err(format!(
+                "`{item}` is not one of {} (a comma-separated list)",
+                words.join(", ")
+            ));
+        };
+        if out.contains(word) {
+            return Err(format!("`{word}` is listed twice"));
+        }
+        out.push(word);
+    }
+    Ok(out.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_distinct_known_words() {
+        let kind = Kind::List(&["compact", "delete"]);
+        for (raw, normal) in [
+            ("delete", "delete"),
+            ("compact", "compact"),
+            ("compact,delete", "compact,delete"),
+            (" Delete , compact ", "delete,compact"),
+        ] {
+            assert_eq!(check_value(kind, raw).as_deref(), Ok(normal), "{raw:?}");
+        }
+        for bad in ["", "compact,", "compact,compact", "shred", "delete;compact"] {
+            let e = check_value(kind, bad).expect_err(bad);
+            assert!(e.contains('`'), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn doubles_are_finite_and_in_range() {
+        let kind = Kind::Double { min: 0.0, max: 1.0 };
+        for (raw, normal) in [("0.5", "0.5"), ("1", "1"), ("0", "0"), ("1e-1", "0.1")] {
+            assert_eq!(check_value(kind, raw).as_deref(), Ok(normal), "{raw:?}");
+        }
+        for bad in ["1.5", "-0.1", "NaN", "inf", "half", ""] {
+            assert!(check_value(kind, bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -101,6 +101,12 @@ impl<'a> Changes<'a> {
                 self.removed_topics.insert(name.clone());
                 self.partitions.retain(|(t, _), _| t != name);
             }
+            MetadataRecord::TopicConfigs { name, .. } => {
+                assert!(
+                    self.topic_exists(name),
+                    "configs of topic {name}, which does not exist"
+                );
+            }
             MetadataRecord::ClusterId { .. } | MetadataRecord::ProducerIds { .. } => {}
             MetadataRecord::Partition(_) => {}
         }

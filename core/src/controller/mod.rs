@@ -49,7 +49,8 @@
 //! Files: `brokers.rs` (register, heartbeat, fence, unfence), `election.rs` (clean, unclean and
 //! preferred election, KIP-460), `offline.rs` (offline replicas, KIP-858 per partition),
 //! `assignment.rs` (replica placement), `topics.rs` (create,
-//! delete, create partitions), `alter_partition.rs` (KIP-497), `producer_ids.rs` (KIP-730),
+//! delete, create partitions), `topic_configs.rs` (IncrementalAlterConfigs, KIP-339, and
+//! AlterConfigs), `alter_partition.rs` (KIP-497), `producer_ids.rs` (KIP-730),
 //! `changes.rs` (the staged batch every decision goes through).
 
 mod alter_partition;
@@ -60,14 +61,17 @@ mod config;
 mod election;
 mod offline;
 mod producer_ids;
+mod topic_configs;
 mod topics;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use config::{ConfigError, ControllerConfig, MAX_PARTITIONS_PER_TOPIC};
+pub use topic_configs::{ConfigShape, TopicConfigPolicy, apply_config_changes};
 pub use topics::{INVALID_REPLICA_ASSIGNMENT, MAX_TOPIC_NAME_LENGTH, validate_topic_name};
 
 use changes::Changes;
@@ -90,6 +94,8 @@ pub struct Controller {
     last_rebalance_check: Option<Instant>,
     /// The latest `now` given, for `next_deadline`'s "due now".
     last_now: Instant,
+    /// The topic config table config changes are checked against (`None`: they are refused).
+    topic_configs: Option<Arc<dyn TopicConfigPolicy>>,
 }
 
 impl Controller {
@@ -107,6 +113,7 @@ impl Controller {
             sessions: BTreeMap::new(),
             last_rebalance_check: None,
             last_now: Instant::default(),
+            topic_configs: None,
         }
     }
 
@@ -188,6 +195,7 @@ impl Controller {
                 broker_epoch,
                 partitions,
             } => self.handle_offline_replicas(*broker_id, *broker_epoch, partitions),
+            Request::AlterConfigs(r) => self.handle_alter_configs(r),
         };
         if is_error(&response) {
             assert!(
@@ -286,6 +294,9 @@ fn is_error(response: &Response) -> bool {
         | Response::OfflineReplicas { error_code }
         | Response::Error { error_code, .. } => *error_code != ErrorCode::NONE.0,
         Response::NotController { .. } => true,
-        Response::Registered { .. } | Response::Metadata(_) | Response::Topics(_) => false,
+        Response::Registered { .. }
+        | Response::Metadata(_)
+        | Response::Topics(_)
+        | Response::AlterConfigs(_) => false,
     }
 }

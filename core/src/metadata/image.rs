@@ -153,6 +153,14 @@ impl MetadataImage {
                 broker_epoch,
                 partitions,
             } => self.set_offline(*broker_id, *broker_epoch, partitions),
+            MetadataRecord::TopicConfigs { name, configs } => self.set_configs(name, configs),
+        }
+    }
+
+    fn set_configs(&mut self, name: &str, configs: &BTreeMap<String, String>) {
+        match self.topics.get_mut(name) {
+            Some(topic) => topic.configs = configs.clone(),
+            None => tracing::error!(topic = %name, "configs of an unknown topic: skipped"),
         }
     }
 

@@ -64,6 +64,15 @@ pub enum MetadataRecord {
         broker_epoch: i64,
         partitions: Vec<(String, i32)>,
     },
+    /// A topic's config overrides were replaced (IncrementalAlterConfigs, AlterConfigs): the
+    /// full new set, validated by the controller (`crate::controller::TopicConfigPolicy`),
+    /// replacing the set of [`MetadataRecord::Topic`] or of the previous `TopicConfigs`. Configs
+    /// not in it take the broker defaults. The image keeps only the latest set, so snapshots
+    /// need no new field.
+    TopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// The full state of a partition as the controller decided it.

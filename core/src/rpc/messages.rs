@@ -72,6 +72,72 @@ pub enum Request {
         broker_epoch: i64,
         partitions: Vec<(String, i32)>,
     },
+    /// IncrementalAlterConfigs (KIP-339) or AlterConfigs of topics, forwarded: the controller
+    /// applies the operations to the committed overrides, validates the result and commits a
+    /// `TopicConfigs` record per topic.
+    AlterConfigs(AlterConfigsRequest),
+}
+
+/// One operation of IncrementalAlterConfigs (its `config_operation` codes, in order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigOp {
+    /// 0: set the override.
+    Set,
+    /// 1: remove the override (back to the broker default).
+    Delete,
+    /// 2: add items to a list config (those not already in it).
+    Append,
+    /// 3: remove items from a list config.
+    Subtract,
+}
+
+impl ConfigOp {
+    /// From IncrementalAlterConfigs' `config_operation` (`None`: unknown code).
+    pub fn from_code(code: i8) -> Option<ConfigOp> {
+        match code {
+            0 => Some(ConfigOp::Set),
+            1 => Some(ConfigOp::Delete),
+            2 => Some(ConfigOp::Append),
+            3 => Some(ConfigOp::Subtract),
+            _ => None,
+        }
+    }
+}
+
+/// One config change of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    pub name: String,
+    pub op: ConfigOp,
+    /// The value (`None`: null on the wire; only `Delete` goes without one).
+    pub value: Option<String>,
+}
+
+/// The config changes of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfigChanges {
+    pub topic: String,
+    /// `true` (AlterConfigs): the `Set` changes are the whole new override set; every other
+    /// override is removed. `false` (IncrementalAlterConfigs): the changes apply to the
+    /// current overrides.
+    pub replace: bool,
+    pub changes: Vec<ConfigChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsRequest {
+    pub topics: Vec<TopicConfigChanges>,
+    pub validate_only: bool,
+}
+
+/// The outcome for one topic of an [`AlterConfigsRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsResult {
+    /// Topic name, error code and message (`partition` is -1).
+    pub result: TopicResult,
+    /// On success, the topic's override set after the change (with `validate_only`: as it
+    /// would be); a broker waits for its image to show it before answering.
+    pub configs: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,4 +243,6 @@ pub enum Response {
     OfflineReplicas {
         error_code: i16,
     },
+    /// Answer to [`Request::AlterConfigs`], one result per topic of the request, in order.
+    AlterConfigs(Vec<AlterConfigsResult>),
 }

@@ -1,6 +1,6 @@
 //! Internal messages between Strata nodes on the `CONTROLLER` listener: Raft traffic between
 //! controllers and the broker-to-controller RPCs (registration, heartbeats, metadata fetch,
-//! AlterPartition, forwarded admin requests, producer-id blocks).
+//! AlterPartition, forwarded admin requests and config changes, producer-id blocks).
 //!
 //! Data replication does **not** use these: followers fetch with the Kafka `Fetch` API (with
 //! their `replica_id`) and truncate with `OffsetForLeaderEpoch`, as Kafka brokers do.
@@ -21,6 +21,7 @@ mod messages;
 
 pub use codec::{CodecError, MAX_FRAME_BYTES, decode, encode};
 pub use messages::{
-    AlterPartitionRequest, CreatePartitionsRequest, CreateTopicsRequest, ElectLeadersRequest,
-    Envelope, MetadataDelta, NewTopic, Request, Response, TopicResult,
+    AlterConfigsRequest, AlterConfigsResult, AlterPartitionRequest, ConfigChange, ConfigOp,
+    CreatePartitionsRequest, CreateTopicsRequest, ElectLeadersRequest, Envelope, MetadataDelta,
+    NewTopic, Request, Response, TopicConfigChanges, TopicResult,
 };

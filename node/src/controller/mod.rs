@@ -50,7 +50,10 @@ pub use strata_core::controller::ControllerConfig;
 pub use voter::Voter;
 
 use driver::{Driver, DriverConfig, off_reactor};
-use strata_core::controller::Controller;
+use strata_core::controller::{Controller, TopicConfigPolicy};
+
+use crate::config::Config;
+use crate::topic_config::TopicConfigTable;
 
 /// Subdirectory of the data dir holding the quorum's files (Kafka's name for the metadata log).
 pub const METADATA_DIR: &str = "__cluster_metadata";
@@ -78,6 +81,10 @@ pub struct ControllerServiceConfig {
     pub request_timeout: Duration,
     /// Compact the quorum log once this many entries follow the snapshot.
     pub compact_after_entries: usize,
+    /// The topic config table config changes (IncrementalAlterConfigs) are checked against:
+    /// names, kinds, and the broker defaults that APPEND/SUBTRACT and the cross-checks use.
+    /// [`ControllerServiceConfig::new`] gives the built-in defaults; a node sets its own.
+    pub topic_configs: Arc<dyn TopicConfigPolicy>,
 }
 
 impl ControllerServiceConfig {
@@ -93,6 +100,7 @@ impl ControllerServiceConfig {
             tick_ms: 100,
             request_timeout: Duration::from_secs(10),
             compact_after_entries: 10_000,
+            topic_configs: Arc::new(TopicConfigTable::new(Config::default())),
         }
     }
 }
@@ -175,6 +183,8 @@ impl BoundController {
             .collect();
         let (status_tx, status_rx) = watch::channel(Status::default());
         let (image_tx, image_rx) = watch::channel(Arc::new(MetadataImage::default()));
+        let mut controller = Controller::new(config.controller.clone());
+        controller.set_topic_config_policy(config.topic_configs.clone());
         let driver = Driver::new(
             DriverConfig {
                 node_id: config.node_id,
@@ -184,7 +194,7 @@ impl BoundController {
             },
             quorum,
             snapshot,
-            Controller::new(config.controller.clone()),
+            controller,
             storage,
             peers,
             status_tx,

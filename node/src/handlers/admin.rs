@@ -21,19 +21,16 @@ use kafka_protocol::messages::{
 };
 use strata_core::ErrorCode;
 
+use super::describe_configs::topic_config_source;
 use super::str_bytes;
 use crate::broker::{Broker, BrokerError};
 use crate::handled::Handled;
 use crate::replication;
 use crate::topic::Topic;
-use crate::topic_config::{TOPIC_CONFIGS, effective, validate_overrides};
+use crate::topic_config::{TOPIC_CONFIGS, effective, validate_topic_configs};
 
 /// INVALID_REPLICA_ASSIGNMENT.
 const INVALID_REPLICA_ASSIGNMENT: ErrorCode = ErrorCode(39);
-
-/// Config sources (DescribeConfigs `config_source`).
-pub const SOURCE_TOPIC: i8 = 1;
-pub const SOURCE_DEFAULT: i8 = 5;
 
 fn failed(name: TopicName, code: ErrorCode, message: String) -> CreatableTopicResult {
     CreatableTopicResult::default()
@@ -47,7 +44,7 @@ fn failed(name: TopicName, code: ErrorCode, message: String) -> CreatableTopicRe
 /// CreateTopics, by this broker or the controller.
 pub fn create_topics(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> Handled {
     match broker.cluster() {
-        Some(c) => replication::admin::create_topics(c, req),
+        Some(c) => replication::admin::create_topics(c, &broker.config, req),
         None => Handled::Now(ResponseKind::CreateTopics(create_topics_locally(
             broker, req, version,
         ))),
@@ -129,10 +126,11 @@ fn create_topics_locally(
         } else {
             t.num_partitions
         };
-        let overrides = match validate_overrides(
+        let overrides = match validate_topic_configs(
             t.configs
                 .iter()
                 .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str()))),
+            &broker.config,
         ) {
             Ok(o) => o,
             Err(e) => {
@@ -155,11 +153,11 @@ fn create_topics_locally(
                                 CreatableTopicConfigs::default()
                                     .with_name(str_bytes(def.name))
                                     .with_value(Some(str_bytes(value)))
-                                    .with_config_source(if set {
-                                        SOURCE_TOPIC
-                                    } else {
-                                        SOURCE_DEFAULT
-                                    })
+                                    .with_config_source(topic_config_source(
+                                        def,
+                                        set,
+                                        &broker.config,
+                                    ))
                             })
                             .collect(),
                     ));

@@ -2,6 +2,7 @@
 //! a response body; errors are Kafka error codes inside the response, never panics.
 
 pub mod admin;
+pub mod alter_configs;
 pub mod delete_groups;
 pub mod describe_cluster;
 pub mod describe_configs;

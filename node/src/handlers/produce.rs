@@ -16,7 +16,10 @@
 //!   (`crate::memory_pool`), so the memory must go then too.
 //! - `timeout_ms` bounds the wait: REQUEST_TIMED_OUT (an indefinite outcome for the client).
 //! - An fsync failure answers KAFKA_STORAGE_ERROR and never acknowledges.
-//! - Records are never decompressed or rebuilt: the log validates the v2 batch headers and CRCs.
+//! - Records are never rebuilt: the log validates the v2 batch headers and CRCs. They are
+//!   decompressed only on a topic whose `cleanup.policy` includes `compact`, where every record
+//!   needs a key (Kafka's `LogValidator`): a keyless one fails its partition with INVALID_RECORD
+//!   before anything is appended ([`check_keys`]).
 //! - Idempotent producers (KIP-98): the log deduplicates. A retry of one of the producer's last
 //!   five batches is answered with the original offsets and waits for the same acknowledgement
 //!   as the original (its offsets below the high watermark, or durable for acks=1); a sequence
@@ -40,11 +43,14 @@ use kafka_protocol::messages::{
     BrokerId, ProduceRequest, ProduceResponse, ResponseKind, TopicName,
 };
 use strata_core::ErrorCode;
+use strata_core::batch::BatchHeader;
+use strata_core::record::require_keys;
 
 use crate::broker::{Broker, Topic};
 use crate::clock;
 use crate::handled::Handled;
 use crate::partition::{Partition, WaitOutcome};
+use crate::topic_config::cleanup_policy;
 use strata_core::replica::Role;
 
 /// A partition's append outcome, before the acknowledgement wait.
@@ -107,6 +113,15 @@ fn append_partition(
             None,
         );
     }
+    // Only the leader validates: elsewhere the append answers NOT_LEADER_OR_FOLLOWER.
+    if p.leader_epoch().is_some()
+        && cleanup_policy(&topic.configs, &broker.config).compact
+        && let Err(code) = check_keys(&records)
+    {
+        tracing::debug!(topic = %topic.name, partition = index, error = ?code,
+            "refused a record set for a compacted topic");
+        return (error_response(index, code), None);
+    }
     match p.append_as_leader(&records, acks, None, now_ms) {
         Ok(a) => {
             if a.info.duplicate {
@@ -136,6 +151,23 @@ fn append_partition(
             (resp, None)
         }
     }
+}
+
+/// Every record of every batch of `records` has a key, as a compacted topic needs (Kafka's
+/// `LogValidator`: INVALID_RECORD otherwise; the cleaner keeps the newest record of each key,
+/// and a keyless record has none). Compressed batches are decompressed (bounded by
+/// `MAX_DECODED_BYTES`); a batch that does not decode fails with its own code, and bytes that
+/// do not frame a batch are left to the log's validation.
+fn check_keys(records: &[u8]) -> Result<(), ErrorCode> {
+    let mut rest = records;
+    while let Ok(header) = BatchHeader::parse(rest) {
+        let Some((batch, after)) = rest.split_at_checked(header.total_size()) else {
+            break;
+        };
+        require_keys(batch).map_err(|e| e.error_code())?;
+        rest = after;
+    }
+    Ok(())
 }
 
 pub fn handle(broker: &Arc<Broker>, req: ProduceRequest) -> Handled {
@@ -282,3 +314,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "tests/produce.rs"]
+mod compacted_topic_tests;

@@ -17,14 +17,17 @@ use kafka_protocol::messages::{
 };
 use strata_core::ErrorCode;
 use strata_core::metadata::MetadataImage;
-use strata_core::rpc::{self, NewTopic, Request, Response, TopicResult};
+use strata_core::rpc::{
+    self, AlterConfigsResult, NewTopic, Request, Response, TopicConfigChanges, TopicResult,
+};
 use strata_core::types::NodeId;
 
 use super::ClusterState;
 use crate::broker::Broker;
+use crate::config::Config;
 use crate::handled::Handled;
 use crate::handlers::{str_bytes, topic_name};
-use crate::topic_config::validate_overrides;
+use crate::topic_config::validate_topic_configs;
 
 /// How long an admin answer waits for this broker's metadata to show the outcome.
 const PROPAGATION_WAIT: Duration = Duration::from_secs(5);
@@ -114,15 +117,20 @@ fn by_name(results: &[TopicResult], name: &str) -> (i16, Option<String>) {
         .unwrap_or((ErrorCode::UNKNOWN_SERVER_ERROR.0, None))
 }
 
-pub fn create_topics(cluster: Arc<ClusterState>, req: CreateTopicsRequest) -> Handled {
+pub fn create_topics(
+    cluster: Arc<ClusterState>,
+    config: &Config,
+    req: CreateTopicsRequest,
+) -> Handled {
     let mut topics = Vec::new();
     let mut early: BTreeMap<String, (i16, String)> = BTreeMap::new();
     for t in &req.topics {
         let name = t.name.0.to_string();
-        let overrides = validate_overrides(
+        let overrides = validate_topic_configs(
             t.configs
                 .iter()
                 .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str()))),
+            config,
         );
         match overrides {
             Ok(configs) => topics.push(NewTopic {
@@ -323,6 +331,37 @@ pub fn create_partitions(cluster: Arc<ClusterState>, req: CreatePartitionsReques
             .collect();
         ResponseKind::CreatePartitions(CreatePartitionsResponse::default().with_results(answers))
     }))
+}
+
+/// IncrementalAlterConfigs / AlterConfigs of `topics`, decided by the controller: its results,
+/// one per topic in order, once this broker's image shows every change it committed (bounded
+/// wait), or the error that kept the controller from answering.
+pub async fn alter_configs(
+    cluster: Arc<ClusterState>,
+    topics: Vec<TopicConfigChanges>,
+    validate_only: bool,
+) -> Result<Vec<AlterConfigsResult>, ErrorCode> {
+    let request = Request::AlterConfigs(rpc::AlterConfigsRequest {
+        topics,
+        validate_only,
+    });
+    let Response::AlterConfigs(results) = forward(&cluster, request).await? else {
+        return Err(ErrorCode::UNKNOWN_SERVER_ERROR);
+    };
+    if !validate_only {
+        let applied: Vec<(&str, &BTreeMap<String, String>)> = results
+            .iter()
+            .filter(|r| r.result.error_code == ErrorCode::NONE.0)
+            .filter_map(|r| Some((r.result.name.as_str(), r.configs.as_ref()?)))
+            .collect();
+        await_image(&cluster, |img| {
+            applied
+                .iter()
+                .all(|(name, configs)| img.topics.get(*name).is_none_or(|t| t.configs == **configs))
+        })
+        .await;
+    }
+    Ok(results)
 }
 
 /// ElectLeaders (KIP-460): preferred elections only (`election_type` 0); unclean (1) is refused

@@ -203,3 +203,82 @@ fn an_append_wakes_only_the_fetches_that_read_its_partition() {
     );
     assert!(!woken(&follower_of_b));
 }
+
+/// A partition with `batches` unflushed batches in its log, in `role`.
+fn unflushed(fsync_before_ack: bool, batches: usize, role: Role) -> Arc<Partition> {
+    let storage = Arc::new(MemStorage::new());
+    let (mut log, _) =
+        PartitionLog::open(storage, PathBuf::from("/data/t-0"), LogConfig::default(), 0)
+            .expect("open");
+    for i in 0..batches {
+        let value = format!("record {i}");
+        log.append(
+            &build_batch(&[(value.as_bytes(), None)], 1_000),
+            LeaderEpoch(1),
+            0,
+        )
+        .expect("append");
+    }
+    Partition::new("t".into(), 0, log, fsync_before_ack, signals(), role)
+}
+
+/// Issue #16 (IncrementalAlterConfigs): a changed config reaches the live partition — the log's
+/// settings, and `fsync.before.ack` turned off makes what waited for a flush durable at once.
+#[test]
+fn changed_configs_reach_the_log_and_the_durable_end() {
+    let p = unflushed(true, 3, Role::Sole);
+    assert_eq!(p.state().durable_end, 0, "nothing flushed yet");
+    let compacting = LogConfig {
+        cleanup_policy: strata_core::log::CleanupPolicy::COMPACT,
+        delete_retention_ms: 1_000,
+        ..LogConfig::default()
+    };
+    p.apply_configs(compacting.clone(), true, 1);
+    assert_eq!(p.log().as_ref().expect("log").config(), &compacting);
+    assert_eq!(p.state().durable_end, 0, "still waiting for fsync");
+    p.apply_configs(compacting, false, 1);
+    assert!(!p.fsync_before_ack());
+    assert_eq!(
+        p.state().durable_end,
+        3,
+        "without fsync.before.ack the log end is durable"
+    );
+}
+
+/// A leader takes a changed `min.insync.replicas` without an ISR change (which is when the
+/// metadata would otherwise hand it one): acks=-1 needs that many in-sync replicas.
+#[test]
+fn a_leader_takes_a_changed_min_insync_replicas() {
+    let me = NodeId(1);
+    let replicas = vec![NodeId(1), NodeId(2), NodeId(3)];
+    let isr = strata_core::replica::IsrState::new(
+        me,
+        replicas.clone(),
+        replicas,
+        LeaderEpoch(1),
+        0,
+        Offset(0),
+        strata_core::types::Instant::default(),
+    );
+    let leader = Role::Leader(Box::new(strata_core::replica::LeaderState {
+        leader_epoch: 1,
+        epoch_start_offset: 0,
+        isr,
+        min_insync_replicas: 2,
+        alter_in_flight: false,
+    }));
+    let p = unflushed(true, 0, leader);
+    assert_eq!(p.replica().admit_append(-1, None), Ok(1));
+    p.apply_configs(LogConfig::default(), true, 4);
+    assert_eq!(
+        p.replica().admit_append(-1, None),
+        Err(strata_core::ErrorCode::NOT_ENOUGH_REPLICAS)
+    );
+    assert_eq!(
+        p.replica().admit_append(1, None),
+        Ok(1),
+        "acks=1 does not care"
+    );
+    p.apply_configs(LogConfig::default(), true, 3);
+    assert_eq!(p.replica().admit_append(-1, None), Ok(1));
+}

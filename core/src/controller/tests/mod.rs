@@ -6,6 +6,7 @@ mod brokers;
 mod election;
 mod model;
 mod offline;
+mod topic_configs;
 mod topics;
 
 use std::collections::BTreeMap;
