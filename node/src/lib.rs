@@ -13,6 +13,7 @@
 //! watch channel every waiter uses.
 
 pub mod broker;
+pub mod cleaner;
 pub mod clock;
 pub mod cluster_config;
 pub mod config;

@@ -127,6 +127,10 @@ impl Server {
         broker.start_flushers();
         crate::replication::startup::spawn_tasks(&broker);
         tokio::spawn(retention_loop(broker.clone(), stop_rx.clone()));
+        tokio::spawn(crate::cleaner::cleaner_loop(
+            broker.clone(),
+            stop_rx.clone(),
+        ));
         tokio::spawn(broker.groups.clone().run(broker.clone(), stop_rx.clone()));
         tokio::spawn(recovery_checkpoint_loop(broker.clone(), stop_rx.clone()));
         tokio::pin!(shutdown);

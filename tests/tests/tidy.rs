@@ -38,7 +38,7 @@ const CYCLE_CHECKED_CRATES: &[&str] = &["client", "node"];
 /// Functions allowed to be longer than [`LONG_FUNCTION_LINES`].
 const MAX_LONG_FUNCTIONS: usize = 76;
 /// Lines allowed to be wider than [`WIDE_LINE_COLS`].
-const MAX_WIDE_LINES: usize = 144;
+const MAX_WIDE_LINES: usize = 143;
 
 const LONG_FUNCTION_LINES: usize = 70;
 const WIDE_LINE_COLS: usize = 100;

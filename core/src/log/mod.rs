@@ -13,6 +13,10 @@
 //!                                  leader_epoch_cache)
 //! 00000000000000052341.snapshot    idempotent-producer state below offset 52341 (see
 //!                                  producer_state for the format, producer_snapshots for when)
+//! cleaner-offset-checkpoint        compacted logs: text "0\n<first dirty offset>\n" (see cleaner)
+//! 00000000000000000000.swap        a cleaning's commit marker, present only while its swap runs
+//! 00000000000000000000.log.cleaned a cleaning's output (also .index.cleaned, .timeindex.cleaned)
+//!                                  before the swap renames it over the source (see cleaner)
 //! ```
 //!
 //! ## Invariants
@@ -108,6 +112,10 @@ mod segment;
 #[cfg(test)]
 mod tests;
 
+pub use cleaner::{
+    CLEAN_STEP_BYTES, CLEANER_CHECKPOINT, CleanReport, CleanStep, CleanTask, Cleanable,
+    DEFAULT_DEDUPE_BUFFER_BYTES, RetainStats, TaskStats, read_cleaner_checkpoint,
+};
 pub use leader_epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
 pub use partition_log::PartitionLog;
 

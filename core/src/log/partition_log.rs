@@ -780,6 +780,12 @@ impl PartitionLog {
                 .map_err(io_err("sync truncation", &dir))?;
         }
         self.truncations += 1;
+        // Offsets re-appended above the new end are dirty again, not clean.
+        super::cleaner::truncate_cleaner_checkpoint(
+            &*self.storage,
+            &self.dir,
+            self.log_end_offset(),
+        )?;
         self.flushed_offset = self.flushed_offset.min(self.log_end_offset());
         // The recovery point on disk must not stay above the new log end: batches appended next
         // are unsynced, and recovery would take them for fsynced data. Lowered here, before any

@@ -93,6 +93,9 @@ impl PartitionLog {
         storage
             .create_dir_all(&dir)
             .map_err(io_err("create log dir", &dir))?;
+        // A cleaning's swap cut short by a crash is finished (committed) or rolled back before
+        // the segments are listed (`cleaner::swap`).
+        super::cleaner::recover_swap(&*storage, &dir)?;
         let names = storage
             .list_dir(&dir)
             .map_err(io_err("list log dir", &dir))?;
@@ -361,8 +364,9 @@ impl PartitionLog {
 /// Kafka's index sanity check: walking its batch headers reaches exactly the end of the file, and
 /// offsets up to `end` (a sealed segment: at or below the next segment's base offset, a gap
 /// before it being the cleaner's; the active one: exactly where the checkpoint says the synced
-/// indexes end), the `.timeindex` matches the headers (`Segment::walk_tail`), and both indexes hold their
-/// invariants (`Index::find_violation`: sorted, inside the segment, the file what memory says).
+/// indexes end), the `.timeindex` matches the headers (`Segment::walk_tail`), and both indexes
+/// hold their invariants (`Index::find_violation`: sorted, inside the segment, the file what
+/// memory says).
 /// On success sets the segment's end, last batch and newest timestamp (and, for the active
 /// segment, what appends continue from). An `.index` entry that is well-formed but points at
 /// the wrong batch is caught when it is used (`Segment::walk_start` verifies each entry it

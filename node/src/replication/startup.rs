@@ -138,6 +138,8 @@ async fn start_controller(
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid controller settings: {e}"))?;
     service.seed = seed;
+    // Topic config changes are checked against this node's broker defaults.
+    service.topic_configs = Arc::new(crate::topic_config::TopicConfigTable::new(config.clone()));
     service.tick_ms = (election_ms / 10).max(10);
     service.request_timeout = Duration::from_millis(
         config

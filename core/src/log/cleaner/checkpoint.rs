@@ -63,7 +63,6 @@ pub fn write_cleaner_checkpoint(
 /// truncation (Kafka's `LogCleanerManager.maybeTruncateCheckpoint`). Without it, batches
 /// appended at the truncated offsets would sit below the checkpoint, in the clean section,
 /// without ever entering an offset map: their older values would survive a tombstone's expiry.
-#[allow(dead_code)] // until `PartitionLog::cut_to` and `start_afresh_at` call it
 pub fn truncate_cleaner_checkpoint(
     storage: &dyn Storage,
     dir: &Path,

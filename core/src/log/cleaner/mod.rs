@@ -100,20 +100,13 @@ mod task;
 mod tests;
 mod writer;
 
-// What the node needs; `log/mod.rs` re-exports it (until then the imports look unused).
-#[allow(unused_imports)]
+// What the node needs; `log/mod.rs` re-exports it.
 pub use checkpoint::{CLEANER_CHECKPOINT, read_cleaner_checkpoint, truncate_cleaner_checkpoint};
-#[allow(unused_imports)]
 pub use finish::CleanReport;
-#[allow(unused_imports)]
 pub use plan::Cleanable;
-#[allow(unused_imports)]
 pub use retain::RetainStats;
-#[allow(unused_imports)]
 pub use swap::recover_swap;
-#[allow(unused_imports)]
 pub use task::{CLEAN_STEP_BYTES, CleanStep, CleanTask, TaskStats};
 
 /// Kafka's default `log.cleaner.dedupe.buffer.size` (the offset map's budget), 128 MiB.
-#[allow(dead_code)] // until `log/mod.rs` re-exports it for the node
 pub const DEFAULT_DEDUPE_BUFFER_BYTES: usize = 128 << 20;

@@ -165,7 +165,6 @@ fn remove_if_present(storage: &dyn Storage, path: &Path) -> Result<(), LogError>
 /// lists the segments. Every valid marker's swap is completed ([`apply`]); then every invalid
 /// marker and every `.cleaned` file left is deleted (a cleaning that never reached its commit
 /// point) and, if anything was, the directory is synced. Returns how many swaps it completed.
-#[allow(dead_code)] // until `PartitionLog::open` calls it (recovery.rs)
 pub fn recover_swap(storage: &dyn Storage, dir: &Path) -> Result<usize, LogError> {
     let names = match storage.list_dir(dir) {
         Ok(n) => n,
