@@ -7,9 +7,10 @@
 use madsim::runtime::{Handle, Runtime};
 use strata_sim::harness::nemesis::Swarm;
 use strata_sim::harness::run::{Options, Outcome, run};
-use strata_sim::harness::sweep::run_on_fresh_thread;
+use strata_sim::harness::sweep::{init_logging, run_on_fresh_thread};
 
 fn run_with(seed: u64, opts: Options) -> Outcome {
+    init_logging();
     run_on_fresh_thread(seed, opts)
 }
 

@@ -71,6 +71,17 @@ impl PartitionLog {
     /// Applies new settings; they take effect on the next append / retention pass.
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
+        if self.config.cleanup_policy.compact {
+            for seg in self.segments.values_mut() {
+                seg.gaps = true;
+            }
+        }
+    }
+
+    /// Whether this log may hold offset gaps: compacted now, or ever (sticky; see
+    /// `Segment::gaps`).
+    pub(super) fn gaps_allowed(&self) -> bool {
+        self.config.cleanup_policy.compact || self.segments.values().any(|s| s.gaps)
     }
 
     pub fn log_start_offset(&self) -> Offset {
@@ -344,8 +355,12 @@ impl PartitionLog {
         let log_end = self.log_end_offset();
         let mut next = log_end;
         let mut staged = self.epochs.entries().to_vec();
+        // Only a compacted topic's leader has gaps to copy; on any other topic a batch that does
+        // not start exactly at the log end means the leader's answer was damaged or misread, and
+        // taking it would leave a permanent hole here.
+        let gaps = self.gaps_allowed();
         for h in headers {
-            if h.base_offset < next {
+            if h.base_offset < next || (!gaps && h.base_offset != next) {
                 return Err(LogError::OffsetMismatch {
                     expected: next,
                     got: h.base_offset,
@@ -509,8 +524,9 @@ impl PartitionLog {
         self.active_mut()
             .seal()
             .map_err(io_err("seal", &time_index_path(&dir, base)))?;
-        let seg = Segment::create(&*self.storage, &dir, base)
+        let mut seg = Segment::create(&*self.storage, &dir, base)
             .map_err(io_err("create segment", &log_path(&dir, base)))?;
+        seg.gaps = self.gaps_allowed();
         self.segments.insert(base, seg);
         self.dir_generation += 1;
         Ok(())
@@ -649,7 +665,14 @@ impl PartitionLog {
             }
             // Nothing at or after `offset` here below the bound: the segment ends first (a gap
             // at its end, or it is empty), or its next batch reaches the bound, and then so do
-            // those of the later segments (their base is at or above that batch's end).
+            // those of the later segments (their base is at or above that batch's end). In a
+            // dense log (`Segment::gaps`) the segment holds every offset below its end, so
+            // there a miss can only be a header damaged on its way from the disk that made the
+            // walk overshoot: going on to the next segment would skip this one's remaining
+            // batches, so the read answers nothing and the caller reads again.
+            if !seg.gaps && offset < seg.next_offset {
+                break;
+            }
         }
         Ok(ReadResult::default())
     }

@@ -111,9 +111,13 @@ impl PartitionLog {
             ..Default::default()
         };
         let mut segments = BTreeMap::new();
+        // Gaps are allowed in a compacted log, or one a cleaner ever swapped (its checkpoint).
+        let gaps = config.cleanup_policy.compact
+            || super::cleaner::read_cleaner_checkpoint(&*storage, &dir).is_some();
         if bases.is_empty() {
-            let seg = Segment::create(&*storage, &dir, Offset::ZERO)
+            let mut seg = Segment::create(&*storage, &dir, Offset::ZERO)
                 .map_err(io_err("create segment", &dir))?;
+            seg.gaps = gaps;
             segments.insert(Offset::ZERO, seg);
         }
 
@@ -143,6 +147,7 @@ impl PartitionLog {
             let next_base = bases.get(i + 1).copied();
             let (mut seg, sound) = Segment::open(&*storage, &dir, base, is_last)
                 .map_err(io_err("open segment", &path))?;
+            seg.gaps = gaps;
             let may_be_unflushed = next_base.is_none_or(|n| n > recovery_point);
             // Index files are synced once, after the segment is sealed: only segments the
             // checkpoint says were past that point may keep theirs without a scan. The active

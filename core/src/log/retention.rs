@@ -203,8 +203,10 @@ impl PartitionLog {
         self.storage
             .sync_dir(&self.dir)
             .map_err(io_err("sync log dir", &self.dir))?;
-        let seg = Segment::create(&*self.storage, &self.dir, offset)
+        let gaps = self.gaps_allowed();
+        let mut seg = Segment::create(&*self.storage, &self.dir, offset)
             .map_err(io_err("create segment", &log_path(&self.dir, offset)))?;
+        seg.gaps = gaps;
         self.segments.insert(offset, seg);
         self.storage
             .sync_dir(&self.dir)

@@ -144,6 +144,7 @@ impl PartitionLog {
             let e = std::io::Error::new(std::io::ErrorKind::InvalidData, why);
             return Err(io_err("open cleaned segment", path)(e));
         }
+        seg.gaps = true;
         seg.next_offset = w.next_offset;
         seg.last_batch_offset = w.last_batch_offset;
         seg.max_timestamp = w.max_timestamp;

@@ -487,7 +487,8 @@ fn stamped(tag: usize, n: usize, base_offset: i64, epoch: i32) -> Vec<u8> {
     b
 }
 
-/// Gaps are allowed (a compacted leader's log has them), going back or overlapping is not.
+/// Gaps are allowed in a compacted log (its leader's has them), going back or overlapping is
+/// not.
 /// Kafka refuses only an offset below the log end (`UnexpectedAppendOffsetException`) or
 /// batches out of order within the fetch (`OffsetsOutOfOrderException`).
 #[test]
@@ -501,7 +502,7 @@ fn follower_append_refuses_overlaps_damage_and_older_epochs() {
         (stamped(1, 1, 1, 3), 2, 1),
         (stamped(1, 1, 0, 3), 2, 0),
         ([stamped(1, 2, 2, 3), stamped(2, 1, 3, 3)].concat(), 4, 3),
-        ([stamped(1, 1, 5, 3), stamped(2, 1, 5, 3)].concat(), 6, 5),
+        ([stamped(1, 1, 2, 3), stamped(2, 1, 2, 3)].concat(), 3, 2),
     ] {
         let err = log
             .append_replicated(Bytes::from(bytes), 0)
@@ -518,7 +519,20 @@ fn follower_append_refuses_overlaps_damage_and_older_epochs() {
         }
         assert_eq!(log.log_end_offset(), Offset(2), "nothing written");
     }
-    // More than `i32::MAX` offsets above the log end: no segment could index it.
+    // A gap in a log that is not compacted: its leader has none, so the answer was damaged.
+    let err = log
+        .append_replicated(Bytes::from(stamped(1, 1, 5, 3)), 0)
+        .expect_err("a gap in a dense log");
+    assert!(
+        matches!(err, LogError::OffsetMismatch { expected, got }
+            if expected == Offset(2) && got == Offset(5)),
+        "{err}"
+    );
+    // A compacted log takes gaps, but not more than `i32::MAX` offsets above the log end: no
+    // segment could index it.
+    let mut config = small_config();
+    config.cleanup_policy = CleanupPolicy::COMPACT;
+    log.set_config(config);
     let far = stamped(1, 1, 2 + i64::from(i32::MAX), 3);
     let err = log
         .append_replicated(Bytes::from(far), 0)

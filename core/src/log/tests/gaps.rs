@@ -49,11 +49,19 @@ fn at(base: i64, n: usize, ts: i64) -> Vec<u8> {
     b
 }
 
+/// Gaps are allowed only in a compacted log (`compact,delete` here, so time retention still
+/// runs); any other demands dense offsets (`Segment::gaps`).
+const GAPPED: CleanupPolicy = CleanupPolicy {
+    delete: true,
+    compact: true,
+};
+
 /// Small segments and a dense `.index`, so gaps fall at segment boundaries and index lookups.
 fn gap_config() -> LogConfig {
     LogConfig {
         segment_bytes: 400,
         index_interval_bytes: 90,
+        cleanup_policy: GAPPED,
         ..LogConfig::default()
     }
 }
@@ -489,7 +497,10 @@ fn a_gapped_log_recovers_after_a_crash_with_a_torn_tail() {
 fn a_corrupt_batch_after_a_gap_is_kept_and_refused() {
     let s = MemStorage::new();
     let specs = [(0, 2, 1), (6, 3, 2), (12, 1, 3), (20, 2, 4)];
-    let config = LogConfig::default();
+    let config = LogConfig {
+        cleanup_policy: GAPPED,
+        ..LogConfig::default()
+    };
     let (mut log, _) = open(&s, config.clone());
     for &(base, n, ts) in &specs {
         log.append_replicated(Bytes::from(at(base, n, ts)), 0)
@@ -631,6 +642,7 @@ proptest! {
         let config = LogConfig {
             segment_bytes,
             index_interval_bytes: index_interval,
+            cleanup_policy: GAPPED,
             ..LogConfig::default()
         };
         let s = MemStorage::new();
