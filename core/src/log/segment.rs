@@ -384,6 +384,12 @@ impl Segment {
         Ok(validate_batch(&raw).ok())
     }
 
+    /// Whether a batch at `base` may follow where the chain expects `expected`: exactly there,
+    /// or after it in a log that allows gaps ([`Segment::gaps`]).
+    fn follows(&self, base: Offset, expected: Offset) -> bool {
+        base == expected || (self.gaps && base > expected)
+    }
+
     /// Walks and validates every batch from `position` (where a batch starting at or after
     /// `offset` must be) to the end of the file, setting sizes and timestamps and — when
     /// `reindex` — the indexes (which the caller has cleared). A valid batch (CRC, header) whose
@@ -409,7 +415,7 @@ impl Segment {
         while pos < file_size {
             let valid = self
                 .read_valid_batch(pos, file_size)?
-                .filter(|h| h.base_offset >= self.next_offset && self.fits(h));
+                .filter(|h| self.follows(h.base_offset, self.next_offset) && self.fits(h));
             if let Some(h) = valid {
                 self.on_batch(pos, &h, index_interval, None)?;
                 pos += h.total_size() as u64;
@@ -423,9 +429,9 @@ impl Segment {
                 let next = self.read_valid_batch(next_pos, file_size)?;
                 // The follower's base offset is outside its CRC: accept it only where the corrupt
                 // batch could have ended (each record takes at least one byte of it), counted
-                // from its own stored base offset when that is plausible (gaps allowed: it may
-                // start after `next_offset`), else from `next_offset`.
-                let start = if bad.base_offset >= self.next_offset && self.fits(&bad) {
+                // from its own stored base offset when that is plausible (where the chain
+                // expects a batch, or after it where gaps are allowed), else from `next_offset`.
+                let start = if self.follows(bad.base_offset, self.next_offset) && self.fits(&bad) {
                     bad.base_offset
                 } else {
                     self.next_offset
@@ -531,7 +537,7 @@ impl Segment {
             // (say negative) delta would otherwise let a walk step over its batch as if it ended
             // before the offset sought.
             Some(h)
-                if (h.base_offset == expected || (self.gaps && h.base_offset > expected))
+                if self.follows(h.base_offset, expected)
                     && h.last_offset_delta >= 0
                     && h.record_count >= 0
                     && i64::from(h.record_count) <= i64::from(h.last_offset_delta) + 1
@@ -654,8 +660,7 @@ impl Segment {
                     break;
                 }
             };
-            if h.base_offset < expected
-                || (!self.gaps && h.base_offset != expected)
+            if !self.follows(h.base_offset, expected)
                 || !self.fits(&h)
                 || validate_batch(&rest[..h.total_size()]).is_err()
             {
