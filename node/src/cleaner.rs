@@ -41,13 +41,23 @@ pub async fn cleaner_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
             _ = stop.changed() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        for topic in broker.topics().into_values() {
-            for p in &topic.partitions {
-                if *stop.borrow() {
-                    return;
-                }
-                clean_partition(p, &settings, &mut stop).await;
+        clean_round(&broker, &settings, &mut stop).await;
+    }
+}
+
+/// One round: a cleaning of every log this broker holds where one is due, one log at a time,
+/// until `stop`.
+pub(crate) async fn clean_round(
+    broker: &Broker,
+    settings: &CleanerConfig,
+    stop: &mut watch::Receiver<bool>,
+) {
+    for topic in broker.topics().into_values() {
+        for p in &topic.partitions {
+            if *stop.borrow() {
+                return;
             }
+            clean_partition(p, settings, stop).await;
         }
     }
 }

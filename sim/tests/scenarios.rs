@@ -923,6 +923,40 @@ fn group_member_paused_past_session() {
 }
 
 /// Counts of a group history's operations, for the scenarios' logs.
+/// `__consumer_offsets` is compacted (#16): two members commit for an hour of simulated time on
+/// one node whose offsets partition rolls 4 KiB segments and never snapshots. Compaction alone
+/// keeps the partition within a few segments at every minute's sample, while far more was
+/// written than that; no acknowledged commit is lost (the group checkers).
+#[test]
+fn offsets_topic_bounded_for_an_hour() {
+    use strata_sim::harness::group_scenarios;
+
+    let seed = 3;
+    let seen = staged(seed, group_scenarios::offsets_topic_bounded_for_an_hour);
+    let history = &seen.scenario.history;
+    assert!(
+        seen.scenario.report.is_valid(),
+        "seed {seed}\n{}",
+        seen.scenario.report.render(history)
+    );
+    eprintln!(
+        "seed {seed}: {}; __consumer_offsets: {} records written, at most {} bytes on disk \
+         (at the end {} bytes, log start {})",
+        group_summary(history),
+        seen.records_written,
+        seen.max_bytes,
+        seen.end_bytes,
+        seen.log_start
+    );
+    assert_eq!(seen.log_start, 0, "no snapshot moved the log start");
+    assert!(seen.records_written > 5_000, "{} records", seen.records_written);
+    assert!(
+        seen.max_bytes <= 10 * 4096,
+        "the partition grew to {} bytes",
+        seen.max_bytes
+    );
+}
+
 fn group_summary(history: &strata_sim::group_history::GroupHistory) -> String {
     use strata_sim::group_history::{GroupCall, GroupOutcome};
     let count = |f: &dyn Fn(&strata_sim::group_history::GroupOp) -> bool| {

@@ -11,12 +11,19 @@
 //!
 //! ## Size
 //!
-//! Kafka keeps the topic bounded by compaction, which Strata does not have yet, and only
-//! `cleanup.policy=delete` exists. Time or size retention is *wrong* for this topic: it would
-//! delete the only record of a live group's metadata or of an offset committed long ago and
-//! never changed since, and consumers would silently restart from `auto.offset.reset`. So the
-//! topic is created with `retention.ms=-1` and `retention.bytes=-1`, and is kept bounded by
-//! **snapshots** instead:
+//! As in Kafka, the topic is compacted (`cleanup.policy=compact`): every record is keyed (a
+//! group's metadata by the group, a committed offset by group, topic and partition; a
+//! tombstone's key names what it deletes), so the log cleaner keeps only each key's latest
+//! record and drops tombstones after `delete.retention.ms` — replaying the cleaned log gives
+//! the same image as replaying everything. Time or size retention would be *wrong* for this
+//! topic: it would delete the only record of a live group's metadata or of an offset committed
+//! long ago and never changed since, and consumers would silently restart from
+//! `auto.offset.reset`; so there is none (`retention.ms=-1`, `retention.bytes=-1`).
+//!
+//! Compaction never touches the active segment, which rolls only at
+//! `offsets.topic.segment.bytes` (100 MiB, as Kafka's), and needs a cleaner run
+//! (`log.cleaner.enable`). The coordinators also keep their partitions bounded on their own,
+//! by **snapshots** (older topics, created before compaction, rely on them alone):
 //!
 //! 1. Each coordinator counts the records written to its partition since its last snapshot
 //!    started. Past `max(offsets.snapshot.min.records, 2 × its live records)` it re-emits its
@@ -50,11 +57,11 @@ use crate::config::Config;
 /// Kafka's name for the offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// The topic-level configs the offsets topic is created with (see the module docs): no
-/// retention, segments of the broker's `offsets.topic.segment.bytes`.
+/// The topic-level configs the offsets topic is created with (see the module docs): compacted,
+/// no retention, segments of the broker's `offsets.topic.segment.bytes`.
 pub fn topic_configs(config: &Config) -> BTreeMap<String, String> {
     [
-        ("cleanup.policy", "delete"),
+        ("cleanup.policy", "compact"),
         ("retention.ms", "-1"),
         ("retention.bytes", "-1"),
         ("segment.bytes", config.value("offsets.topic.segment.bytes")),

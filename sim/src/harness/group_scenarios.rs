@@ -7,6 +7,9 @@
 //! - [`member_paused_past_session`]: one of two members stops for longer than its session
 //!   timeout; the other must take every partition in a new generation, and the paused member's
 //!   commit as its old generation must be refused and never be read back.
+//! - [`offsets_topic_bounded_for_an_hour`]: two members commit for an hour of simulated time on
+//!   one node whose `__consumer_offsets` rolls 4 KiB segments and never snapshots: compaction
+//!   alone must keep the partition bounded, and no acknowledged commit may be lost.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -44,13 +47,27 @@ struct Stage {
 }
 
 async fn stage(seed: u64, members: usize) -> Stage {
-    let cluster = Cluster::start(3, seed, &settings(3));
+    stage_on(3, seed, members, &[], Duration::from_millis(50)).await
+}
+
+/// A stage on `nodes` nodes with `extra` broker settings, the producer sending every `every`.
+async fn stage_on(
+    nodes: usize,
+    seed: u64,
+    members: usize,
+    extra: &[&str],
+    every: Duration,
+) -> Stage {
+    let mut config = settings(nodes);
+    config.extend(extra.iter().map(|s| s.to_string()));
+    let cluster = Cluster::start(nodes, seed, &config);
     let addrs = cluster.client_addrs();
+    let rf = nodes.min(3) as i16;
     let created = {
         let addrs = addrs.clone();
         cluster
             .client
-            .spawn(async move { create_topic(&addrs, TOPIC, 3, 3).await })
+            .spawn(async move { create_topic(&addrs, TOPIC, 3, rf).await })
             .await
             .expect("set-up task")
     };
@@ -62,7 +79,7 @@ async fn stage(seed: u64, members: usize) -> Stage {
     let mut tasks = vec![cluster.client.spawn(workload::run_producer(
         w.clone(),
         0,
-        Duration::from_millis(50),
+        every,
         false,
     ))];
     for i in 0..members {
@@ -201,4 +218,70 @@ pub async fn member_paused_past_session(seed: u64) -> GroupScenario {
     s.await_commits(3, Duration::from_secs(60), "after the pause")
         .await;
     s.finish("member paused past its session", faults_at).await
+}
+
+/// What [`offsets_topic_bounded_for_an_hour`] measured of the group's `__consumer_offsets`
+/// partition, sampled every simulated minute.
+pub struct OffsetsSize {
+    pub scenario: GroupScenario,
+    /// Records written to the partition (its log end offset at the end).
+    pub records_written: i64,
+    /// The largest size the partition had on disk at a sample, and its size at the end.
+    pub max_bytes: u64,
+    pub end_bytes: u64,
+    /// Its log start offset at the end (snapshots never move it in this scenario).
+    pub log_start: i64,
+}
+
+/// See the module docs: the settings make compaction the only bound (snapshots only past a
+/// million records; 4 KiB segments; the cleaner every second).
+pub async fn offsets_topic_bounded_for_an_hour(seed: u64) -> OffsetsSize {
+    let extra = [
+        "offsets.topic.segment.bytes=4096",
+        "offsets.snapshot.min.records=1000000",
+        "log.cleaner.backoff.ms=1000",
+    ];
+    let s = stage_on(1, seed, 2, &extra, Duration::from_millis(500)).await;
+    s.await_commits(5, Duration::from_secs(60), "before the hour")
+        .await;
+    let mut max_bytes = 0;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        max_bytes = max_bytes.max(s.offsets_partition().0);
+    }
+    let (end_bytes, records_written, log_start) = s.offsets_partition();
+    let scenario = s.finish("offsets_topic_bounded_for_an_hour", Vec::new()).await;
+    OffsetsSize {
+        scenario,
+        records_written,
+        max_bytes: max_bytes.max(end_bytes),
+        end_bytes,
+        log_start,
+    }
+}
+
+impl Stage {
+    /// The size on disk, log end and log start of the group's offsets partition on the broker
+    /// leading it.
+    fn offsets_partition(&self) -> (u64, i64, i64) {
+        let partition = partition_for(GROUP, OFFSETS_PARTITIONS);
+        let Some(i) = self.coordinator() else {
+            return (0, 0, 0);
+        };
+        let brokers = self.cluster.live_brokers();
+        let Some((_, b)) = brokers.iter().find(|(j, _)| *j == i) else {
+            return (0, 0, 0);
+        };
+        let Some(p) = b.partition("__consumer_offsets", partition) else {
+            return (0, 0, 0);
+        };
+        let guard = p.log();
+        guard.as_ref().map_or((0, 0, 0), |log| {
+            (
+                log.size_bytes(),
+                log.log_end_offset().0,
+                log.log_start_offset().0,
+            )
+        })
+    }
 }

@@ -591,3 +591,70 @@ async fn the_offsets_topic_stays_bounded_and_reloads_the_latest_offsets() {
     assert_eq!(offsets_log(&broker).2, log_start, "the log start survives");
     assert_eq!(committed(&broker, 3).await, latest);
 }
+
+/// `__consumer_offsets` is compacted (issue #16, as Kafka's): created with
+/// `cleanup.policy=compact`, and with the coordinator's snapshots out of the way, a cleaner
+/// round over 600 commits of the same three partitions (600 batches, dozens of 1 KiB segments)
+/// leaves the partition a small fraction of what was written; the coordinator still answers
+/// the latest offsets, and after a restart loads exactly them from the cleaned log.
+#[tokio::test]
+async fn the_offsets_topic_is_compacted_and_loads_the_latest_offsets_after_cleaning() {
+    let settings = [
+        ("offsets.topic.segment.bytes", "1024"),
+        ("offsets.snapshot.min.records", "1000000"),
+    ];
+    let storage = MemStorage::new();
+    let broker = open_with(&storage, &settings);
+    broker
+        .create_topic("t", 3, Default::default(), false)
+        .expect("topic");
+    assert_eq!(find(&broker, 3, "g").await.error_code, 0);
+    committed(&broker, 3).await; // loaded
+    let compacted = |broker: &Arc<Broker>| {
+        let partition =
+            super::GroupCoordinators::partition_of(broker.as_ref(), "g").expect("partition");
+        let p = broker.partition(OFFSETS_TOPIC, partition).expect("offsets");
+        let guard = p.log();
+        guard.as_ref().expect("a log").config().cleanup_policy
+    };
+    assert!(compacted(&broker).compact && !compacted(&broker).delete);
+    let mut latest = vec![0; 3];
+    for i in 0..600i64 {
+        latest = vec![i * 10, i * 10 + 1, i * 10 + 2];
+        let r: OffsetCommitResponse =
+            round_trip(&broker, ApiKey::OffsetCommit, 8, &commit_all(&latest)).await;
+        assert!(r.topics[0].partitions.iter().all(|p| p.error_code == 0));
+    }
+    let (segments, written, log_start) = offsets_log(&broker);
+    assert_eq!(log_start, 0, "no snapshot deleted anything");
+    assert!(segments > 20, "{segments} segments");
+
+    // The cleaner takes only what the recovery checkpoint on disk says is durable (the
+    // server's checkpoint loop writes it).
+    assert!(broker.flush_all().await);
+    broker.checkpoint_recovery_points(false);
+    let (_stop_tx, mut stop) = crate::sync::watch::channel(false);
+    crate::cleaner::clean_round(&broker, &broker.config.cleaner, &mut stop).await;
+    let (_, cleaned, _) = offsets_log(&broker);
+    println!(
+        "__consumer_offsets: {segments} segments, {written} bytes before cleaning, {cleaned} after"
+    );
+    // What stays: the active segment (at most 1 KiB), and per cleaned segment the latest of
+    // each of the few keys (rewritten into one batch each).
+    assert!(
+        cleaned * 4 < written,
+        "{written} bytes before cleaning, {cleaned} after"
+    );
+    assert_eq!(committed(&broker, 3).await, latest);
+
+    broker.groups.shutdown();
+    assert!(broker.flush_all().await);
+    drop(broker);
+    let broker = open_with(&storage, &settings);
+    assert_eq!(
+        offsets_log(&broker).1,
+        cleaned,
+        "the cleaned log is what reopens"
+    );
+    assert_eq!(committed(&broker, 3).await, latest);
+}
