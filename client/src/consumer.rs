@@ -68,6 +68,11 @@ pub struct FetchedPartition {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Vec<ConsumedRecord>,
+    /// The offset after the last whole batch returned (its base offset + `lastOffsetDelta` + 1),
+    /// where the next fetch starts: past records a compacted topic's cleaner removed from the
+    /// batch's end, past batches it emptied, and past control batches — as Kafka's consumers
+    /// move on. `None` if no whole batch came back.
+    pub next_offset: Option<i64>,
 }
 
 /// Long-poll settings of a fetch.
@@ -168,6 +173,21 @@ pub fn decode_records(
     Ok(out)
 }
 
+/// The offset after the last whole batch in `records` (see [`FetchedPartition::next_offset`]).
+pub fn next_offset_after(records: &Bytes) -> Option<i64> {
+    BatchIter::new(records)
+        .map_while(Result::ok)
+        .last()
+        .map(|(_, h)| h.next_offset().0)
+}
+
+/// The position after a fetch that started at `from` and returned `fetched`: never back.
+pub fn advanced(from: i64, fetched: &FetchedPartition) -> i64 {
+    let after_records = fetched.records.last().map(|r| r.offset + 1);
+    from.max(after_records.unwrap_or(from))
+        .max(fetched.next_offset.unwrap_or(from))
+}
+
 /// A consumer of explicitly assigned partitions over one connection.
 pub struct Consumer {
     conn: Arc<Connection>,
@@ -209,9 +229,8 @@ impl Consumer {
         let resp = self.conn.request(&req, version).await?;
         let fetched = fetched_partitions(&resp, &self.positions)?;
         for f in &fetched {
-            if let Some(last) = f.records.last() {
-                self.positions
-                    .insert((f.topic.clone(), f.partition), last.offset + 1);
+            if let Some(from) = self.positions.get_mut(&(f.topic.clone(), f.partition)) {
+                *from = advanced(*from, f);
             }
         }
         Ok(fetched)
@@ -248,9 +267,9 @@ pub fn fetched_partitions(
                 .copied()
                 .unwrap_or(0);
             let error = ErrorCode(p.error_code);
-            let records = match (&p.records, error.is_ok()) {
-                (Some(r), true) => decode_records(r, from)?,
-                _ => Vec::new(),
+            let (records, next_offset) = match (&p.records, error.is_ok()) {
+                (Some(r), true) => (decode_records(r, from)?, next_offset_after(r)),
+                _ => (Vec::new(), None),
             };
             out.push(FetchedPartition {
                 topic: topic.clone(),
@@ -259,6 +278,7 @@ pub fn fetched_partitions(
                 high_watermark: p.high_watermark,
                 log_start_offset: p.log_start_offset,
                 records,
+                next_offset,
             });
         }
     }
@@ -285,6 +305,46 @@ mod tests {
         assert_eq!(offsets, vec![6, 7]);
         assert_eq!(recs[0].value.as_deref(), Some(&b"a1"[..]));
         assert_eq!(recs[1].timestamp, 20);
+    }
+
+    /// A compacted topic's batches may end with removed records or hold none (the cleaner keeps
+    /// an idempotent producer's last batch empty): the position moves past the whole batch, as
+    /// Kafka's consumers do, so the next fetch does not return the same batch again.
+    #[test]
+    fn the_position_moves_past_cleaned_and_emptied_batches() {
+        use strata_core::record::{decode_batch, encode_batch};
+        // Offsets 10..=11, only 10 kept; then 12..=12 emptied.
+        let mut pair = build_batch(&[(b"v0", Some(b"k0")), (b"v1", Some(b"k1"))], 10);
+        assign_offset(&mut pair, Offset(10), LeaderEpoch(0));
+        let pair = decode_batch(&pair).expect("decode");
+        let cleaned = encode_batch(&pair.header, &pair.records[..1], None).expect("encode");
+        let mut one = build_batch(&[(b"v2", Some(b"k2"))], 10);
+        assign_offset(&mut one, Offset(12), LeaderEpoch(0));
+        let one = decode_batch(&one).expect("decode");
+        let emptied = encode_batch(&one.header, &[], None).expect("encode");
+        let records = Bytes::from([cleaned, emptied].concat());
+        assert_eq!(next_offset_after(&records), Some(13));
+        let fetched = FetchedPartition {
+            topic: "t".into(),
+            partition: 0,
+            error: ErrorCode::NONE,
+            high_watermark: 13,
+            log_start_offset: 0,
+            records: decode_records(&records, 10).expect("decode"),
+            next_offset: next_offset_after(&records),
+        };
+        assert_eq!(fetched.records.len(), 1);
+        assert_eq!(advanced(10, &fetched), 13, "past both batches, not to 11");
+        let none = FetchedPartition {
+            records: Vec::new(),
+            next_offset: None,
+            ..fetched
+        };
+        assert_eq!(
+            advanced(10, &none),
+            10,
+            "nothing returned: the position stays"
+        );
     }
 
     #[test]

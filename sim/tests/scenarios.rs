@@ -949,7 +949,11 @@ fn offsets_topic_bounded_for_an_hour() {
         seen.log_start
     );
     assert_eq!(seen.log_start, 0, "no snapshot moved the log start");
-    assert!(seen.records_written > 5_000, "{} records", seen.records_written);
+    assert!(
+        seen.records_written > 5_000,
+        "{} records",
+        seen.records_written
+    );
     assert!(
         seen.max_bytes <= 10 * 4096,
         "the partition grew to {} bytes",

@@ -312,8 +312,8 @@ impl GroupConsumer {
                         continue;
                     }
                 }
-                if let Some(last) = part.records.last() {
-                    self.positions.insert(key, last.offset + 1);
+                if let Some(from) = self.positions.get_mut(&key) {
+                    *from = crate::consumer::advanced(*from, &part);
                 }
                 out.extend(part.records.into_iter().map(|record| ConsumerRecord {
                     topic: part.topic.clone(),

@@ -76,12 +76,11 @@ async fn stage_on(
     }
     let w = Workload::new(addrs.clone(), vec![TOPIC.to_string()], 3);
     let gw = GroupWorkload::new(addrs, vec![TOPIC.to_string()], 3);
-    let mut tasks = vec![cluster.client.spawn(workload::run_producer(
-        w.clone(),
-        0,
-        every,
-        false,
-    ))];
+    let mut tasks = vec![
+        cluster
+            .client
+            .spawn(workload::run_producer(w.clone(), 0, every, false)),
+    ];
     for i in 0..members {
         tasks.push(cluster.client.spawn(group_workload::run_member(
             gw.clone(),
@@ -250,7 +249,9 @@ pub async fn offsets_topic_bounded_for_an_hour(seed: u64) -> OffsetsSize {
         max_bytes = max_bytes.max(s.offsets_partition().0);
     }
     let (end_bytes, records_written, log_start) = s.offsets_partition();
-    let scenario = s.finish("offsets_topic_bounded_for_an_hour", Vec::new()).await;
+    let scenario = s
+        .finish("offsets_topic_bounded_for_an_hour", Vec::new())
+        .await;
     OffsetsSize {
         scenario,
         records_written,
