@@ -2,15 +2,16 @@
 //! [`super::run::Options::compacted_keys`] is non-zero: topic [`KV_TOPIC`], one partition,
 //! `cleanup.policy=compact` with small segments, a low dirty ratio and a short
 //! `delete.retention.ms` ([`topic_configs`]), and the brokers' cleaner woken every 200 ms and
-//! recovery points checkpointed every 500 ms ([`BROKER_SETTINGS`]), so segments roll and get cleaned, and tombstones expire, within a run.
+//! recovery points checkpointed every 500 ms ([`BROKER_SETTINGS`]), so segments roll and get
+//! cleaned, and tombstones expire, within a run.
 //!
 //! Two producers ([`PRODUCERS`]), each with two history processes, idempotent with `acks=-1` like
 //! the main workload's, send batches of one or two keyed records over `compacted_keys` keys
-//! (`k00`, `k01`, ...): values unique per run (a counter from 1, 8 bytes big-endian), one record
-//! in eight a tombstone (null value). Keys and choices come from rngs seeded from the run's
-//! seed. Every send is recorded in a [`KvHistory`] (invoke, then ok at its base offset, fail, or
-//! info). After the heal, [`final_read`] reads the partition from offset 0 to its high
-//! watermark; `checker::compaction` judges the two.
+//! (`k00`, `k01`, ..., the low ones hot, the high ones cold): values unique per run (a counter
+//! from 1, 8 bytes big-endian), one record in eight a tombstone (null value). Keys and choices
+//! come from rngs seeded from the run's seed. Every send is recorded in a [`KvHistory`]
+//! (invoke, then ok at its base offset, fail, or info). After the heal, [`final_read`] reads
+//! the partition from offset 0 to its high watermark; `checker::compaction` judges the two.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,13 +47,13 @@ pub const BROKER_SETTINGS: &[&str] = &[
 ];
 
 /// The compacted topic's configs: 2 KiB segments, clean as soon as 1% is dirty, tombstones kept
-/// 3 s after their segment was cleaned.
+/// 1 s after their segment was cleaned (short, so that cold keys' tombstones expire in a run).
 pub fn topic_configs() -> Vec<(&'static str, &'static str)> {
     vec![
         ("cleanup.policy", "compact"),
         ("segment.bytes", "2048"),
         ("min.cleanable.dirty.ratio", "0.01"),
-        ("delete.retention.ms", "3000"),
+        ("delete.retention.ms", "1000"),
     ]
 }
 
@@ -93,11 +94,19 @@ impl KvWorkload {
             .expect("kv history lock poisoned")
     }
 
-    /// One to two records: random keys, fresh values, one in eight a tombstone.
+    /// One to two records: random keys (skewed), fresh values, one in eight a tombstone.
     fn next_records(&self, rng: &mut StdRng) -> Vec<KvRecord> {
         (0..rng.random_range(1..=2))
             .map(|_| KvRecord {
-                key: format!("k{:02}", rng.random_range(0..self.keys)),
+                // Skewed (the least of three draws): hot keys are superseded at once, cold
+                // ones rarely, so their tombstones outlive `delete.retention.ms` and expire.
+                key: format!(
+                    "k{:02}",
+                    (0..3)
+                        .map(|_| rng.random_range(0..self.keys))
+                        .min()
+                        .unwrap_or(0)
+                ),
                 value: if rng.random_ratio(1, 8) {
                     KvValue::Tombstone
                 } else {
