@@ -265,13 +265,13 @@ pub async fn run(opts: Options) -> Outcome {
             opts.partitions,
             replication_factor(opts.nodes),
         );
-        let compacted = opts.compacted_keys > 0;
+        let compacted = (opts.compacted_keys > 0).then_some(opts.nodes);
         cluster.client.spawn(async move {
             for topic in &topics {
                 create_topic(&addrs, topic, partitions, rf).await?;
             }
-            if compacted {
-                let configs = compaction_workload::topic_configs();
+            if let Some(nodes) = compacted {
+                let configs = compaction_workload::topic_configs(nodes);
                 create_topic_with_configs(&addrs, KV_TOPIC, 1, rf, &configs).await?;
             }
             Ok::<(), String>(())
