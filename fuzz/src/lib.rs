@@ -16,6 +16,7 @@
 
 pub mod batch_validate;
 pub mod checkpoint_file;
+pub mod cleaner_model;
 pub mod controller_ops;
 pub mod dispatch;
 pub mod durable;
@@ -30,7 +31,10 @@ pub mod group_steps;
 pub mod image;
 pub mod index_files;
 pub mod input;
+pub mod log_cleaner;
+pub mod log_cleaner_seeds;
 pub mod log_ops;
+pub mod power_loss;
 pub mod producer_model;
 pub mod producer_ops;
 mod producer_replica;
@@ -48,6 +52,7 @@ pub use controller_ops::controller_ops;
 pub use group_coordinator::group_coordinator;
 pub use group_records::group_records;
 pub use index_files::index_files;
+pub use log_cleaner::log_cleaner;
 pub use log_ops::log_ops;
 pub use producer_ops::producer_ops;
 pub use producer_snapshot::producer_snapshot;
@@ -77,4 +82,5 @@ pub const TARGETS: &[Target] = &[
     ("group_coordinator", group_coordinator),
     ("group_records", group_records),
     ("record_codec", record_codec),
+    ("log_cleaner", log_cleaner),
 ];
