@@ -9,6 +9,10 @@
 //! `group_coordinator` drives the consumer-group coordinator (`strata_core::group`) as its
 //! driver does, and `group_records` the `__consumer_offsets` record formats.
 //!
+//! `log_cleaner` drives the log cleaner (issue #16) on a compacted log, on `PowerLossDisk`
+//! (`power_loss`), which also loses unsynced directory changes and fails on demand at the n-th
+//! operation (a crash in the middle of a cleaning).
+//!
 //! Every log target runs on `MemStorage` (`log_ops` and `producer_ops` through `DurableStorage`,
 //! which models lost unsynced writes), which has no IO errors: an `Err` from the log is a failure.
 
