@@ -9,6 +9,10 @@
 //! `group_coordinator` drives the consumer-group coordinator (`strata_core::group`) as its
 //! driver does, and `group_records` the `__consumer_offsets` record formats.
 //!
+//! `log_cleaner` drives the log cleaner (issue #16) on a compacted log, on `PowerLossDisk`
+//! (`power_loss`), which also loses unsynced directory changes and fails on demand at the n-th
+//! operation (a crash in the middle of a cleaning).
+//!
 //! Every log target runs on `MemStorage` (`log_ops` and `producer_ops` through `DurableStorage`,
 //! which models lost unsynced writes), which has no IO errors: an `Err` from the log is a failure.
 
@@ -16,6 +20,7 @@
 
 pub mod batch_validate;
 pub mod checkpoint_file;
+pub mod cleaner_model;
 pub mod controller_ops;
 pub mod dispatch;
 pub mod durable;
@@ -30,7 +35,10 @@ pub mod group_steps;
 pub mod image;
 pub mod index_files;
 pub mod input;
+pub mod log_cleaner;
+pub mod log_cleaner_seeds;
 pub mod log_ops;
+pub mod power_loss;
 pub mod producer_model;
 pub mod producer_ops;
 mod producer_replica;
@@ -48,6 +56,7 @@ pub use controller_ops::controller_ops;
 pub use group_coordinator::group_coordinator;
 pub use group_records::group_records;
 pub use index_files::index_files;
+pub use log_cleaner::log_cleaner;
 pub use log_ops::log_ops;
 pub use producer_ops::producer_ops;
 pub use producer_snapshot::producer_snapshot;
@@ -77,4 +86,5 @@ pub const TARGETS: &[Target] = &[
     ("group_coordinator", group_coordinator),
     ("group_records", group_records),
     ("record_codec", record_codec),
+    ("log_cleaner", log_cleaner),
 ];

@@ -60,6 +60,9 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, bytes) in crate::group_records::seeds() {
         out.push(("group_records", name, bytes));
     }
+    for (name, bytes) in crate::log_cleaner_seeds::seeds() {
+        out.push(("log_cleaner", name, bytes));
+    }
     out
 }
 

@@ -12,4 +12,5 @@ pub mod group_history;
 #[cfg(madsim)]
 pub mod harness;
 pub mod history;
+pub mod kv_history;
 pub mod observation;

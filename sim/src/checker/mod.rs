@@ -12,6 +12,10 @@
 //! going back); [`check_all_with`] runs them together with the history checkers.
 //! Their anomalies cite no history events.
 //!
+//! [`compaction`] judges the compacted-topic workload's own history ([`crate::kv_history`]):
+//! the latest value of each key survives the cleaner and nothing deleted comes back. The run
+//! adds its anomalies to the same [`Report`]; they cite no events of the main history either.
+//!
 //! Definitions follow Jepsen's Kafka workload (`jepsen.tests.kafka`) where Jepsen has the
 //! anomaly; each file says where ours deviates and why. Shared vocabulary:
 //!
@@ -32,6 +36,7 @@ use strata_core::types::Offset;
 use crate::history::{Call, History, OpIndex, OpKind, Operation, TopicPartition, Value};
 use crate::observation::Observations;
 
+pub mod compaction;
 pub mod consumer;
 pub mod duplicate;
 pub mod g1a;
@@ -239,6 +244,8 @@ pub enum Anomaly {
     Diverged(replica_divergence::Diverged),
     MissingBelowHighWatermark(replica_divergence::MissingBelowHighWatermark),
     ReplicaHighWatermarkRegression(replica_high_watermark::ReplicaHighWatermarkRegression),
+    /// Judged on the compacted-topic workload's own history ([`compaction`]).
+    Compaction(compaction::CompactionAnomaly),
 }
 
 impl Anomaly {
@@ -264,6 +271,7 @@ impl Anomaly {
             Anomaly::Diverged(_) => "diverged",
             Anomaly::MissingBelowHighWatermark(_) => "missing-below-hw",
             Anomaly::ReplicaHighWatermarkRegression(_) => "replica-high-watermark-regression",
+            Anomaly::Compaction(a) => a.name(),
         }
     }
 
@@ -288,7 +296,8 @@ impl Anomaly {
             | Anomaly::EpochWentBack(_)
             | Anomaly::Diverged(_)
             | Anomaly::MissingBelowHighWatermark(_)
-            | Anomaly::ReplicaHighWatermarkRegression(_) => Vec::new(),
+            | Anomaly::ReplicaHighWatermarkRegression(_)
+            | Anomaly::Compaction(_) => Vec::new(),
         }
     }
 }
@@ -316,6 +325,7 @@ impl fmt::Display for Anomaly {
             Anomaly::Diverged(a) => a.fmt(f),
             Anomaly::MissingBelowHighWatermark(a) => a.fmt(f),
             Anomaly::ReplicaHighWatermarkRegression(a) => a.fmt(f),
+            Anomaly::Compaction(a) => a.fmt(f),
         }
     }
 }

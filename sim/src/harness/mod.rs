@@ -1,6 +1,7 @@
 //! The simulation harness (madsim builds only): real `strata` nodes on simulated hosts with
 //! simulated disks ([`cluster`]), workload clients that record a history ([`workload`]),
-//! consumer-group members that record a group history ([`group_workload`]), a
+//! consumer-group members that record a group history ([`group_workload`]), keyed writers of
+//! a compacted topic that record a history of their own ([`compaction_workload`]), a
 //! nemesis that injects faults drawn per seed ([`nemesis`]), and one run of it all —
 //! fault phase, liveness phase, final read, checkers ([`run`]); and staged scenarios that
 //! need more choreography than a nemesis draw ([`redpanda_3039`], [`offline_replica`],
@@ -8,6 +9,7 @@
 //! [`group_scenarios`]).
 
 pub mod cluster;
+pub mod compaction_workload;
 pub mod deposed_leader_wait;
 pub mod divergent_epoch;
 pub mod group_scenarios;

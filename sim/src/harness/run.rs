@@ -1,6 +1,8 @@
 //! One simulated run: start the cluster, run the workload under the nemesis, heal and restart
 //! everything (liveness phase: writes must succeed again within a budget), read every partition
-//! from the log start (final read), and judge the history with every checker.
+//! from the log start (final read), and judge the history with every checker. With
+//! [`Options::compacted_keys`] the compacted-topic workload ([`compaction_workload`]) runs
+//! beside the main one, its final read comes last, and `checker::compaction` judges it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,14 +15,16 @@ use strata_client::{Admin, Connection, ConnectionConfig, Producer};
 use strata_core::ErrorCode;
 
 use super::cluster::Cluster;
+use super::compaction_workload::{self, KV_TOPIC, KvWorkload};
 use super::group_workload::{self, Behaviour, GroupWorkload};
 use super::nemesis::{Fault, Nemesis, Swarm};
 use super::observe;
 use super::workload::{self, TOPIC, Workload};
 use crate::checker::group::GroupReport;
-use crate::checker::{Anomaly, Report, check_all, check_all_with, producer_fencing};
+use crate::checker::{Anomaly, Report, check_all, check_all_with, compaction, producer_fencing};
 use crate::group_history::GroupHistory;
 use crate::history::{History, ProcessId};
+use crate::kv_history::KvHistory;
 use crate::observation::Observations;
 
 /// What one run does.
@@ -49,6 +53,8 @@ pub struct Options {
     /// Named scenario: after the fault phase, with the broker stopped, flip a byte in the payload
     /// of the first batch of its oldest segment (durable damage at rest), then restart it.
     pub corrupt_old_segment: bool,
+    /// Keys of the compacted-topic workload ([`compaction_workload`]; 0: not run).
+    pub compacted_keys: usize,
 }
 
 impl Options {
@@ -70,6 +76,7 @@ impl Options {
             group_members: 0,
             group_behaviour: Behaviour::SWEEP,
             corrupt_old_segment: false,
+            compacted_keys: 0,
         }
     }
 
@@ -90,20 +97,22 @@ impl Options {
     }
 
     /// The single-node sweep's run of `seed`: [`Options::for_seed`] with the consumer-group
-    /// workload on half the seeds. (Kept apart so the pinned seeds and scenarios built on
-    /// `for_seed` keep the schedules they were pinned with.)
+    /// workload on half the seeds and the compacted-topic workload on 30%. (Kept apart so the
+    /// pinned seeds and scenarios built on `for_seed` keep the schedules they were pinned with.)
     pub fn sweep_for_seed(seed: u64) -> Options {
         Options {
             group_members: draw_group_members(seed),
+            compacted_keys: draw_compacted_keys(seed),
             ..Options::for_seed(seed)
         }
     }
 
     /// The cluster sweep's run of `seed`: [`Options::cluster_for_seed`] with the
-    /// consumer-group workload on half the seeds.
+    /// consumer-group workload on half the seeds and the compacted-topic workload on 30%.
     pub fn cluster_sweep_for_seed(seed: u64) -> Options {
         Options {
             group_members: draw_group_members(seed),
+            compacted_keys: draw_compacted_keys(seed),
             ..Options::cluster_for_seed(seed)
         }
     }
@@ -122,6 +131,13 @@ impl Options {
 fn draw_group_members(seed: u64) -> usize {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6a0b_c0de_0000_0000);
     if rng.random_bool(0.5) { 3 } else { 0 }
+}
+
+/// 30% of the seeds run the compacted-topic workload over 20 keys, drawn from a stream of its
+/// own so that every other option of a seed stays what it was before compaction existed.
+fn draw_compacted_keys(seed: u64) -> usize {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6b76_c0de_0000_0000);
+    if rng.random_bool(0.3) { 20 } else { 0 }
 }
 
 /// Each producer resends with probability 1/2, drawn from its own stream of `seed` so that the
@@ -149,9 +165,33 @@ pub struct Outcome {
     pub observations: Observations,
     /// The group workload's history and its checkers' report, if it ran.
     pub group: Option<(GroupHistory, GroupReport)>,
+    /// The compacted-topic workload's history (its anomalies are in `report`), if it ran.
+    pub compaction: Option<KvHistory>,
 }
 
 impl Outcome {
+    /// The compacted-topic history of each key a compaction anomaly names (at most `limit`
+    /// keys): what a failing seed prints beside the report.
+    pub fn compaction_trail(&self, limit: usize) -> String {
+        let Some(kv) = &self.compaction else {
+            return String::new();
+        };
+        let mut keys: Vec<&str> = self
+            .report
+            .anomalies
+            .iter()
+            .filter_map(|a| match a {
+                Anomaly::Compaction(c) => c.key(),
+                _ => None,
+            })
+            .collect();
+        keys.dedup();
+        keys.iter()
+            .take(limit)
+            .map(|k| format!("key {k}:\n{}", kv.dump_key(k)))
+            .collect()
+    }
+
     pub fn ok(&self) -> bool {
         self.report.is_valid()
             && self.liveness.is_ok()
@@ -195,7 +235,15 @@ fn replication_factor(nodes: usize) -> i16 {
 
 pub async fn run(opts: Options) -> Outcome {
     let start = tokio::time::Instant::now();
-    let mut cluster = Cluster::start(opts.nodes, opts.seed, &settings(opts.nodes));
+    let mut sets = settings(opts.nodes);
+    if opts.compacted_keys > 0 {
+        sets.extend(
+            compaction_workload::BROKER_SETTINGS
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    }
+    let mut cluster = Cluster::start(opts.nodes, opts.seed, &sets);
     let addrs: Vec<String> = cluster.brokers.iter().map(|b| b.addr.clone()).collect();
     let w = Workload::new(
         addrs.clone(),
@@ -217,9 +265,14 @@ pub async fn run(opts: Options) -> Outcome {
             opts.partitions,
             replication_factor(opts.nodes),
         );
+        let compacted = (opts.compacted_keys > 0).then_some(opts.nodes);
         cluster.client.spawn(async move {
             for topic in &topics {
                 create_topic(&addrs, topic, partitions, rf).await?;
+            }
+            if let Some(nodes) = compacted {
+                let configs = compaction_workload::topic_configs(nodes);
+                create_topic_with_configs(&addrs, KV_TOPIC, 1, rf, &configs).await?;
             }
             Ok::<(), String>(())
         })
@@ -244,6 +297,17 @@ pub async fn run(opts: Options) -> Outcome {
             );
         }
     }
+    let kv = (opts.compacted_keys > 0 && created.is_ok())
+        .then(|| KvWorkload::new(addrs.clone(), opts.compacted_keys, opts.seed));
+    let kv_tasks: Vec<_> = kv
+        .iter()
+        .flat_map(|kv| (0..compaction_workload::PRODUCERS).map(|i| (kv.clone(), i)))
+        .map(|(kv, i)| {
+            cluster
+                .client
+                .spawn(compaction_workload::run_producer(kv, i))
+        })
+        .collect();
     let group = (opts.group_members > 0 && created.is_ok()).then(|| {
         GroupWorkload::new(
             addrs.clone(),
@@ -318,8 +382,14 @@ pub async fn run(opts: Options) -> Outcome {
     });
 
     w.stop.store(true, Ordering::Relaxed);
+    if let Some(kv) = &kv {
+        kv.stop.store(true, Ordering::Relaxed);
+    }
     for t in tasks {
         t.await.expect("workload task");
+    }
+    for t in kv_tasks {
+        t.await.expect("kv producer task");
     }
     // Liveness, continued: the final read must reach every partition's high watermark, and a
     // cluster's replicas must converge. A run that stalls fails with its seed.
@@ -336,7 +406,12 @@ pub async fn run(opts: Options) -> Outcome {
         // Replicas must converge once healed; the divergence checker then compares them.
         liveness = observe::await_convergence(&cluster, opts.liveness_budget).await;
         observe::snapshot_replicas(&cluster, &mut observations);
+        forget_compacted_replicas(&mut observations);
     }
+    let compaction = match kv {
+        Some(kv) => Some(finish_kv(&cluster, kv, opts.liveness_budget, &mut liveness).await),
+        None => None,
+    };
     sampling.store(true, Ordering::Relaxed);
     let sampled = sampler.await.expect("leader sampler");
     observations.leader_claims = sampled.leader_claims;
@@ -351,6 +426,11 @@ pub async fn run(opts: Options) -> Outcome {
     report
         .anomalies
         .extend(producer_fencing::check_refusals(sequence_refusals).map(Anomaly::SequenceRefused));
+    if let Some(h) = &compaction {
+        report
+            .anomalies
+            .extend(compaction::check(h).into_iter().map(Anomaly::Compaction));
+    }
     tracing::info!(
         claims = observations.leader_claims.len(),
         high_watermarks = observations.high_watermarks.len(),
@@ -372,7 +452,38 @@ pub async fn run(opts: Options) -> Outcome {
         producer_resent,
         observations,
         group,
+        compaction,
     }
+}
+
+/// Each replica cleans its own copy of a compacted log (as in Kafka), so the copies are not
+/// byte-identical below the high watermark: the divergence checker leaves them out (the
+/// compaction checker judges the leader's answer instead).
+fn forget_compacted_replicas(observations: &mut Observations) {
+    observations.replicas.retain(|r| r.tp.topic != KV_TOPIC);
+    observations
+        .final_high_watermarks
+        .retain(|tp, _| tp.topic != KV_TOPIC);
+    observations.final_isr.retain(|tp, _| tp.topic != KV_TOPIC);
+}
+
+/// After the heal (and, in a cluster, convergence): the compacted topic's final read, if the
+/// run is still live; its failure is a liveness failure. Returns the workload's history.
+async fn finish_kv(
+    cluster: &Cluster,
+    kv: Arc<KvWorkload>,
+    budget: Duration,
+    liveness: &mut Result<(), String>,
+) -> KvHistory {
+    if liveness.is_ok() {
+        let kv2 = kv.clone();
+        *liveness = cluster
+            .client
+            .spawn(async move { compaction_workload::final_read(&kv2, budget).await })
+            .await
+            .expect("kv final read task");
+    }
+    kv.into_history()
 }
 
 /// Flips a payload byte of the first batch of partition 0's oldest segment.
@@ -435,6 +546,17 @@ pub async fn create_topic(
     partitions: i32,
     rf: i16,
 ) -> Result<(), String> {
+    create_topic_with_configs(addrs, topic, partitions, rf, &[]).await
+}
+
+/// As [`create_topic`], with topic configs.
+pub async fn create_topic_with_configs(
+    addrs: &[String],
+    topic: &str,
+    partitions: i32,
+    rf: i16,
+    configs: &[(&str, &str)],
+) -> Result<(), String> {
     let mut last = String::new();
     for attempt in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -443,7 +565,7 @@ pub async fn create_topic(
             continue;
         };
         match Admin::new(&conn)
-            .create_topic(topic, partitions, rf, &[])
+            .create_topic(topic, partitions, rf, configs)
             .await
         {
             Ok(()) => return Ok(()),

@@ -62,6 +62,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
     let (mut retries, mut indefinite, mut client_cuts) = (0u64, 0usize, 0usize);
     let mut peer_cuts = 0usize;
     let mut resent = 0u64;
+    let mut kv = KvTotals::default();
     let (mut group_runs, mut group_commits, mut group_refused) = (0usize, 0usize, 0usize);
     let stop_at_first = stop_at_first();
     let mut ran = 0usize;
@@ -98,6 +99,7 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
             .operations()
             .filter(|o| o.outcome() == crate::history::OpKind::Info)
             .count();
+        kv.add(&out);
         if let Some((h, _)) = &out.group {
             use crate::group_history::{GroupCall, GroupOutcome};
             group_runs += 1;
@@ -119,13 +121,15 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
                 .as_ref()
                 .map_or(String::new(), |(h, r)| r.render(h));
             eprintln!(
-                "seed {seed} FAILED ({} node(s), {} group member(s), swarm {:?})\nliveness: {:?}\nfaults: {:?}\n{}\n{group}\nreplay: MADSIM_TEST_SEED={seed} cargo sim --release --test {test} -- --nocapture",
+                "seed {seed} FAILED ({} node(s), {} group member(s), {} compacted keys, swarm {:?})\nliveness: {:?}\nfaults: {:?}\n{}\n{}{group}\nreplay: MADSIM_TEST_SEED={seed} cargo sim --release --test {test} -- --nocapture",
                 opts.nodes,
                 opts.group_members,
+                opts.compacted_keys,
                 opts.swarm,
                 out.liveness,
                 out.faults,
-                out.report.render(&out.history, 20)
+                out.report.render(&out.history, 20),
+                out.compaction_trail(5)
             );
             failures.push(seed);
         }
@@ -136,7 +140,38 @@ pub fn sweep(test: &str, seeds: &[u64], options: fn(u64) -> Options) -> Vec<u64>
         ran as f64 * 60.0 / secs,
         sim_secs / secs
     );
+    println!("{test}: {kv}");
     failures
+}
+
+/// The compacted-topic workload's figures over a sweep.
+#[derive(Default)]
+struct KvTotals {
+    runs: usize,
+    acknowledged: usize,
+    read: usize,
+    cleaned: i64,
+}
+
+impl KvTotals {
+    fn add(&mut self, out: &super::run::Outcome) {
+        let Some(h) = &out.compaction else { return };
+        self.runs += 1;
+        self.acknowledged += h.acknowledged();
+        self.read += h.final_read.as_ref().map_or(0, |r| r.records.len());
+        self.cleaned += h.cleaned_offsets();
+    }
+}
+
+impl std::fmt::Display for KvTotals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} runs with a compacted topic: {} acknowledged keyed records, {} in the final \
+             reads, {} offsets cleaned away",
+            self.runs, self.acknowledged, self.read, self.cleaned
+        )
+    }
 }
 
 /// One seed on a thread of its own: madsim seeds std's hash keys when a runtime starts, which
