@@ -129,4 +129,9 @@ MUTANTS += [
      """                return Ok(AppendInfo {
                     first_offset: self.log_end_offset(),
                     last_offset: Offset(self.log_end_offset().0 + original.last_offset.0 - original.first_offset.0),"""),
+    ("20-cleaner-drops-the-newest-record", "scenario:compaction_under_power_loss single cluster",
+     "the cleaner drops each key's newest record along with the older ones it supersedes",
+     "core/src/log/cleaner/retain.rs",
+     """        if self.map.latest(key).is_some_and(|newest| r.offset < newest) {""",
+     """        if self.map.latest(key).is_some_and(|newest| r.offset <= newest) {"""),
 ]
